@@ -1,0 +1,396 @@
+//! Running one task: record the run, call the script's hooks (or sync everything when the task
+//! has no script), sync the chosen series, call `on_success`/`on_failure`, record the outcome.
+//! A task never runs twice at once; a script error or timeout fails only that run.
+
+use super::{App, AppError};
+use crate::config::TaskSettings;
+use crate::history::Status;
+use crate::script::{Host, RunInfo, ScriptError, SyncArgs};
+use crate::sync::{SyncControl, SyncReport, SyncRequest};
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// What started a run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Trigger {
+    /// The cron schedule.
+    Cron,
+    /// `dms task run` or `dms sync`.
+    Manual,
+    /// `POST /api/dms/tasks/{name}/run`.
+    Api,
+    /// A run missed during downtime, caught up at start.
+    CatchUp,
+    /// `dms run --once`.
+    Once,
+    /// The daemon's check loop.
+    Check,
+}
+
+impl Trigger {
+    /// Name as stored.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Trigger::Cron => "cron",
+            Trigger::Manual => "manual",
+            Trigger::Api => "api",
+            Trigger::CatchUp => "catch-up",
+            Trigger::Once => "once",
+            Trigger::Check => "check",
+        }
+    }
+}
+
+/// The outcome of a task run.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct RunOutcome {
+    /// History run id.
+    pub run_id: i64,
+    /// Task name.
+    pub task: String,
+    /// Final status.
+    pub status: Status,
+    /// Why it failed.
+    pub error: Option<String>,
+    /// What was synced.
+    pub report: SyncReport,
+    /// Wall time in milliseconds.
+    pub duration_ms: u64,
+}
+
+/// Names of tasks with a run in progress.
+#[derive(Default)]
+pub(crate) struct RunningTasks(Mutex<HashSet<String>>);
+
+struct RunningGuard<'a> {
+    set: &'a RunningTasks,
+    name: String,
+}
+
+impl Drop for RunningGuard<'_> {
+    fn drop(&mut self) {
+        self.set
+            .0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&self.name);
+    }
+}
+
+impl RunningTasks {
+    fn try_start(&self, name: &str) -> Option<RunningGuard<'_>> {
+        let mut set = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if !set.insert(name.to_string()) {
+            return None;
+        }
+        Some(RunningGuard {
+            set: self,
+            name: name.to_string(),
+        })
+    }
+
+    /// Whether `name` is running.
+    pub(crate) fn is_running(&self, name: &str) -> bool {
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains(name)
+    }
+}
+
+/// Time on-hooks get after the main part of a run.
+const HOOK_GRACE: Duration = Duration::from_secs(60);
+
+impl App {
+    /// Whether a task has a run in progress.
+    pub fn is_running(&self, task: &str) -> bool {
+        self.running.is_running(task)
+    }
+
+    /// Runs every enabled task once, in file order; failures do not stop the others.
+    ///
+    /// # Errors
+    /// Only history failures that prevent recording runs.
+    pub async fn run_once(&self, control: &SyncControl) -> Result<Vec<RunOutcome>, AppError> {
+        let mut out = Vec::new();
+        let names: Vec<String> = self
+            .settings
+            .tasks
+            .iter()
+            .filter(|t| t.enabled)
+            .map(|t| t.name.clone())
+            .collect();
+        for name in names {
+            if control.cancel.is_cancelled() {
+                break;
+            }
+            out.push(self.run_task(&name, Trigger::Once, control).await?);
+        }
+        Ok(out)
+    }
+
+    /// Runs one task now. A run of the same task still going makes this one `skipped`.
+    ///
+    /// # Errors
+    /// [`AppError::UnknownTask`], or history failures that prevent recording the run.
+    pub async fn run_task(
+        &self,
+        name: &str,
+        trigger: Trigger,
+        control: &SyncControl,
+    ) -> Result<RunOutcome, AppError> {
+        let task = self
+            .settings
+            .task(name)
+            .ok_or_else(|| AppError::UnknownTask(name.to_string()))?
+            .clone();
+        let started = Instant::now();
+        let Some(_guard) = self.running.try_start(name) else {
+            let reason = "skipped: the previous run of this task is still going";
+            let n = name.to_string();
+            let t = trigger.as_str();
+            let run_id = self
+                .history
+                .run(move |db| db.record_skipped_run(&n, t, reason))
+                .await?;
+            tracing::warn!(task = name, trigger = t, "{reason}");
+            return Ok(RunOutcome {
+                run_id,
+                task: name.to_string(),
+                status: Status::Skipped,
+                error: Some(reason.into()),
+                report: SyncReport::default(),
+                duration_ms: 0,
+            });
+        };
+        let (n, t) = (name.to_string(), trigger.as_str());
+        let run_id = self.history.run(move |db| db.start_run(&n, t)).await?;
+        let span = tracing::info_span!(
+            "task",
+            task = name,
+            run = run_id,
+            trigger = trigger.as_str()
+        );
+        tracing::info!(parent: &span, "task run started");
+
+        let host = Arc::new(Host::new(
+            self.engine.clone(),
+            self.settings.schema.clone(),
+            task.clone(),
+            Some(run_id),
+            control.clone(),
+            self.settings.scripts.data_dir.clone(),
+        ));
+        let info = RunInfo {
+            task: task.name.clone(),
+            run_id: Some(run_id),
+            trigger: trigger.as_str().to_string(),
+            mode: task.mode.as_str().to_string(),
+            initial_days: task.initial_days,
+            params: task.params.clone(),
+        };
+        let deadline = Instant::now() + task.timeout;
+        let body = self.task_body(&task, &host, &info, deadline);
+        let result = tokio::time::timeout(task.timeout, body).await;
+        let report = host.take_report();
+        let mut error = match result {
+            Ok(Ok(())) => None,
+            Ok(Err(e)) => Some(e),
+            Err(_) => Some(format!(
+                "timed out after {} s (task timeout); finished batches are kept",
+                task.timeout.as_secs_f64()
+            )),
+        };
+        if error.is_none() && report.failed() > 0 {
+            error = Some(failed_summary(&report));
+        }
+        let interrupted = control.cancel.is_cancelled();
+        let mut status = match (&error, interrupted) {
+            (_, true) => Status::Interrupted,
+            (None, false) => Status::Success,
+            (Some(_), false) => Status::Failed,
+        };
+        if interrupted && error.is_none() {
+            error = Some("interrupted by shutdown".into());
+        }
+
+        // The on-hooks run after the main part, with their own short deadline.
+        if let Some(script) = self.scripts.get(&task.name)
+            && !interrupted
+            && let Ok(ctx) = script.context(&info)
+        {
+            let grace = HOOK_GRACE.min(task.timeout);
+            let hook_deadline = Instant::now() + grace;
+            match &error {
+                None => {
+                    let r = tokio::time::timeout(
+                        grace,
+                        script.call_on_success(&ctx, &report, &host, hook_deadline),
+                    )
+                    .await;
+                    let failed = match r {
+                        Ok(Ok(())) => None,
+                        Ok(Err(e)) => Some(e.to_string()),
+                        Err(_) => Some(format!(
+                            "script {}: hook on_success timed out",
+                            script.name()
+                        )),
+                    };
+                    if let Some(e) = failed {
+                        status = Status::Failed;
+                        error = Some(e);
+                    }
+                }
+                Some(err) => {
+                    let r = tokio::time::timeout(
+                        grace,
+                        script.call_on_failure(&ctx, err, &host, hook_deadline),
+                    )
+                    .await;
+                    match r {
+                        Ok(Ok(())) => {}
+                        Ok(Err(e)) => {
+                            tracing::error!(parent: &span, cause = %e, "on_failure hook failed")
+                        }
+                        Err(_) => tracing::error!(parent: &span, "on_failure hook timed out"),
+                    }
+                }
+            }
+        }
+
+        let (st, er) = (status, error.clone());
+        self.history
+            .run(move |db| db.finish_run(run_id, st, er.as_deref()))
+            .await?;
+        match &error {
+            None => tracing::info!(parent: &span, records = report.records(), "task run succeeded"),
+            Some(e) => {
+                tracing::error!(parent: &span, records = report.records(), cause = %e, "task run {}", status.as_str())
+            }
+        }
+        Ok(RunOutcome {
+            run_id,
+            task: task.name,
+            status,
+            error,
+            report,
+            duration_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+        })
+    }
+
+    async fn task_body(
+        &self,
+        task: &TaskSettings,
+        host: &Arc<Host>,
+        info: &RunInfo,
+        deadline: Instant,
+    ) -> Result<(), String> {
+        let Some(script) = self.scripts.get(&task.name) else {
+            if task.sync_backups {
+                host.sync(SyncArgs::default()).await?;
+            }
+            return Ok(());
+        };
+        let ctx = script.context(info).map_err(|e| e.to_string())?;
+        let err = |e: ScriptError| e.to_string();
+        if script.has("run") {
+            return script.call_run(&ctx, host, deadline).await.map_err(err);
+        }
+        let symbols = script
+            .call_list("symbols", &ctx, host, deadline)
+            .await
+            .map_err(err)?;
+        let intervals = script
+            .call_list("intervals", &ctx, host, deadline)
+            .await
+            .map_err(err)?;
+        if task.sync_backups {
+            host.sync(SyncArgs {
+                symbols,
+                intervals,
+                ..SyncArgs::default()
+            })
+            .await?;
+        }
+        Ok(())
+    }
+
+    /// A manual sync (`dms sync`), recorded as a run of the pseudo-task `@sync`.
+    ///
+    /// # Errors
+    /// [`AppError::Sync`] when the request cannot be planned; history failures.
+    pub async fn manual_sync(
+        &self,
+        mut req: SyncRequest,
+        control: &SyncControl,
+    ) -> Result<RunOutcome, AppError> {
+        self.recorded_sync("@sync", Trigger::Manual, &mut req, control)
+            .await
+    }
+
+    /// Runs a sync request as a recorded run of pseudo-task `task`.
+    ///
+    /// # Errors
+    /// [`AppError::Sync`] when the request cannot be planned; history failures.
+    pub async fn recorded_sync(
+        &self,
+        task: &str,
+        trigger: Trigger,
+        req: &mut SyncRequest,
+        control: &SyncControl,
+    ) -> Result<RunOutcome, AppError> {
+        let started = Instant::now();
+        let (n, t) = (task.to_string(), trigger.as_str());
+        let run_id = self.history.run(move |db| db.start_run(&n, t)).await?;
+        req.run_id = Some(run_id);
+        let result = self.engine.sync(req, control).await;
+        let (status, error, report) = match result {
+            Ok(r) if control.cancel.is_cancelled() => (
+                Status::Interrupted,
+                Some("interrupted by shutdown".to_string()),
+                r,
+            ),
+            Ok(r) if r.failed() > 0 => (Status::Failed, Some(failed_summary(&r)), r),
+            Ok(r) => (Status::Success, None, r),
+            Err(e) => (Status::Failed, Some(e.to_string()), SyncReport::default()),
+        };
+        let er = error.clone();
+        self.history
+            .run(move |db| db.finish_run(run_id, status, er.as_deref()))
+            .await?;
+        Ok(RunOutcome {
+            run_id,
+            task: task.to_string(),
+            status,
+            error,
+            report,
+            duration_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+        })
+    }
+}
+
+fn failed_summary(report: &SyncReport) -> String {
+    let failed: Vec<String> = report
+        .units
+        .iter()
+        .filter(|u| u.status != Status::Success)
+        .take(3)
+        .map(|u| {
+            format!(
+                "{} {}@{}: {}",
+                u.backup,
+                u.symbol,
+                u.interval,
+                u.error.as_deref().unwrap_or("failed")
+            )
+        })
+        .collect();
+    format!(
+        "{} of {} series syncs failed: {}{}",
+        report.failed(),
+        report.units.len(),
+        failed.join("; "),
+        if report.failed() > 3 { "; …" } else { "" }
+    )
+}

@@ -1,0 +1,187 @@
+//! `dms history` and `dms history prune`.
+
+use crate::history::{HistoryDb, HistoryFilter, Status};
+use std::path::Path;
+use std::process::ExitCode;
+
+/// Arguments of `dms history`.
+#[derive(Debug, clap::Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct HistoryArgs {
+    /// `prune`.
+    #[command(subcommand)]
+    pub command: Option<HistoryCommand>,
+    /// Only this backup.
+    #[arg(long)]
+    pub backup: Option<String>,
+    /// Only this symbol.
+    #[arg(long)]
+    pub symbol: Option<String>,
+    /// Only this interval.
+    #[arg(long)]
+    pub interval: Option<String>,
+    /// Only this status (running, success, failed).
+    #[arg(long)]
+    pub status: Option<String>,
+    /// Only rows started at or after: RFC 3339, a date, or an age such as 24h, 7d, 30m.
+    #[arg(long)]
+    pub since: Option<String>,
+    /// Only rows started before (same forms as --since).
+    #[arg(long)]
+    pub until: Option<String>,
+    /// Only rows of this task run.
+    #[arg(long)]
+    pub run: Option<i64>,
+    /// At most this many rows (newest first); 0 = all.
+    #[arg(long, default_value_t = 50)]
+    pub limit: usize,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `dms history …`
+#[derive(Debug, clap::Subcommand)]
+pub enum HistoryCommand {
+    /// Delete sync history and task runs older than an age (checkpoints are kept).
+    Prune {
+        /// Age such as 90d, 12h; default: history.retention_days.
+        #[arg(long, value_name = "AGE")]
+        older_than: Option<String>,
+    },
+}
+
+/// Parses an age like `90d`, `12h`, `30m`, `45s`.
+///
+/// # Errors
+/// A message naming the accepted forms.
+pub fn parse_age(s: &str) -> Result<chrono::Duration, String> {
+    let s = s.trim();
+    let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
+    let n: i64 = num
+        .parse()
+        .map_err(|_| format!("{s:?} is not an age: use a number and s, m, h, d or w (e.g. 90d)"))?;
+    let d = match unit {
+        "s" => chrono::Duration::try_seconds(n),
+        "m" => chrono::Duration::try_minutes(n),
+        "h" => chrono::Duration::try_hours(n),
+        "d" => chrono::Duration::try_days(n),
+        "w" => chrono::Duration::try_weeks(n),
+        _ => None,
+    };
+    d.ok_or_else(|| format!("{s:?} is not an age: use a number and s, m, h, d or w (e.g. 90d)"))
+}
+
+/// Parses `--since`/`--until`: an age (before now), RFC 3339 or a date, as stored text.
+///
+/// # Errors
+/// A message naming the accepted forms.
+pub fn parse_point_in_time(s: &str) -> Result<String, String> {
+    let t = match parse_age(s) {
+        Ok(age) => chrono::Utc::now() - age,
+        Err(_) => {
+            let ns = crate::model::parse_time(s)?;
+            chrono::DateTime::from_timestamp_nanos(ns)
+        }
+    };
+    Ok(t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
+}
+
+pub async fn run(config: &Path, args: HistoryArgs) -> anyhow::Result<ExitCode> {
+    let settings = super::load(config)?;
+    let path = &settings.history.path;
+    if let Some(HistoryCommand::Prune { older_than }) = args.command {
+        let age = match older_than {
+            Some(s) => parse_age(&s).map_err(anyhow::Error::msg)?,
+            None => chrono::Duration::days(i64::from(settings.history.retention_days)),
+        };
+        let cutoff =
+            (chrono::Utc::now() - age).to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+        let mut db = HistoryDb::open(path)?;
+        let (rows, runs) = db.prune(&cutoff)?;
+        println!("pruned {rows} sync history rows and {runs} task runs started before {cutoff}");
+        return Ok(ExitCode::SUCCESS);
+    }
+    let status = match &args.status {
+        Some(s) => Some(
+            Status::parse(s)
+                .ok_or_else(|| anyhow::anyhow!("--status {s:?}: use running, success or failed"))?,
+        ),
+        None => None,
+    };
+    let filter = HistoryFilter {
+        backup: args.backup,
+        symbol: args.symbol,
+        interval: args.interval,
+        status,
+        since: args
+            .since
+            .as_deref()
+            .map(parse_point_in_time)
+            .transpose()
+            .map_err(anyhow::Error::msg)?,
+        until: args
+            .until
+            .as_deref()
+            .map(parse_point_in_time)
+            .transpose()
+            .map_err(anyhow::Error::msg)?,
+        run_id: args.run,
+        before_id: None,
+        limit: args.limit,
+    };
+    if !path.exists() {
+        if args.json {
+            println!("[]");
+        } else {
+            eprintln!("no sync history yet at {}", path.display());
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    let rows = HistoryDb::open_readonly(path)?.history(&filter)?;
+    if args.json {
+        super::output::json(&rows)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let mut t = super::output::table(&[
+        "id", "run", "backup", "symbol", "interval", "mode", "started", "status", "records",
+        "error",
+    ]);
+    for r in &rows {
+        t.add_row(vec![
+            r.id.to_string(),
+            super::output::opt(r.run_id),
+            r.backup.clone(),
+            r.symbol.clone(),
+            r.interval.clone(),
+            r.mode.clone(),
+            r.started_at.clone(),
+            r.status.clone(),
+            r.records.to_string(),
+            r.error
+                .as_deref()
+                .map(|e| super::output::short(e, 80))
+                .unwrap_or_default(),
+        ]);
+    }
+    println!("{t}");
+    Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ages_parse_and_reject() {
+        assert_eq!(parse_age("90d").unwrap(), chrono::Duration::days(90));
+        assert_eq!(parse_age("12h").unwrap(), chrono::Duration::hours(12));
+        assert!(parse_age("d").is_err());
+        assert!(parse_age("5y").is_err());
+        assert!(
+            parse_point_in_time("2024-01-01")
+                .unwrap()
+                .starts_with("2024-01-01T00:00:00.000Z")
+        );
+    }
+}

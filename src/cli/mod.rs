@@ -1,0 +1,155 @@
+//! The command line: clap types and one function per subcommand. Every command returns an
+//! exit code: 0 success, 1 when any task, series or check failed, 2 for bad input.
+
+mod history;
+mod output;
+mod progress;
+mod run;
+mod status;
+mod sync;
+mod task;
+
+use crate::app::AppError;
+use crate::config::{self, Settings};
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// dms — keeps backup time-series stores in sync with a primary, driven by Lua tasks.
+#[derive(Debug, Parser)]
+#[command(name = "dms", version, about, long_about = None)]
+pub struct Cli {
+    /// Folder holding sync.yaml and task.yaml.
+    #[arg(
+        long,
+        short = 'c',
+        global = true,
+        env = "DMS_CONFIG",
+        default_value = "config"
+    )]
+    pub config: PathBuf,
+
+    /// Log filter (error, warn, info, debug, trace or a tracing directive); default: info for
+    /// commands that change data, warn for the others. RUST_LOG also works.
+    #[arg(long, global = true, value_name = "FILTER")]
+    pub log: Option<String>,
+
+    /// The command.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run every enabled task once (--once) or the daemon.
+    Run(run::RunArgs),
+    /// List or run tasks.
+    #[command(subcommand)]
+    Task(task::TaskCommand),
+    /// Sync now, outside any task (every series the primary holds unless filtered).
+    Sync(sync::SyncArgs),
+    /// Show sync history, or prune it.
+    History(history::HistoryArgs),
+    /// Show checkpoints, lag and `behind` per backup and series.
+    Status(status::StatusArgs),
+    /// Validate the configuration.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+}
+
+/// `dms config …`
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Validate sync.yaml and task.yaml and compile every task script.
+    Check,
+}
+
+impl Cli {
+    /// The default log filter for this command.
+    pub fn default_log_filter(&self) -> &'static str {
+        match &self.command {
+            Command::Run(_) | Command::Sync(_) => "info",
+            Command::Task(task::TaskCommand::Run { .. }) => "info",
+            _ => "warn",
+        }
+    }
+}
+
+/// Runs the parsed command.
+pub async fn run(cli: Cli) -> ExitCode {
+    let result = match cli.command {
+        Command::Run(args) => run::run(&cli.config, args).await,
+        Command::Task(cmd) => task::run(&cli.config, cmd).await,
+        Command::Sync(args) => sync::run(&cli.config, args).await,
+        Command::History(args) => history::run(&cli.config, args).await,
+        Command::Status(args) => status::run(&cli.config, args).await,
+        Command::Config(ConfigCommand::Check) => config_check(&cli.config),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// Loads the settings from `dir`.
+pub(crate) fn load(dir: &std::path::Path) -> anyhow::Result<Settings> {
+    Ok(config::load(dir)?)
+}
+
+fn config_check(dir: &std::path::Path) -> anyhow::Result<ExitCode> {
+    let settings = load(dir)?;
+    let (scripts, errors) =
+        crate::script::compile_all(&settings.tasks, &settings.root, &settings.scripts);
+    if !errors.is_empty() {
+        return Err(AppError::Scripts(errors).into());
+    }
+    println!(
+        "configuration OK: {} ({} backup{}, {} task{}, {} script{} compiled)",
+        dir.display(),
+        settings.backups.len(),
+        if settings.backups.len() == 1 { "" } else { "s" },
+        settings.tasks.len(),
+        if settings.tasks.len() == 1 { "" } else { "s" },
+        scripts.len(),
+        if scripts.len() == 1 { "" } else { "s" },
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The process's shutdown token: cancelled on the first Ctrl-C or SIGTERM.
+pub(crate) fn shutdown_on_signal() -> tokio_util::sync::CancellationToken {
+    let token = tokio_util::sync::CancellationToken::new();
+    let t = token.clone();
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        tracing::warn!("shutdown requested: finishing batches in flight");
+        t.cancel();
+    });
+    token
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}

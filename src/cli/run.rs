@@ -1,0 +1,96 @@
+//! `dms run [--once]`.
+
+use crate::app::{App, RunOutcome};
+use crate::history::Status;
+use crate::sync::SyncControl;
+use std::path::Path;
+use std::process::ExitCode;
+
+/// Arguments of `dms run`.
+#[derive(Debug, clap::Args)]
+pub struct RunArgs {
+    /// Run every enabled task once, then exit (non-zero if any failed).
+    #[arg(long)]
+    pub once: bool,
+    /// Print the outcome as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub async fn run(config: &Path, args: RunArgs) -> anyhow::Result<ExitCode> {
+    let settings = super::load(config)?;
+    if !args.once {
+        anyhow::bail!("the daemon is not part of this build yet; use `dms run --once`");
+    }
+    let app = App::open(settings, "dms run --once")?;
+    let bar = super::progress::Bar::new();
+    let control = SyncControl {
+        cancel: super::shutdown_on_signal(),
+        progress: bar.clone().map(|b| b as _),
+    };
+    let outcomes = app.run_once(&control).await?;
+    if let Some(b) = bar {
+        b.finish();
+    }
+    print_outcomes(&outcomes, args.json)?;
+    Ok(exit_code(&outcomes))
+}
+
+/// 0 when every run succeeded, 1 otherwise.
+pub fn exit_code(outcomes: &[RunOutcome]) -> ExitCode {
+    if outcomes.iter().all(|o| o.status == Status::Success) {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    }
+}
+
+/// Prints task runs as a table (with their failed series) or JSON.
+pub fn print_outcomes(outcomes: &[RunOutcome], json: bool) -> anyhow::Result<()> {
+    if json {
+        let rows: Vec<serde_json::Value> = outcomes
+            .iter()
+            .map(|o| {
+                serde_json::json!({
+                    "run_id": o.run_id,
+                    "task": o.task,
+                    "status": o.status,
+                    "records": o.report.records(),
+                    "series": o.report.units.len(),
+                    "failed": o.report.failed(),
+                    "duration_ms": o.duration_ms,
+                    "error": o.error,
+                    "units": o.report.units,
+                })
+            })
+            .collect();
+        return super::output::json(&rows);
+    }
+    let mut t = super::output::table(&[
+        "run", "task", "status", "series", "records", "failed", "time", "error",
+    ]);
+    for o in outcomes {
+        t.add_row(vec![
+            o.run_id.to_string(),
+            o.task.clone(),
+            o.status.as_str().to_string(),
+            o.report.units.len().to_string(),
+            o.report.records().to_string(),
+            o.report.failed().to_string(),
+            format!("{:.1}s", o.duration_ms as f64 / 1000.0),
+            o.error
+                .as_deref()
+                .map(|e| super::output::short(e, 100))
+                .unwrap_or_default(),
+        ]);
+    }
+    println!("{t}");
+    for o in outcomes {
+        if let Some(e) = &o.error
+            && e.contains('\n')
+        {
+            eprintln!("task {} (run {}):\n{e}\n", o.task, o.run_id);
+        }
+    }
+    Ok(())
+}

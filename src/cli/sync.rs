@@ -1,0 +1,106 @@
+//! `dms sync`: a manual sync outside any task.
+
+use crate::app::App;
+use crate::config::SyncMode;
+use crate::history::Status;
+use crate::model::format_nanos;
+use crate::sync::{Selection, SyncControl, SyncRequest};
+use std::path::Path;
+use std::process::ExitCode;
+
+/// Arguments of `dms sync`.
+#[derive(Debug, clap::Args)]
+pub struct SyncArgs {
+    /// Only this backup (repeatable); default: every enabled backup.
+    #[arg(long = "backup", value_name = "NAME")]
+    pub backups: Vec<String>,
+    /// Only this symbol (repeatable); default: every symbol on the primary.
+    #[arg(long = "symbol", value_name = "SYMBOL")]
+    pub symbols: Vec<String>,
+    /// Only this interval (repeatable); default: every interval on the primary.
+    #[arg(long = "interval", value_name = "INTERVAL")]
+    pub intervals: Vec<String>,
+    /// Ignore checkpoints and recopy the initial_days range (repair a wiped backup).
+    #[arg(long)]
+    pub full: bool,
+    /// Days copied on first sync or with --full (default: sync.incremental.initial_days).
+    #[arg(long, value_name = "DAYS", value_parser = clap::value_parser!(u32).range(1..))]
+    pub initial_days: Option<u32>,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub async fn run(config: &Path, args: SyncArgs) -> anyhow::Result<ExitCode> {
+    let settings = super::load(config)?;
+    let non_empty = |v: Vec<String>| (!v.is_empty()).then_some(v);
+    let req = SyncRequest {
+        selection: Selection::Primary {
+            symbols: non_empty(args.symbols),
+            intervals: non_empty(args.intervals),
+        },
+        backups: non_empty(args.backups),
+        mode: if args.full {
+            SyncMode::Full
+        } else {
+            settings.sync.default_mode
+        },
+        initial_days: args.initial_days.unwrap_or(settings.sync.initial_days),
+        run_id: None,
+        window: None,
+        only_behind: false,
+    };
+    let app = App::open(settings, "dms sync")?;
+    let bar = super::progress::Bar::new();
+    let control = SyncControl {
+        cancel: super::shutdown_on_signal(),
+        progress: bar.clone().map(|b| b as _),
+    };
+    let outcome = app.manual_sync(req, &control).await?;
+    if let Some(b) = bar {
+        b.finish();
+    }
+    if args.json {
+        super::output::json(&outcome.report.units)?;
+    } else {
+        let mut t = super::output::table(&[
+            "backup", "symbol", "interval", "status", "records", "window", "error",
+        ]);
+        for u in &outcome.report.units {
+            t.add_row(vec![
+                u.backup.clone(),
+                u.symbol.clone(),
+                u.interval.clone(),
+                u.status.as_str().to_string(),
+                u.records.to_string(),
+                format!(
+                    "{} → {}",
+                    format_nanos(u.window_start),
+                    format_nanos(u.window_end)
+                ),
+                u.error
+                    .as_deref()
+                    .map(|e| super::output::short(e, 80))
+                    .unwrap_or_default(),
+            ]);
+        }
+        println!("{t}");
+        println!(
+            "run {}: {} — {} series·backup, {} records, {} failed, {:.1}s",
+            outcome.run_id,
+            outcome.status.as_str(),
+            outcome.report.units.len(),
+            outcome.report.records(),
+            outcome.report.failed(),
+            outcome.duration_ms as f64 / 1000.0
+        );
+        if let Some(e) = &outcome.error {
+            eprintln!("error: {e}");
+        }
+    }
+    Ok(if outcome.status == Status::Success {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}

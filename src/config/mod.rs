@@ -1,0 +1,96 @@
+//! Configuration: `sync.yaml` and `task.yaml` in one folder, loaded in two stages — the raw serde
+//! mirror ([`raw`]), whose errors carry file, line and column, then validation into
+//! [`Settings`], which reports every problem it finds.
+
+pub mod de;
+pub mod raw;
+pub mod settings;
+
+pub use raw::{Backoff, SyncMode};
+pub use settings::*;
+
+use std::path::{Path, PathBuf};
+
+/// Why the configuration could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// A file could not be read.
+    #[error("cannot read {}: {source}", path.display())]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// A file is not valid YAML or does not match the expected shape.
+    #[error("{}: {message}", path.display())]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// The parser's message, with line and column.
+        message: String,
+    },
+    /// The files parsed but break rules between fields.
+    #[error("invalid configuration in {}:\n  - {}", dir.display(), problems.join("\n  - "))]
+    Invalid {
+        /// The config folder.
+        dir: PathBuf,
+        /// Every problem found.
+        problems: Vec<String>,
+    },
+}
+
+/// Loads and validates `sync.yaml` and `task.yaml` from `dir`.
+///
+/// # Errors
+/// [`ConfigError`] naming the file and, where the parser knows it, line and column.
+pub fn load(dir: &Path) -> Result<Settings, ConfigError> {
+    let sync_path = dir.join("sync.yaml");
+    let task_path = dir.join("task.yaml");
+    let sync: raw::SyncFile = parse_file(&sync_path)?;
+    let tasks: raw::TaskFile = parse_file(&task_path)?;
+    settings::validate(dir, sync, tasks).map_err(|problems| ConfigError::Invalid {
+        dir: dir.to_path_buf(),
+        problems,
+    })
+}
+
+/// Parses one YAML file into `T`.
+///
+/// # Errors
+/// [`ConfigError::Read`] or [`ConfigError::Parse`].
+pub fn parse_file<T: serde::de::DeserializeOwned + Default>(path: &Path) -> Result<T, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    parse_str(path, &text)
+}
+
+/// Parses YAML text; an empty document gives `T::default()`.
+///
+/// # Errors
+/// [`ConfigError::Parse`] with the parser's line and column.
+pub fn parse_str<T: serde::de::DeserializeOwned + Default>(
+    path: &Path,
+    text: &str,
+) -> Result<T, ConfigError> {
+    let is_empty = text
+        .lines()
+        .all(|l| l.trim().is_empty() || l.trim_start().starts_with('#') || l.trim() == "---");
+    if is_empty {
+        return Ok(T::default());
+    }
+    yaml_serde::from_str(text).map_err(|e| {
+        let mut message = e.to_string();
+        if let Some(loc) = e.location()
+            && !message.contains("line ")
+        {
+            message = format!("line {} column {}: {message}", loc.line(), loc.column());
+        }
+        ConfigError::Parse {
+            path: path.to_path_buf(),
+            message,
+        }
+    })
+}

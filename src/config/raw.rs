@@ -1,0 +1,408 @@
+//! The serde mirror of `sync.yaml` and `task.yaml`: stage one of loading. Every field has a
+//! default; unknown keys are errors; single values are checked here so their errors keep the
+//! parser's line and column. Rules between fields are checked in [`super::settings`].
+
+use super::de;
+use serde::Deserialize;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// `sync.yaml`.
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct SyncFile {
+    /// Folder that relative paths are resolved against, itself relative to the config folder.
+    /// Default: the config folder's parent.
+    #[serde(default)]
+    pub root: Option<PathBuf>,
+    /// The seed's `sync:` block.
+    #[serde(default)]
+    pub sync: SyncBlock,
+    /// The primary and backup nodes.
+    #[serde(default)]
+    pub nodes: NodesBlock,
+    /// How series map onto measurements and tags.
+    #[serde(default)]
+    pub schema: SchemaBlock,
+    /// The sync history database.
+    #[serde(default)]
+    pub history: HistoryBlock,
+    /// Limits and resources for Lua task scripts.
+    #[serde(default)]
+    pub scripts: ScriptsBlock,
+}
+
+/// Sync mode: `incremental` continues from the checkpoint, `full` recopies `initial_days`.
+#[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SyncMode {
+    /// Continue from each (backup, series) checkpoint.
+    #[default]
+    Incremental,
+    /// Ignore checkpoints and recopy the `initial_days` range.
+    Full,
+}
+
+impl SyncMode {
+    /// The mode's name as stored in the history.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SyncMode::Incremental => "incremental",
+            SyncMode::Full => "full",
+        }
+    }
+}
+
+/// How retry delays grow.
+#[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Backoff {
+    /// `retry_delay · 2^k`: 5, 10, 20 s.
+    #[default]
+    Exponential,
+    /// `retry_delay · (k+1)`: 5, 10, 15 s.
+    Linear,
+}
+
+/// The seed's `sync:` block, keys and defaults exactly.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SyncBlock {
+    /// Mode used when a task or command does not say: `incremental` or `full`.
+    #[serde(default)]
+    pub default_mode: SyncMode,
+    /// Incremental sync settings.
+    #[serde(default)]
+    pub incremental: IncrementalBlock,
+    /// Parallelism and pooling.
+    #[serde(default)]
+    pub performance: PerformanceBlock,
+    /// How many times a failed batch is retried.
+    #[serde(default = "default_retry_times")]
+    pub retry_times: u32,
+    /// Base retry delay in seconds.
+    #[serde(default = "default_retry_delay", deserialize_with = "de::seconds")]
+    pub retry_delay: Duration,
+    /// `exponential` or `linear`.
+    #[serde(default)]
+    pub retry_backoff: Backoff,
+}
+
+impl Default for SyncBlock {
+    fn default() -> Self {
+        SyncBlock {
+            default_mode: SyncMode::default(),
+            incremental: IncrementalBlock::default(),
+            performance: PerformanceBlock::default(),
+            retry_times: default_retry_times(),
+            retry_delay: default_retry_delay(),
+            retry_backoff: Backoff::default(),
+        }
+    }
+}
+
+fn default_retry_times() -> u32 {
+    3
+}
+fn default_retry_delay() -> Duration {
+    Duration::from_secs(5)
+}
+
+/// `sync.incremental`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IncrementalBlock {
+    /// Whether the daemon's check loop keeps backups caught up between task runs.
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// Seconds between check-loop passes.
+    #[serde(default = "default_check_interval", deserialize_with = "de::seconds")]
+    pub check_interval: Duration,
+    /// Points per read and per write request.
+    #[serde(default = "default_batch_size", deserialize_with = "de::positive")]
+    pub batch_size: u64,
+    /// Lag in hours beyond which a (backup, series) is `behind`.
+    #[serde(default = "default_max_gap_hours")]
+    pub max_gap_hours: f64,
+    /// Days of history copied on a first sync.
+    #[serde(default = "default_initial_days", deserialize_with = "de::positive")]
+    pub initial_days: u64,
+}
+
+impl Default for IncrementalBlock {
+    fn default() -> Self {
+        IncrementalBlock {
+            enabled: true,
+            check_interval: default_check_interval(),
+            batch_size: default_batch_size(),
+            max_gap_hours: default_max_gap_hours(),
+            initial_days: default_initial_days(),
+        }
+    }
+}
+
+pub(crate) fn yes() -> bool {
+    true
+}
+fn default_check_interval() -> Duration {
+    Duration::from_secs(60)
+}
+fn default_batch_size() -> u64 {
+    5000
+}
+fn default_max_gap_hours() -> f64 {
+    24.0
+}
+pub(crate) fn default_initial_days() -> u64 {
+    1825
+}
+
+/// `sync.performance`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PerformanceBlock {
+    /// Series synced in parallel (each read once and fanned out to its backups).
+    #[serde(default = "five", deserialize_with = "de::positive")]
+    pub max_workers: u64,
+    /// Connections per node.
+    #[serde(default = "five", deserialize_with = "de::positive")]
+    pub connection_pool_size: u64,
+}
+
+impl Default for PerformanceBlock {
+    fn default() -> Self {
+        PerformanceBlock {
+            max_workers: five(),
+            connection_pool_size: five(),
+        }
+    }
+}
+
+fn five() -> u64 {
+    5
+}
+
+/// `nodes:`.
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct NodesBlock {
+    /// The node every copy is read from.
+    #[serde(default)]
+    pub primary: Option<NodeBlock>,
+    /// The nodes every copy is written to.
+    #[serde(default)]
+    pub backups: Vec<NodeBlock>,
+}
+
+/// Node kind.
+#[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum NodeType {
+    /// Embedded SQLite file store.
+    Sqlite,
+    /// A server speaking the InfluxDB 1.x HTTP API.
+    Influxdb,
+}
+
+/// One node. Which keys apply depends on `type`; the others are rejected in validation.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeBlock {
+    /// Unique node name (`primary`, `backup1`, …).
+    pub name: String,
+    /// `sqlite` or `influxdb`.
+    #[serde(rename = "type")]
+    pub kind: NodeType,
+    /// Whether the node takes part (backups only).
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// sqlite: the database file.
+    #[serde(default, deserialize_with = "de::opt_env_string")]
+    pub path: Option<String>,
+    /// influxdb: base URL, e.g. `http://127.0.0.1:8086`.
+    #[serde(default, deserialize_with = "de::opt_env_string")]
+    pub url: Option<String>,
+    /// influxdb: database name (1.x) or the bucket's DBRP-mapped database (2.x/3.x).
+    #[serde(default, deserialize_with = "de::opt_env_string")]
+    pub database: Option<String>,
+    /// influxdb: retention policy; the database default when unset.
+    #[serde(default, deserialize_with = "de::opt_env_string")]
+    pub retention_policy: Option<String>,
+    /// influxdb 1.x: user name.
+    #[serde(default, deserialize_with = "de::opt_env_string")]
+    pub username: Option<String>,
+    /// influxdb 1.x: password (use `${ENV_VAR}`).
+    #[serde(default, deserialize_with = "de::opt_env_string")]
+    pub password: Option<String>,
+    /// influxdb 2.x/3.x: API token (use `${ENV_VAR}`).
+    #[serde(default, deserialize_with = "de::opt_env_string")]
+    pub token: Option<String>,
+    /// influxdb: request timeout in seconds.
+    #[serde(default, deserialize_with = "de::opt_seconds")]
+    pub timeout: Option<Duration>,
+    /// influxdb: gzip request bodies of writes.
+    #[serde(default)]
+    pub gzip: Option<bool>,
+}
+
+/// `schema:`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SchemaBlock {
+    /// Measurement name; may contain one `{interval}` placeholder.
+    #[serde(default = "default_measurement")]
+    pub measurement: String,
+    /// Tag holding the symbol.
+    #[serde(default = "default_symbol_tag")]
+    pub symbol_tag: String,
+    /// Tag holding the interval; set to `null` when the measurement name carries it.
+    #[serde(default = "default_interval_tag")]
+    pub interval_tag: Option<String>,
+}
+
+impl Default for SchemaBlock {
+    fn default() -> Self {
+        SchemaBlock {
+            measurement: default_measurement(),
+            symbol_tag: default_symbol_tag(),
+            interval_tag: default_interval_tag(),
+        }
+    }
+}
+
+fn default_measurement() -> String {
+    "kline".into()
+}
+fn default_symbol_tag() -> String {
+    "symbol".into()
+}
+fn default_interval_tag() -> Option<String> {
+    Some("interval".into())
+}
+
+/// `history:`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HistoryBlock {
+    /// The history database file.
+    #[serde(default = "default_history_path")]
+    pub path: PathBuf,
+    /// Days of `sync_history` and task-run rows to keep.
+    #[serde(default = "default_retention_days", deserialize_with = "de::positive")]
+    pub retention_days: u64,
+}
+
+impl Default for HistoryBlock {
+    fn default() -> Self {
+        HistoryBlock {
+            path: default_history_path(),
+            retention_days: default_retention_days(),
+        }
+    }
+}
+
+fn default_history_path() -> PathBuf {
+    PathBuf::from("run/db/sync_history.db")
+}
+fn default_retention_days() -> u64 {
+    90
+}
+
+/// `scripts:`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScriptsBlock {
+    /// Memory limit per task's Lua state, in MiB.
+    #[serde(default = "default_memory_mb", deserialize_with = "de::positive")]
+    pub memory_limit_mb: u64,
+    /// Lua instructions allowed per hook call.
+    #[serde(
+        default = "default_instruction_limit",
+        deserialize_with = "de::positive"
+    )]
+    pub instruction_limit: u64,
+    /// Folder `dms.csv` may read from.
+    #[serde(default = "default_data_dir")]
+    pub data_dir: PathBuf,
+}
+
+impl Default for ScriptsBlock {
+    fn default() -> Self {
+        ScriptsBlock {
+            memory_limit_mb: default_memory_mb(),
+            instruction_limit: default_instruction_limit(),
+            data_dir: default_data_dir(),
+        }
+    }
+}
+
+fn default_memory_mb() -> u64 {
+    64
+}
+fn default_instruction_limit() -> u64 {
+    200_000_000
+}
+fn default_data_dir() -> PathBuf {
+    PathBuf::from("data")
+}
+
+/// `task.yaml`.
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct TaskFile {
+    /// The maintenance tasks.
+    #[serde(default)]
+    pub tasks: Vec<TaskBlock>,
+}
+
+/// One task.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TaskBlock {
+    /// Unique task name.
+    pub name: String,
+    /// Sync mode for this task's syncs (`incremental` or `full`); `sync.default_mode` when unset.
+    #[serde(rename = "type", default)]
+    pub mode: Option<SyncMode>,
+    /// Whether the task syncs its series to the backups after its hooks ran.
+    #[serde(default = "yes")]
+    pub sync_backups: bool,
+    /// Backups this task syncs to; all enabled backups when unset.
+    #[serde(default)]
+    pub backups: Option<Vec<String>>,
+    /// Days of history for this task's first syncs; the global `initial_days` when unset.
+    #[serde(default, deserialize_with = "opt_positive")]
+    pub initial_days: Option<u64>,
+    /// Cron expression (5 fields, or 6 with seconds); the task only runs by hand when unset.
+    #[serde(default, deserialize_with = "de::opt_cron")]
+    pub schedule: Option<de::CronExpr>,
+    /// Time zone the schedule is read in.
+    #[serde(default = "utc", deserialize_with = "de::timezone")]
+    pub timezone: chrono_tz::Tz,
+    /// Lua script, relative to the root; without one the task syncs every series the primary holds.
+    #[serde(default)]
+    pub script: Option<PathBuf>,
+    /// Free-form parameters handed to the script as `ctx.params`.
+    #[serde(default)]
+    pub params: Option<yaml_serde::Value>,
+    /// Whether the task runs at all.
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// Seconds a run may take before it is stopped and recorded as failed.
+    #[serde(default = "default_timeout", deserialize_with = "de::seconds")]
+    pub timeout: Duration,
+    /// After downtime, run a missed schedule once at start.
+    #[serde(default = "yes")]
+    pub catch_up: bool,
+}
+
+fn utc() -> chrono_tz::Tz {
+    chrono_tz::UTC
+}
+fn default_timeout() -> Duration {
+    Duration::from_secs(3600)
+}
+
+fn opt_positive<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+    de::positive(d).map(Some)
+}

@@ -1,0 +1,572 @@
+//! Stage two of loading: the validated settings the rest of the program uses, and the rules
+//! between fields. Validation collects every problem before reporting.
+
+use super::de::CronExpr;
+use super::raw::{self, Backoff, NodeType, SyncMode};
+use crate::schema::Schema;
+use std::collections::HashSet;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// Everything `sync.yaml` and `task.yaml` say, checked and with paths resolved.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// The folder holding `sync.yaml` and `task.yaml`.
+    pub config_dir: PathBuf,
+    /// The folder relative paths were resolved against.
+    pub root: PathBuf,
+    /// Sync engine settings.
+    pub sync: SyncSettings,
+    /// The primary node.
+    pub primary: NodeSettings,
+    /// All backup nodes, enabled or not.
+    pub backups: Vec<NodeSettings>,
+    /// Series mapping.
+    pub schema: Schema,
+    /// History database.
+    pub history: HistorySettings,
+    /// Lua limits.
+    pub scripts: ScriptSettings,
+    /// Tasks in file order.
+    pub tasks: Vec<TaskSettings>,
+}
+
+impl Settings {
+    /// The enabled backups.
+    pub fn enabled_backups(&self) -> impl Iterator<Item = &NodeSettings> {
+        self.backups.iter().filter(|b| b.enabled)
+    }
+
+    /// The task called `name`.
+    pub fn task(&self, name: &str) -> Option<&TaskSettings> {
+        self.tasks.iter().find(|t| t.name == name)
+    }
+}
+
+/// The sync engine's settings.
+#[derive(Debug, Clone)]
+pub struct SyncSettings {
+    /// Mode when none is given.
+    pub default_mode: SyncMode,
+    /// Whether the daemon's check loop runs.
+    pub check_enabled: bool,
+    /// Time between check-loop passes.
+    pub check_interval: Duration,
+    /// Points per request.
+    pub batch_size: usize,
+    /// Lag beyond which a (backup, series) is behind.
+    pub max_gap: Duration,
+    /// Days copied on a first sync.
+    pub initial_days: u32,
+    /// Series synced in parallel.
+    pub max_workers: usize,
+    /// Connections per node.
+    pub pool_size: usize,
+    /// Retry policy for failed batches.
+    pub retry: RetryPolicy,
+}
+
+/// How failed batches are retried.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RetryPolicy {
+    /// Retries after the first try.
+    pub times: u32,
+    /// Base delay.
+    pub delay: Duration,
+    /// Growth of the delay.
+    pub backoff: Backoff,
+}
+
+impl RetryPolicy {
+    /// Delay before retry number `k` (0-based): `delay·2^k` or `delay·(k+1)`.
+    pub fn delay_for(&self, k: u32) -> Duration {
+        match self.backoff {
+            Backoff::Exponential => self.delay.saturating_mul(1u32 << k.min(20)),
+            Backoff::Linear => self.delay.saturating_mul(k.saturating_add(1)),
+        }
+    }
+}
+
+/// A secret that never prints.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a secret value.
+    pub fn new(s: String) -> Self {
+        Secret(s)
+    }
+    /// The value, for the one place that sends it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+/// One node.
+#[derive(Debug, Clone)]
+pub struct NodeSettings {
+    /// Unique name.
+    pub name: String,
+    /// Whether it takes part (backups).
+    pub enabled: bool,
+    /// Kind and connection.
+    pub kind: NodeKind,
+}
+
+/// Node kind with its connection settings.
+#[derive(Debug, Clone)]
+pub enum NodeKind {
+    /// Embedded SQLite store.
+    Sqlite {
+        /// Database file.
+        path: PathBuf,
+    },
+    /// InfluxDB 1.x HTTP API (or the v1 compatibility layer of 2.x/3.x).
+    Influxdb(InfluxSettings),
+}
+
+/// Connection settings of an InfluxDB node.
+#[derive(Debug, Clone)]
+pub struct InfluxSettings {
+    /// Base URL.
+    pub url: String,
+    /// Database.
+    pub database: String,
+    /// Retention policy, if not the default.
+    pub retention_policy: Option<String>,
+    /// Credentials.
+    pub auth: InfluxAuth,
+    /// Request timeout.
+    pub timeout: Duration,
+    /// Gzip write bodies.
+    pub gzip: bool,
+}
+
+/// InfluxDB credentials.
+#[derive(Debug, Clone)]
+pub enum InfluxAuth {
+    /// No authentication.
+    None,
+    /// 1.x user and password.
+    Basic {
+        /// User name.
+        username: String,
+        /// Password.
+        password: Secret,
+    },
+    /// 2.x/3.x token.
+    Token(Secret),
+}
+
+/// History database settings.
+#[derive(Debug, Clone)]
+pub struct HistorySettings {
+    /// File path.
+    pub path: PathBuf,
+    /// Days of rows kept.
+    pub retention_days: u32,
+}
+
+/// Lua limits.
+#[derive(Debug, Clone)]
+pub struct ScriptSettings {
+    /// Bytes per Lua state.
+    pub memory_limit: usize,
+    /// Instructions per hook call.
+    pub instruction_limit: u64,
+    /// Folder scripts may read data files from.
+    pub data_dir: PathBuf,
+}
+
+/// One task.
+#[derive(Debug, Clone)]
+pub struct TaskSettings {
+    /// Unique name.
+    pub name: String,
+    /// Mode of its syncs.
+    pub mode: SyncMode,
+    /// Whether the runner syncs the hooks' series.
+    pub sync_backups: bool,
+    /// Backups to sync to; `None` = every enabled backup.
+    pub backups: Option<Vec<String>>,
+    /// Days for first syncs.
+    pub initial_days: u32,
+    /// Cron schedule, if any.
+    pub schedule: Option<CronExpr>,
+    /// Zone of the schedule.
+    pub timezone: chrono_tz::Tz,
+    /// Script path (resolved), if any.
+    pub script: Option<PathBuf>,
+    /// Parameters for the script, as JSON.
+    pub params: serde_json::Value,
+    /// Whether it runs.
+    pub enabled: bool,
+    /// Time limit of one run.
+    pub timeout: Duration,
+    /// Catch up one missed run after downtime.
+    pub catch_up: bool,
+}
+
+/// Turns the raw files into settings, collecting every problem as `file: key: message`.
+pub(super) fn validate(
+    config_dir: &Path,
+    sync: raw::SyncFile,
+    tasks: raw::TaskFile,
+) -> Result<Settings, Vec<String>> {
+    let mut errs = Vec::new();
+    let root = match &sync.root {
+        Some(r) => config_dir.join(r),
+        None => config_dir
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| PathBuf::from(".")),
+    };
+    let root = if root.as_os_str().is_empty() {
+        PathBuf::from(".")
+    } else {
+        root
+    };
+    let resolve = |p: &Path| {
+        if p.is_absolute() {
+            p.to_path_buf()
+        } else {
+            root.join(p)
+        }
+    };
+
+    let s = &sync.sync;
+    let max_gap_ok = s.incremental.max_gap_hours.is_finite() && s.incremental.max_gap_hours > 0.0;
+    if !max_gap_ok {
+        errs.push(
+            "sync.yaml: sync.incremental.max_gap_hours: must be a positive number of hours".into(),
+        );
+    }
+    let sync_settings = SyncSettings {
+        default_mode: s.default_mode,
+        check_enabled: s.incremental.enabled,
+        check_interval: s.incremental.check_interval,
+        batch_size: clamp_usize(s.incremental.batch_size),
+        max_gap: if max_gap_ok {
+            Duration::from_secs_f64(s.incremental.max_gap_hours * 3600.0)
+        } else {
+            Duration::from_secs(86_400)
+        },
+        initial_days: clamp_u32(s.incremental.initial_days),
+        max_workers: clamp_usize(s.performance.max_workers),
+        pool_size: clamp_usize(s.performance.connection_pool_size),
+        retry: RetryPolicy {
+            times: s.retry_times,
+            delay: s.retry_delay,
+            backoff: s.retry_backoff,
+        },
+    };
+    if s.incremental.check_interval.is_zero() {
+        errs.push("sync.yaml: sync.incremental.check_interval: must be more than 0 seconds".into());
+    }
+    if s.retry_times > 20 {
+        errs.push("sync.yaml: sync.retry_times: at most 20".into());
+    }
+
+    // Nodes.
+    let mut names = HashSet::new();
+    let primary = match sync.nodes.primary {
+        Some(p) => node(&p, "nodes.primary", &resolve, &mut errs),
+        None => {
+            errs.push(
+                "sync.yaml: nodes.primary: missing: every configuration needs a primary node"
+                    .into(),
+            );
+            None
+        }
+    };
+    if let Some(p) = &primary {
+        names.insert(p.name.clone());
+        if !p.enabled {
+            errs.push("sync.yaml: nodes.primary.enabled: the primary cannot be disabled".into());
+        }
+    }
+    let mut backups = Vec::new();
+    for (i, b) in sync.nodes.backups.iter().enumerate() {
+        let at = format!("nodes.backups[{i}]");
+        if let Some(n) = node(b, &at, &resolve, &mut errs) {
+            if !names.insert(n.name.clone()) {
+                errs.push(format!(
+                    "sync.yaml: {at}.name: node name {:?} is used twice",
+                    n.name
+                ));
+            }
+            backups.push(n);
+        }
+    }
+    if let Some(p) = &primary {
+        for b in &backups {
+            if same_store(&p.kind, &b.kind) {
+                errs.push(format!(
+                    "sync.yaml: backup {:?} is the same store as the primary: a backup must be a different node",
+                    b.name
+                ));
+            }
+        }
+    }
+
+    let schema = match Schema::new(
+        &sync.schema.measurement,
+        &sync.schema.symbol_tag,
+        sync.schema.interval_tag.as_deref(),
+    ) {
+        Ok(s) => Some(s),
+        Err(e) => {
+            errs.push(format!("sync.yaml: {e}"));
+            None
+        }
+    };
+
+    let history = HistorySettings {
+        path: resolve(&sync.history.path),
+        retention_days: clamp_u32(sync.history.retention_days),
+    };
+    let scripts = ScriptSettings {
+        memory_limit: clamp_usize(sync.scripts.memory_limit_mb.saturating_mul(1024 * 1024)),
+        instruction_limit: sync.scripts.instruction_limit,
+        data_dir: resolve(&sync.scripts.data_dir),
+    };
+
+    // Tasks.
+    let mut task_names = HashSet::new();
+    let mut out_tasks = Vec::new();
+    for (i, t) in tasks.tasks.into_iter().enumerate() {
+        let at = format!("task.yaml: tasks[{i}] ({})", t.name);
+        if t.name.trim().is_empty() {
+            errs.push(format!("task.yaml: tasks[{i}].name: must not be empty"));
+        }
+        if !task_names.insert(t.name.clone()) {
+            errs.push(format!("{at}.name: task name is used twice"));
+        }
+        if let Some(list) = &t.backups {
+            for b in list {
+                match backups.iter().find(|n| &n.name == b) {
+                    None => errs.push(format!("{at}.backups: no backup node is called {b:?}")),
+                    Some(n) if !n.enabled => errs.push(format!(
+                        "{at}.backups: backup {b:?} is disabled in sync.yaml"
+                    )),
+                    Some(_) => {}
+                }
+            }
+        }
+        let script = t.script.as_deref().map(&resolve);
+        if let Some(p) = &script
+            && !p.is_file()
+        {
+            errs.push(format!("{at}.script: file not found: {}", p.display()));
+        }
+        let params = match t.params {
+            None => serde_json::Value::Object(Default::default()),
+            Some(v) => match serde_json::to_value(&v) {
+                Ok(j) => j,
+                Err(e) => {
+                    errs.push(format!("{at}.params: cannot be handed to a script: {e}"));
+                    serde_json::Value::Null
+                }
+            },
+        };
+        out_tasks.push(TaskSettings {
+            name: t.name,
+            mode: t.mode.unwrap_or(s.default_mode),
+            sync_backups: t.sync_backups,
+            backups: t.backups,
+            initial_days: clamp_u32(t.initial_days.unwrap_or(s.incremental.initial_days)),
+            schedule: t.schedule,
+            timezone: t.timezone,
+            script,
+            params,
+            enabled: t.enabled,
+            timeout: t.timeout,
+            catch_up: t.catch_up,
+        });
+    }
+
+    match (primary, schema) {
+        (Some(primary), Some(schema)) if errs.is_empty() => Ok(Settings {
+            config_dir: config_dir.to_path_buf(),
+            root,
+            sync: sync_settings,
+            primary,
+            backups,
+            schema,
+            history,
+            scripts,
+            tasks: out_tasks,
+        }),
+        _ => Err(errs),
+    }
+}
+
+fn clamp_usize(v: u64) -> usize {
+    usize::try_from(v).unwrap_or(usize::MAX)
+}
+
+fn clamp_u32(v: u64) -> u32 {
+    u32::try_from(v).unwrap_or(u32::MAX)
+}
+
+fn same_store(a: &NodeKind, b: &NodeKind) -> bool {
+    match (a, b) {
+        (NodeKind::Sqlite { path: pa }, NodeKind::Sqlite { path: pb }) => pa == pb,
+        (NodeKind::Influxdb(a), NodeKind::Influxdb(b)) => {
+            a.url.trim_end_matches('/') == b.url.trim_end_matches('/') && a.database == b.database
+        }
+        _ => false,
+    }
+}
+
+fn node(
+    b: &raw::NodeBlock,
+    at: &str,
+    resolve: &impl Fn(&Path) -> PathBuf,
+    errs: &mut Vec<String>,
+) -> Option<NodeSettings> {
+    let before = errs.len();
+    let name_ok = !b.name.is_empty()
+        && b.name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
+    if !name_ok {
+        errs.push(format!(
+            "sync.yaml: {at}.name: {:?} is not a valid node name (letters, digits, '_', '-', '.')",
+            b.name
+        ));
+    }
+    let mut reject = |key: &str, set: bool, kind: &str| {
+        if set {
+            errs.push(format!(
+                "sync.yaml: {at}.{key}: not a setting of a {kind} node"
+            ));
+        }
+    };
+    let kind = match b.kind {
+        NodeType::Sqlite => {
+            for (key, set) in [
+                ("url", b.url.is_some()),
+                ("database", b.database.is_some()),
+                ("retention_policy", b.retention_policy.is_some()),
+                ("username", b.username.is_some()),
+                ("password", b.password.is_some()),
+                ("token", b.token.is_some()),
+                ("timeout", b.timeout.is_some()),
+                ("gzip", b.gzip.is_some()),
+            ] {
+                reject(key, set, "sqlite");
+            }
+            match &b.path {
+                Some(p) if !p.is_empty() => Some(NodeKind::Sqlite {
+                    path: resolve(Path::new(p)),
+                }),
+                _ => {
+                    errs.push(format!("sync.yaml: {at}.path: a sqlite node needs a path"));
+                    None
+                }
+            }
+        }
+        NodeType::Influxdb => {
+            reject("path", b.path.is_some(), "influxdb");
+            let url = match &b.url {
+                Some(u) if u.starts_with("http://") || u.starts_with("https://") => Some(u.clone()),
+                Some(u) => {
+                    errs.push(format!(
+                        "sync.yaml: {at}.url: {u:?} is not an http:// or https:// URL"
+                    ));
+                    None
+                }
+                None => {
+                    errs.push(format!("sync.yaml: {at}.url: an influxdb node needs a url"));
+                    None
+                }
+            };
+            let database = match &b.database {
+                Some(d) if !d.is_empty() => Some(d.clone()),
+                _ => {
+                    errs.push(format!(
+                        "sync.yaml: {at}.database: an influxdb node needs a database"
+                    ));
+                    None
+                }
+            };
+            let auth = match (&b.username, &b.password, &b.token) {
+                (None, None, None) => Some(InfluxAuth::None),
+                (Some(u), Some(p), None) => Some(InfluxAuth::Basic {
+                    username: u.clone(),
+                    password: Secret::new(p.clone()),
+                }),
+                (None, None, Some(t)) => Some(InfluxAuth::Token(Secret::new(t.clone()))),
+                (_, _, Some(_)) => {
+                    errs.push(format!(
+                        "sync.yaml: {at}: give either username/password or token, not both"
+                    ));
+                    None
+                }
+                _ => {
+                    errs.push(format!(
+                        "sync.yaml: {at}: username and password go together"
+                    ));
+                    None
+                }
+            };
+            match (url, database, auth) {
+                (Some(url), Some(database), Some(auth)) => {
+                    Some(NodeKind::Influxdb(InfluxSettings {
+                        url,
+                        database,
+                        retention_policy: b.retention_policy.clone().filter(|r| !r.is_empty()),
+                        auth,
+                        timeout: b.timeout.unwrap_or(Duration::from_secs(30)),
+                        gzip: b.gzip.unwrap_or(false),
+                    }))
+                }
+                _ => None,
+            }
+        }
+    };
+    if errs.len() > before {
+        return None;
+    }
+    kind.map(|kind| NodeSettings {
+        name: b.name.clone(),
+        enabled: b.enabled,
+        kind,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_delays_follow_the_seed() {
+        let p = RetryPolicy {
+            times: 3,
+            delay: Duration::from_secs(5),
+            backoff: Backoff::Exponential,
+        };
+        let d: Vec<u64> = (0..3).map(|k| p.delay_for(k).as_secs()).collect();
+        assert_eq!(d, [5, 10, 20]);
+        let l = RetryPolicy {
+            backoff: Backoff::Linear,
+            ..p
+        };
+        let d: Vec<u64> = (0..3).map(|k| l.delay_for(k).as_secs()).collect();
+        assert_eq!(d, [5, 10, 15]);
+    }
+
+    #[test]
+    fn secrets_do_not_print() {
+        let s = Secret::new("hunter2".into());
+        assert!(!format!("{s:?}").contains("hunter2"));
+    }
+}

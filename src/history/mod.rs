@@ -1,0 +1,516 @@
+//! The sync history: the only module that touches the history SQLite file.
+//!
+//! Tables: `task_runs` (one row per task run), `sync_history` (one row per run, backup and
+//! series), `sync_status` (the checkpoint per backup and series). Wall-clock times are RFC 3339
+//! UTC text; data times (checkpoints, windows) are integer nanoseconds. WAL mode, so readers
+//! (`dms history`, the API) work while a writer runs; writers hold [`WriterLock`].
+
+mod lock;
+mod query;
+mod schema;
+
+pub use lock::WriterLock;
+pub use query::*;
+
+use crate::model::{Nanos, SeriesKey};
+use rusqlite::{Connection, OpenFlags, params};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+/// Why a history operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum HistoryError {
+    /// The database could not be opened or migrated.
+    #[error("cannot open sync history {}: {source}", path.display())]
+    Open {
+        /// File.
+        path: PathBuf,
+        /// Cause.
+        source: rusqlite::Error,
+    },
+    /// A statement failed.
+    #[error("sync history {}: {op}: {source}", path.display())]
+    Sql {
+        /// File.
+        path: PathBuf,
+        /// What was being done.
+        op: &'static str,
+        /// Cause.
+        source: rusqlite::Error,
+    },
+    /// The file was written by a newer dms.
+    #[error("sync history {} has schema version {found}, newer than this dms understands ({supported}); upgrade dms", path.display())]
+    TooNew {
+        /// File.
+        path: PathBuf,
+        /// Version in the file.
+        found: i64,
+        /// Newest version this build knows.
+        supported: i64,
+    },
+    /// Another writer holds the lock.
+    #[error("sync history {} is in use by another dms writer ({holder}); stop it or use its API", path.display())]
+    Locked {
+        /// File.
+        path: PathBuf,
+        /// What the lock file says about the holder.
+        holder: String,
+    },
+    /// The lock file could not be created.
+    #[error("cannot lock sync history {}: {source}", path.display())]
+    LockIo {
+        /// File.
+        path: PathBuf,
+        /// Cause.
+        source: std::io::Error,
+    },
+    /// A blocking task could not run.
+    #[error("sync history task failed: {0}")]
+    Task(String),
+}
+
+/// Result alias.
+pub type Result<T, E = HistoryError> = std::result::Result<T, E>;
+
+/// How a committed batch moves the checkpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CheckpointUpdate {
+    /// Only forward: `max(old, new)` (incremental syncs and repairs).
+    Advance,
+    /// To the batch's newest point, even backwards (full resyncs of a wiped backup).
+    Set,
+}
+
+/// Status of a sync unit or task run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    /// In progress.
+    Running,
+    /// Done.
+    Success,
+    /// Failed (see the error).
+    Failed,
+    /// Stopped by shutdown or a crash (task runs only).
+    Interrupted,
+    /// Not started because the previous run was still going (task runs only).
+    Skipped,
+}
+
+impl Status {
+    /// Name as stored.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Running => "running",
+            Status::Success => "success",
+            Status::Failed => "failed",
+            Status::Interrupted => "interrupted",
+            Status::Skipped => "skipped",
+        }
+    }
+
+    /// Parses a stored or user-given name.
+    pub fn parse(s: &str) -> Option<Status> {
+        Some(match s {
+            "running" => Status::Running,
+            "success" => Status::Success,
+            "failed" => Status::Failed,
+            "interrupted" => Status::Interrupted,
+            "skipped" => Status::Skipped,
+            _ => return None,
+        })
+    }
+}
+
+/// A new `sync_history` row.
+#[derive(Debug, Clone)]
+pub struct UnitStart {
+    /// The task run it belongs to.
+    pub run_id: Option<i64>,
+    /// Backup node.
+    pub backup: String,
+    /// Series.
+    pub series: SeriesKey,
+    /// `incremental` or `full`.
+    pub mode: &'static str,
+    /// Window start (data time).
+    pub window_start: Nanos,
+    /// Window end (data time).
+    pub window_end: Nanos,
+}
+
+/// The history database, shared by the async parts of the program. Every call runs on the
+/// blocking pool.
+#[derive(Clone)]
+pub struct History {
+    db: Arc<Mutex<HistoryDb>>,
+    path: PathBuf,
+}
+
+/// A connection to the history database. Methods are blocking.
+pub struct HistoryDb {
+    conn: Connection,
+    path: PathBuf,
+}
+
+/// Current time as stored: RFC 3339 UTC with milliseconds.
+pub fn now_text() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+impl History {
+    /// Opens (creating and migrating) the history at `path` for writing.
+    ///
+    /// # Errors
+    /// [`HistoryError::Open`] or [`HistoryError::TooNew`].
+    pub fn open(path: &Path) -> Result<History> {
+        let db = HistoryDb::open(path)?;
+        Ok(History {
+            db: Arc::new(Mutex::new(db)),
+            path: path.to_path_buf(),
+        })
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Runs `f` against the database on the blocking pool.
+    ///
+    /// # Errors
+    /// What `f` returns, or [`HistoryError::Task`] when the blocking task died.
+    pub async fn run<R: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut HistoryDb) -> Result<R> + Send + 'static,
+    ) -> Result<R> {
+        let db = self.db.clone();
+        tokio::task::spawn_blocking(move || {
+            // A panic while holding the lock poisons it; the connection itself is still usable
+            // because every method runs its statements in a transaction.
+            let mut guard = db.lock().unwrap_or_else(|p| p.into_inner());
+            f(&mut guard)
+        })
+        .await
+        .map_err(|e| HistoryError::Task(e.to_string()))?
+    }
+}
+
+impl HistoryDb {
+    /// Opens for writing, creating the folder, file and tables as needed.
+    ///
+    /// # Errors
+    /// [`HistoryError::Open`] or [`HistoryError::TooNew`].
+    pub fn open(path: &Path) -> Result<HistoryDb> {
+        let open_err = |source| HistoryError::Open {
+            path: path.to_path_buf(),
+            source,
+        };
+        if let Some(dir) = path.parent()
+            && !dir.as_os_str().is_empty()
+            && let Err(e) = std::fs::create_dir_all(dir)
+        {
+            return Err(open_err(rusqlite::Error::ToSqlConversionFailure(Box::new(
+                e,
+            ))));
+        }
+        let conn = Connection::open(path).map_err(open_err)?;
+        conn.busy_timeout(std::time::Duration::from_secs(10))
+            .map_err(open_err)?;
+        conn.execute_batch("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;")
+            .map_err(open_err)?;
+        let mut db = HistoryDb {
+            conn,
+            path: path.to_path_buf(),
+        };
+        schema::migrate(&mut db.conn, path)?;
+        Ok(db)
+    }
+
+    /// Opens an existing history read-only (for `dms history`, `dms status` and the API).
+    ///
+    /// # Errors
+    /// [`HistoryError::Open`] when the file is missing or unreadable.
+    pub fn open_readonly(path: &Path) -> Result<HistoryDb> {
+        let open_err = |source| HistoryError::Open {
+            path: path.to_path_buf(),
+            source,
+        };
+        let conn = Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(open_err)?;
+        conn.busy_timeout(std::time::Duration::from_secs(10))
+            .map_err(open_err)?;
+        let version: i64 = conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .map_err(open_err)?;
+        if version > schema::VERSION {
+            return Err(HistoryError::TooNew {
+                path: path.to_path_buf(),
+                found: version,
+                supported: schema::VERSION,
+            });
+        }
+        Ok(HistoryDb {
+            conn,
+            path: path.to_path_buf(),
+        })
+    }
+
+    /// Marks rows a crash left `running`: sync rows become `failed` ("interrupted") and task
+    /// runs `interrupted`. Returns (task runs, sync rows) repaired.
+    ///
+    /// # Errors
+    /// [`HistoryError::Sql`].
+    pub fn repair_interrupted(&mut self) -> Result<(usize, usize)> {
+        let now = now_text();
+        let tx = self
+            .conn
+            .transaction()
+            .map_err(sql_err(&self.path, "repair"))?;
+        let rows = tx
+            .execute(
+                "UPDATE sync_history SET status = 'failed', finished_at = ?1, \
+                 error = 'interrupted: dms stopped before this sync finished' WHERE status = 'running'",
+                params![now],
+            )
+            .map_err(sql_err(&self.path, "repair"))?;
+        let runs = tx
+            .execute(
+                "UPDATE task_runs SET status = 'interrupted', finished_at = ?1, \
+                 error = coalesce(error, 'interrupted: dms stopped before this run finished') \
+                 WHERE status = 'running'",
+                params![now],
+            )
+            .map_err(sql_err(&self.path, "repair"))?;
+        tx.commit().map_err(sql_err(&self.path, "repair"))?;
+        Ok((runs, rows))
+    }
+
+    /// Records the start of a task run; returns its id.
+    ///
+    /// # Errors
+    /// [`HistoryError::Sql`].
+    pub fn start_run(&mut self, task: &str, trigger: &str) -> Result<i64> {
+        self.conn
+            .execute(
+                "INSERT INTO task_runs (task, trigger, started_at, status) VALUES (?1, ?2, ?3, 'running')",
+                params![task, trigger, now_text()],
+            )
+            .map_err(sql_err(&self.path, "start run"))?;
+        Ok(self.conn.last_insert_rowid())
+    }
+
+    /// Records a run that did not start (`skipped`), with the reason.
+    ///
+    /// # Errors
+    /// [`HistoryError::Sql`].
+    pub fn record_skipped_run(&mut self, task: &str, trigger: &str, reason: &str) -> Result<i64> {
+        let now = now_text();
+        self.conn
+            .execute(
+                "INSERT INTO task_runs (task, trigger, started_at, finished_at, status, error) \
+                 VALUES (?1, ?2, ?3, ?3, 'skipped', ?4)",
+                params![task, trigger, now, reason],
+            )
+            .map_err(sql_err(&self.path, "record skipped run"))?;
+        Ok(self.conn.last_insert_rowid())
+    }
+
+    /// Records the end of a task run. Sync rows of the run still `running` are closed as
+    /// `failed` with the same error (or "interrupted").
+    ///
+    /// # Errors
+    /// [`HistoryError::Sql`].
+    pub fn finish_run(&mut self, run_id: i64, status: Status, error: Option<&str>) -> Result<()> {
+        let now = now_text();
+        let tx = self
+            .conn
+            .transaction()
+            .map_err(sql_err(&self.path, "finish run"))?;
+        tx.execute(
+            "UPDATE task_runs SET status = ?2, finished_at = ?3, error = ?4 WHERE id = ?1",
+            params![run_id, status.as_str(), now, error],
+        )
+        .map_err(sql_err(&self.path, "finish run"))?;
+        tx.execute(
+            "UPDATE sync_history SET status = 'failed', finished_at = ?2, error = ?3 \
+             WHERE run_id = ?1 AND status = 'running'",
+            params![
+                run_id,
+                now,
+                error.unwrap_or("interrupted: the run ended before this sync finished")
+            ],
+        )
+        .map_err(sql_err(&self.path, "finish run"))?;
+        tx.commit().map_err(sql_err(&self.path, "finish run"))
+    }
+
+    /// Inserts a `running` sync row; returns its id.
+    ///
+    /// # Errors
+    /// [`HistoryError::Sql`].
+    pub fn begin_unit(&mut self, u: &UnitStart) -> Result<i64> {
+        self.conn
+            .execute(
+                "INSERT INTO sync_history (run_id, backup, symbol, interval, mode, started_at, status, \
+                 records, window_start, window_end) VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'running', 0, ?7, ?8)",
+                params![
+                    u.run_id,
+                    u.backup,
+                    u.series.symbol,
+                    u.series.interval,
+                    u.mode,
+                    now_text(),
+                    u.window_start,
+                    u.window_end
+                ],
+            )
+            .map_err(sql_err(&self.path, "begin sync"))?;
+        Ok(self.conn.last_insert_rowid())
+    }
+
+    /// Records an acknowledged batch: adds `records` to the row and moves the checkpoint, in
+    /// one transaction.
+    ///
+    /// # Errors
+    /// [`HistoryError::Sql`]; then neither change happened.
+    pub fn commit_batch(
+        &mut self,
+        row_id: i64,
+        backup: &str,
+        series: &SeriesKey,
+        newest: Nanos,
+        records: u64,
+        update: CheckpointUpdate,
+    ) -> Result<()> {
+        let now = now_text();
+        let records = i64::try_from(records).unwrap_or(i64::MAX);
+        let tx = self
+            .conn
+            .transaction()
+            .map_err(sql_err(&self.path, "commit batch"))?;
+        tx.prepare_cached("UPDATE sync_history SET records = records + ?2 WHERE id = ?1")
+            .and_then(|mut s| s.execute(params![row_id, records]))
+            .map_err(sql_err(&self.path, "commit batch"))?;
+        let sql = match update {
+            CheckpointUpdate::Advance => {
+                "INSERT INTO sync_status (backup, symbol, interval, last_sync_time, last_status, updated_at) \
+                 VALUES (?1, ?2, ?3, ?4, 'running', ?5) ON CONFLICT (backup, symbol, interval) DO UPDATE SET \
+                 last_sync_time = max(coalesce(last_sync_time, ?4), ?4), last_status = 'running', updated_at = ?5"
+            }
+            CheckpointUpdate::Set => {
+                "INSERT INTO sync_status (backup, symbol, interval, last_sync_time, last_status, updated_at) \
+                 VALUES (?1, ?2, ?3, ?4, 'running', ?5) ON CONFLICT (backup, symbol, interval) DO UPDATE SET \
+                 last_sync_time = ?4, last_status = 'running', updated_at = ?5"
+            }
+        };
+        tx.prepare_cached(sql)
+            .and_then(|mut s| {
+                s.execute(params![backup, series.symbol, series.interval, newest, now])
+            })
+            .map_err(sql_err(&self.path, "commit batch"))?;
+        tx.commit().map_err(sql_err(&self.path, "commit batch"))
+    }
+
+    /// Closes a sync row with its final status and error, and notes it in `sync_status`.
+    ///
+    /// # Errors
+    /// [`HistoryError::Sql`].
+    pub fn finish_unit(
+        &mut self,
+        row_id: i64,
+        backup: &str,
+        series: &SeriesKey,
+        status: Status,
+        error: Option<&str>,
+    ) -> Result<()> {
+        let now = now_text();
+        let tx = self
+            .conn
+            .transaction()
+            .map_err(sql_err(&self.path, "finish sync"))?;
+        tx.execute(
+            "UPDATE sync_history SET status = ?2, finished_at = ?3, error = ?4 WHERE id = ?1",
+            params![row_id, status.as_str(), now, error],
+        )
+        .map_err(sql_err(&self.path, "finish sync"))?;
+        tx.execute(
+            "INSERT INTO sync_status (backup, symbol, interval, last_sync_time, last_status, last_error, updated_at) \
+             VALUES (?1, ?2, ?3, NULL, ?4, ?5, ?6) ON CONFLICT (backup, symbol, interval) DO UPDATE SET \
+             last_status = ?4, last_error = ?5, updated_at = ?6",
+            params![backup, series.symbol, series.interval, status.as_str(), error, now],
+        )
+        .map_err(sql_err(&self.path, "finish sync"))?;
+        tx.commit().map_err(sql_err(&self.path, "finish sync"))
+    }
+
+    /// Every checkpoint, keyed by (backup, series).
+    ///
+    /// # Errors
+    /// [`HistoryError::Sql`].
+    pub fn checkpoints(&self) -> Result<HashMap<(String, SeriesKey), Nanos>> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT backup, symbol, interval, last_sync_time FROM sync_status WHERE last_sync_time IS NOT NULL",
+            )
+            .map_err(sql_err(&self.path, "read checkpoints"))?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok((
+                    (
+                        r.get::<_, String>(0)?,
+                        SeriesKey::new(r.get::<_, String>(1)?, r.get::<_, String>(2)?),
+                    ),
+                    r.get::<_, i64>(3)?,
+                ))
+            })
+            .map_err(sql_err(&self.path, "read checkpoints"))?;
+        rows.collect::<std::result::Result<_, _>>()
+            .map_err(sql_err(&self.path, "read checkpoints"))
+    }
+
+    /// Deletes `sync_history` and task-run rows that started before `cutoff` (RFC 3339) and are
+    /// finished. `sync_status` is never pruned. Returns (sync rows, task runs) deleted.
+    ///
+    /// # Errors
+    /// [`HistoryError::Sql`].
+    pub fn prune(&mut self, cutoff: &str) -> Result<(usize, usize)> {
+        let tx = self
+            .conn
+            .transaction()
+            .map_err(sql_err(&self.path, "prune"))?;
+        let rows = tx
+            .execute(
+                "DELETE FROM sync_history WHERE started_at < ?1 AND status != 'running'",
+                params![cutoff],
+            )
+            .map_err(sql_err(&self.path, "prune"))?;
+        let runs = tx
+            .execute(
+                "DELETE FROM task_runs WHERE started_at < ?1 AND status != 'running' \
+                 AND NOT EXISTS (SELECT 1 FROM sync_history h WHERE h.run_id = task_runs.id)",
+                params![cutoff],
+            )
+            .map_err(sql_err(&self.path, "prune"))?;
+        tx.commit().map_err(sql_err(&self.path, "prune"))?;
+        Ok((rows, runs))
+    }
+}
+
+/// Maps a rusqlite error to [`HistoryError::Sql`] for `path` and `op`.
+pub(crate) fn sql_err(
+    path: &Path,
+    op: &'static str,
+) -> impl Fn(rusqlite::Error) -> HistoryError + use<> {
+    let path = path.to_path_buf();
+    move |source| HistoryError::Sql {
+        path: path.clone(),
+        op,
+        source,
+    }
+}

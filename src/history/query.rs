@@ -1,0 +1,265 @@
+//! Read-side queries over the history: what `dms history`, `dms status` and the API show.
+
+use super::{HistoryDb, Result, Status};
+use crate::model::{Nanos, format_nanos};
+use rusqlite::types::Value;
+
+/// Filters for [`HistoryDb::history`]. Every filter is optional; rows come newest first.
+#[derive(Debug, Clone, Default)]
+pub struct HistoryFilter {
+    /// Backup node name.
+    pub backup: Option<String>,
+    /// Symbol.
+    pub symbol: Option<String>,
+    /// Interval.
+    pub interval: Option<String>,
+    /// Row status.
+    pub status: Option<Status>,
+    /// Rows started at or after this RFC 3339 time.
+    pub since: Option<String>,
+    /// Rows started before this RFC 3339 time.
+    pub until: Option<String>,
+    /// Rows of one task run.
+    pub run_id: Option<i64>,
+    /// Pagination cursor: rows with an id below this.
+    pub before_id: Option<i64>,
+    /// Maximum rows; 0 means no limit.
+    pub limit: usize,
+}
+
+/// One `sync_history` row.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct HistoryRow {
+    /// Row id (the pagination cursor).
+    pub id: i64,
+    /// Task run id.
+    pub run_id: Option<i64>,
+    /// Backup node.
+    pub backup: String,
+    /// Symbol.
+    pub symbol: String,
+    /// Interval.
+    pub interval: String,
+    /// `incremental` or `full`.
+    pub mode: String,
+    /// Wall-clock start.
+    pub started_at: String,
+    /// Wall-clock end.
+    pub finished_at: Option<String>,
+    /// `running`, `success` or `failed`.
+    pub status: String,
+    /// Points copied.
+    pub records: i64,
+    /// Error, if failed.
+    pub error: Option<String>,
+    /// Data-time window start (RFC 3339).
+    pub window_start: Option<String>,
+    /// Data-time window end (RFC 3339).
+    pub window_end: Option<String>,
+}
+
+/// One `sync_status` row: the checkpoint of a (backup, series).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct StatusRow {
+    /// Backup node.
+    pub backup: String,
+    /// Symbol.
+    pub symbol: String,
+    /// Interval.
+    pub interval: String,
+    /// Newest point the backup acknowledged (ns), if any.
+    pub last_sync_time: Option<Nanos>,
+    /// Status of the last sync.
+    pub last_status: Option<String>,
+    /// Error of the last sync.
+    pub last_error: Option<String>,
+    /// When this row last changed.
+    pub updated_at: String,
+}
+
+/// One `task_runs` row.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct RunRow {
+    /// Run id.
+    pub id: i64,
+    /// Task name.
+    pub task: String,
+    /// What started it.
+    pub trigger: String,
+    /// Wall-clock start.
+    pub started_at: String,
+    /// Wall-clock end.
+    pub finished_at: Option<String>,
+    /// Run status.
+    pub status: String,
+    /// Error, if any.
+    pub error: Option<String>,
+}
+
+impl HistoryDb {
+    /// `sync_history` rows matching `f`, newest first.
+    ///
+    /// # Errors
+    /// [`super::HistoryError::Sql`].
+    pub fn history(&self, f: &HistoryFilter) -> Result<Vec<HistoryRow>> {
+        let mut sql = String::from(
+            "SELECT id, run_id, backup, symbol, interval, mode, started_at, finished_at, status, \
+             records, error, window_start, window_end FROM sync_history WHERE 1=1",
+        );
+        let mut args: Vec<Value> = Vec::new();
+        let mut add = |clause: &str, v: Value| {
+            args.push(v);
+            sql.push_str(&format!(" AND {clause} ?{}", args.len()));
+        };
+        if let Some(v) = &f.backup {
+            add("backup =", Value::Text(v.clone()));
+        }
+        if let Some(v) = &f.symbol {
+            add("symbol =", Value::Text(v.clone()));
+        }
+        if let Some(v) = &f.interval {
+            add("interval =", Value::Text(v.clone()));
+        }
+        if let Some(v) = f.status {
+            add("status =", Value::Text(v.as_str().into()));
+        }
+        if let Some(v) = &f.since {
+            add("started_at >=", Value::Text(v.clone()));
+        }
+        if let Some(v) = &f.until {
+            add("started_at <", Value::Text(v.clone()));
+        }
+        if let Some(v) = f.run_id {
+            add("run_id =", Value::Integer(v));
+        }
+        if let Some(v) = f.before_id {
+            add("id <", Value::Integer(v));
+        }
+        sql.push_str(" ORDER BY id DESC");
+        if f.limit > 0 {
+            sql.push_str(&format!(" LIMIT {}", f.limit));
+        }
+        let mut stmt = self
+            .conn
+            .prepare(&sql)
+            .map_err(super::sql_err(&self.path, "query history"))?;
+        let rows = stmt
+            .query_map(rusqlite::params_from_iter(args), |r| {
+                Ok(HistoryRow {
+                    id: r.get(0)?,
+                    run_id: r.get(1)?,
+                    backup: r.get(2)?,
+                    symbol: r.get(3)?,
+                    interval: r.get(4)?,
+                    mode: r.get(5)?,
+                    started_at: r.get(6)?,
+                    finished_at: r.get(7)?,
+                    status: r.get(8)?,
+                    records: r.get(9)?,
+                    error: r.get(10)?,
+                    window_start: r.get::<_, Option<i64>>(11)?.map(format_nanos),
+                    window_end: r.get::<_, Option<i64>>(12)?.map(format_nanos),
+                })
+            })
+            .map_err(super::sql_err(&self.path, "query history"))?;
+        rows.collect::<std::result::Result<_, _>>()
+            .map_err(super::sql_err(&self.path, "query history"))
+    }
+
+    /// Every `sync_status` row, ordered by backup, symbol, interval.
+    ///
+    /// # Errors
+    /// [`super::HistoryError::Sql`].
+    pub fn status_rows(&self) -> Result<Vec<StatusRow>> {
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT backup, symbol, interval, last_sync_time, last_status, last_error, updated_at \
+                 FROM sync_status ORDER BY backup, symbol, interval",
+            )
+            .map_err(super::sql_err(&self.path, "query status"))?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok(StatusRow {
+                    backup: r.get(0)?,
+                    symbol: r.get(1)?,
+                    interval: r.get(2)?,
+                    last_sync_time: r.get(3)?,
+                    last_status: r.get(4)?,
+                    last_error: r.get(5)?,
+                    updated_at: r.get(6)?,
+                })
+            })
+            .map_err(super::sql_err(&self.path, "query status"))?;
+        rows.collect::<std::result::Result<_, _>>()
+            .map_err(super::sql_err(&self.path, "query status"))
+    }
+
+    /// Task runs, newest first, optionally of one task.
+    ///
+    /// # Errors
+    /// [`super::HistoryError::Sql`].
+    pub fn runs(&self, task: Option<&str>, limit: usize) -> Result<Vec<RunRow>> {
+        let limit =
+            i64::try_from(if limit == 0 { usize::MAX >> 1 } else { limit }).unwrap_or(i64::MAX);
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT id, task, trigger, started_at, finished_at, status, error FROM task_runs \
+                 WHERE (?1 IS NULL OR task = ?1) ORDER BY id DESC LIMIT ?2",
+            )
+            .map_err(super::sql_err(&self.path, "query runs"))?;
+        let rows = stmt
+            .query_map(rusqlite::params![task, limit], run_row)
+            .map_err(super::sql_err(&self.path, "query runs"))?;
+        rows.collect::<std::result::Result<_, _>>()
+            .map_err(super::sql_err(&self.path, "query runs"))
+    }
+
+    /// One task run.
+    ///
+    /// # Errors
+    /// [`super::HistoryError::Sql`].
+    pub fn run(&self, id: i64) -> Result<Option<RunRow>> {
+        use rusqlite::OptionalExtension;
+        self.conn
+            .query_row(
+                "SELECT id, task, trigger, started_at, finished_at, status, error FROM task_runs WHERE id = ?1",
+                [id],
+                run_row,
+            )
+            .optional()
+            .map_err(super::sql_err(&self.path, "query run"))
+    }
+
+    /// The latest run of each task.
+    ///
+    /// # Errors
+    /// [`super::HistoryError::Sql`].
+    pub fn last_runs(&self) -> Result<Vec<RunRow>> {
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT id, task, trigger, started_at, finished_at, status, error FROM task_runs \
+                 WHERE id IN (SELECT max(id) FROM task_runs GROUP BY task) ORDER BY task",
+            )
+            .map_err(super::sql_err(&self.path, "query runs"))?;
+        let rows = stmt
+            .query_map([], run_row)
+            .map_err(super::sql_err(&self.path, "query runs"))?;
+        rows.collect::<std::result::Result<_, _>>()
+            .map_err(super::sql_err(&self.path, "query runs"))
+    }
+}
+
+fn run_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RunRow> {
+    Ok(RunRow {
+        id: r.get(0)?,
+        task: r.get(1)?,
+        trigger: r.get(2)?,
+        started_at: r.get(3)?,
+        finished_at: r.get(4)?,
+        status: r.get(5)?,
+        error: r.get(6)?,
+    })
+}

@@ -1,0 +1,27 @@
+//! `dms`, the data maintenance system: scheduled Lua tasks decide which market-data series to
+//! maintain, and a native sync engine copies new data from the primary time-series store to
+//! every backup — incremental by data-time checkpoints, batched, parallel, resumable, retried,
+//! and recorded in an SQLite sync history.
+//!
+//! # Layout
+//! - [`model`]: points, series keys, time ranges, batches.
+//! - [`sample`]: deterministic OHLCV data (shipped sample, tests, benchmark).
+//! - [`schema`]: how (symbol, interval) maps onto measurements and tags.
+//! - [`config`]: `sync.yaml` + `task.yaml`, raw serde mirror → validated [`config::Settings`].
+//! - [`node`]: the node interface and its kinds (`sqlite`, `influxdb`).
+//! - [`history`]: the sync history database (the only user of that file).
+//! - [`sync`]: the engine: plan, fan-out units, checkpoints, retries.
+//! - [`script`]: the Lua sandbox and the `dms` module (the only user of mlua).
+//! - [`app`]: wires settings into nodes, history, engine and scripts; runs tasks.
+//! - [`cli`]: the command line (clap types and one function per subcommand).
+
+pub mod app;
+pub mod cli;
+pub mod config;
+pub mod history;
+pub mod model;
+pub mod node;
+pub mod sample;
+pub mod schema;
+pub mod script;
+pub mod sync;

@@ -1,0 +1,220 @@
+//! The data model every other module shares: points, series keys, time ranges and batches.
+//!
+//! A [`Point`] is what a time-series store holds: a measurement, tags, typed fields and a
+//! nanosecond timestamp. A [`SeriesKey`] is what an operator thinks in: a symbol and a bar
+//! interval. The mapping between the two is the configured [`crate::schema::Schema`].
+
+use std::fmt;
+use std::sync::Arc;
+
+/// Nanoseconds since the Unix epoch, UTC. Data time and wall-clock time both use it.
+pub type Nanos = i64;
+
+/// Nanoseconds in one second.
+pub const NANOS_PER_SEC: i64 = 1_000_000_000;
+/// Nanoseconds in one day.
+pub const NANOS_PER_DAY: i64 = 86_400 * NANOS_PER_SEC;
+
+/// Shared, immutable string used for names that repeat on every point (tag keys, field keys,
+/// measurement names), so that copying a batch does not allocate a string per point and key.
+pub type Name = Arc<str>;
+
+/// A typed field value. Copies keep the type: an integer stays an integer.
+#[derive(Debug, Clone, PartialEq)]
+pub enum FieldValue {
+    /// 64-bit float.
+    Float(f64),
+    /// 64-bit signed integer.
+    Integer(i64),
+    /// UTF-8 string.
+    String(String),
+    /// Boolean.
+    Boolean(bool),
+}
+
+impl FieldValue {
+    /// The type's name as InfluxDB's `SHOW FIELD KEYS` spells it.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            FieldValue::Float(_) => "float",
+            FieldValue::Integer(_) => "integer",
+            FieldValue::String(_) => "string",
+            FieldValue::Boolean(_) => "boolean",
+        }
+    }
+}
+
+/// One point of a time series.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Point {
+    /// Measurement name.
+    pub measurement: Name,
+    /// Tags, sorted by key, keys unique.
+    pub tags: Vec<(Name, Name)>,
+    /// Fields, at least one, keys unique.
+    pub fields: Vec<(Name, FieldValue)>,
+    /// Timestamp in nanoseconds since the epoch.
+    pub time: Nanos,
+}
+
+impl Point {
+    /// The value of tag `key`, if present.
+    pub fn tag(&self, key: &str) -> Option<&str> {
+        self.tags
+            .iter()
+            .find(|(k, _)| &**k == key)
+            .map(|(_, v)| &**v)
+    }
+
+    /// The value of field `key`, if present.
+    pub fn field(&self, key: &str) -> Option<&FieldValue> {
+        self.fields
+            .iter()
+            .find(|(k, _)| &**k == key)
+            .map(|(_, v)| v)
+    }
+
+    /// Sorts the tags by key, the canonical order every node relies on.
+    pub fn normalize(&mut self) {
+        self.tags.sort_by(|a, b| a.0.cmp(&b.0));
+    }
+}
+
+/// The operator's unit of data: one symbol at one bar interval.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+pub struct SeriesKey {
+    /// Instrument symbol, e.g. `US.AAPL`.
+    pub symbol: String,
+    /// Bar interval, e.g. `1m` or `1d`.
+    pub interval: String,
+}
+
+impl SeriesKey {
+    /// Builds a key.
+    pub fn new(symbol: impl Into<String>, interval: impl Into<String>) -> Self {
+        SeriesKey {
+            symbol: symbol.into(),
+            interval: interval.into(),
+        }
+    }
+}
+
+impl fmt::Display for SeriesKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}@{}", self.symbol, self.interval)
+    }
+}
+
+/// An inclusive time range `[start, end]` in nanoseconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TimeRange {
+    /// First timestamp included.
+    pub start: Nanos,
+    /// Last timestamp included.
+    pub end: Nanos,
+}
+
+impl TimeRange {
+    /// Builds a range; `start > end` makes an empty range.
+    pub fn new(start: Nanos, end: Nanos) -> Self {
+        TimeRange { start, end }
+    }
+
+    /// True when no timestamp lies in the range.
+    pub fn is_empty(&self) -> bool {
+        self.start > self.end
+    }
+}
+
+/// A batch of points of one series, in time order, as read from one node and written to
+/// others. A batch never splits the points that share one timestamp: a reader that resumes
+/// from a batch's last timestamp (inclusive) loses nothing.
+#[derive(Debug, Clone, Default)]
+pub struct Batch {
+    /// Points, ordered by time.
+    pub points: Vec<Point>,
+}
+
+impl Batch {
+    /// Wraps points that are already in time order.
+    pub fn new(points: Vec<Point>) -> Self {
+        Batch { points }
+    }
+
+    /// Number of points.
+    pub fn len(&self) -> usize {
+        self.points.len()
+    }
+
+    /// True when the batch holds no point.
+    pub fn is_empty(&self) -> bool {
+        self.points.is_empty()
+    }
+
+    /// Timestamp of the newest point.
+    pub fn last_time(&self) -> Option<Nanos> {
+        self.points.iter().map(|p| p.time).max()
+    }
+
+    /// Timestamp of the oldest point.
+    pub fn first_time(&self) -> Option<Nanos> {
+        self.points.iter().map(|p| p.time).min()
+    }
+}
+
+/// Current wall-clock time in nanoseconds.
+pub fn now_nanos() -> Nanos {
+    chrono::Utc::now().timestamp_nanos_opt().unwrap_or(i64::MAX)
+}
+
+/// Formats nanoseconds as RFC 3339 UTC with as many fractional digits as needed.
+pub fn format_nanos(t: Nanos) -> String {
+    let dt = chrono::DateTime::from_timestamp_nanos(t);
+    dt.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
+}
+
+/// Parses an RFC 3339 timestamp, a date (`2024-01-31`, midnight UTC) or an integer of
+/// nanoseconds since the epoch.
+///
+/// # Errors
+/// A message naming the accepted forms when `s` is none of them.
+pub fn parse_time(s: &str) -> Result<Nanos, String> {
+    let s = s.trim();
+    if let Ok(n) = s.parse::<i64>() {
+        return Ok(n);
+    }
+    if let Ok(dt) = chrono::DateTime::parse_from_rfc3339(s) {
+        return dt
+            .timestamp_nanos_opt()
+            .ok_or_else(|| format!("time {s:?} is out of range"));
+    }
+    if let Ok(d) = chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d") {
+        // A date always has a midnight; the constructor only fails for invalid h/m/s.
+        let dt = d.and_hms_opt(0, 0, 0).map(|n| n.and_utc());
+        if let Some(ns) = dt.and_then(|d| d.timestamp_nanos_opt()) {
+            return Ok(ns);
+        }
+    }
+    Err(format!(
+        "cannot read time {s:?}: use RFC 3339 (2024-01-31T14:30:00Z), a date (2024-01-31) or nanoseconds"
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parse_time_accepts_rfc3339_dates_and_nanos() {
+        assert_eq!(parse_time("1970-01-01T00:00:01Z"), Ok(NANOS_PER_SEC));
+        assert_eq!(parse_time("1970-01-02"), Ok(NANOS_PER_DAY));
+        assert_eq!(parse_time("42"), Ok(42));
+        assert!(parse_time("yesterday").is_err());
+    }
+
+    #[test]
+    fn format_keeps_nanoseconds() {
+        assert_eq!(format_nanos(1), "1970-01-01T00:00:00.000000001Z");
+        assert_eq!(format_nanos(NANOS_PER_DAY), "1970-01-02T00:00:00Z");
+    }
+}

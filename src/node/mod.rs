@@ -1,0 +1,164 @@
+//! The node interface: what the sync engine needs from a time-series store, and the kinds that
+//! implement it ([`sqlite`], [`influxdb`]).
+//!
+//! Contract every node keeps:
+//! - `read` yields batches in time order and never splits the points that share one timestamp
+//!   across two batches, so resuming from a batch's last timestamp (inclusive) loses nothing;
+//! - `write` is idempotent: a point with the same series and timestamp replaces the old one;
+//! - errors say whether retrying can help ([`NodeError::retryable`]) and never contain secrets.
+
+pub mod sqlite;
+
+use crate::config::{NodeKind, NodeSettings};
+use crate::model::{Batch, Nanos, SeriesKey, TimeRange};
+use crate::schema::Schema;
+use futures::stream::BoxStream;
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// A stream of batches read from a node.
+pub type BatchStream = BoxStream<'static, Result<Batch, NodeError>>;
+
+/// A time-series store the engine reads from or writes to.
+#[async_trait::async_trait]
+pub trait Node: Send + Sync {
+    /// The node's configured name.
+    fn name(&self) -> &str;
+
+    /// Kind and location, for people (never a secret).
+    fn describe(&self) -> String;
+
+    /// Checks that the node answers.
+    async fn ping(&self) -> Result<(), NodeError>;
+
+    /// Every series the node holds, per the schema, sorted.
+    async fn list_series(&self) -> Result<Vec<SeriesKey>, NodeError>;
+
+    /// Newest timestamp of each given series that has data (absent when empty), looked up in a
+    /// constant number of requests, not one per series.
+    async fn newest(&self, series: &[SeriesKey]) -> Result<HashMap<SeriesKey, Nanos>, NodeError>;
+
+    /// Streams the points of `series` in `range`, oldest first, in batches of about
+    /// `batch_size` points (more only when one timestamp holds more points than that).
+    fn read(&self, series: &SeriesKey, range: TimeRange, batch_size: usize) -> BatchStream;
+
+    /// Writes a batch; returns once the node has acknowledged it durably.
+    async fn write(&self, batch: Arc<Batch>) -> Result<(), NodeError>;
+}
+
+/// What kind of failure a node reported; decides whether a retry can help.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// Could not connect, or the connection broke.
+    Unavailable,
+    /// The request took longer than the node's timeout.
+    Timeout,
+    /// The server failed (5xx).
+    Server,
+    /// The server asked us to slow down (408, 429).
+    Throttled,
+    /// The response could not be understood (truncated, malformed).
+    BadResponse,
+    /// Local storage failed (disk full, locked, I/O error).
+    Storage,
+    /// Credentials were refused (401, 403).
+    Auth,
+    /// The request was refused as invalid (4xx, field type conflict, parse error).
+    Rejected,
+    /// The data given to the node was invalid before any request was made.
+    InvalidData,
+}
+
+impl ErrorKind {
+    fn label(self) -> &'static str {
+        match self {
+            ErrorKind::Unavailable => "unreachable",
+            ErrorKind::Timeout => "timed out",
+            ErrorKind::Server => "server error",
+            ErrorKind::Throttled => "throttled",
+            ErrorKind::BadResponse => "bad response",
+            ErrorKind::Storage => "storage error",
+            ErrorKind::Auth => "authentication failed",
+            ErrorKind::Rejected => "request rejected",
+            ErrorKind::InvalidData => "invalid data",
+        }
+    }
+}
+
+/// A failure reported by (or about) one node.
+#[derive(Debug, Clone)]
+pub struct NodeError {
+    /// Node name.
+    pub node: String,
+    /// Failure class.
+    pub kind: ErrorKind,
+    /// What happened, for people.
+    pub message: String,
+    /// How long the server asked us to wait before retrying.
+    pub retry_after: Option<Duration>,
+}
+
+impl NodeError {
+    /// Builds an error.
+    pub fn new(node: &str, kind: ErrorKind, message: impl Into<String>) -> Self {
+        NodeError {
+            node: node.to_string(),
+            kind,
+            message: message.into(),
+            retry_after: None,
+        }
+    }
+
+    /// Whether trying again later can succeed.
+    pub fn retryable(&self) -> bool {
+        matches!(
+            self.kind,
+            ErrorKind::Unavailable
+                | ErrorKind::Timeout
+                | ErrorKind::Server
+                | ErrorKind::Throttled
+                | ErrorKind::BadResponse
+                | ErrorKind::Storage
+        )
+    }
+}
+
+impl fmt::Display for NodeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "node {}: {}: {}",
+            self.node,
+            self.kind.label(),
+            self.message
+        )
+    }
+}
+
+impl std::error::Error for NodeError {}
+
+/// Opens the node described by `settings`.
+///
+/// # Errors
+/// [`NodeError`] when the store cannot be opened (a missing folder is created).
+pub fn open(
+    settings: &NodeSettings,
+    schema: &Schema,
+    pool_size: usize,
+) -> Result<Arc<dyn Node>, NodeError> {
+    match &settings.kind {
+        NodeKind::Sqlite { path } => Ok(Arc::new(sqlite::SqliteNode::open(
+            &settings.name,
+            path,
+            schema.clone(),
+            pool_size,
+        )?)),
+        NodeKind::Influxdb(_) => Err(NodeError::new(
+            &settings.name,
+            ErrorKind::InvalidData,
+            "influxdb nodes are not supported by this build yet",
+        )),
+    }
+}

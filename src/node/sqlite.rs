@@ -1,0 +1,584 @@
+//! The `sqlite` node kind: an embedded, file-backed time-series store.
+//!
+//! Layout: `series(id, measurement, tags)` holds each distinct tag set once; `points(series_id,
+//! time, fields)` is a `WITHOUT ROWID` table keyed by (series, time), so a point with the same
+//! series and timestamp replaces the old one, as in InfluxDB. Fields are a compact binary
+//! encoding that keeps each field's type. WAL mode; one transaction per batch.
+
+use super::{BatchStream, ErrorKind, Node, NodeError};
+use crate::model::{Batch, FieldValue, Name, Nanos, Point, SeriesKey, TimeRange};
+use crate::schema::Schema;
+use r2d2_sqlite::SqliteConnectionManager;
+use rusqlite::{OptionalExtension, TransactionBehavior, params};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+type Pool = r2d2::Pool<SqliteConnectionManager>;
+type Conn = r2d2::PooledConnection<SqliteConnectionManager>;
+
+const SCHEMA_SQL: &str = "
+CREATE TABLE IF NOT EXISTS series (
+    id          INTEGER PRIMARY KEY,
+    measurement TEXT NOT NULL,
+    tags        TEXT NOT NULL,
+    UNIQUE (measurement, tags)
+);
+CREATE TABLE IF NOT EXISTS points (
+    series_id INTEGER NOT NULL,
+    time      INTEGER NOT NULL,
+    fields    BLOB NOT NULL,
+    PRIMARY KEY (series_id, time)
+) WITHOUT ROWID;
+";
+
+/// An embedded SQLite time-series store.
+#[derive(Clone)]
+pub struct SqliteNode {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    name: String,
+    path: PathBuf,
+    schema: Schema,
+    pool: Pool,
+}
+
+/// One stored tag set, decoded.
+#[derive(Clone)]
+struct SeriesRow {
+    id: i64,
+    measurement: Name,
+    tags: Vec<(Name, Name)>,
+}
+
+impl SqliteNode {
+    /// Opens (creating if needed) the store at `path` with `pool_size` connections.
+    ///
+    /// # Errors
+    /// [`ErrorKind::Storage`] when the folder or file cannot be created or is not a database.
+    pub fn open(
+        name: &str,
+        path: &Path,
+        schema: Schema,
+        pool_size: usize,
+    ) -> Result<Self, NodeError> {
+        let err = |e: &dyn std::fmt::Display| {
+            NodeError::new(
+                name,
+                ErrorKind::Storage,
+                format!("cannot open {}: {e}", path.display()),
+            )
+        };
+        if let Some(dir) = path.parent()
+            && !dir.as_os_str().is_empty()
+        {
+            std::fs::create_dir_all(dir).map_err(|e| err(&e))?;
+        }
+        let manager = SqliteConnectionManager::file(path).with_init(|c| {
+            c.execute_batch(
+                "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA busy_timeout=30000;",
+            )
+        });
+        let pool = r2d2::Pool::builder()
+            .max_size(u32::try_from(pool_size.max(1)).unwrap_or(u32::MAX))
+            .min_idle(Some(1))
+            .build(manager)
+            .map_err(|e| err(&e))?;
+        let conn = pool.get().map_err(|e| err(&e))?;
+        conn.execute_batch(SCHEMA_SQL).map_err(|e| err(&e))?;
+        drop(conn);
+        Ok(SqliteNode {
+            inner: Arc::new(Inner {
+                name: name.to_string(),
+                path: path.to_path_buf(),
+                schema,
+                pool,
+            }),
+        })
+    }
+
+    async fn blocking<R: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Inner) -> Result<R, NodeError> + Send + 'static,
+    ) -> Result<R, NodeError> {
+        let inner = self.inner.clone();
+        run_blocking(inner, f).await
+    }
+}
+
+async fn run_blocking<R: Send + 'static>(
+    inner: Arc<Inner>,
+    f: impl FnOnce(&Inner) -> Result<R, NodeError> + Send + 'static,
+) -> Result<R, NodeError> {
+    let name = inner.name.clone();
+    tokio::task::spawn_blocking(move || f(&inner))
+        .await
+        .map_err(|e| {
+            NodeError::new(
+                &name,
+                ErrorKind::Storage,
+                format!("storage task failed: {e}"),
+            )
+        })?
+}
+
+impl Inner {
+    fn conn(&self) -> Result<Conn, NodeError> {
+        self.pool.get().map_err(|e| self.storage(&e))
+    }
+
+    fn storage(&self, e: &dyn std::fmt::Display) -> NodeError {
+        NodeError::new(
+            &self.name,
+            ErrorKind::Storage,
+            format!("{}: {e}", self.path.display()),
+        )
+    }
+
+    /// Every stored tag set that belongs to `series` (or all, with `None`), per the schema.
+    fn series_rows(
+        &self,
+        conn: &Conn,
+        wanted: Option<&SeriesKey>,
+    ) -> Result<Vec<(SeriesKey, SeriesRow)>, NodeError> {
+        let mut stmt = conn
+            .prepare_cached("SELECT id, measurement, tags FROM series ORDER BY id")
+            .map_err(|e| self.storage(&e))?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                ))
+            })
+            .map_err(|e| self.storage(&e))?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (id, measurement, tags_json) = row.map_err(|e| self.storage(&e))?;
+            if !self.schema.matches_measurement(&measurement) {
+                continue;
+            }
+            let tags: Vec<(String, String)> = serde_json::from_str(&tags_json).map_err(|e| {
+                NodeError::new(
+                    &self.name,
+                    ErrorKind::Storage,
+                    format!("series {id} has unreadable tags: {e}"),
+                )
+            })?;
+            let key = self.schema.series_of_parts(&measurement, |k| {
+                tags.iter().find(|(tk, _)| tk == k).map(|(_, v)| v.as_str())
+            });
+            let Some(key) = key else { continue };
+            if wanted.is_some_and(|w| w != &key) {
+                continue;
+            }
+            out.push((
+                key,
+                SeriesRow {
+                    id,
+                    measurement: Arc::from(measurement.as_str()),
+                    tags: tags
+                        .into_iter()
+                        .map(|(k, v)| (Arc::from(k.as_str()), Arc::from(v.as_str())))
+                        .collect(),
+                },
+            ));
+        }
+        Ok(out)
+    }
+
+    fn write(&self, batch: &Batch) -> Result<(), NodeError> {
+        let mut conn = self.conn()?;
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(|e| self.storage(&e))?;
+        {
+            let mut insert_series = tx
+                .prepare_cached(
+                    "INSERT INTO series (measurement, tags) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
+                )
+                .map_err(|e| self.storage(&e))?;
+            let mut find_series = tx
+                .prepare_cached("SELECT id FROM series WHERE measurement = ?1 AND tags = ?2")
+                .map_err(|e| self.storage(&e))?;
+            let mut insert_point = tx
+                .prepare_cached(
+                    "INSERT OR REPLACE INTO points (series_id, time, fields) VALUES (?1, ?2, ?3)",
+                )
+                .map_err(|e| self.storage(&e))?;
+            let mut buf = Vec::with_capacity(128);
+            let mut current: Option<(&Point, i64)> = None;
+            for p in &batch.points {
+                check_point(&self.name, p)?;
+                let same = current
+                    .is_some_and(|(c, _)| c.measurement == p.measurement && c.tags == p.tags);
+                let id = match current {
+                    Some((_, id)) if same => id,
+                    _ => {
+                        let tags = tags_json(&p.tags);
+                        insert_series
+                            .execute(params![&*p.measurement, tags])
+                            .map_err(|e| self.storage(&e))?;
+                        let id: i64 = find_series
+                            .query_row(params![&*p.measurement, tags], |r| r.get(0))
+                            .map_err(|e| self.storage(&e))?;
+                        id
+                    }
+                };
+                current = Some((p, id));
+                buf.clear();
+                encode_fields(&p.fields, &mut buf);
+                insert_point
+                    .execute(params![id, p.time, &buf])
+                    .map_err(|e| self.storage(&e))?;
+            }
+        }
+        tx.commit().map_err(|e| self.storage(&e))
+    }
+
+    /// Reads up to `limit` points from `start` (inclusive) to `end` (inclusive) and returns them
+    /// with the cursor to continue from, never splitting one timestamp's points.
+    fn read_page(
+        &self,
+        rows: &[SeriesRow],
+        start: Nanos,
+        end: Nanos,
+        limit: usize,
+        keys: &mut KeyInterner,
+    ) -> Result<(Vec<Point>, Option<Nanos>), NodeError> {
+        let conn = self.conn()?;
+        let ids: Vec<String> = rows.iter().map(|r| r.id.to_string()).collect();
+        // The ids are integers this store assigned; formatting them into the SQL is safe.
+        let in_list = ids.join(",");
+        let sql = format!(
+            "SELECT series_id, time, fields FROM points WHERE series_id IN ({in_list}) \
+             AND time >= ?1 AND time <= ?2 ORDER BY time, series_id LIMIT ?3"
+        );
+        let limit_i = i64::try_from(limit).unwrap_or(i64::MAX);
+        let mut points = self.query_points(&conn, &sql, rows, start, end, limit_i, keys)?;
+        if points.len() < limit {
+            return Ok((points, None));
+        }
+        // A full page: the last timestamp may continue in the next page.
+        let last = points.last().map(|p| p.time).unwrap_or(end);
+        let first = points.first().map(|p| p.time).unwrap_or(start);
+        if first == last {
+            // One timestamp fills the page: take all of its points at once.
+            let all = self.query_points(&conn, &sql, rows, last, last, i64::MAX, keys)?;
+            let next = last.checked_add(1).filter(|n| *n <= end);
+            return Ok((all, next));
+        }
+        while points.last().is_some_and(|p| p.time == last) {
+            points.pop();
+        }
+        Ok((points, Some(last)))
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn query_points(
+        &self,
+        conn: &Conn,
+        sql: &str,
+        rows: &[SeriesRow],
+        start: Nanos,
+        end: Nanos,
+        limit: i64,
+        keys: &mut KeyInterner,
+    ) -> Result<Vec<Point>, NodeError> {
+        let mut stmt = conn.prepare_cached(sql).map_err(|e| self.storage(&e))?;
+        let mut q = stmt
+            .query(params![start, end, limit])
+            .map_err(|e| self.storage(&e))?;
+        let mut out = Vec::new();
+        while let Some(r) = q.next().map_err(|e| self.storage(&e))? {
+            let sid: i64 = r.get(0).map_err(|e| self.storage(&e))?;
+            let time: i64 = r.get(1).map_err(|e| self.storage(&e))?;
+            let blob = r.get_ref(2).map_err(|e| self.storage(&e))?;
+            let bytes = blob.as_blob().map_err(|e| self.storage(&e))?;
+            let fields = decode_fields(bytes, keys).map_err(|m| {
+                NodeError::new(
+                    &self.name,
+                    ErrorKind::Storage,
+                    format!("point {sid}/{time} is unreadable: {m}"),
+                )
+            })?;
+            let Some(row) = rows.iter().find(|s| s.id == sid) else {
+                continue;
+            };
+            out.push(Point {
+                measurement: row.measurement.clone(),
+                tags: row.tags.clone(),
+                fields,
+                time,
+            });
+        }
+        Ok(out)
+    }
+}
+
+fn check_point(node: &str, p: &Point) -> Result<(), NodeError> {
+    if p.measurement.is_empty() {
+        return Err(NodeError::new(
+            node,
+            ErrorKind::InvalidData,
+            "a point has no measurement",
+        ));
+    }
+    if p.fields.is_empty() {
+        return Err(NodeError::new(
+            node,
+            ErrorKind::InvalidData,
+            format!("point at {} in {} has no field", p.time, p.measurement),
+        ));
+    }
+    Ok(())
+}
+
+fn tags_json(tags: &[(Name, Name)]) -> String {
+    let pairs: Vec<(&str, &str)> = tags.iter().map(|(k, v)| (&**k, &**v)).collect();
+    // Serializing a list of string pairs cannot fail.
+    serde_json::to_string(&pairs).unwrap_or_default()
+}
+
+/// Reuses one `Name` per distinct field key while decoding many points.
+#[derive(Default)]
+struct KeyInterner {
+    keys: Vec<Name>,
+}
+
+impl KeyInterner {
+    fn get(&mut self, bytes: &[u8]) -> Result<Name, String> {
+        if let Some(k) = self.keys.iter().find(|k| k.as_bytes() == bytes) {
+            return Ok(k.clone());
+        }
+        let s = std::str::from_utf8(bytes).map_err(|e| format!("field key: {e}"))?;
+        let k: Name = Arc::from(s);
+        if self.keys.len() < 256 {
+            self.keys.push(k.clone());
+        }
+        Ok(k)
+    }
+}
+
+const T_FLOAT: u8 = 0;
+const T_INT: u8 = 1;
+const T_STR: u8 = 2;
+const T_BOOL: u8 = 3;
+
+fn encode_fields(fields: &[(Name, FieldValue)], out: &mut Vec<u8>) {
+    for (k, v) in fields {
+        let kb = k.as_bytes();
+        let klen = u16::try_from(kb.len()).unwrap_or(u16::MAX);
+        out.extend_from_slice(&klen.to_le_bytes());
+        out.extend_from_slice(&kb[..usize::from(klen)]);
+        match v {
+            FieldValue::Float(f) => {
+                out.push(T_FLOAT);
+                out.extend_from_slice(&f.to_le_bytes());
+            }
+            FieldValue::Integer(i) => {
+                out.push(T_INT);
+                out.extend_from_slice(&i.to_le_bytes());
+            }
+            FieldValue::String(s) => {
+                out.push(T_STR);
+                let len = u32::try_from(s.len()).unwrap_or(u32::MAX);
+                out.extend_from_slice(&len.to_le_bytes());
+                out.extend_from_slice(&s.as_bytes()[..len as usize]);
+            }
+            FieldValue::Boolean(b) => {
+                out.push(T_BOOL);
+                out.push(u8::from(*b));
+            }
+        }
+    }
+}
+
+fn decode_fields(mut b: &[u8], keys: &mut KeyInterner) -> Result<Vec<(Name, FieldValue)>, String> {
+    fn take<'a>(b: &mut &'a [u8], n: usize) -> Result<&'a [u8], String> {
+        if b.len() < n {
+            return Err("truncated field data".into());
+        }
+        let (head, tail) = b.split_at(n);
+        *b = tail;
+        Ok(head)
+    }
+    fn arr8(s: &[u8]) -> [u8; 8] {
+        let mut a = [0u8; 8];
+        a.copy_from_slice(s);
+        a
+    }
+    let mut out = Vec::with_capacity(6);
+    while !b.is_empty() {
+        let klen = take(&mut b, 2)?;
+        let klen = usize::from(u16::from_le_bytes([klen[0], klen[1]]));
+        let key = keys.get(take(&mut b, klen)?)?;
+        let t = take(&mut b, 1)?[0];
+        let v = match t {
+            T_FLOAT => FieldValue::Float(f64::from_le_bytes(arr8(take(&mut b, 8)?))),
+            T_INT => FieldValue::Integer(i64::from_le_bytes(arr8(take(&mut b, 8)?))),
+            T_STR => {
+                let l = take(&mut b, 4)?;
+                let len = u32::from_le_bytes([l[0], l[1], l[2], l[3]]) as usize;
+                let s = std::str::from_utf8(take(&mut b, len)?).map_err(|e| e.to_string())?;
+                FieldValue::String(s.to_string())
+            }
+            T_BOOL => FieldValue::Boolean(take(&mut b, 1)?[0] != 0),
+            other => return Err(format!("unknown field type {other}")),
+        };
+        out.push((key, v));
+    }
+    Ok(out)
+}
+
+struct ReadState {
+    node: SqliteNode,
+    series: SeriesKey,
+    rows: Option<Vec<SeriesRow>>,
+    cursor: Option<Nanos>,
+    end: Nanos,
+    batch_size: usize,
+    keys: KeyInterner,
+}
+
+#[async_trait::async_trait]
+impl Node for SqliteNode {
+    fn name(&self) -> &str {
+        &self.inner.name
+    }
+
+    fn describe(&self) -> String {
+        format!("sqlite {}", self.inner.path.display())
+    }
+
+    async fn ping(&self) -> Result<(), NodeError> {
+        self.blocking(|inner| {
+            let conn = inner.conn()?;
+            conn.query_row("SELECT count(*) FROM series", [], |r| r.get::<_, i64>(0))
+                .map(|_| ())
+                .map_err(|e| inner.storage(&e))
+        })
+        .await
+    }
+
+    async fn list_series(&self) -> Result<Vec<SeriesKey>, NodeError> {
+        self.blocking(|inner| {
+            let conn = inner.conn()?;
+            let mut keys: Vec<SeriesKey> = inner
+                .series_rows(&conn, None)?
+                .into_iter()
+                .map(|(k, _)| k)
+                .collect();
+            keys.sort();
+            keys.dedup();
+            Ok(keys)
+        })
+        .await
+    }
+
+    async fn newest(&self, series: &[SeriesKey]) -> Result<HashMap<SeriesKey, Nanos>, NodeError> {
+        let wanted: std::collections::HashSet<SeriesKey> = series.iter().cloned().collect();
+        self.blocking(move |inner| {
+            let conn = inner.conn()?;
+            let mut stmt = conn
+                .prepare_cached("SELECT MAX(time) FROM points WHERE series_id = ?1")
+                .map_err(|e| inner.storage(&e))?;
+            let mut out: HashMap<SeriesKey, Nanos> = HashMap::new();
+            for (key, row) in inner.series_rows(&conn, None)? {
+                if !wanted.contains(&key) {
+                    continue;
+                }
+                let max: Option<i64> = stmt
+                    .query_row(params![row.id], |r| r.get(0))
+                    .optional()
+                    .map_err(|e| inner.storage(&e))?
+                    .flatten();
+                if let Some(t) = max {
+                    let e = out.entry(key).or_insert(t);
+                    *e = (*e).max(t);
+                }
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    fn read(&self, series: &SeriesKey, range: TimeRange, batch_size: usize) -> BatchStream {
+        let state = ReadState {
+            node: self.clone(),
+            series: series.clone(),
+            rows: None,
+            cursor: (!range.is_empty()).then_some(range.start),
+            end: range.end,
+            batch_size: batch_size.max(1),
+            keys: KeyInterner::default(),
+        };
+        Box::pin(futures::stream::try_unfold(state, |mut st| async move {
+            loop {
+                let Some(cursor) = st.cursor else {
+                    return Ok(None);
+                };
+                let inner = st.node.inner.clone();
+                let series = st.series.clone();
+                let rows = st.rows.take();
+                let (end, limit) = (st.end, st.batch_size);
+                let mut keys = std::mem::take(&mut st.keys);
+                let (rows, points, next, keys) = run_blocking(inner, move |inner| {
+                    let rows = match rows {
+                        Some(r) => r,
+                        None => {
+                            let conn = inner.conn()?;
+                            inner
+                                .series_rows(&conn, Some(&series))?
+                                .into_iter()
+                                .map(|(_, r)| r)
+                                .collect()
+                        }
+                    };
+                    if rows.is_empty() {
+                        return Ok((rows, Vec::new(), None, keys));
+                    }
+                    let (points, next) = inner.read_page(&rows, cursor, end, limit, &mut keys)?;
+                    Ok((rows, points, next, keys))
+                })
+                .await?;
+                st.rows = Some(rows);
+                st.keys = keys;
+                st.cursor = next;
+                if !points.is_empty() {
+                    return Ok(Some((Batch::new(points), st)));
+                }
+            }
+        }))
+    }
+
+    async fn write(&self, batch: Arc<Batch>) -> Result<(), NodeError> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        self.blocking(move |inner| inner.write(&batch)).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn field_encoding_round_trips_every_type() {
+        let fields: Vec<(Name, FieldValue)> = vec![
+            (Arc::from("f"), FieldValue::Float(1.5)),
+            (Arc::from("i"), FieldValue::Integer(-7)),
+            (Arc::from("s"), FieldValue::String("a \"q\" ü".into())),
+            (Arc::from("b"), FieldValue::Boolean(true)),
+        ];
+        let mut buf = Vec::new();
+        encode_fields(&fields, &mut buf);
+        let back = decode_fields(&buf, &mut KeyInterner::default()).unwrap();
+        assert_eq!(back, fields);
+        assert!(decode_fields(&buf[..buf.len() - 1], &mut KeyInterner::default()).is_err());
+    }
+}

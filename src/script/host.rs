@@ -1,0 +1,187 @@
+//! What a running script can reach: the engine (for `dms.sync`), the primary (for
+//! `dms.primary`), the data folder (for `dms.csv`) and the task's defaults.
+
+use crate::config::{SyncMode, TaskSettings};
+use crate::model::{Batch, Nanos, Point, SeriesKey};
+use crate::schema::Schema;
+use crate::sync::{Engine, Selection, SyncControl, SyncReport, SyncRequest, with_retry};
+use std::path::{Component, Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+/// Per-run services handed to a script's hooks.
+pub struct Host {
+    /// The sync engine.
+    pub engine: Arc<Engine>,
+    /// Series mapping, for building points.
+    pub schema: Schema,
+    /// The task being run.
+    pub task: TaskSettings,
+    /// Its history run id.
+    pub run_id: Option<i64>,
+    /// Cancellation and progress.
+    pub control: SyncControl,
+    /// Folder `dms.csv` reads from.
+    pub data_dir: PathBuf,
+    reports: Mutex<SyncReport>,
+}
+
+/// Options of one `dms.sync{...}` call; unset ones come from the task.
+#[derive(Debug, Default, Clone)]
+pub struct SyncArgs {
+    /// Symbols; every symbol on the primary when unset.
+    pub symbols: Option<Vec<String>>,
+    /// Intervals; every interval on the primary when unset.
+    pub intervals: Option<Vec<String>>,
+    /// Backups; the task's when unset.
+    pub backups: Option<Vec<String>>,
+    /// Mode; the task's when unset.
+    pub mode: Option<SyncMode>,
+    /// Initial days; the task's when unset.
+    pub initial_days: Option<u32>,
+}
+
+impl Host {
+    /// Builds the services for one run.
+    pub fn new(
+        engine: Arc<Engine>,
+        schema: Schema,
+        task: TaskSettings,
+        run_id: Option<i64>,
+        control: SyncControl,
+        data_dir: PathBuf,
+    ) -> Self {
+        Host {
+            engine,
+            schema,
+            task,
+            run_id,
+            control,
+            data_dir,
+            reports: Mutex::new(SyncReport::default()),
+        }
+    }
+
+    /// Runs a sync with the task's defaults and keeps its report for the run's outcome.
+    ///
+    /// # Errors
+    /// The engine's error as text.
+    pub async fn sync(&self, args: SyncArgs) -> Result<SyncReport, String> {
+        let selection = match (&args.symbols, &args.intervals) {
+            (Some(s), Some(i)) => Selection::cross(s, i),
+            (symbols, intervals) => Selection::Primary {
+                symbols: symbols.clone(),
+                intervals: intervals.clone(),
+            },
+        };
+        let req = SyncRequest {
+            selection,
+            backups: args.backups.or_else(|| self.task.backups.clone()),
+            mode: args.mode.unwrap_or(self.task.mode),
+            initial_days: args.initial_days.unwrap_or(self.task.initial_days),
+            run_id: self.run_id,
+            window: None,
+            only_behind: false,
+        };
+        let report = self
+            .engine
+            .sync(&req, &self.control)
+            .await
+            .map_err(|e| e.to_string())?;
+        self.reports
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .merge(report.clone());
+        Ok(report)
+    }
+
+    /// Everything synced during this run so far.
+    pub fn take_report(&self) -> SyncReport {
+        std::mem::take(&mut *self.reports.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    /// Series the primary holds.
+    ///
+    /// # Errors
+    /// The primary's error as text.
+    pub async fn primary_series(&self) -> Result<Vec<SeriesKey>, String> {
+        let primary = self.engine.primary().clone();
+        with_retry(
+            &self.engine.settings().retry,
+            &self.control.cancel,
+            "listing the primary's series",
+            || primary.list_series(),
+        )
+        .await
+        .map_err(|e| e.to_string())
+    }
+
+    /// Newest point of a series on the primary.
+    ///
+    /// # Errors
+    /// The primary's error as text.
+    pub async fn primary_newest(&self, series: SeriesKey) -> Result<Option<Nanos>, String> {
+        let primary = self.engine.primary().clone();
+        let list = [series.clone()];
+        let map = with_retry(
+            &self.engine.settings().retry,
+            &self.control.cancel,
+            "reading the primary's newest point",
+            || primary.newest(&list),
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+        Ok(map.get(&series).copied())
+    }
+
+    /// Writes points to the primary in batches of `batch_size`.
+    ///
+    /// # Errors
+    /// The primary's error as text; batches before the failing one stay written.
+    pub async fn primary_write(&self, points: Vec<Point>) -> Result<usize, String> {
+        let primary = self.engine.primary().clone();
+        let size = self.engine.settings().batch_size.max(1);
+        let total = points.len();
+        let mut rest = points;
+        while !rest.is_empty() {
+            let tail = rest.split_off(size.min(rest.len()));
+            let batch = Arc::new(Batch::new(std::mem::replace(&mut rest, tail)));
+            with_retry(
+                &self.engine.settings().retry,
+                &self.control.cancel,
+                "writing to the primary",
+                || primary.write(batch.clone()),
+            )
+            .await
+            .map_err(|e| e.to_string())?;
+        }
+        Ok(total)
+    }
+
+    /// Resolves a path a script gave against the data folder, refusing anything outside it.
+    ///
+    /// # Errors
+    /// A message naming the path.
+    pub fn data_path(&self, rel: &str) -> Result<PathBuf, String> {
+        let p = Path::new(rel);
+        let escapes = p.is_absolute()
+            || p.components().any(|c| {
+                matches!(
+                    c,
+                    Component::ParentDir | Component::RootDir | Component::Prefix(_)
+                )
+            });
+        if escapes {
+            return Err(format!(
+                "{rel:?} is outside the data folder: give a path relative to scripts.data_dir without '..'"
+            ));
+        }
+        let full = self.data_dir.join(p);
+        // Symlinks could still point outside; compare canonical forms when the file exists.
+        if let (Ok(real), Ok(base)) = (full.canonicalize(), self.data_dir.canonicalize())
+            && !real.starts_with(&base)
+        {
+            return Err(format!("{rel:?} resolves outside the data folder"));
+        }
+        Ok(full)
+    }
+}

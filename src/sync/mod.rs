@@ -1,0 +1,434 @@
+//! The sync engine: copies new data from the primary to the backups.
+//!
+//! A [`SyncRequest`] names the series, backups and mode; [`Engine::sync`] plans one window per
+//! (backup, series) from the checkpoints, groups the backups of a series that share a window
+//! into one unit (the primary is read once and each batch fanned out), runs at most
+//! `max_workers` units at a time, and returns a [`SyncReport`]. Each acknowledged batch moves
+//! its backup's checkpoint in the same history transaction that counts its records.
+//!
+//! The engine knows nothing of Lua, cron or HTTP.
+
+mod retry;
+mod unit;
+
+pub use retry::{GaveUp, with_retry};
+
+use crate::config::{SyncMode, SyncSettings};
+use crate::history::{History, HistoryError, Status};
+use crate::model::{NANOS_PER_DAY, Nanos, SeriesKey, TimeRange, now_nanos};
+use crate::node::{Node, NodeError};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+/// Which series a request covers.
+#[derive(Debug, Clone)]
+pub enum Selection {
+    /// Every series the primary holds, optionally narrowed to some symbols and intervals.
+    Primary {
+        /// Only these symbols.
+        symbols: Option<Vec<String>>,
+        /// Only these intervals.
+        intervals: Option<Vec<String>>,
+    },
+    /// Exactly these series.
+    Series(Vec<SeriesKey>),
+}
+
+impl Selection {
+    /// Every series the primary holds.
+    pub fn all() -> Self {
+        Selection::Primary {
+            symbols: None,
+            intervals: None,
+        }
+    }
+
+    /// The cross product of symbols and intervals.
+    pub fn cross(symbols: &[String], intervals: &[String]) -> Self {
+        let mut v = Vec::with_capacity(symbols.len() * intervals.len());
+        for s in symbols {
+            for i in intervals {
+                v.push(SeriesKey::new(s.clone(), i.clone()));
+            }
+        }
+        Selection::Series(v)
+    }
+}
+
+/// What to sync.
+#[derive(Debug, Clone)]
+pub struct SyncRequest {
+    /// Series covered.
+    pub selection: Selection,
+    /// Backup names; `None` = every enabled backup.
+    pub backups: Option<Vec<String>>,
+    /// Incremental (from checkpoints) or full (recopy `initial_days`).
+    pub mode: SyncMode,
+    /// Days copied when a (backup, series) has no checkpoint, or in full mode.
+    pub initial_days: u32,
+    /// Task run the history rows belong to.
+    pub run_id: Option<i64>,
+    /// Copy exactly this data window instead of planning from checkpoints (repairs).
+    pub window: Option<TimeRange>,
+    /// Skip (backup, series) whose checkpoint already reaches the primary's newest point.
+    pub only_behind: bool,
+}
+
+impl SyncRequest {
+    /// An incremental sync of `selection` to every enabled backup.
+    pub fn new(selection: Selection, initial_days: u32) -> Self {
+        SyncRequest {
+            selection,
+            backups: None,
+            mode: SyncMode::Incremental,
+            initial_days,
+            run_id: None,
+            window: None,
+            only_behind: false,
+        }
+    }
+}
+
+/// Outcome of one (backup, series).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct UnitReport {
+    /// Backup node.
+    pub backup: String,
+    /// Symbol.
+    pub symbol: String,
+    /// Interval.
+    pub interval: String,
+    /// `success` or `failed`.
+    pub status: Status,
+    /// Points acknowledged by the backup.
+    pub records: u64,
+    /// Error, when failed.
+    pub error: Option<String>,
+    /// Window start (ns).
+    pub window_start: Nanos,
+    /// Window end (ns).
+    pub window_end: Nanos,
+    /// Newest point acknowledged in this sync (ns).
+    pub synced_to: Option<Nanos>,
+    /// History row id.
+    pub history_id: i64,
+    /// Wall time in milliseconds.
+    pub duration_ms: u64,
+}
+
+impl UnitReport {
+    /// The unit's series.
+    pub fn series(&self) -> SeriesKey {
+        SeriesKey::new(self.symbol.clone(), self.interval.clone())
+    }
+}
+
+/// Outcome of a request.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct SyncReport {
+    /// One entry per (backup, series) synced.
+    pub units: Vec<UnitReport>,
+    /// Series the request named that the primary holds no data for.
+    pub empty_on_primary: Vec<SeriesKey>,
+    /// (backup, series) skipped because they were already caught up (`only_behind`).
+    pub up_to_date: usize,
+}
+
+impl SyncReport {
+    /// Units that failed.
+    pub fn failed(&self) -> usize {
+        self.units
+            .iter()
+            .filter(|u| u.status != Status::Success)
+            .count()
+    }
+
+    /// Points copied across all units.
+    pub fn records(&self) -> u64 {
+        self.units.iter().map(|u| u.records).sum()
+    }
+
+    /// Folds another report into this one.
+    pub fn merge(&mut self, other: SyncReport) {
+        self.units.extend(other.units);
+        self.empty_on_primary.extend(other.empty_on_primary);
+        self.up_to_date += other.up_to_date;
+    }
+}
+
+/// Why a whole request failed before or outside its units.
+#[derive(Debug, thiserror::Error)]
+pub enum SyncError {
+    /// The request named a backup that does not exist or is disabled.
+    #[error("no enabled backup is called {0:?}")]
+    UnknownBackup(String),
+    /// The primary could not list its series or their newest points.
+    #[error("primary unavailable: {0}")]
+    Primary(GaveUp),
+    /// The history could not be read or written.
+    #[error(transparent)]
+    History(#[from] HistoryError),
+    /// Shutdown was requested before the sync started.
+    #[error("interrupted by shutdown")]
+    Cancelled,
+}
+
+/// Receives progress while a sync runs (the CLI draws a bar with it).
+pub trait Progress: Send + Sync {
+    /// The plan is made: `units` (backup, series) will run.
+    fn planned(&self, units: usize);
+    /// A backup acknowledged `records` points.
+    fn batch_written(&self, backup: &str, series: &SeriesKey, records: u64);
+    /// A unit finished.
+    fn unit_finished(&self, report: &UnitReport);
+}
+
+/// Cancellation and progress for one sync call.
+#[derive(Clone, Default)]
+pub struct SyncControl {
+    /// Stops starting new batches; batches in flight finish and commit.
+    pub cancel: CancellationToken,
+    /// Progress sink.
+    pub progress: Option<Arc<dyn Progress>>,
+}
+
+/// The sync engine over one primary and its backups.
+pub struct Engine {
+    primary: Arc<dyn Node>,
+    backups: Vec<Arc<dyn Node>>,
+    history: History,
+    settings: SyncSettings,
+    detach_after: Duration,
+}
+
+impl Engine {
+    /// Builds an engine; `backups` are the enabled backups.
+    pub fn new(
+        primary: Arc<dyn Node>,
+        backups: Vec<Arc<dyn Node>>,
+        history: History,
+        settings: SyncSettings,
+    ) -> Self {
+        Engine {
+            primary,
+            backups,
+            history,
+            settings,
+            detach_after: Duration::from_secs(5),
+        }
+    }
+
+    /// How long a fan-out waits on a backup that does not take its next batch before letting
+    /// it continue on its own reader, so a slow backup does not hold up the others.
+    pub fn with_detach_after(mut self, d: Duration) -> Self {
+        self.detach_after = d;
+        self
+    }
+
+    /// The primary node.
+    pub fn primary(&self) -> &Arc<dyn Node> {
+        &self.primary
+    }
+
+    /// The enabled backups.
+    pub fn backups(&self) -> &[Arc<dyn Node>] {
+        &self.backups
+    }
+
+    /// The history.
+    pub fn history(&self) -> &History {
+        &self.history
+    }
+
+    /// The settings.
+    pub fn settings(&self) -> &SyncSettings {
+        &self.settings
+    }
+
+    /// Runs a sync request to completion (or cancellation).
+    ///
+    /// # Errors
+    /// [`SyncError`] when the request cannot be planned (unknown backup, primary or history
+    /// unavailable). Failures of single (backup, series) are in the report, not errors.
+    pub async fn sync(
+        &self,
+        req: &SyncRequest,
+        ctl: &SyncControl,
+    ) -> Result<SyncReport, SyncError> {
+        if ctl.cancel.is_cancelled() {
+            return Err(SyncError::Cancelled);
+        }
+        let backups = self.select_backups(req.backups.as_deref())?;
+        let mut report = SyncReport::default();
+        if backups.is_empty() {
+            return Ok(report);
+        }
+        let policy = self.settings.retry;
+        let series: Vec<SeriesKey> = match &req.selection {
+            Selection::Series(list) => {
+                let mut v = list.clone();
+                v.sort();
+                v.dedup();
+                v
+            }
+            Selection::Primary { symbols, intervals } => {
+                let all = with_retry(&policy, &ctl.cancel, "listing the primary's series", || {
+                    self.primary.list_series()
+                })
+                .await
+                .map_err(SyncError::Primary)?;
+                all.into_iter()
+                    .filter(|s| symbols.as_ref().is_none_or(|l| l.contains(&s.symbol)))
+                    .filter(|s| intervals.as_ref().is_none_or(|l| l.contains(&s.interval)))
+                    .collect()
+            }
+        };
+        if series.is_empty() {
+            return Ok(report);
+        }
+        let newest = with_retry(
+            &policy,
+            &ctl.cancel,
+            "reading the primary's newest points",
+            || self.primary.newest(&series),
+        )
+        .await
+        .map_err(SyncError::Primary)?;
+        let checkpoints = self.history.run(|db| db.checkpoints()).await?;
+
+        let plans = plan(req, &series, &newest, &checkpoints, &backups, &mut report);
+        let lanes: usize = plans.iter().map(|p| p.lanes.len()).sum();
+        if let Some(p) = &ctl.progress {
+            p.planned(lanes);
+        }
+        tracing::info!(
+            series = series.len(),
+            units = lanes,
+            fan_outs = plans.len(),
+            mode = req.mode.as_str(),
+            "sync planned"
+        );
+
+        let ctx = Arc::new(unit::UnitCtx {
+            primary: self.primary.clone(),
+            history: self.history.clone(),
+            batch_size: self.settings.batch_size,
+            retry: policy,
+            mode: req.mode,
+            repair: req.window.is_some(),
+            run_id: req.run_id,
+            control: ctl.clone(),
+            detach_after: self.detach_after,
+        });
+        let permits = Arc::new(tokio::sync::Semaphore::new(
+            self.settings.max_workers.max(1),
+        ));
+        let mut set = tokio::task::JoinSet::new();
+        for p in plans {
+            let ctx = ctx.clone();
+            let permits = permits.clone();
+            set.spawn(async move {
+                // The semaphore is never closed, so acquiring only waits.
+                let _permit = permits.acquire_owned().await.ok();
+                unit::run(ctx, p).await
+            });
+        }
+        while let Some(res) = set.join_next().await {
+            match res {
+                Ok(Ok(units)) => report.units.extend(units),
+                Ok(Err(e)) => {
+                    set.abort_all();
+                    return Err(e.into());
+                }
+                Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+                Err(_) => {}
+            }
+        }
+        report.units.sort_by(|a, b| {
+            (&a.symbol, &a.interval, &a.backup).cmp(&(&b.symbol, &b.interval, &b.backup))
+        });
+        Ok(report)
+    }
+
+    fn select_backups(&self, names: Option<&[String]>) -> Result<Vec<Arc<dyn Node>>, SyncError> {
+        match names {
+            None => Ok(self.backups.clone()),
+            Some(names) => names
+                .iter()
+                .map(|n| {
+                    self.backups
+                        .iter()
+                        .find(|b| b.name() == n)
+                        .cloned()
+                        .ok_or_else(|| SyncError::UnknownBackup(n.clone()))
+                })
+                .collect(),
+        }
+    }
+
+    /// The primary's newest point per series, for status and lag (one batched look-up).
+    ///
+    /// # Errors
+    /// The primary's error.
+    pub async fn primary_newest(
+        &self,
+        series: &[SeriesKey],
+    ) -> Result<HashMap<SeriesKey, Nanos>, NodeError> {
+        self.primary.newest(series).await
+    }
+}
+
+/// One fan-out: a series window read once and written to each lane's backup.
+pub(crate) struct UnitPlan {
+    series: SeriesKey,
+    range: TimeRange,
+    lanes: Vec<Arc<dyn Node>>,
+}
+
+fn plan(
+    req: &SyncRequest,
+    series: &[SeriesKey],
+    newest: &HashMap<SeriesKey, Nanos>,
+    checkpoints: &HashMap<(String, SeriesKey), Nanos>,
+    backups: &[Arc<dyn Node>],
+    report: &mut SyncReport,
+) -> Vec<UnitPlan> {
+    let initial_start =
+        now_nanos().saturating_sub(i64::from(req.initial_days).saturating_mul(NANOS_PER_DAY));
+    let mut plans = Vec::new();
+    for s in series {
+        let Some(&primary_newest) = newest.get(s) else {
+            report.empty_on_primary.push(s.clone());
+            continue;
+        };
+        // Group the backups of this series by window start, preserving backup order.
+        let mut groups: BTreeMap<Nanos, Vec<Arc<dyn Node>>> = BTreeMap::new();
+        for b in backups {
+            let cp = checkpoints.get(&(b.name().to_string(), s.clone())).copied();
+            if req.only_behind && cp.is_some_and(|c| c >= primary_newest) {
+                report.up_to_date += 1;
+                continue;
+            }
+            let start = match (req.window, req.mode) {
+                (Some(w), _) => w.start,
+                (None, SyncMode::Full) => initial_start,
+                (None, SyncMode::Incremental) => cp.unwrap_or(initial_start),
+            };
+            groups.entry(start).or_default().push(b.clone());
+        }
+        let end = match req.window {
+            Some(w) => w.end.min(primary_newest),
+            None => primary_newest,
+        };
+        for (start, lanes) in groups {
+            plans.push(UnitPlan {
+                series: s.clone(),
+                range: TimeRange::new(start, end),
+                lanes,
+            });
+        }
+    }
+    plans
+}

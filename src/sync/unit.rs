@@ -1,0 +1,357 @@
+//! One fan-out unit: a series window read once from the primary and written to one or more
+//! backups ("lanes"). Each lane commits its own checkpoint after every acknowledged batch. A lane
+//! that falls behind (retrying, or slow) is detached and continues on a reader of its own from
+//! its last acknowledged point, so it never holds up the others.
+
+use super::retry::{GaveUp, with_retry};
+use super::{SyncControl, UnitPlan, UnitReport};
+use crate::config::{RetryPolicy, SyncMode};
+use crate::history::{CheckpointUpdate, History, HistoryError, Status, UnitStart};
+use crate::model::{Batch, Nanos, SeriesKey, TimeRange};
+use crate::node::{BatchStream, Node};
+use futures::StreamExt;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::mpsc;
+use tracing::Instrument;
+
+/// Batches a lane may have queued before the reader waits for it.
+const LANE_QUEUE: usize = 4;
+
+const INTERRUPTED: &str = "interrupted by shutdown";
+
+pub(crate) struct UnitCtx {
+    pub primary: Arc<dyn Node>,
+    pub history: History,
+    pub batch_size: usize,
+    pub retry: RetryPolicy,
+    pub mode: SyncMode,
+    pub repair: bool,
+    pub run_id: Option<i64>,
+    pub control: SyncControl,
+    pub detach_after: Duration,
+}
+
+impl UnitCtx {
+    fn checkpoint_update(&self) -> CheckpointUpdate {
+        if self.mode == SyncMode::Full && !self.repair {
+            CheckpointUpdate::Set
+        } else {
+            CheckpointUpdate::Advance
+        }
+    }
+}
+
+enum Msg {
+    Batch(Arc<Batch>),
+    End,
+    Failed(String),
+}
+
+struct Lane {
+    node: Arc<dyn Node>,
+    row_id: i64,
+    acked: Option<Nanos>,
+    records: u64,
+    started: Instant,
+}
+
+/// Runs one unit to completion and reports each lane.
+pub(crate) async fn run(
+    ctx: Arc<UnitCtx>,
+    plan: UnitPlan,
+) -> Result<Vec<UnitReport>, HistoryError> {
+    let UnitPlan {
+        series,
+        range,
+        lanes: nodes,
+    } = plan;
+    let mut lanes = Vec::with_capacity(nodes.len());
+    for node in nodes {
+        let start = UnitStart {
+            run_id: ctx.run_id,
+            backup: node.name().to_string(),
+            series: series.clone(),
+            mode: ctx.mode.as_str(),
+            window_start: range.start,
+            window_end: range.end,
+        };
+        let row_id = ctx.history.run(move |db| db.begin_unit(&start)).await?;
+        lanes.push(Lane {
+            node,
+            row_id,
+            acked: None,
+            records: 0,
+            started: Instant::now(),
+        });
+    }
+
+    if lanes.len() == 1
+        && let Some(lane) = lanes.pop()
+    {
+        return Ok(vec![drive_lane(&ctx, &series, range, lane, None).await]);
+    }
+
+    let mut senders = Vec::with_capacity(lanes.len());
+    let mut lane_futs = Vec::with_capacity(lanes.len());
+    for lane in lanes {
+        let (tx, rx) = mpsc::channel(LANE_QUEUE);
+        senders.push(Some(tx));
+        lane_futs.push(drive_lane(&ctx, &series, range, lane, Some(rx)));
+    }
+    let (_, reports) = tokio::join!(
+        feed(&ctx, &series, range, senders),
+        futures::future::join_all(lane_futs)
+    );
+    Ok(reports)
+}
+
+/// Reads the window once and hands each batch to every attached lane.
+async fn feed(
+    ctx: &UnitCtx,
+    series: &SeriesKey,
+    range: TimeRange,
+    mut lanes: Vec<Option<mpsc::Sender<Msg>>>,
+) {
+    let mut reader = Reader::new(ctx, series, range);
+    loop {
+        if lanes.iter().all(Option::is_none) {
+            return;
+        }
+        let msg = match reader.next().await {
+            Ok(Some(batch)) => Msg::Batch(Arc::new(batch)),
+            Ok(None) => Msg::End,
+            Err(e) => Msg::Failed(e),
+        };
+        let last = !matches!(msg, Msg::Batch(_));
+        for slot in lanes.iter_mut() {
+            let Some(tx) = slot else { continue };
+            let m = match &msg {
+                Msg::Batch(b) => Msg::Batch(b.clone()),
+                Msg::End => Msg::End,
+                Msg::Failed(e) => Msg::Failed(e.clone()),
+            };
+            match tokio::time::timeout(ctx.detach_after, tx.send(m)).await {
+                Ok(Ok(())) => {}
+                // The lane finished (failed); nothing more to send it.
+                Ok(Err(_)) => *slot = None,
+                Err(_) => {
+                    tracing::info!(
+                        series = %series,
+                        "a backup is falling behind; it continues on its own reader"
+                    );
+                    *slot = None;
+                }
+            }
+        }
+        if last {
+            return;
+        }
+    }
+}
+
+async fn drive_lane(
+    ctx: &UnitCtx,
+    series: &SeriesKey,
+    range: TimeRange,
+    mut lane: Lane,
+    rx: Option<mpsc::Receiver<Msg>>,
+) -> UnitReport {
+    let span = tracing::info_span!("sync", backup = %lane.node.name(), series = %series);
+    let outcome = async {
+        if let Some(mut rx) = rx {
+            loop {
+                match rx.recv().await {
+                    Some(Msg::Batch(b)) => write_batch(ctx, series, &mut lane, b).await?,
+                    Some(Msg::End) => return Ok(()),
+                    Some(Msg::Failed(e)) => return Err(e),
+                    None => break,
+                }
+            }
+        }
+        // On our own: from just after the last acknowledged point (batches never split a
+        // timestamp, so nothing is skipped) or from the window start.
+        let start = match lane.acked {
+            Some(t) => t.saturating_add(1),
+            None => range.start,
+        };
+        let mut reader = Reader::new(ctx, series, TimeRange::new(start, range.end));
+        while let Some(batch) = reader.next().await? {
+            write_batch(ctx, series, &mut lane, Arc::new(batch)).await?;
+        }
+        Ok(())
+    }
+    .instrument(span.clone())
+    .await;
+
+    let (status, error) = match outcome {
+        Ok(()) => (Status::Success, None),
+        Err(e) => (Status::Failed, Some(e)),
+    };
+    let backup = lane.node.name().to_string();
+    {
+        let _g = span.enter();
+        match &error {
+            None => tracing::debug!(records = lane.records, "sync done"),
+            Some(e) => tracing::error!(records = lane.records, cause = %e, "sync failed"),
+        }
+    }
+    let (row_id, b, s, err) = (lane.row_id, backup.clone(), series.clone(), error.clone());
+    let recorded = ctx
+        .history
+        .run(move |db| db.finish_unit(row_id, &b, &s, status, err.as_deref()))
+        .await;
+    let (status, error) = match recorded {
+        Ok(()) => (status, error),
+        Err(e) => (
+            Status::Failed,
+            Some(match error {
+                Some(prev) => format!("{prev}; and recording the result failed: {e}"),
+                None => format!("recording the result failed: {e}"),
+            }),
+        ),
+    };
+    let report = UnitReport {
+        backup,
+        symbol: series.symbol.clone(),
+        interval: series.interval.clone(),
+        status,
+        records: lane.records,
+        error,
+        window_start: range.start,
+        window_end: range.end,
+        synced_to: lane.acked,
+        history_id: lane.row_id,
+        duration_ms: u64::try_from(lane.started.elapsed().as_millis()).unwrap_or(u64::MAX),
+    };
+    if let Some(p) = &ctx.control.progress {
+        p.unit_finished(&report);
+    }
+    report
+}
+
+/// Writes one batch to a lane's backup with retries, then commits its checkpoint.
+async fn write_batch(
+    ctx: &UnitCtx,
+    series: &SeriesKey,
+    lane: &mut Lane,
+    batch: Arc<Batch>,
+) -> Result<(), String> {
+    if ctx.control.cancel.is_cancelled() {
+        return Err(INTERRUPTED.into());
+    }
+    let Some(newest) = batch.last_time() else {
+        return Ok(());
+    };
+    let n = batch.len() as u64;
+    let node = lane.node.clone();
+    with_retry(&ctx.retry, &ctx.control.cancel, "writing a batch", || {
+        node.write(batch.clone())
+    })
+    .await
+    .map_err(|g| g.to_string())?;
+    let (row_id, backup, s, update) = (
+        lane.row_id,
+        node.name().to_string(),
+        series.clone(),
+        ctx.checkpoint_update(),
+    );
+    ctx.history
+        .run(move |db| db.commit_batch(row_id, &backup, &s, newest, n, update))
+        .await
+        .map_err(|e| {
+            format!("the backup acknowledged a batch but its checkpoint could not be saved: {e}")
+        })?;
+    lane.acked = Some(newest);
+    lane.records += n;
+    if let Some(p) = &ctx.control.progress {
+        p.batch_written(node.name(), series, n);
+    }
+    Ok(())
+}
+
+/// Reads a window from the primary, reopening the stream after the last delivered batch when
+/// a read fails and retrying with the configured backoff.
+struct Reader<'a> {
+    ctx: &'a UnitCtx,
+    series: &'a SeriesKey,
+    end: Nanos,
+    cursor: Option<Nanos>,
+    stream: Option<BatchStream>,
+    failures: u32,
+}
+
+impl<'a> Reader<'a> {
+    fn new(ctx: &'a UnitCtx, series: &'a SeriesKey, range: TimeRange) -> Self {
+        Reader {
+            ctx,
+            series,
+            end: range.end,
+            cursor: (!range.is_empty()).then_some(range.start),
+            stream: None,
+            failures: 0,
+        }
+    }
+
+    async fn next(&mut self) -> Result<Option<Batch>, String> {
+        loop {
+            let Some(cursor) = self.cursor else {
+                return Ok(None);
+            };
+            if self.ctx.control.cancel.is_cancelled() {
+                return Err(INTERRUPTED.into());
+            }
+            let stream = self.stream.get_or_insert_with(|| {
+                self.ctx.primary.read(
+                    self.series,
+                    TimeRange::new(cursor, self.end),
+                    self.ctx.batch_size,
+                )
+            });
+            let item = tokio::select! {
+                item = stream.next() => item,
+                _ = self.ctx.control.cancel.cancelled() => return Err(INTERRUPTED.into()),
+            };
+            match item {
+                None => {
+                    self.cursor = None;
+                    return Ok(None);
+                }
+                Some(Ok(batch)) => {
+                    self.failures = 0;
+                    if let Some(last) = batch.last_time() {
+                        self.cursor = last.checked_add(1).filter(|c| *c <= self.end);
+                    }
+                    if batch.is_empty() {
+                        continue;
+                    }
+                    return Ok(Some(batch));
+                }
+                Some(Err(error)) => {
+                    self.stream = None;
+                    let k = self.failures;
+                    if !error.retryable() || k >= self.ctx.retry.times {
+                        return Err(format!(
+                            "reading the primary: {}",
+                            GaveUp {
+                                error,
+                                attempts: k + 1,
+                                cancelled: false
+                            }
+                        ));
+                    }
+                    self.failures += 1;
+                    let mut delay = self.ctx.retry.delay_for(k);
+                    if let Some(ra) = error.retry_after {
+                        delay = delay.max(ra);
+                    }
+                    tracing::warn!(node = %error.node, cause = %error.message, attempt = k + 1, "read failed; retrying");
+                    tokio::select! {
+                        _ = tokio::time::sleep(delay) => {}
+                        _ = self.ctx.control.cancel.cancelled() => return Err(INTERRUPTED.into()),
+                    }
+                }
+            }
+        }
+    }
+}
