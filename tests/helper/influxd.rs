@@ -1,0 +1,1 @@
+//! Real `influxd` processes for the tests.

@@ -1,0 +1,5 @@
+//! Test fixtures.
+
+#![allow(dead_code)]
+
+pub mod influxd;

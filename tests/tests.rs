@@ -1,0 +1,6 @@
+//! Integration tests: one binary, one module per area. `helper/` holds fixtures that start real
+//! things (a project folder with config, real SQLite stores, real `influxd` processes) and clean
+//! up on drop.
+
+mod helper;
+mod influx;
