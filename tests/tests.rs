@@ -2,5 +2,10 @@
 //! things (a project folder with config, real SQLite stores, real `influxd` processes) and clean
 //! up on drop.
 
+mod cli;
+mod config_errors;
 mod helper;
 mod influx;
+mod lua;
+mod sqlite_node;
+mod sync_sqlite;

@@ -48,41 +48,119 @@ pub fn expand_with(s: &str, lookup: impl Fn(&str) -> Option<String>) -> Result<S
     Ok(out)
 }
 
+/// Deserializes through a visitor so that a rejected value is reported at its own line and
+/// column (a check after deserializing would point at the enclosing mapping instead).
+macro_rules! checked {
+    ($name:ident, $out:ty, $expecting:literal, |$v:ident: $in:ident| $check:expr) => {
+        struct $name($out);
+        impl<'de> Deserialize<'de> for $name {
+            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                struct V;
+                impl<'de> serde::de::Visitor<'de> for V {
+                    type Value = $name;
+                    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                        f.write_str($expecting)
+                    }
+                    checked!(@visit $in, $out, $name, |$v| $check);
+                }
+                checked!(@entry d, $in, V)
+            }
+        }
+    };
+    (@entry $d:ident, str, $v:ident) => { $d.deserialize_str($v) };
+    (@entry $d:ident, f64, $v:ident) => { $d.deserialize_any($v) };
+    (@entry $d:ident, u64, $v:ident) => { $d.deserialize_any($v) };
+    (@visit str, $out:ty, $name:ident, |$v:ident| $check:expr) => {
+        fn visit_str<E: Error>(self, $v: &str) -> Result<$name, E> {
+            let r: Result<$out, String> = $check;
+            r.map($name).map_err(E::custom)
+        }
+    };
+    (@visit f64, $out:ty, $name:ident, |$v:ident| $check:expr) => {
+        fn visit_f64<E: Error>(self, $v: f64) -> Result<$name, E> {
+            let r: Result<$out, String> = $check;
+            r.map($name).map_err(E::custom)
+        }
+        fn visit_u64<E: Error>(self, n: u64) -> Result<$name, E> {
+            self.visit_f64(n as f64)
+        }
+        fn visit_i64<E: Error>(self, n: i64) -> Result<$name, E> {
+            self.visit_f64(n as f64)
+        }
+    };
+    (@visit u64, $out:ty, $name:ident, |$v:ident| $check:expr) => {
+        fn visit_u64<E: Error>(self, $v: u64) -> Result<$name, E> {
+            let r: Result<$out, String> = $check;
+            r.map($name).map_err(E::custom)
+        }
+        fn visit_i64<E: Error>(self, n: i64) -> Result<$name, E> {
+            match u64::try_from(n) {
+                Ok(n) => self.visit_u64(n),
+                Err(_) => Err(E::custom(format!("{n} is negative: must be at least 1"))),
+            }
+        }
+        fn visit_f64<E: Error>(self, n: f64) -> Result<$name, E> {
+            Err(E::custom(format!("{n} is not a whole number")))
+        }
+    };
+}
+
+checked!(
+    EnvStr,
+    String,
+    "a string (${VAR} is read from the environment)",
+    |v: str| expand_env(v)
+);
+checked!(Secs, Duration, "a number of seconds", |v: f64| to_duration(
+    v
+));
+checked!(
+    Positive,
+    u64,
+    "a whole number of at least 1",
+    |v: u64| if v == 0 {
+        Err("must be at least 1".to_string())
+    } else {
+        Ok(v)
+    }
+);
+checked!(Zone, chrono_tz::Tz, "an IANA time zone name", |v: str| v
+    .parse::<chrono_tz::Tz>()
+    .map_err(|_| format!(
+        "unknown time zone {v:?}: use an IANA name such as America/New_York or UTC"
+    )));
+checked!(Cron, CronExpr, "a cron expression", |v: str| {
+    CronExpr::parse(v)
+});
+
 /// A string with `${VAR}` expanded.
 pub fn env_string<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
-    let raw = String::deserialize(d)?;
-    expand_env(&raw).map_err(D::Error::custom)
+    EnvStr::deserialize(d).map(|v| v.0)
 }
 
 /// An optional string with `${VAR}` expanded.
 pub fn opt_env_string<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
-    match Option::<String>::deserialize(d)? {
-        Some(raw) => expand_env(&raw).map(Some).map_err(D::Error::custom),
-        None => Ok(None),
-    }
+    Option::<EnvStr>::deserialize(d).map(|v| v.map(|v| v.0))
 }
 
 /// A whole number of at least 1.
 pub fn positive<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
-    let v = u64::deserialize(d)?;
-    if v == 0 {
-        return Err(D::Error::custom("must be at least 1"));
-    }
-    Ok(v)
+    Positive::deserialize(d).map(|v| v.0)
+}
+
+/// An optional whole number of at least 1.
+pub fn opt_positive<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+    Option::<Positive>::deserialize(d).map(|v| v.map(|v| v.0))
 }
 
 /// A duration written as a number of seconds (fractions allowed), at least 0.
 pub fn seconds<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-    let v = f64::deserialize(d)?;
-    to_duration(v).map_err(D::Error::custom)
+    Secs::deserialize(d).map(|v| v.0)
 }
 
 /// An optional duration in seconds.
 pub fn opt_seconds<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
-    match Option::<f64>::deserialize(d)? {
-        Some(v) => to_duration(v).map(Some).map_err(D::Error::custom),
-        None => Ok(None),
-    }
+    Option::<Secs>::deserialize(d).map(|v| v.map(|v| v.0))
 }
 
 fn to_duration(v: f64) -> Result<Duration, String> {
@@ -94,32 +172,7 @@ fn to_duration(v: f64) -> Result<Duration, String> {
 
 /// A time zone name from the IANA database (`America/New_York`, `UTC`).
 pub fn timezone<'de, D: Deserializer<'de>>(d: D) -> Result<chrono_tz::Tz, D::Error> {
-    let name = String::deserialize(d)?;
-    name.parse::<chrono_tz::Tz>().map_err(|_| {
-        D::Error::custom(format!(
-            "unknown time zone {name:?}: use an IANA name such as America/New_York or UTC"
-        ))
-    })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn expands_variables_and_dollar_escapes() {
-        let look = |n: &str| (n == "PW").then(|| "s3cr$t".to_string());
-        assert_eq!(expand_with("a${PW}b", look).unwrap(), "as3cr$tb");
-        assert_eq!(expand_with("$$HOME", look).unwrap(), "$HOME");
-        assert_eq!(expand_with("cost $5", look).unwrap(), "cost $5");
-        assert!(
-            expand_with("${MISSING}", look)
-                .unwrap_err()
-                .contains("MISSING")
-        );
-        assert!(expand_with("${PW", look).unwrap_err().contains("unclosed"));
-        assert!(expand_with("${a-b}", look).is_err());
-    }
+    Zone::deserialize(d).map(|v| v.0)
 }
 
 /// A parsed cron expression together with the text it came from.
@@ -148,9 +201,11 @@ impl CronExpr {
                 ));
             }
         };
-        let schedule = full
-            .parse::<cron::Schedule>()
-            .map_err(|e| format!("invalid cron expression {text:?}: {e}"))?;
+        let schedule = full.parse::<cron::Schedule>().map_err(|e| {
+            let why = e.to_string();
+            let why = why.lines().last().unwrap_or("").trim().to_string();
+            format!("invalid cron expression {text:?}: {why}")
+        })?;
         Ok(CronExpr {
             text: text.to_string(),
             schedule,
@@ -160,8 +215,25 @@ impl CronExpr {
 
 /// An optional cron expression.
 pub fn opt_cron<'de, D: Deserializer<'de>>(d: D) -> Result<Option<CronExpr>, D::Error> {
-    match Option::<String>::deserialize(d)? {
-        Some(text) => CronExpr::parse(&text).map(Some).map_err(D::Error::custom),
-        None => Ok(None),
+    Option::<Cron>::deserialize(d).map(|v| v.map(|v| v.0))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn expands_variables_and_dollar_escapes() {
+        let look = |n: &str| (n == "PW").then(|| "s3cr$t".to_string());
+        assert_eq!(expand_with("a${PW}b", look).unwrap(), "as3cr$tb");
+        assert_eq!(expand_with("$$HOME", look).unwrap(), "$HOME");
+        assert_eq!(expand_with("cost $5", look).unwrap(), "cost $5");
+        assert!(
+            expand_with("${MISSING}", look)
+                .unwrap_err()
+                .contains("MISSING")
+        );
+        assert!(expand_with("${PW", look).unwrap_err().contains("unclosed"));
+        assert!(expand_with("${a-b}", look).is_err());
     }
 }

@@ -371,7 +371,7 @@ pub struct TaskBlock {
     #[serde(default)]
     pub backups: Option<Vec<String>>,
     /// Days of history for this task's first syncs; the global `initial_days` when unset.
-    #[serde(default, deserialize_with = "opt_positive")]
+    #[serde(default, deserialize_with = "de::opt_positive")]
     pub initial_days: Option<u64>,
     /// Cron expression (5 fields, or 6 with seconds); the task only runs by hand when unset.
     #[serde(default, deserialize_with = "de::opt_cron")]
@@ -401,8 +401,4 @@ fn utc() -> chrono_tz::Tz {
 }
 fn default_timeout() -> Duration {
     Duration::from_secs(3600)
-}
-
-fn opt_positive<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
-    de::positive(d).map(Some)
 }

@@ -76,19 +76,19 @@ impl SqliteNode {
         {
             std::fs::create_dir_all(dir).map_err(|e| err(&e))?;
         }
-        let manager = SqliteConnectionManager::file(path).with_init(|c| {
-            c.execute_batch(
-                "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA busy_timeout=30000;",
-            )
-        });
+        // Check the file and create the tables on a plain connection first: a pool would retry
+        // a broken file until its timeout instead of saying what is wrong.
+        let mut conn = rusqlite::Connection::open(path).map_err(|e| err(&e))?;
+        init_connection(&mut conn).map_err(|e| err(&e))?;
+        conn.execute_batch(SCHEMA_SQL).map_err(|e| err(&e))?;
+        drop(conn);
+        let manager = SqliteConnectionManager::file(path).with_init(init_connection);
         let pool = r2d2::Pool::builder()
             .max_size(u32::try_from(pool_size.max(1)).unwrap_or(u32::MAX))
             .min_idle(Some(1))
+            .connection_timeout(std::time::Duration::from_secs(30))
             .build(manager)
             .map_err(|e| err(&e))?;
-        let conn = pool.get().map_err(|e| err(&e))?;
-        conn.execute_batch(SCHEMA_SQL).map_err(|e| err(&e))?;
-        drop(conn);
         Ok(SqliteNode {
             inner: Arc::new(Inner {
                 name: name.to_string(),
@@ -106,6 +106,12 @@ impl SqliteNode {
         let inner = self.inner.clone();
         run_blocking(inner, f).await
     }
+}
+
+fn init_connection(c: &mut rusqlite::Connection) -> rusqlite::Result<()> {
+    c.execute_batch(
+        "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA busy_timeout=30000;",
+    )
 }
 
 async fn run_blocking<R: Send + 'static>(
@@ -257,22 +263,25 @@ impl Inner {
             "SELECT series_id, time, fields FROM points WHERE series_id IN ({in_list}) \
              AND time >= ?1 AND time <= ?2 ORDER BY time, series_id LIMIT ?3"
         );
-        let limit_i = i64::try_from(limit).unwrap_or(i64::MAX);
+        // One row more than a batch tells whether the last timestamp continues past it.
+        let limit_i = i64::try_from(limit.saturating_add(1)).unwrap_or(i64::MAX);
         let mut points = self.query_points(&conn, &sql, rows, start, end, limit_i, keys)?;
-        if points.len() < limit {
+        if points.len() <= limit {
             return Ok((points, None));
         }
-        // A full page: the last timestamp may continue in the next page.
+        let extra = points.pop().map(|p| p.time);
         let last = points.last().map(|p| p.time).unwrap_or(end);
-        let first = points.first().map(|p| p.time).unwrap_or(start);
-        if first == last {
-            // One timestamp fills the page: take all of its points at once.
-            let all = self.query_points(&conn, &sql, rows, last, last, i64::MAX, keys)?;
-            let next = last.checked_add(1).filter(|n| *n <= end);
-            return Ok((all, next));
+        if extra != Some(last) {
+            return Ok((points, last.checked_add(1).filter(|n| *n <= end)));
         }
+        // The last timestamp's points continue into the next page: keep them together.
         while points.last().is_some_and(|p| p.time == last) {
             points.pop();
+        }
+        if points.is_empty() {
+            // One timestamp fills the page: take all of its points at once.
+            let all = self.query_points(&conn, &sql, rows, last, last, i64::MAX, keys)?;
+            return Ok((all, last.checked_add(1).filter(|n| *n <= end)));
         }
         Ok((points, Some(last)))
     }

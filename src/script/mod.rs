@@ -380,17 +380,17 @@ fn make_runner(lua: &Lua) -> mlua::Result<Function> {
             .map(|s| s.to_string_lossy().to_string())
             .unwrap_or(msg))
     })?;
+    let raw_xpcall: Function = lua.named_registry_value(sandbox::RAW_XPCALL)?;
     lua.load(
         r#"
-        local handler = ...
-        local xpcall = xpcall
+        local handler, xpcall = ...
         return function(f, ...)
             return xpcall(f, handler, ...)
         end
         "#,
     )
     .set_name("=dms-runner")
-    .call::<Function>(handler)
+    .call::<Function>((handler, raw_xpcall))
 }
 
 /// Turns `xpcall`'s results into the first value or the error message.

@@ -6,6 +6,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Instant;
 
+/// Registry key of the unwrapped `xpcall`, which the hook runner uses.
+pub const RAW_XPCALL: &str = "dms.raw_xpcall";
+
 /// Instructions between two budget checks.
 const HOOK_EVERY: u32 = 1000;
 
@@ -15,6 +18,9 @@ pub struct Budget {
     remaining: AtomicU64,
     deadline: std::sync::Mutex<Option<Instant>>,
     cancelled: AtomicBool,
+    /// Set once a limit was hit in this call; `pcall` and friends then re-raise instead of
+    /// letting the script swallow the error.
+    tripped: AtomicBool,
 }
 
 impl Budget {
@@ -22,6 +28,7 @@ impl Budget {
     pub fn reset(&self, instructions: u64, deadline: Option<Instant>) {
         self.remaining.store(instructions, Ordering::SeqCst);
         self.cancelled.store(false, Ordering::SeqCst);
+        self.tripped.store(false, Ordering::SeqCst);
         *self.deadline.lock().unwrap_or_else(|p| p.into_inner()) = deadline;
     }
 
@@ -31,6 +38,14 @@ impl Budget {
     }
 
     fn check(&self) -> mlua::Result<()> {
+        let r = self.limits();
+        if r.is_err() {
+            self.tripped.store(true, Ordering::SeqCst);
+        }
+        r
+    }
+
+    fn limits(&self) -> mlua::Result<()> {
         if self.cancelled.load(Ordering::SeqCst) {
             return Err(mlua::Error::runtime("interrupted by shutdown"));
         }
@@ -102,6 +117,42 @@ pub fn new_state(memory_limit: usize, budget: Arc<Budget>) -> mlua::Result<Lua> 
         .set_name("=dms-sandbox")
         .call::<mlua::Function>(raw_load)?;
     g.set("load", text_load)?;
+
+    // Errors from the limits must not be swallowed: once tripped, the protected-call functions
+    // re-raise them. The hook runner keeps the raw xpcall.
+    lua.set_named_registry_value(RAW_XPCALL, g.get::<mlua::Function>("xpcall")?)?;
+    let b = budget.clone();
+    let tripped = lua.create_function(move |_, ()| Ok(b.tripped.load(Ordering::SeqCst)))?;
+    lua.load(
+        r#"
+        local tripped, raw_pcall, raw_xpcall, raw_resume = ...
+        local type, tostring = type, tostring
+        local function pass(ok, err, ...)
+            if not ok then
+                if tripped() then
+                    error(err, 0)
+                end
+                -- Errors raised by dms functions arrive as userdata; scripts get their text.
+                if type(err) == "userdata" then
+                    err = tostring(err)
+                end
+                return ok, err
+            end
+            return ok, err, ...
+        end
+        pcall = function(f, ...) return pass(raw_pcall(f, ...)) end
+        xpcall = function(f, h, ...) return pass(raw_xpcall(f, h, ...)) end
+        coroutine.resume = function(co, ...) return pass(raw_resume(co, ...)) end
+        "#,
+    )
+    .set_name("=dms-sandbox")
+    .call::<()>((
+        tripped,
+        g.get::<mlua::Function>("pcall")?,
+        g.get::<mlua::Function>("xpcall")?,
+        g.get::<mlua::Table>("coroutine")?
+            .get::<mlua::Function>("resume")?,
+    ))?;
 
     lua.set_memory_limit(memory_limit)?;
     let b = budget.clone();

@@ -2,4 +2,6 @@
 
 #![allow(dead_code)]
 
+pub mod faulty;
 pub mod influxd;
+pub mod project;

@@ -1,0 +1,172 @@
+//! Bad configuration gets a clear error naming file, line and column (or the key), through the
+//! real `dms config check` binary; nothing is written.
+
+use crate::helper::project::{Project, sync_yaml};
+
+fn check(p: &Project) -> (i32, String) {
+    let out = p.cli(&["config", "check"]);
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.code().unwrap_or(-1), text)
+}
+
+fn assert_rejected(p: &Project, needles: &[&str]) {
+    let (code, text) = check(p);
+    assert_eq!(code, 2, "config check must fail: {text}");
+    for n in needles {
+        assert!(text.contains(n), "message lacks {n:?}: {text}");
+    }
+    assert!(
+        !p.root().join("run/db/sync_history.db").exists(),
+        "a failed check writes nothing"
+    );
+}
+
+#[test]
+fn a_valid_project_passes_config_check() {
+    let p = Project::new();
+    let (code, text) = check(&p);
+    assert_eq!(code, 0, "{text}");
+    assert!(text.contains("configuration OK"), "{text}");
+}
+
+#[test]
+fn yaml_syntax_errors_name_file_line_and_column() {
+    let p = Project::with_sync("sync:\n  incremental:\n    batch_size: 1\n   retry_times: 2\n");
+    assert_rejected(
+        &p,
+        &["sync.yaml", "did not find expected key at line 4 column 4"],
+    );
+}
+
+#[test]
+fn unknown_keys_are_errors_with_their_position() {
+    let p = Project::with_sync(&sync_yaml(100, 2, "").replace("batch_size", "batch_sise"));
+    assert_rejected(
+        &p,
+        &["sync.yaml", "unknown field `batch_sise`", "line 3 column 5"],
+    );
+}
+
+#[test]
+fn wrong_types_and_bad_values_are_errors_with_their_position() {
+    let p =
+        Project::with_sync(&sync_yaml(100, 2, "").replace("retry_times: 2", "retry_times: many"));
+    assert_rejected(
+        &p,
+        &["sync.retry_times", "invalid type", "line 7 column 16"],
+    );
+    let p = Project::with_sync(&sync_yaml(0, 2, ""));
+    assert_rejected(
+        &p,
+        &[
+            "sync.incremental.batch_size",
+            "must be at least 1",
+            "line 3 column 17",
+        ],
+    );
+    let p = Project::with_sync(&sync_yaml(10, 2, "").replace("exponential", "random"));
+    assert_rejected(&p, &["retry_backoff", "unknown variant `random`", "line 9"]);
+    let p =
+        Project::with_sync(&sync_yaml(10, 2, "").replace("retry_delay: 0.05", "retry_delay: -1"));
+    assert_rejected(&p, &["retry_delay", "not a duration", "line 8"]);
+}
+
+#[test]
+fn task_errors_name_the_task_and_key() {
+    let p = Project::new();
+    p.write(
+        "config/task.yaml",
+        "tasks:\n  - name: t1\n    schedule: \"61 * * * *\"\n",
+    );
+    assert_rejected(
+        &p,
+        &[
+            "task.yaml",
+            "tasks[0].schedule",
+            "invalid cron expression",
+            "line 3",
+        ],
+    );
+    p.write(
+        "config/task.yaml",
+        "tasks:\n  - name: t1\n    timezone: Mars/Olympus\n",
+    );
+    assert_rejected(&p, &["unknown time zone \"Mars/Olympus\"", "line 3"]);
+    p.write(
+        "config/task.yaml",
+        "tasks:\n  - name: t1\n    script: scripts/missing.lua\n",
+    );
+    assert_rejected(
+        &p,
+        &["tasks[0] (t1).script", "file not found", "missing.lua"],
+    );
+}
+
+#[test]
+fn every_rule_violation_is_reported_at_once() {
+    let p = Project::new();
+    p.write(
+        "config/task.yaml",
+        "tasks:\n  - name: a\n    script: scripts/nope.lua\n  - name: a\n    backups: [backup9]\n",
+    );
+    assert_rejected(
+        &p,
+        &[
+            "file not found",
+            "task name is used twice",
+            "no backup node is called \"backup9\"",
+        ],
+    );
+}
+
+#[test]
+fn node_settings_of_the_wrong_kind_and_missing_env_vars_are_errors() {
+    let yaml = sync_yaml(10, 2, "").replace(
+        "      path: run/backup2.db",
+        "      path: run/backup2.db\n      url: http://x",
+    );
+    let p = Project::with_sync(&yaml);
+    assert_rejected(
+        &p,
+        &["nodes.backups[1].url", "not a setting of a sqlite node"],
+    );
+    let yaml = sync_yaml(10, 2, "").replace("path: run/backup2.db", "path: ${DMS_TEST_UNSET_VAR}");
+    let p = Project::with_sync(&yaml);
+    assert_rejected(&p, &["DMS_TEST_UNSET_VAR is not set", "line 21"]);
+}
+
+#[test]
+fn lua_syntax_errors_are_reported_with_script_and_line() {
+    let p = Project::new();
+    p.write(
+        "scripts/bad.lua",
+        "function run(ctx)\n  local x = = 1\nend\n",
+    );
+    p.write(
+        "config/task.yaml",
+        "tasks:\n  - name: broken\n    script: scripts/bad.lua\n",
+    );
+    assert_rejected(&p, &["task broken", "scripts/bad.lua:2:"]);
+}
+
+#[test]
+fn env_vars_fill_secrets_and_paths() {
+    let p = Project::with_sync(
+        &sync_yaml(10, 2, "").replace("path: run/backup2.db", "path: run/${DMS_TEST_BACKUP_FILE}"),
+    );
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_dms"))
+        .args(["config", "check"])
+        .current_dir(p.root())
+        .env("DMS_TEST_BACKUP_FILE", "b2.db")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

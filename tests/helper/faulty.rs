@@ -1,0 +1,100 @@
+//! Fault injection that wraps a real node: failing chosen writes, slowing writes down, and
+//! recording when each write was attempted.
+
+use dms::model::{Batch, Nanos, SeriesKey, TimeRange};
+use dms::node::{BatchStream, ErrorKind, Node, NodeError};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// Which write calls fail.
+#[derive(Clone, Debug)]
+pub enum Plan {
+    /// Never fail.
+    Healthy,
+    /// Write calls number `from..=to` (1-based) fail with `kind`.
+    Calls {
+        from: usize,
+        to: usize,
+        kind: ErrorKind,
+    },
+    /// Every write call fails with `kind`.
+    Always(ErrorKind),
+}
+
+pub struct Faulty {
+    inner: Arc<dyn Node>,
+    plan: Mutex<Plan>,
+    delay: Duration,
+    calls: AtomicUsize,
+    /// Start time of every write call.
+    pub attempts: Mutex<Vec<Instant>>,
+}
+
+impl Faulty {
+    pub fn new(inner: Arc<dyn Node>, plan: Plan) -> Arc<Faulty> {
+        Self::slow(inner, plan, Duration::ZERO)
+    }
+
+    pub fn slow(inner: Arc<dyn Node>, plan: Plan, delay: Duration) -> Arc<Faulty> {
+        Arc::new(Faulty {
+            inner,
+            plan: Mutex::new(plan),
+            delay,
+            calls: AtomicUsize::new(0),
+            attempts: Mutex::new(Vec::new()),
+        })
+    }
+
+    pub fn set_plan(&self, plan: Plan) {
+        *self.plan.lock().unwrap() = plan;
+    }
+
+    pub fn write_calls(&self) -> usize {
+        self.calls.load(Ordering::SeqCst)
+    }
+}
+
+#[async_trait::async_trait]
+impl Node for Faulty {
+    fn name(&self) -> &str {
+        self.inner.name()
+    }
+    fn describe(&self) -> String {
+        format!("faulty {}", self.inner.describe())
+    }
+    async fn ping(&self) -> Result<(), NodeError> {
+        self.inner.ping().await
+    }
+    async fn list_series(&self) -> Result<Vec<SeriesKey>, NodeError> {
+        self.inner.list_series().await
+    }
+    async fn newest(&self, series: &[SeriesKey]) -> Result<HashMap<SeriesKey, Nanos>, NodeError> {
+        self.inner.newest(series).await
+    }
+    fn read(&self, series: &SeriesKey, range: TimeRange, batch_size: usize) -> BatchStream {
+        self.inner.read(series, range, batch_size)
+    }
+    async fn write(&self, batch: Arc<Batch>) -> Result<(), NodeError> {
+        let n = self.calls.fetch_add(1, Ordering::SeqCst) + 1;
+        self.attempts.lock().unwrap().push(Instant::now());
+        if !self.delay.is_zero() {
+            tokio::time::sleep(self.delay).await;
+        }
+        let plan = self.plan.lock().unwrap().clone();
+        let fail = match plan {
+            Plan::Healthy => None,
+            Plan::Calls { from, to, kind } => (from..=to).contains(&n).then_some(kind),
+            Plan::Always(kind) => Some(kind),
+        };
+        match fail {
+            Some(kind) => Err(NodeError::new(
+                self.inner.name(),
+                kind,
+                format!("injected fault on write call {n}"),
+            )),
+            None => self.inner.write(batch).await,
+        }
+    }
+}

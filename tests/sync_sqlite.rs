@@ -1,0 +1,611 @@
+//! The sync engine on real SQLite stores: windows, checkpoints, retries, resume, fan-out,
+//! field types and odd symbols.
+
+use crate::helper::faulty::{Faulty, Plan};
+use crate::helper::project::{Project, all, bars, checkpoint, daily, put, sync_yaml};
+use dms::app::App;
+use dms::config::SyncMode;
+use dms::history::{HistoryFilter, Status};
+use dms::model::{FieldValue, NANOS_PER_DAY, NANOS_PER_SEC, Point, SeriesKey};
+use dms::node::{ErrorKind, Node};
+use dms::sync::{Engine, Selection, SyncControl, SyncRequest};
+use std::sync::Arc;
+use std::time::Duration;
+
+fn req(initial_days: u32) -> SyncRequest {
+    SyncRequest::new(Selection::all(), initial_days)
+}
+
+fn series(symbol: &str, interval: &str) -> SeriesKey {
+    SeriesKey::new(symbol, interval)
+}
+
+async fn assert_equal(p: &Project, backup: &str, s: &SeriesKey) {
+    let primary = all(p.node("primary").as_ref(), s).await;
+    let copy = all(p.node(backup).as_ref(), s).await;
+    assert_eq!(copy.len(), primary.len(), "{backup} {s}: point count");
+    assert_eq!(copy, primary, "{backup} {s}: content");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn first_sync_honours_initial_days_and_second_copies_only_new_points() {
+    let p = Project::new();
+    let s = series("US.AAPL", "1d");
+    put(p.node("primary").as_ref(), daily("US.AAPL", 30)).await;
+    let app = p.app();
+
+    let report = app
+        .manual_sync(req(10), &SyncControl::default())
+        .await
+        .unwrap();
+    assert_eq!(report.status, Status::Success, "{:?}", report.error);
+    let cutoff = dms::model::now_nanos() - 10 * NANOS_PER_DAY;
+    let expected = all(p.node("primary").as_ref(), &s)
+        .await
+        .into_iter()
+        .filter(|pt| pt.time >= cutoff)
+        .count();
+    assert!(
+        (9..=11).contains(&expected),
+        "10 days of daily bars, got {expected}"
+    );
+    for b in ["backup1", "backup2"] {
+        let copy = all(p.node(b).as_ref(), &s).await;
+        assert_eq!(copy.len(), expected, "{b}: only initial_days are copied");
+        assert!(copy.iter().all(|pt| pt.time >= cutoff));
+        let unit = report.report.units.iter().find(|u| u.backup == b).unwrap();
+        assert_eq!(unit.records as usize, expected);
+    }
+
+    // Five new bars and an updated last bar.
+    let primary = p.node("primary");
+    let last = all(primary.as_ref(), &s).await.pop().unwrap();
+    let mut updated = last.clone();
+    updated.fields[0].1 = FieldValue::Float(12345.5);
+    let mut fresh = bars(
+        "US.AAPL",
+        "1d",
+        5,
+        last.time + 5 * NANOS_PER_DAY,
+        NANOS_PER_DAY,
+    );
+    fresh.push(updated.clone());
+    put(primary.as_ref(), fresh).await;
+
+    let second = app
+        .manual_sync(req(10), &SyncControl::default())
+        .await
+        .unwrap();
+    assert_eq!(second.status, Status::Success);
+    for u in &second.report.units {
+        assert_eq!(
+            u.records, 6,
+            "{}: 5 new bars plus the re-read last bar",
+            u.backup
+        );
+        assert_eq!(
+            u.window_start, last.time,
+            "the window starts at the checkpoint, inclusive"
+        );
+    }
+    for b in ["backup1", "backup2"] {
+        let copy = all(p.node(b).as_ref(), &s).await;
+        assert!(
+            copy.contains(&updated),
+            "{b}: the rewritten last bar was copied again"
+        );
+        assert_eq!(checkpoint(&p, b, &s), copy.last().map(|pt| pt.time));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failed_batch_is_retried_with_backoff_and_the_checkpoint_stays_at_the_last_good_batch() {
+    let p = Project::with_sync(&sync_yaml(10, 2, ""));
+    let s = series("US.MSFT", "1m");
+    let points = bars(
+        "US.MSFT",
+        "1m",
+        100,
+        dms::model::now_nanos(),
+        60 * NANOS_PER_SEC,
+    );
+    put(p.node("primary").as_ref(), points.clone()).await;
+    let settings = p.settings();
+    // backup1: write calls 4, 5 and 6 fail (the 4th batch, then its two retries).
+    let faulty = Faulty::new(
+        p.node("backup1"),
+        Plan::Calls {
+            from: 4,
+            to: 6,
+            kind: ErrorKind::Unavailable,
+        },
+    );
+    let app = App::with_nodes(settings, p.node("primary"), vec![faulty.clone()], "test").unwrap();
+
+    let out = app
+        .manual_sync(req(30), &SyncControl::default())
+        .await
+        .unwrap();
+    assert_eq!(out.status, Status::Failed);
+    let unit = &out.report.units[0];
+    assert_eq!(unit.status, Status::Failed);
+    assert_eq!(unit.records, 30, "three good batches");
+    let err = unit.error.as_deref().unwrap();
+    assert!(err.contains("gave up after 3 attempts"), "{err}");
+    assert!(err.contains("injected fault"), "{err}");
+
+    // Retries waited retry_delay · 2^k: 50 ms, then 100 ms.
+    let t = faulty.attempts.lock().unwrap().clone();
+    assert_eq!(t.len(), 6);
+    let gap1 = t[4] - t[3];
+    let gap2 = t[5] - t[4];
+    assert!(
+        gap1 >= Duration::from_millis(50) && gap1 < Duration::from_millis(1000),
+        "{gap1:?}"
+    );
+    assert!(
+        gap2 >= Duration::from_millis(100) && gap2 < Duration::from_millis(1500),
+        "{gap2:?}"
+    );
+
+    // The checkpoint is the newest point of the third batch, which the backup holds.
+    let held = all(p.node("backup1").as_ref(), &s).await;
+    assert_eq!(held.len(), 30);
+    assert_eq!(checkpoint(&p, "backup1", &s), Some(points[29].time));
+    let rows = p.history().history(&HistoryFilter::default()).unwrap();
+    assert_eq!(rows[0].status, "failed");
+    assert_eq!(rows[0].records, 30);
+
+    // The next sync resumes there and the backup ends equal to the primary.
+    faulty.set_plan(Plan::Healthy);
+    let again = app
+        .manual_sync(req(30), &SyncControl::default())
+        .await
+        .unwrap();
+    assert_eq!(again.status, Status::Success, "{:?}", again.error);
+    assert_eq!(
+        again.report.units[0].records, 71,
+        "70 new points plus the re-read checkpoint"
+    );
+    assert_equal(&p, "backup1", &s).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_transient_write_failure_is_retried_and_the_sync_succeeds() {
+    let p = Project::with_sync(&sync_yaml(10, 3, ""));
+    let s = series("US.NVDA", "1m");
+    put(
+        p.node("primary").as_ref(),
+        bars(
+            "US.NVDA",
+            "1m",
+            50,
+            dms::model::now_nanos(),
+            60 * NANOS_PER_SEC,
+        ),
+    )
+    .await;
+    let faulty = Faulty::new(
+        p.node("backup1"),
+        Plan::Calls {
+            from: 2,
+            to: 2,
+            kind: ErrorKind::Server,
+        },
+    );
+    let app = App::with_nodes(
+        p.settings(),
+        p.node("primary"),
+        vec![faulty.clone()],
+        "test",
+    )
+    .unwrap();
+    let out = app
+        .manual_sync(req(30), &SyncControl::default())
+        .await
+        .unwrap();
+    assert_eq!(out.status, Status::Success, "{:?}", out.error);
+    assert_eq!(out.report.units[0].records, 50);
+    assert_eq!(faulty.write_calls(), 6, "five batches, one retried");
+    assert_equal(&p, "backup1", &s).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_error_retrying_cannot_fix_fails_at_once() {
+    let p = Project::with_sync(&sync_yaml(10, 3, ""));
+    put(
+        p.node("primary").as_ref(),
+        bars(
+            "US.NVDA",
+            "1m",
+            20,
+            dms::model::now_nanos(),
+            60 * NANOS_PER_SEC,
+        ),
+    )
+    .await;
+    let faulty = Faulty::new(p.node("backup1"), Plan::Always(ErrorKind::Auth));
+    let app = App::with_nodes(
+        p.settings(),
+        p.node("primary"),
+        vec![faulty.clone()],
+        "test",
+    )
+    .unwrap();
+    let out = app
+        .manual_sync(req(30), &SyncControl::default())
+        .await
+        .unwrap();
+    assert_eq!(out.status, Status::Failed);
+    assert_eq!(
+        faulty.write_calls(),
+        1,
+        "authentication errors are not retried"
+    );
+    let err = out.report.units[0].error.as_deref().unwrap();
+    assert!(err.contains("not retried"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killing_a_sync_midway_loses_no_acknowledged_batch_and_duplicates_nothing() {
+    let p = Project::with_sync(&sync_yaml(10, 2, ""));
+    let s = series("US.TSLA", "1m");
+    let points = bars(
+        "US.TSLA",
+        "1m",
+        300,
+        dms::model::now_nanos(),
+        60 * NANOS_PER_SEC,
+    );
+    put(p.node("primary").as_ref(), points.clone()).await;
+    let slow = Faulty::slow(p.node("backup1"), Plan::Healthy, Duration::from_millis(15));
+    let app = Arc::new(
+        App::with_nodes(p.settings(), p.node("primary"), vec![slow.clone()], "test").unwrap(),
+    );
+    let a = app.clone();
+    let task = tokio::spawn(async move { a.manual_sync(req(30), &SyncControl::default()).await });
+    // Let a few batches land, then kill the sync.
+    while slow.write_calls() < 8 {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    task.abort();
+    assert!(task.await.unwrap_err().is_cancelled());
+    tokio::time::sleep(Duration::from_millis(100)).await;
+
+    let held = all(p.node("backup1").as_ref(), &s).await;
+    let cp = checkpoint(&p, "backup1", &s).expect("acknowledged batches moved the checkpoint");
+    assert!(
+        !held.is_empty() && held.len() < 300,
+        "stopped midway: {}",
+        held.len()
+    );
+    assert!(held.iter().all(|pt| pt.time <= points[held.len() - 1].time));
+    assert_eq!(
+        held,
+        points[..held.len()].to_vec(),
+        "the backup holds a clean prefix"
+    );
+    assert!(
+        cp <= held.last().unwrap().time,
+        "the checkpoint never passes what the backup holds"
+    );
+    assert!(
+        held.last().unwrap().time - cp <= 10 * 60 * NANOS_PER_SEC,
+        "at most the batch in flight is unrecorded"
+    );
+    drop(app);
+
+    // A new process repairs the row the kill left running, then resumes from the checkpoint.
+    let app = p.app();
+    let rows = p.history().history(&HistoryFilter::default()).unwrap();
+    assert!(rows.iter().all(|r| r.status != "running"));
+    assert!(
+        rows[0]
+            .error
+            .as_deref()
+            .unwrap_or("")
+            .contains("interrupted")
+    );
+    let out = app
+        .manual_sync(req(30), &SyncControl::default())
+        .await
+        .unwrap();
+    assert_eq!(out.status, Status::Success);
+    let b1 = out
+        .report
+        .units
+        .iter()
+        .find(|u| u.backup == "backup1")
+        .unwrap();
+    assert_eq!(b1.window_start, cp);
+    assert_equal(&p, "backup1", &s).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_backup_failing_does_not_stop_the_other() {
+    let p = Project::with_sync(&sync_yaml(10, 2, ""));
+    let s = series("US.AAPL", "1m");
+    put(
+        p.node("primary").as_ref(),
+        bars(
+            "US.AAPL",
+            "1m",
+            100,
+            dms::model::now_nanos(),
+            60 * NANOS_PER_SEC,
+        ),
+    )
+    .await;
+    let dead = Faulty::new(p.node("backup1"), Plan::Always(ErrorKind::Unavailable));
+    let app = App::with_nodes(
+        p.settings(),
+        p.node("primary"),
+        vec![dead.clone(), p.node("backup2")],
+        "test",
+    )
+    .unwrap();
+    let out = app
+        .manual_sync(req(30), &SyncControl::default())
+        .await
+        .unwrap();
+    assert_eq!(out.status, Status::Failed);
+    let b1 = out
+        .report
+        .units
+        .iter()
+        .find(|u| u.backup == "backup1")
+        .unwrap();
+    let b2 = out
+        .report
+        .units
+        .iter()
+        .find(|u| u.backup == "backup2")
+        .unwrap();
+    assert_eq!(b1.status, Status::Failed);
+    assert_eq!(b1.records, 0);
+    assert!(b1.error.as_deref().unwrap().contains("unreachable"));
+    assert_eq!(b2.status, Status::Success);
+    assert_eq!(b2.records, 100);
+    assert_equal(&p, "backup2", &s).await;
+    assert_eq!(checkpoint(&p, "backup1", &s), None);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_backup_does_not_hold_up_the_other() {
+    let p = Project::with_sync(&sync_yaml(10, 2, ""));
+    let s = series("US.AAPL", "1m");
+    put(
+        p.node("primary").as_ref(),
+        bars(
+            "US.AAPL",
+            "1m",
+            200,
+            dms::model::now_nanos(),
+            60 * NANOS_PER_SEC,
+        ),
+    )
+    .await;
+    let settings = p.settings();
+    let history = dms::history::History::open(&settings.history.path).unwrap();
+    let slow = Faulty::slow(p.node("backup1"), Plan::Healthy, Duration::from_millis(40));
+    let fast = Faulty::new(p.node("backup2"), Plan::Healthy);
+    let engine = Engine::new(
+        p.node("primary"),
+        vec![slow.clone(), fast.clone()],
+        history,
+        settings.sync.clone(),
+    )
+    .with_detach_after(Duration::from_millis(20));
+    let out = engine
+        .sync(&req(30), &SyncControl::default())
+        .await
+        .unwrap();
+    assert_eq!(out.failed(), 0);
+    let b1 = out.units.iter().find(|u| u.backup == "backup1").unwrap();
+    let b2 = out.units.iter().find(|u| u.backup == "backup2").unwrap();
+    assert_eq!((b1.records, b2.records), (200, 200));
+    // 20 batches at 40 ms is ≥ 800 ms for the slow one; the fast one must not wait for it.
+    assert!(b1.duration_ms >= 800, "{}", b1.duration_ms);
+    assert!(
+        b2.duration_ms < b1.duration_ms / 2,
+        "fast {} ms vs slow {} ms",
+        b2.duration_ms,
+        b1.duration_ms
+    );
+    assert_equal(&p, "backup1", &s).await;
+    assert_equal(&p, "backup2", &s).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn backups_sharing_a_checkpoint_read_the_primary_once() {
+    let p = Project::with_sync(&sync_yaml(10, 2, ""));
+    put(
+        p.node("primary").as_ref(),
+        bars(
+            "US.AAPL",
+            "1m",
+            95,
+            dms::model::now_nanos(),
+            60 * NANOS_PER_SEC,
+        ),
+    )
+    .await;
+    let counting = Arc::new(CountingReads::new(p.node("primary")));
+    let app = App::with_nodes(
+        p.settings(),
+        counting.clone(),
+        vec![p.node("backup1"), p.node("backup2")],
+        "test",
+    )
+    .unwrap();
+    let out = app
+        .manual_sync(req(30), &SyncControl::default())
+        .await
+        .unwrap();
+    assert_eq!(out.status, Status::Success);
+    assert_eq!(counting.reads(), 1, "one read stream for both backups");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn full_mode_recopies_a_wiped_backup() {
+    let p = Project::new();
+    let s = series("US.AAPL", "1d");
+    put(p.node("primary").as_ref(), daily("US.AAPL", 20)).await;
+    let app = p.app();
+    app.manual_sync(req(30), &SyncControl::default())
+        .await
+        .unwrap();
+    // Wipe backup1's data behind dms's back.
+    let conn = rusqlite::Connection::open(p.root().join("run/backup1.db")).unwrap();
+    conn.execute("DELETE FROM points", []).unwrap();
+    drop(conn);
+    let inc = app
+        .manual_sync(req(30), &SyncControl::default())
+        .await
+        .unwrap();
+    assert_eq!(
+        inc.report.units[0].records, 1,
+        "incremental trusts the checkpoint"
+    );
+    let mut full = req(30);
+    full.mode = SyncMode::Full;
+    full.backups = Some(vec!["backup1".into()]);
+    let out = app
+        .manual_sync(full, &SyncControl::default())
+        .await
+        .unwrap();
+    assert_eq!(out.status, Status::Success);
+    assert_eq!(out.report.units.len(), 1);
+    assert_eq!(out.report.units[0].records, 20);
+    assert_equal(&p, "backup1", &s).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn field_types_and_odd_symbols_survive_the_copy() {
+    let p = Project::new();
+    let odd = [
+        "US.BRK'B",
+        "A B",
+        "C,D",
+        "E=F",
+        "Ü.ÄÖ 株",
+        "X' OR symbol!='",
+        "q\"uote\\",
+    ];
+    let now = dms::model::now_nanos();
+    let mut points = Vec::new();
+    for (i, sym) in odd.iter().enumerate() {
+        let (m, tags) = dms::schema::Schema::default().identity(&series(sym, "1d"));
+        points.push(Point {
+            measurement: m,
+            tags,
+            fields: vec![
+                ("f".into(), FieldValue::Float(1.0)),
+                ("i".into(), FieldValue::Integer(-(i as i64) - 1)),
+                (
+                    "s".into(),
+                    FieldValue::String(format!("say \"hi\", {sym}\n")),
+                ),
+                ("b".into(), FieldValue::Boolean(i % 2 == 0)),
+            ],
+            time: now - i as i64 * NANOS_PER_SEC + 123,
+        });
+    }
+    put(p.node("primary").as_ref(), points).await;
+    let app = p.app();
+    let out = app
+        .manual_sync(req(30), &SyncControl::default())
+        .await
+        .unwrap();
+    assert_eq!(out.status, Status::Success, "{:?}", out.error);
+    assert_eq!(out.report.units.len(), odd.len() * 2);
+    for sym in odd {
+        let s = series(sym, "1d");
+        for b in ["backup1", "backup2"] {
+            assert_equal(&p, b, &s).await;
+            let copy = all(p.node(b).as_ref(), &s).await;
+            assert_eq!(
+                copy[0].field("f"),
+                Some(&FieldValue::Float(1.0)),
+                "a float stays a float"
+            );
+            assert!(
+                matches!(copy[0].field("i"), Some(FieldValue::Integer(_))),
+                "an integer stays an integer"
+            );
+            assert_eq!(copy[0].tag("symbol"), Some(sym));
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sync_of_a_backup_that_does_not_exist_is_refused() {
+    let p = Project::new();
+    let app = p.app();
+    let mut r = req(30);
+    r.backups = Some(vec!["nope".into()]);
+    let out = app.manual_sync(r, &SyncControl::default()).await.unwrap();
+    assert_eq!(out.status, Status::Failed);
+    assert!(
+        out.error
+            .unwrap()
+            .contains("no enabled backup is called \"nope\"")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_writer_on_the_same_history_is_refused() {
+    let p = Project::new();
+    let _app = p.app();
+    let err = App::open(p.settings(), "second").err().expect("refused");
+    let msg = err.to_string();
+    assert!(msg.contains("in use by another dms writer"), "{msg}");
+    assert!(msg.contains("test, pid"), "names the holder: {msg}");
+}
+
+/// Counts read streams opened on the wrapped node.
+struct CountingReads {
+    inner: Arc<dyn Node>,
+    reads: std::sync::atomic::AtomicUsize,
+}
+
+impl CountingReads {
+    fn new(inner: Arc<dyn Node>) -> Self {
+        CountingReads {
+            inner,
+            reads: Default::default(),
+        }
+    }
+    fn reads(&self) -> usize {
+        self.reads.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+#[async_trait::async_trait]
+impl Node for CountingReads {
+    fn name(&self) -> &str {
+        self.inner.name()
+    }
+    fn describe(&self) -> String {
+        self.inner.describe()
+    }
+    async fn ping(&self) -> Result<(), dms::node::NodeError> {
+        self.inner.ping().await
+    }
+    async fn list_series(&self) -> Result<Vec<SeriesKey>, dms::node::NodeError> {
+        self.inner.list_series().await
+    }
+    async fn newest(
+        &self,
+        s: &[SeriesKey],
+    ) -> Result<std::collections::HashMap<SeriesKey, i64>, dms::node::NodeError> {
+        self.inner.newest(s).await
+    }
+    fn read(&self, s: &SeriesKey, r: dms::model::TimeRange, n: usize) -> dms::node::BatchStream {
+        self.reads.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        self.inner.read(s, r, n)
+    }
+    async fn write(&self, b: Arc<dms::model::Batch>) -> Result<(), dms::node::NodeError> {
+        self.inner.write(b).await
+    }
+}
