@@ -7,6 +7,7 @@
 //! - `write` is idempotent: a point with the same series and timestamp replaces the old one;
 //! - errors say whether retrying can help ([`NodeError::retryable`]) and never contain secrets.
 
+pub mod influxdb;
 pub mod sqlite;
 
 use crate::config::{NodeKind, NodeSettings};
@@ -142,7 +143,8 @@ impl std::error::Error for NodeError {}
 /// Opens the node described by `settings`.
 ///
 /// # Errors
-/// [`NodeError`] when the store cannot be opened (a missing folder is created).
+/// [`NodeError`] when the store cannot be opened (a missing folder is created) or an
+/// InfluxDB URL or token is unusable. InfluxDB nodes connect on first use.
 pub fn open(
     settings: &NodeSettings,
     schema: &Schema,
@@ -155,10 +157,11 @@ pub fn open(
             schema.clone(),
             pool_size,
         )?)),
-        NodeKind::Influxdb(_) => Err(NodeError::new(
+        NodeKind::Influxdb(influx) => Ok(Arc::new(influxdb::InfluxNode::open(
             &settings.name,
-            ErrorKind::InvalidData,
-            "influxdb nodes are not supported by this build yet",
-        )),
+            influx,
+            schema.clone(),
+            pool_size,
+        )?)),
     }
 }
