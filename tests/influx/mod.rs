@@ -1,1 +1,13 @@
-//! Tests against real InfluxDB servers.
+//! Tests against real InfluxDB servers: `influxd` processes started per test on loopback
+//! (see `helper::influxd`), with syncs driven through the library as `dms sync` drives them.
+//!
+//! - [`sync`]: initial and incremental syncs, template schemas, points sharing a timestamp;
+//! - [`faults`]: a backup killed mid-sync, an unreachable primary, wrong credentials, a field
+//!   type conflict;
+//! - [`escaping`]: symbols with quotes, spaces, commas, `=`, unicode and injection attempts;
+//! - [`support`]: a project folder with config for the servers, seeding and comparing.
+
+mod escaping;
+mod faults;
+mod support;
+mod sync;
