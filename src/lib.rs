@@ -15,13 +15,16 @@
 //! - [`app`]: wires settings into nodes, history, engine and scripts; runs tasks.
 //! - [`cli`]: the command line (clap types and one function per subcommand).
 
+pub mod api;
 pub mod app;
 pub mod cli;
 pub mod config;
+pub mod daemon;
 pub mod history;
 pub mod model;
 pub mod node;
 pub mod sample;
+pub mod scheduler;
 pub mod schema;
 pub mod script;
 pub mod sync;

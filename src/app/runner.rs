@@ -6,7 +6,7 @@ use super::{App, AppError};
 use crate::config::TaskSettings;
 use crate::history::Status;
 use crate::script::{Host, RunInfo, ScriptError, SyncArgs};
-use crate::sync::{SyncControl, SyncReport, SyncRequest};
+use crate::sync::{Plan, SyncControl, SyncReport, SyncRequest};
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -345,6 +345,40 @@ impl App {
         let run_id = self.history.run(move |db| db.start_run(&n, t)).await?;
         req.run_id = Some(run_id);
         let result = self.engine.sync(req, control).await;
+        self.finish_recorded(task, run_id, result, control, started)
+            .await
+    }
+}
+
+impl App {
+    /// Runs an already planned sync as a recorded run of pseudo-task `task` (the daemon's check
+    /// loop plans first and records a run only when something needs copying).
+    ///
+    /// # Errors
+    /// History failures.
+    pub async fn run_plan(
+        &self,
+        task: &str,
+        trigger: Trigger,
+        plan: Plan,
+        control: &SyncControl,
+    ) -> Result<RunOutcome, AppError> {
+        let started = Instant::now();
+        let (n, t) = (task.to_string(), trigger.as_str());
+        let run_id = self.history.run(move |db| db.start_run(&n, t)).await?;
+        let result = self.engine.execute(plan, Some(run_id), control).await;
+        self.finish_recorded(task, run_id, result, control, started)
+            .await
+    }
+
+    async fn finish_recorded(
+        &self,
+        task: &str,
+        run_id: i64,
+        result: Result<SyncReport, crate::sync::SyncError>,
+        control: &SyncControl,
+        started: Instant,
+    ) -> Result<RunOutcome, AppError> {
         let (status, error, report) = match result {
             Ok(r) if control.cancel.is_cancelled() => (
                 Status::Interrupted,

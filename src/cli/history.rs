@@ -1,6 +1,7 @@
 //! `dms history` and `dms history prune`.
 
 use crate::history::{HistoryDb, HistoryFilter, Status};
+use crate::model::{parse_age, parse_point_in_time};
 use std::path::Path;
 use std::process::ExitCode;
 
@@ -49,42 +50,6 @@ pub enum HistoryCommand {
         #[arg(long, value_name = "AGE")]
         older_than: Option<String>,
     },
-}
-
-/// Parses an age like `90d`, `12h`, `30m`, `45s`.
-///
-/// # Errors
-/// A message naming the accepted forms.
-pub fn parse_age(s: &str) -> Result<chrono::Duration, String> {
-    let s = s.trim();
-    let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
-    let n: i64 = num
-        .parse()
-        .map_err(|_| format!("{s:?} is not an age: use a number and s, m, h, d or w (e.g. 90d)"))?;
-    let d = match unit {
-        "s" => chrono::Duration::try_seconds(n),
-        "m" => chrono::Duration::try_minutes(n),
-        "h" => chrono::Duration::try_hours(n),
-        "d" => chrono::Duration::try_days(n),
-        "w" => chrono::Duration::try_weeks(n),
-        _ => None,
-    };
-    d.ok_or_else(|| format!("{s:?} is not an age: use a number and s, m, h, d or w (e.g. 90d)"))
-}
-
-/// Parses `--since`/`--until`: an age (before now), RFC 3339 or a date, as stored text.
-///
-/// # Errors
-/// A message naming the accepted forms.
-pub fn parse_point_in_time(s: &str) -> Result<String, String> {
-    let t = match parse_age(s) {
-        Ok(age) => chrono::Utc::now() - age,
-        Err(_) => {
-            let ns = crate::model::parse_time(s)?;
-            chrono::DateTime::from_timestamp_nanos(ns)
-        }
-    };
-    Ok(t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
 }
 
 pub async fn run(config: &Path, args: HistoryArgs) -> anyhow::Result<ExitCode> {
@@ -166,22 +131,4 @@ pub async fn run(config: &Path, args: HistoryArgs) -> anyhow::Result<ExitCode> {
     }
     println!("{t}");
     Ok(ExitCode::SUCCESS)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn ages_parse_and_reject() {
-        assert_eq!(parse_age("90d").unwrap(), chrono::Duration::days(90));
-        assert_eq!(parse_age("12h").unwrap(), chrono::Duration::hours(12));
-        assert!(parse_age("d").is_err());
-        assert!(parse_age("5y").is_err());
-        assert!(
-            parse_point_in_time("2024-01-01")
-                .unwrap()
-                .starts_with("2024-01-01T00:00:00.000Z")
-        );
-    }
 }

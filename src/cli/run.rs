@@ -9,7 +9,8 @@ use std::process::ExitCode;
 /// Arguments of `dms run`.
 #[derive(Debug, clap::Args)]
 pub struct RunArgs {
-    /// Run every enabled task once, then exit (non-zero if any failed).
+    /// Run every enabled task once, then exit (non-zero if any failed). Without it: the daemon
+    /// (cron scheduler, catch-up check loop, HTTP API) until SIGINT/SIGTERM.
     #[arg(long)]
     pub once: bool,
     /// Print the outcome as JSON.
@@ -20,7 +21,9 @@ pub struct RunArgs {
 pub async fn run(config: &Path, args: RunArgs) -> anyhow::Result<ExitCode> {
     let settings = super::load(config)?;
     if !args.once {
-        anyhow::bail!("the daemon is not part of this build yet; use `dms run --once`");
+        let app = App::open(settings, "dms run (daemon)")?;
+        crate::daemon::run(app, super::shutdown_on_signal()).await?;
+        return Ok(ExitCode::SUCCESS);
     }
     let app = App::open(settings, "dms run --once")?;
     let bar = super::progress::Bar::new();

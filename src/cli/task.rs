@@ -53,10 +53,8 @@ pub async fn run(config: &Path, cmd: TaskCommand) -> anyhow::Result<ExitCode> {
                 .iter()
                 .map(|t| {
                     let next = t.schedule.as_ref().and_then(|c| {
-                        c.schedule
-                            .after(&now.with_timezone(&t.timezone))
-                            .next()
-                            .map(|d| d.to_rfc3339())
+                        crate::scheduler::next_after(&c.schedule, t.timezone, now)
+                            .map(|d| d.with_timezone(&t.timezone).to_rfc3339())
                     });
                     let l = last.iter().find(|r| r.task == t.name);
                     TaskLine {

@@ -30,6 +30,80 @@ pub struct SyncFile {
     /// Limits and resources for Lua task scripts.
     #[serde(default)]
     pub scripts: ScriptsBlock,
+    /// The daemon's HTTP API.
+    #[serde(default)]
+    pub api: ApiBlock,
+    /// Failure alerts.
+    #[serde(default)]
+    pub alerts: AlertsBlock,
+    /// Daemon behaviour.
+    #[serde(default)]
+    pub daemon: DaemonBlock,
+}
+
+/// `api:`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiBlock {
+    /// Whether `dms run` serves the HTTP API.
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// Address and port to listen on; a non-loopback address needs a token.
+    #[serde(default = "default_listen")]
+    pub listen: String,
+    /// Bearer token every `/api` route requires (use `${ENV_VAR}`); none by default.
+    #[serde(default, deserialize_with = "de::opt_env_string")]
+    pub token: Option<String>,
+}
+
+impl Default for ApiBlock {
+    fn default() -> Self {
+        ApiBlock {
+            enabled: true,
+            listen: default_listen(),
+            token: None,
+        }
+    }
+}
+
+fn default_listen() -> String {
+    "127.0.0.1:8686".into()
+}
+
+/// `alerts:`.
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct AlertsBlock {
+    /// URL that receives a JSON POST when a task run fails or a series turns behind.
+    #[serde(default, deserialize_with = "de::opt_env_string")]
+    pub webhook: Option<String>,
+    /// Seconds per delivery attempt (default 10).
+    #[serde(default, deserialize_with = "de::opt_seconds")]
+    pub timeout: Option<Duration>,
+    /// Retries of a failed delivery (default 3).
+    #[serde(default)]
+    pub retries: Option<u32>,
+}
+
+/// `daemon:`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DaemonBlock {
+    /// Seconds to let work in flight finish after SIGINT/SIGTERM before exiting.
+    #[serde(default = "default_grace", deserialize_with = "de::seconds")]
+    pub shutdown_grace: Duration,
+}
+
+impl Default for DaemonBlock {
+    fn default() -> Self {
+        DaemonBlock {
+            shutdown_grace: default_grace(),
+        }
+    }
+}
+
+fn default_grace() -> Duration {
+    Duration::from_secs(30)
 }
 
 /// Sync mode: `incremental` continues from the checkpoint, `full` recopies `initial_days`.

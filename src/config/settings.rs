@@ -28,8 +28,36 @@ pub struct Settings {
     pub history: HistorySettings,
     /// Lua limits.
     pub scripts: ScriptSettings,
+    /// HTTP API.
+    pub api: ApiSettings,
+    /// Failure alerts.
+    pub alerts: AlertSettings,
+    /// Time work in flight gets after a shutdown signal.
+    pub shutdown_grace: Duration,
     /// Tasks in file order.
     pub tasks: Vec<TaskSettings>,
+}
+
+/// The daemon's HTTP API.
+#[derive(Debug, Clone)]
+pub struct ApiSettings {
+    /// Whether `dms run` serves it.
+    pub enabled: bool,
+    /// Listen address.
+    pub listen: std::net::SocketAddr,
+    /// Bearer token for `/api` routes.
+    pub token: Option<Secret>,
+}
+
+/// Failure alerts.
+#[derive(Debug, Clone)]
+pub struct AlertSettings {
+    /// Webhook URL.
+    pub webhook: Option<String>,
+    /// Per-attempt timeout.
+    pub timeout: Duration,
+    /// Retries of a failed delivery.
+    pub retries: u32,
 }
 
 impl Settings {
@@ -392,6 +420,49 @@ pub(super) fn validate(
         });
     }
 
+    let listen = match sync.api.listen.parse::<std::net::SocketAddr>() {
+        Ok(a) => Some(a),
+        Err(_) => {
+            errs.push(format!(
+                "sync.yaml: api.listen: {:?} is not an address:port such as 127.0.0.1:8686",
+                sync.api.listen
+            ));
+            None
+        }
+    };
+    let token = sync
+        .api
+        .token
+        .clone()
+        .filter(|t| !t.is_empty())
+        .map(Secret::new);
+    if let Some(a) = listen
+        && sync.api.enabled
+        && !a.ip().is_loopback()
+        && token.is_none()
+    {
+        errs.push(format!(
+            "sync.yaml: api.listen: {a} is not a loopback address; set api.token (e.g. ${{DMS_API_TOKEN}}) before listening there"
+        ));
+    }
+    if let Some(w) = &sync.alerts.webhook
+        && !(w.starts_with("http://") || w.starts_with("https://"))
+    {
+        errs.push(format!(
+            "sync.yaml: alerts.webhook: {w:?} is not an http:// or https:// URL"
+        ));
+    }
+    let api = ApiSettings {
+        enabled: sync.api.enabled,
+        listen: listen.unwrap_or(std::net::SocketAddr::from(([127, 0, 0, 1], 8686))),
+        token,
+    };
+    let alerts = AlertSettings {
+        webhook: sync.alerts.webhook.clone().filter(|w| !w.is_empty()),
+        timeout: sync.alerts.timeout.unwrap_or(Duration::from_secs(10)),
+        retries: sync.alerts.retries.unwrap_or(3).min(20),
+    };
+
     match (primary, schema) {
         (Some(primary), Some(schema)) if errs.is_empty() => Ok(Settings {
             config_dir: config_dir.to_path_buf(),
@@ -402,6 +473,9 @@ pub(super) fn validate(
             schema,
             history,
             scripts,
+            api,
+            alerts,
+            shutdown_grace: sync.daemon.shutdown_grace,
             tasks: out_tasks,
         }),
         _ => Err(errs),

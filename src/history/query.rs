@@ -263,3 +263,63 @@ fn run_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RunRow> {
         error: r.get(6)?,
     })
 }
+
+/// Sync figures of one backup over a time window.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct BackupMetrics {
+    /// Backup node.
+    pub backup: String,
+    /// Finished syncs.
+    pub syncs: i64,
+    /// Of which succeeded.
+    pub successes: i64,
+    /// Of which failed.
+    pub failures: i64,
+    /// successes / syncs (1 when there were none).
+    pub success_rate: f64,
+    /// Mean wall time of a sync, in seconds.
+    pub avg_duration_seconds: Option<f64>,
+    /// Points copied.
+    pub records: i64,
+}
+
+impl HistoryDb {
+    /// Per-backup figures for syncs started at or after `since` (RFC 3339).
+    ///
+    /// # Errors
+    /// [`super::HistoryError::Sql`].
+    pub fn metrics(&self, since: &str) -> Result<Vec<BackupMetrics>> {
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT backup, count(*), \
+                 coalesce(sum(status = 'success'), 0), coalesce(sum(status = 'failed'), 0), \
+                 avg((julianday(finished_at) - julianday(started_at)) * 86400.0), \
+                 coalesce(sum(records), 0) \
+                 FROM sync_history WHERE started_at >= ?1 AND status != 'running' \
+                 GROUP BY backup ORDER BY backup",
+            )
+            .map_err(super::sql_err(&self.path, "query metrics"))?;
+        let rows = stmt
+            .query_map([since], |r| {
+                let syncs: i64 = r.get(1)?;
+                let successes: i64 = r.get(2)?;
+                Ok(BackupMetrics {
+                    backup: r.get(0)?,
+                    syncs,
+                    successes,
+                    failures: r.get(3)?,
+                    success_rate: if syncs == 0 {
+                        1.0
+                    } else {
+                        successes as f64 / syncs as f64
+                    },
+                    avg_duration_seconds: r.get(4)?,
+                    records: r.get(5)?,
+                })
+            })
+            .map_err(super::sql_err(&self.path, "query metrics"))?;
+        rows.collect::<std::result::Result<_, _>>()
+            .map_err(super::sql_err(&self.path, "query metrics"))
+    }
+}

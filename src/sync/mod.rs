@@ -247,7 +247,8 @@ impl Engine {
         &self.settings
     }
 
-    /// Runs a sync request to completion (or cancellation).
+    /// Runs a sync request to completion (or cancellation): [`Engine::plan`] then
+    /// [`Engine::execute`].
     ///
     /// # Errors
     /// [`SyncError`] when the request cannot be planned (unknown backup, primary or history
@@ -257,13 +258,29 @@ impl Engine {
         req: &SyncRequest,
         ctl: &SyncControl,
     ) -> Result<SyncReport, SyncError> {
+        let plan = self.plan(req, ctl).await?;
+        self.execute(plan, req.run_id, ctl).await
+    }
+
+    /// Works out what a request would copy: one look-up of the primary's newest points and one
+    /// read of the checkpoints; no data is read.
+    ///
+    /// # Errors
+    /// [`SyncError`] when the backups are unknown or the primary or history cannot be asked.
+    pub async fn plan(&self, req: &SyncRequest, ctl: &SyncControl) -> Result<Plan, SyncError> {
         if ctl.cancel.is_cancelled() {
             return Err(SyncError::Cancelled);
         }
         let backups = self.select_backups(req.backups.as_deref())?;
-        let mut report = SyncReport::default();
+        let mut plan = Plan {
+            units: Vec::new(),
+            report: SyncReport::default(),
+            lags: Vec::new(),
+            mode: req.mode,
+            repair: req.window.is_some(),
+        };
         if backups.is_empty() {
-            return Ok(report);
+            return Ok(plan);
         }
         let policy = self.settings.retry;
         let series: Vec<SeriesKey> = match &req.selection {
@@ -286,7 +303,7 @@ impl Engine {
             }
         };
         if series.is_empty() {
-            return Ok(report);
+            return Ok(plan);
         }
         let newest = with_retry(
             &policy,
@@ -297,28 +314,48 @@ impl Engine {
         .await
         .map_err(SyncError::Primary)?;
         let checkpoints = self.history.run(|db| db.checkpoints()).await?;
+        plan_units(req, &series, &newest, &checkpoints, &backups, &mut plan);
+        Ok(plan)
+    }
 
-        let plans = plan(req, &series, &newest, &checkpoints, &backups, &mut report);
-        let lanes: usize = plans.iter().map(|p| p.lanes.len()).sum();
+    /// Copies what a plan says, recording history rows under `run_id`.
+    ///
+    /// # Errors
+    /// [`SyncError::History`] when the history cannot be written at all.
+    pub async fn execute(
+        &self,
+        plan: Plan,
+        run_id: Option<i64>,
+        ctl: &SyncControl,
+    ) -> Result<SyncReport, SyncError> {
+        let Plan {
+            units,
+            mut report,
+            mode,
+            repair,
+            ..
+        } = plan;
+        let lanes: usize = units.iter().map(|p| p.lanes.len()).sum();
         if let Some(p) = &ctl.progress {
             p.planned(lanes);
         }
+        if units.is_empty() {
+            return Ok(report);
+        }
         tracing::info!(
-            series = series.len(),
             units = lanes,
-            fan_outs = plans.len(),
-            mode = req.mode.as_str(),
-            "sync planned"
+            fan_outs = units.len(),
+            mode = mode.as_str(),
+            "sync started"
         );
-
         let ctx = Arc::new(unit::UnitCtx {
             primary: self.primary.clone(),
             history: self.history.clone(),
             batch_size: self.settings.batch_size,
-            retry: policy,
-            mode: req.mode,
-            repair: req.window.is_some(),
-            run_id: req.run_id,
+            retry: self.settings.retry,
+            mode,
+            repair,
+            run_id,
             control: ctl.clone(),
             detach_after: self.detach_after,
         });
@@ -326,7 +363,7 @@ impl Engine {
             self.settings.max_workers.max(1),
         ));
         let mut set = tokio::task::JoinSet::new();
-        for p in plans {
+        for p in units {
             let ctx = ctx.clone();
             let permits = permits.clone();
             set.spawn(async move {
@@ -387,28 +424,76 @@ pub(crate) struct UnitPlan {
     lanes: Vec<Arc<dyn Node>>,
 }
 
-fn plan(
+/// Where one (backup, series) stands when a sync is planned.
+#[derive(Debug, Clone)]
+pub struct Lag {
+    /// Backup node.
+    pub backup: String,
+    /// Series.
+    pub series: SeriesKey,
+    /// The backup's checkpoint.
+    pub checkpoint: Option<Nanos>,
+    /// The primary's newest point.
+    pub primary_newest: Nanos,
+}
+
+impl Lag {
+    /// Primary newest − checkpoint; `None` when never synced.
+    pub fn lag(&self) -> Option<Nanos> {
+        self.checkpoint
+            .map(|c| self.primary_newest.saturating_sub(c).max(0))
+    }
+}
+
+/// What a request will copy, made by [`Engine::plan`] and run by [`Engine::execute`].
+pub struct Plan {
+    units: Vec<UnitPlan>,
+    report: SyncReport,
+    /// Where every planned (backup, series) stood.
+    pub lags: Vec<Lag>,
+    mode: SyncMode,
+    repair: bool,
+}
+
+impl Plan {
+    /// Whether nothing needs copying.
+    pub fn is_empty(&self) -> bool {
+        self.units.is_empty()
+    }
+
+    /// (backup, series) pairs that will be synced.
+    pub fn lanes(&self) -> usize {
+        self.units.iter().map(|u| u.lanes.len()).sum()
+    }
+}
+
+fn plan_units(
     req: &SyncRequest,
     series: &[SeriesKey],
     newest: &HashMap<SeriesKey, Nanos>,
     checkpoints: &HashMap<(String, SeriesKey), Nanos>,
     backups: &[Arc<dyn Node>],
-    report: &mut SyncReport,
-) -> Vec<UnitPlan> {
+    plan: &mut Plan,
+) {
     let initial_start =
         now_nanos().saturating_sub(i64::from(req.initial_days).saturating_mul(NANOS_PER_DAY));
-    let mut plans = Vec::new();
     for s in series {
         let Some(&primary_newest) = newest.get(s) else {
-            report.empty_on_primary.push(s.clone());
+            plan.report.empty_on_primary.push(s.clone());
             continue;
         };
         // Group the backups of this series by window start, preserving backup order.
         let mut groups: BTreeMap<Nanos, Vec<Arc<dyn Node>>> = BTreeMap::new();
         for b in backups {
             let cp = checkpoints.get(&(b.name().to_string(), s.clone())).copied();
+            plan.lags.push(Lag {
+                backup: b.name().to_string(),
+                series: s.clone(),
+                checkpoint: cp,
+                primary_newest,
+            });
             if req.only_behind && cp.is_some_and(|c| c >= primary_newest) {
-                report.up_to_date += 1;
+                plan.report.up_to_date += 1;
                 continue;
             }
             let start = match (req.window, req.mode) {
@@ -423,12 +508,11 @@ fn plan(
             None => primary_newest,
         };
         for (start, lanes) in groups {
-            plans.push(UnitPlan {
+            plan.units.push(UnitPlan {
                 series: s.clone(),
                 range: TimeRange::new(start, end),
                 lanes,
             });
         }
     }
-    plans
 }

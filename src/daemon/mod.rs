@@ -1,0 +1,392 @@
+//! The daemon (`dms run`): the cron scheduler, the catch-up check loop, daily history retention
+//! and the HTTP API under one runtime, stopped together by one shutdown token.
+//!
+//! Shutdown: the token stops the loops from starting work and tells the engine to stop starting
+//! batches; batches in flight finish and commit; runs still going are recorded `interrupted`;
+//! after `shutdown_grace` whatever is left is dropped.
+
+pub mod alerts;
+pub mod metrics;
+
+use crate::app::{App, AppError, RunOutcome, Trigger};
+use crate::history::{HistoryDb, Status};
+use crate::model::NANOS_PER_SEC;
+use crate::scheduler::Scheduler;
+use crate::sync::{Selection, SyncControl, SyncRequest};
+use alerts::{Alert, Alerter};
+use metrics::Metrics;
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+/// Pseudo-task name of the check loop's runs.
+pub const CHECK_TASK: &str = "@check";
+
+/// Why the daemon could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    /// The API address could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        /// Address.
+        addr: std::net::SocketAddr,
+        /// Cause.
+        source: std::io::Error,
+    },
+    /// Opening or using the application failed.
+    #[error(transparent)]
+    App(#[from] AppError),
+}
+
+/// Why a trigger was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum TriggerError {
+    /// No such task.
+    #[error("no task is called {0:?}")]
+    Unknown(String),
+    /// A run of the task is going.
+    #[error("task {0:?} is already running")]
+    Running(String),
+    /// The daemon is stopping.
+    #[error("the daemon is shutting down")]
+    ShuttingDown,
+}
+
+/// The running daemon, shared by its loops and the API.
+pub struct Daemon {
+    /// The application.
+    pub app: Arc<App>,
+    /// Metrics registry.
+    pub metrics: Arc<Metrics>,
+    alerter: Option<Alerter>,
+    shutdown: CancellationToken,
+    /// Cancelled on shutdown: stops engines from starting batches.
+    work: CancellationToken,
+    tracker: TaskTracker,
+    behind: Mutex<HashSet<(String, String, String)>>,
+    started_at: chrono::DateTime<chrono::Utc>,
+}
+
+impl Daemon {
+    /// Builds the daemon around an opened app.
+    pub fn new(app: Arc<App>, shutdown: CancellationToken) -> Arc<Daemon> {
+        let alerter = Alerter::new(&app.settings.alerts);
+        Arc::new(Daemon {
+            app,
+            metrics: Arc::new(Metrics::new()),
+            alerter,
+            shutdown,
+            work: CancellationToken::new(),
+            tracker: TaskTracker::new(),
+            behind: Mutex::new(HashSet::new()),
+            started_at: chrono::Utc::now(),
+        })
+    }
+
+    /// When the daemon started.
+    pub fn started_at(&self) -> chrono::DateTime<chrono::Utc> {
+        self.started_at
+    }
+
+    /// Whether shutdown was requested.
+    pub fn is_stopping(&self) -> bool {
+        self.shutdown.is_cancelled()
+    }
+
+    fn control(&self) -> SyncControl {
+        SyncControl {
+            cancel: self.work.clone(),
+            progress: None,
+        }
+    }
+
+    /// Starts a run of `task` in the background.
+    ///
+    /// # Errors
+    /// [`TriggerError`] when the task is unknown or running, or the daemon is stopping.
+    pub fn trigger(self: &Arc<Self>, task: &str, trigger: Trigger) -> Result<(), TriggerError> {
+        if self.shutdown.is_cancelled() {
+            return Err(TriggerError::ShuttingDown);
+        }
+        if self.app.settings.task(task).is_none() {
+            return Err(TriggerError::Unknown(task.to_string()));
+        }
+        if self.app.is_running(task) {
+            return Err(TriggerError::Running(task.to_string()));
+        }
+        self.spawn_run(task.to_string(), trigger);
+        Ok(())
+    }
+
+    fn spawn_run(self: &Arc<Self>, task: String, trigger: Trigger) {
+        let this = self.clone();
+        self.tracker.spawn(async move {
+            let control = this.control();
+            match this.app.run_task(&task, trigger, &control).await {
+                Ok(outcome) => this.after_run(trigger, &outcome),
+                Err(e) => tracing::error!(task = %task, cause = %e, "could not record a task run"),
+            }
+        });
+    }
+
+    fn after_run(&self, trigger: Trigger, outcome: &RunOutcome) {
+        self.metrics.observe_run(trigger.as_str(), outcome);
+        if outcome.status == Status::Failed
+            && let Some(a) = &self.alerter
+        {
+            a.send(Alert::TaskFailed {
+                task: outcome.task.clone(),
+                run_id: outcome.run_id,
+                trigger: trigger.as_str().to_string(),
+                error: outcome.error.clone().unwrap_or_default(),
+            });
+        }
+    }
+
+    /// One pass of the check loop: plan an incremental sync of everything behind the primary
+    /// (one batched newest look-up, no data read when nothing is new), flag lag over
+    /// `max_gap_hours`, and sync what is behind.
+    pub async fn check_once(self: &Arc<Self>) -> Option<RunOutcome> {
+        let settings = &self.app.settings;
+        let req = SyncRequest {
+            only_behind: true,
+            ..SyncRequest::new(Selection::all(), settings.sync.initial_days)
+        };
+        let control = self.control();
+        let plan = match self.app.engine.plan(&req, &control).await {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::warn!(cause = %e, "check: cannot plan a catch-up sync");
+                return None;
+            }
+        };
+        self.note_lags(&plan.lags);
+        if plan.is_empty() || self.shutdown.is_cancelled() {
+            return None;
+        }
+        // A task run syncs on its own; do not copy the same data twice at once.
+        if settings.tasks.iter().any(|t| self.app.is_running(&t.name)) {
+            tracing::debug!("check: a task is running; catch-up postponed");
+            return None;
+        }
+        tracing::info!(
+            units = plan.lanes(),
+            "check: backups are behind the primary; catching up"
+        );
+        match self
+            .app
+            .run_plan(CHECK_TASK, Trigger::Check, plan, &control)
+            .await
+        {
+            Ok(outcome) => {
+                self.after_run(Trigger::Check, &outcome);
+                Some(outcome)
+            }
+            Err(e) => {
+                tracing::error!(cause = %e, "check: could not record the catch-up run");
+                None
+            }
+        }
+    }
+
+    fn note_lags(&self, lags: &[crate::sync::Lag]) {
+        let max_gap = i64::try_from(self.app.settings.sync.max_gap.as_nanos()).unwrap_or(i64::MAX);
+        let mut now_behind = HashSet::new();
+        for l in lags {
+            let behind = match l.lag() {
+                None => true,
+                Some(lag) => lag > max_gap,
+            };
+            if behind {
+                now_behind.insert((
+                    l.backup.clone(),
+                    l.series.symbol.clone(),
+                    l.series.interval.clone(),
+                ));
+            }
+        }
+        let mut known = self.behind.lock().unwrap_or_else(|p| p.into_inner());
+        for key in now_behind.difference(&known) {
+            let lag = lags
+                .iter()
+                .find(|l| {
+                    l.backup == key.0 && l.series.symbol == key.1 && l.series.interval == key.2
+                })
+                .and_then(|l| l.lag())
+                .map(|n| n as f64 / NANOS_PER_SEC as f64);
+            tracing::warn!(
+                backup = %key.0,
+                symbol = %key.1,
+                interval = %key.2,
+                lag_seconds = lag,
+                "backup is behind the primary by more than max_gap_hours"
+            );
+            if let Some(a) = &self.alerter {
+                a.send(Alert::Behind {
+                    backup: key.0.clone(),
+                    symbol: key.1.clone(),
+                    interval: key.2.clone(),
+                    lag_seconds: lag,
+                });
+            }
+        }
+        for key in known.difference(&now_behind) {
+            tracing::info!(backup = %key.0, symbol = %key.1, interval = %key.2, "backup caught up");
+        }
+        *known = now_behind;
+    }
+
+    async fn scheduler_loop(self: Arc<Self>) {
+        let tasks = self.app.settings.tasks.clone();
+        let mut sched = Scheduler::new(&tasks, chrono::Utc::now());
+        loop {
+            let now = chrono::Utc::now();
+            for (task, trigger) in sched.due(now) {
+                if self.app.is_running(&task) {
+                    // Recorded as skipped by the runner.
+                    let this = self.clone();
+                    self.tracker.spawn(async move {
+                        let _ = this.app.run_task(&task, trigger, &this.control()).await;
+                    });
+                } else {
+                    self.spawn_run(task, trigger);
+                }
+            }
+            // Wake at the next fire time, and at least every 30 s so clock jumps are noticed.
+            let wait = sched
+                .next_wakeup()
+                .map(|t| (t - chrono::Utc::now()).to_std().unwrap_or(Duration::ZERO))
+                .unwrap_or(Duration::from_secs(30))
+                .min(Duration::from_secs(30));
+            tokio::select! {
+                _ = tokio::time::sleep(wait) => {}
+                _ = self.shutdown.cancelled() => return,
+            }
+        }
+    }
+
+    async fn check_loop(self: Arc<Self>) {
+        let every = self.app.settings.sync.check_interval;
+        loop {
+            self.check_once().await;
+            tokio::select! {
+                _ = tokio::time::sleep(every) => {}
+                _ = self.shutdown.cancelled() => return,
+            }
+        }
+    }
+
+    async fn retention_loop(self: Arc<Self>) {
+        let days = i64::from(self.app.settings.history.retention_days);
+        loop {
+            let cutoff = (chrono::Utc::now() - chrono::Duration::days(days))
+                .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+            match self.app.history.run(move |db| db.prune(&cutoff)).await {
+                Ok((rows, runs)) if rows + runs > 0 => {
+                    tracing::info!(rows, runs, retention_days = days, "pruned old sync history")
+                }
+                Ok(_) => {}
+                Err(e) => tracing::error!(cause = %e, "could not prune the sync history"),
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_secs(86_400)) => {}
+                _ = self.shutdown.cancelled() => return,
+            }
+        }
+    }
+
+    fn catch_up(self: &Arc<Self>) {
+        let settings = &self.app.settings;
+        let last: HashMap<String, chrono::DateTime<chrono::Utc>> =
+            match HistoryDb::open_readonly(&settings.history.path).and_then(|db| db.last_runs()) {
+                Ok(rows) => rows
+                    .into_iter()
+                    .filter_map(|r| {
+                        let t = chrono::DateTime::parse_from_rfc3339(&r.started_at).ok()?;
+                        Some((r.task, t.with_timezone(&chrono::Utc)))
+                    })
+                    .collect(),
+                Err(e) => {
+                    tracing::warn!(cause = %e, "cannot read last runs; no catch-up");
+                    return;
+                }
+            };
+        for task in Scheduler::catch_ups(&settings.tasks, &last, chrono::Utc::now()) {
+            tracing::info!(task = %task, "a scheduled run was missed while dms was down; catching up once");
+            self.spawn_run(task, Trigger::CatchUp);
+        }
+    }
+}
+
+/// Runs the daemon until `shutdown` is cancelled, then stops gracefully.
+///
+/// # Errors
+/// [`DaemonError::Listen`] when the API address cannot be bound.
+pub async fn run(app: App, shutdown: CancellationToken) -> Result<(), DaemonError> {
+    let app = Arc::new(app);
+    let daemon = Daemon::new(app.clone(), shutdown.clone());
+    let settings = &app.settings;
+
+    let listener = if settings.api.enabled {
+        let addr = settings.api.listen;
+        let l = tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(|source| DaemonError::Listen { addr, source })?;
+        tracing::info!(addr = %l.local_addr().unwrap_or(addr), "HTTP API listening");
+        Some(l)
+    } else {
+        None
+    };
+
+    tracing::info!(
+        tasks = settings.tasks.iter().filter(|t| t.enabled).count(),
+        backups = settings.enabled_backups().count(),
+        check_interval_s = settings.sync.check_interval.as_secs_f64(),
+        "dms daemon started"
+    );
+    daemon.catch_up();
+    let mut loops = tokio::task::JoinSet::new();
+    loops.spawn(daemon.clone().scheduler_loop());
+    if settings.sync.check_enabled {
+        loops.spawn(daemon.clone().check_loop());
+    }
+    loops.spawn(daemon.clone().retention_loop());
+    if let Some(l) = listener {
+        let router = crate::api::router(daemon.clone());
+        let stop = shutdown.clone();
+        loops.spawn(async move {
+            let served = axum::serve(l, router)
+                .with_graceful_shutdown(async move { stop.cancelled().await })
+                .await;
+            if let Err(e) = served {
+                tracing::error!(cause = %e, "HTTP API stopped");
+            }
+        });
+    }
+
+    shutdown.cancelled().await;
+    tracing::warn!(
+        grace_s = settings.shutdown_grace.as_secs_f64(),
+        "shutting down: no new work; letting batches in flight finish"
+    );
+    daemon.work.cancel();
+    for s in app.scripts.values() {
+        s.interrupt();
+    }
+    daemon.tracker.close();
+    let grace = settings.shutdown_grace;
+    let drained = tokio::time::timeout(grace, async {
+        daemon.tracker.wait().await;
+        while loops.join_next().await.is_some() {}
+    })
+    .await;
+    if drained.is_err() {
+        tracing::error!(
+            "work still running after the grace period; stopping it (the next start marks it interrupted)"
+        );
+    }
+    tracing::info!("dms daemon stopped");
+    Ok(())
+}
