@@ -12,6 +12,10 @@
 //! - [`history`]: the sync history database (the only user of that file).
 //! - [`sync`]: the engine: plan, fan-out units, checkpoints, retries.
 //! - [`script`]: the Lua sandbox and the `dms` module (the only user of mlua).
+//! - [`verify`]: window-by-window comparison of primary and backups.
+//! - [`scheduler`]: cron evaluation in a time zone (pure) and the scheduler state.
+//! - [`daemon`]: `dms run`: scheduler, check loop, retention, API, metrics, alerts.
+//! - [`api`]: the HTTP API (axum).
 //! - [`app`]: wires settings into nodes, history, engine and scripts; runs tasks.
 //! - [`cli`]: the command line (clap types and one function per subcommand).
 
@@ -28,3 +32,4 @@ pub mod scheduler;
 pub mod schema;
 pub mod script;
 pub mod sync;
+pub mod verify;

@@ -8,6 +8,7 @@
 mod params;
 
 use crate::app::Trigger;
+use crate::app::metrics::{self, MetricsReport};
 use crate::app::status::{self, SeriesStatus};
 use crate::daemon::{Daemon, TriggerError};
 use crate::history::{HistoryDb, HistoryFilter, HistoryRow};
@@ -189,37 +190,10 @@ async fn sync_status(
     Ok(Json(rows))
 }
 
-/// Figures per backup and overall, over a window.
-#[derive(serde::Serialize)]
-struct MetricsAnswer {
-    window: String,
-    since: String,
-    overall: OverallMetrics,
-    backups: Vec<BackupAnswer>,
-}
-
-#[derive(serde::Serialize)]
-struct OverallMetrics {
-    syncs: i64,
-    failures: i64,
-    success_rate: f64,
-    avg_duration_seconds: Option<f64>,
-    max_lag_seconds: Option<f64>,
-    behind: usize,
-}
-
-#[derive(serde::Serialize)]
-struct BackupAnswer {
-    #[serde(flatten)]
-    figures: crate::history::BackupMetrics,
-    max_lag_seconds: Option<f64>,
-    behind: usize,
-}
-
 async fn metrics_json(
     State(d): State<Arc<Daemon>>,
     q: Result<Query<Vec<(String, String)>>, axum::extract::rejection::QueryRejection>,
-) -> ApiResult<Json<MetricsAnswer>> {
+) -> ApiResult<Json<MetricsReport>> {
     let p = Params::new(q, &["window"])?;
     let window = p.text("window").unwrap_or_else(|| "24h".into());
     let age = crate::model::parse_age(&window)
@@ -228,67 +202,13 @@ async fn metrics_json(
     let s = since.clone();
     let figures = read_history(&d, move |db| db.metrics(&s)).await?;
     let status = collect_status(&d).await.unwrap_or_default();
-    let lag_of = |backup: Option<&str>| {
-        status
-            .iter()
-            .filter(|r| backup.is_none_or(|b| r.backup == b))
-            .filter_map(|r| r.lag_seconds)
-            .fold(None, |m: Option<f64>, l| Some(m.map_or(l, |m| m.max(l))))
-    };
-    let behind_of = |backup: Option<&str>| {
-        status
-            .iter()
-            .filter(|r| r.behind && backup.is_none_or(|b| r.backup == b))
-            .count()
-    };
-    let mut backups: Vec<BackupAnswer> = Vec::new();
-    for b in d.app.settings.enabled_backups() {
-        let f = figures
-            .iter()
-            .find(|f| f.backup == b.name)
-            .cloned()
-            .unwrap_or(crate::history::BackupMetrics {
-                backup: b.name.clone(),
-                syncs: 0,
-                successes: 0,
-                failures: 0,
-                success_rate: 1.0,
-                avg_duration_seconds: None,
-                records: 0,
-            });
-        backups.push(BackupAnswer {
-            max_lag_seconds: lag_of(Some(&b.name)),
-            behind: behind_of(Some(&b.name)),
-            figures: f,
-        });
-    }
-    let syncs: i64 = backups.iter().map(|b| b.figures.syncs).sum();
-    let successes: i64 = backups.iter().map(|b| b.figures.successes).sum();
-    let weighted: f64 = backups
-        .iter()
-        .filter_map(|b| {
-            b.figures
-                .avg_duration_seconds
-                .map(|a| a * b.figures.syncs as f64)
-        })
-        .sum();
-    Ok(Json(MetricsAnswer {
+    Ok(Json(metrics::report(
+        &d.app.settings,
         window,
         since,
-        overall: OverallMetrics {
-            syncs,
-            failures: backups.iter().map(|b| b.figures.failures).sum(),
-            success_rate: if syncs == 0 {
-                1.0
-            } else {
-                successes as f64 / syncs as f64
-            },
-            avg_duration_seconds: (syncs > 0).then(|| weighted / syncs as f64),
-            max_lag_seconds: lag_of(None),
-            behind: behind_of(None),
-        },
-        backups,
-    }))
+        figures,
+        &status,
+    )))
 }
 
 /// One task as the API shows it.

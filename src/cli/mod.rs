@@ -2,12 +2,14 @@
 //! exit code: 0 success, 1 when any task, series or check failed, 2 for bad input.
 
 mod history;
+mod metrics;
 mod output;
 mod progress;
 mod run;
 mod status;
 mod sync;
 mod task;
+mod verify;
 
 use crate::app::AppError;
 use crate::config::{self, Settings};
@@ -53,6 +55,10 @@ pub enum Command {
     History(history::HistoryArgs),
     /// Show checkpoints, lag and `behind` per backup and series.
     Status(status::StatusArgs),
+    /// Success rate, average sync duration, lag and failures per backup.
+    Metrics(metrics::MetricsArgs),
+    /// Compare primary and backups window by window; exit 1 on any difference.
+    Verify(verify::VerifyArgs),
     /// Validate the configuration.
     #[command(subcommand)]
     Config(ConfigCommand),
@@ -70,6 +76,7 @@ impl Cli {
     pub fn default_log_filter(&self) -> &'static str {
         match &self.command {
             Command::Run(_) | Command::Sync(_) => "info",
+            Command::Verify(v) if v.repair => "info",
             Command::Task(task::TaskCommand::Run { .. }) => "info",
             _ => "warn",
         }
@@ -84,6 +91,8 @@ pub async fn run(cli: Cli) -> ExitCode {
         Command::Sync(args) => sync::run(&cli.config, args).await,
         Command::History(args) => history::run(&cli.config, args).await,
         Command::Status(args) => status::run(&cli.config, args).await,
+        Command::Metrics(args) => metrics::run(&cli.config, args).await,
+        Command::Verify(args) => verify::run(&cli.config, args).await,
         Command::Config(ConfigCommand::Check) => config_check(&cli.config),
     };
     match result {

@@ -1,0 +1,78 @@
+//! `dms metrics`: success rate, average duration, lag and failures per backup.
+
+use crate::app::{metrics, status};
+use crate::history::HistoryDb;
+use std::path::Path;
+use std::process::ExitCode;
+
+/// Arguments of `dms metrics`.
+#[derive(Debug, clap::Args)]
+pub struct MetricsArgs {
+    /// Window of history to count, e.g. 24h, 7d.
+    #[arg(long, default_value = "24h")]
+    pub window: String,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub async fn run(config: &Path, args: MetricsArgs) -> anyhow::Result<ExitCode> {
+    let settings = super::load(config)?;
+    let age = crate::model::parse_age(&args.window).map_err(anyhow::Error::msg)?;
+    let since = (chrono::Utc::now() - age).to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    let (figures, rows) = if settings.history.path.exists() {
+        let db = HistoryDb::open_readonly(&settings.history.path)?;
+        (db.metrics(&since)?, db.status_rows()?)
+    } else {
+        (Vec::new(), Vec::new())
+    };
+    let primary = crate::node::open(&settings.primary, &settings.schema, 1)?;
+    let st = status::collect(&settings, &rows, primary.as_ref()).await?;
+    let report = metrics::report(&settings, args.window, since, figures, &st);
+    if args.json {
+        super::output::json(&report.backups)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let mut t = super::output::table(&[
+        "backup",
+        "syncs",
+        "success rate",
+        "failures",
+        "avg duration",
+        "records",
+        "max lag",
+        "behind",
+    ]);
+    let lag = |l: Option<f64>| l.map(super::output::duration).unwrap_or_else(|| "—".into());
+    for b in &report.backups {
+        t.add_row(vec![
+            b.figures.backup.clone(),
+            b.figures.syncs.to_string(),
+            format!("{:.1}%", b.figures.success_rate * 100.0),
+            b.figures.failures.to_string(),
+            b.figures
+                .avg_duration_seconds
+                .map(|s| format!("{s:.2}s"))
+                .unwrap_or_else(|| "—".into()),
+            b.figures.records.to_string(),
+            lag(b.max_lag_seconds),
+            b.behind.to_string(),
+        ]);
+    }
+    let o = &report.overall;
+    t.add_row(vec![
+        "(all)".to_string(),
+        o.syncs.to_string(),
+        format!("{:.1}%", o.success_rate * 100.0),
+        o.failures.to_string(),
+        o.avg_duration_seconds
+            .map(|s| format!("{s:.2}s"))
+            .unwrap_or_else(|| "—".into()),
+        String::new(),
+        lag(o.max_lag_seconds),
+        o.behind.to_string(),
+    ]);
+    println!("{t}");
+    println!("window: {} (since {})", report.window, report.since);
+    Ok(ExitCode::SUCCESS)
+}
