@@ -186,14 +186,14 @@ pub fn parse_time(s: &str) -> Result<Nanos, String> {
     if let Ok(dt) = chrono::DateTime::parse_from_rfc3339(s) {
         return dt
             .timestamp_nanos_opt()
-            .ok_or_else(|| format!("time {s:?} is out of range"));
+            .ok_or_else(|| format!("time {s:?} is out of range (years 1678 to 2261)"));
     }
     if let Ok(d) = chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d") {
         // A date always has a midnight; the constructor only fails for invalid h/m/s.
         let dt = d.and_hms_opt(0, 0, 0).map(|n| n.and_utc());
-        if let Some(ns) = dt.and_then(|d| d.timestamp_nanos_opt()) {
-            return Ok(ns);
-        }
+        return dt
+            .and_then(|d| d.timestamp_nanos_opt())
+            .ok_or_else(|| format!("time {s:?} is out of range (years 1678 to 2261)"));
     }
     Err(format!(
         "cannot read time {s:?}: use RFC 3339 (2024-01-31T14:30:00Z), a date (2024-01-31) or nanoseconds"

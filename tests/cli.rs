@@ -183,3 +183,83 @@ fn the_shipped_sample_is_what_the_generator_makes() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verify_finds_a_deleted_and_an_altered_point_and_repair_fixes_exactly_those_windows() {
+    use crate::helper::project::{all, put};
+    use dms::model::{FieldValue, SeriesKey};
+    let p = shipped();
+    assert!(p.cli(&["run", "--once"]).status.success());
+    let ok = p.cli(&["verify"]);
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stdout)
+    );
+
+    // Delete a 1m bar from backup1 and alter a 1d bar on backup2, behind dms's back.
+    let m = SeriesKey::new("US.MSFT", "1m");
+    let d = SeriesKey::new("US.NVDA", "1d");
+    let victim = all(p.store("backup1", "run/data/backup1.db").as_ref(), &m).await[100].clone();
+    let conn = rusqlite::Connection::open(p.root().join("run/data/backup1.db")).unwrap();
+    let gone = conn
+        .execute(
+            "DELETE FROM points WHERE time = ?1 AND series_id IN \
+             (SELECT id FROM series WHERE tags LIKE '%US.MSFT%' AND tags LIKE '%\"1m\"%')",
+            [victim.time],
+        )
+        .unwrap();
+    assert_eq!(gone, 1);
+    drop(conn);
+    let backup2 = p.store("backup2", "run/data/backup2.db");
+    let mut altered = all(backup2.as_ref(), &d).await[200].clone();
+    altered.fields.retain(|(k, _)| &**k != "close");
+    altered
+        .fields
+        .push(("close".into(), FieldValue::Float(-1.0)));
+    put(backup2.as_ref(), vec![altered.clone()]).await;
+
+    let out = p.cli(&["verify", "--json"]);
+    assert_eq!(out.status.code(), Some(1));
+    let mism = json(&out);
+    let mism = mism.as_array().unwrap();
+    assert_eq!(mism.len(), 2, "{mism:?}");
+    let day = |t: i64| dms::model::format_nanos(t - t.rem_euclid(dms::model::NANOS_PER_DAY));
+    let b1 = mism.iter().find(|m| m["backup"] == "backup1").unwrap();
+    assert_eq!(
+        (
+            b1["symbol"].as_str(),
+            b1["interval"].as_str(),
+            b1["kind"].as_str()
+        ),
+        (Some("US.MSFT"), Some("1m"), Some("missing"))
+    );
+    assert_eq!(b1["window_start"].as_str().unwrap(), day(victim.time));
+    assert_eq!(b1["primary_points"], 390);
+    assert_eq!(b1["backup_points"], 389);
+    let b2 = mism.iter().find(|m| m["backup"] == "backup2").unwrap();
+    assert_eq!(
+        (b2["symbol"].as_str(), b2["kind"].as_str()),
+        (Some("US.NVDA"), Some("different"))
+    );
+    assert_eq!(b2["window_start"].as_str().unwrap(), day(altered.time));
+
+    let fix = p.cli(&["verify", "--repair"]);
+    assert!(
+        fix.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&fix.stdout),
+        String::from_utf8_lossy(&fix.stderr)
+    );
+    // Exactly those windows were copied: one trading day of 1m bars and one daily bar.
+    let runs = json(&p.cli(&["history", "--json", "--limit", "2"]));
+    let mut copied: Vec<i64> = runs
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["records"].as_i64().unwrap())
+        .collect();
+    copied.sort();
+    assert_eq!(copied, [1, 390]);
+    assert!(p.cli(&["verify"]).status.success());
+}

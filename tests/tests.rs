@@ -2,8 +2,10 @@
 //! things (a project folder with config, real SQLite stores, real `influxd` processes) and clean
 //! up on drop.
 
+mod api;
 mod cli;
 mod config_errors;
+mod daemon;
 mod helper;
 mod influx;
 mod lua;

@@ -2,6 +2,7 @@
 
 #![allow(dead_code)]
 
+pub mod daemon;
 pub mod faulty;
 pub mod influxd;
 pub mod project;

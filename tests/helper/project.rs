@@ -92,7 +92,12 @@ impl Project {
 
     /// Opens one of the project's SQLite stores directly (`primary`, `backup1`, `backup2`).
     pub fn node(&self, name: &str) -> Arc<SqliteNode> {
-        let path = self.root().join(format!("run/{name}.db"));
+        self.store(name, &format!("run/{name}.db"))
+    }
+
+    /// Opens the SQLite store at `rel` (relative to the project root) as node `name`.
+    pub fn store(&self, name: &str, rel: &str) -> Arc<SqliteNode> {
+        let path = self.root().join(rel);
         Arc::new(SqliteNode::open(name, &path, Schema::default(), 2).expect("store opens"))
     }
 
