@@ -65,7 +65,8 @@ fn the_shipped_default_runs_once_and_a_second_run_copies_only_what_is_new() {
 
     let hist = json(&p.cli(&["history", "--json", "--limit", "0"]));
     let rows = hist.as_array().unwrap();
-    assert_eq!(rows.len(), 32);
+    // Two runs of daily_update_us (16 rows each) and of intraday_us (8 rows each).
+    assert_eq!(rows.len(), 48);
     for key in [
         "backup",
         "symbol",
@@ -92,6 +93,15 @@ fn the_shipped_default_runs_once_and_a_second_run_copies_only_what_is_new() {
         "1d",
     ]));
     assert_eq!(filtered.as_array().unwrap().len(), 2);
+    let intraday = json(&p.cli(&[
+        "history",
+        "--json",
+        "--interval",
+        "1m",
+        "--backup",
+        "backup2",
+    ]));
+    assert_eq!(intraday.as_array().unwrap().len(), 16);
     let none = json(&p.cli(&["history", "--json", "--status", "failed"]));
     assert_eq!(none.as_array().unwrap().len(), 0);
 

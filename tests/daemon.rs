@@ -284,3 +284,77 @@ async fn a_run_still_going_is_not_overlapped_and_the_skip_is_recorded() {
     assert_eq!(runs[1].status, "success");
     assert_eq!(runs[1].trigger, "cron");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_run_posts_an_alert_and_an_unreachable_webhook_is_not_fatal() {
+    use axum::routing::post;
+    let got: std::sync::Arc<std::sync::Mutex<Vec<serde_json::Value>>> = Default::default();
+    let sink = got.clone();
+    let hook = axum::Router::new().route(
+        "/hook",
+        post(move |body: String| {
+            let sink = sink.clone();
+            async move {
+                sink.lock()
+                    .unwrap()
+                    .push(serde_json::from_str(&body).unwrap());
+                "ok"
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let hook_url = format!("http://{}/hook", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, hook).await.unwrap() });
+
+    for (url, expect_delivery) in [
+        (hook_url, true),
+        (format!("http://127.0.0.1:{}/hook", free_port()), false),
+    ] {
+        let p = Project::with_sync(&sync_yaml(
+            100,
+            1,
+            &format!("alerts:\n  webhook: \"{url}\"\n  retries: 1\n  timeout: 1\n"),
+        ));
+        p.write(
+            "scripts/bad.lua",
+            "function run(ctx) error('feed is down') end\n",
+        );
+        p.write(
+            "config/task.yaml",
+            "tasks:\n  - name: bad\n    script: scripts/bad.lua\n",
+        );
+        let app = std::sync::Arc::new(p.app());
+        let daemon =
+            dms::daemon::Daemon::new(app.clone(), tokio_util::sync::CancellationToken::new());
+        daemon.trigger("bad", Trigger::Api).unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let runs = p.history().runs(Some("bad"), 0).unwrap();
+            if runs.first().is_some_and(|r| r.status == "failed") {
+                break;
+            }
+            assert!(std::time::Instant::now() < deadline, "the run finishes");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        if expect_delivery {
+            while got.lock().unwrap().is_empty() {
+                assert!(std::time::Instant::now() < deadline, "the alert arrives");
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            let a = got.lock().unwrap()[0].clone();
+            assert_eq!(a["source"], "dms");
+            assert_eq!(a["alert"]["event"], "task_failed");
+            assert_eq!(a["alert"]["task"], "bad");
+            assert!(
+                a["alert"]["error"]
+                    .as_str()
+                    .unwrap()
+                    .contains("feed is down")
+            );
+        } else {
+            // Delivery fails in the background; the daemon keeps working.
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            daemon.trigger("bad", Trigger::Api).unwrap();
+        }
+    }
+}
