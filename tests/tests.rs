@@ -11,3 +11,4 @@ mod influx;
 mod lua;
 mod sqlite_node;
 mod sync_sqlite;
+mod upgrade;
