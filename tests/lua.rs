@@ -378,3 +378,53 @@ async fn a_script_that_fails_to_load_stops_the_app_with_its_name() {
         .to_string();
     assert!(err.contains("either run(ctx) or symbols"), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dms_http_reaches_allowed_hosts_only_redirects_included() {
+    use axum::response::Redirect;
+    use axum::routing::get;
+    let app = axum::Router::new()
+        .route("/quote", get(|| async { "{\"px\": 101.5}" }))
+        .route(
+            "/away",
+            get(|| async { Redirect::temporary("http://localhost:9/evil") }),
+        );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+
+    let p = Project::with_sync(&sync_yaml(
+        100,
+        1,
+        "scripts:\n  http_allow: [\"127.0.0.1\"]\n  http_timeout: 5\n",
+    ));
+    p.write(
+        "scripts/fetch.lua",
+        &format!(
+            r#"
+            function run(ctx)
+              local r = dms.http.get("http://127.0.0.1:{port}/quote")
+              assert(r.status == 200 and dms.json.decode(r.body).px == 101.5, r.body)
+              local ok, err = pcall(dms.http.get, "http://localhost:{port}/quote")
+              assert(not ok and string.find(err, "not in scripts.http_allow"), err)
+              ok, err = pcall(dms.http.get, "http://127.0.0.1:{port}/away")
+              assert(not ok and string.find(err, "outside scripts.http_allow"), err)
+              ok, err = pcall(dms.http.get, "file:///etc/passwd")
+              assert(not ok, "file URLs are refused")
+            end
+            "#
+        ),
+    );
+    p.write(
+        "config/task.yaml",
+        "tasks:\n  - name: fetch\n    script: scripts/fetch.lua\n",
+    );
+    let out = run(&p, "fetch").await;
+    assert_eq!(out.status, Status::Success, "{:?}", out.error);
+    // Outside the allow-list the run fails with the script's name.
+    assert_contained(
+        "function run(ctx) dms.http.get('http://example.com/') end",
+        &["dms.http.get", "not in scripts.http_allow"],
+    )
+    .await;
+}

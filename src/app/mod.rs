@@ -33,6 +33,9 @@ pub enum AppError {
     /// No such task.
     #[error("no task is called {0:?} (see `dms task list`)")]
     UnknownTask(String),
+    /// The scripts' HTTP client could not be built.
+    #[error("{0}")]
+    Http(String),
     /// Sync request failed as a whole.
     #[error(transparent)]
     Sync(#[from] crate::sync::SyncError),
@@ -48,6 +51,8 @@ pub struct App {
     pub history: History,
     /// Compiled scripts by task name.
     pub scripts: HashMap<String, Arc<TaskScript>>,
+    /// The HTTP client scripts use (`dms.http`).
+    pub http: crate::script::HttpAccess,
     running: runner::RunningTasks,
     _lock: WriterLock,
 }
@@ -95,6 +100,7 @@ impl App {
         if !errors.is_empty() {
             return Err(AppError::Scripts(errors));
         }
+        let http = crate::script::HttpAccess::new(&settings.scripts).map_err(AppError::Http)?;
         let engine = Arc::new(Engine::new(
             primary,
             backups,
@@ -106,6 +112,7 @@ impl App {
             engine,
             history,
             scripts,
+            http,
             running: runner::RunningTasks::default(),
             _lock: lock,
         })

@@ -181,6 +181,7 @@ impl App {
             Some(run_id),
             control.clone(),
             self.settings.scripts.data_dir.clone(),
+            self.http.clone(),
         ));
         let info = RunInfo {
             task: task.name.clone(),

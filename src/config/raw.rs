@@ -398,6 +398,16 @@ pub struct ScriptsBlock {
     /// Folder `dms.csv` may read from.
     #[serde(default = "default_data_dir")]
     pub data_dir: PathBuf,
+    /// Hosts `dms.http` may reach: exact names, or `*.example.com` for its subdomains.
+    #[serde(default)]
+    pub http_allow: Vec<String>,
+    /// Seconds a `dms.http` request may take.
+    #[serde(default = "default_http_timeout", deserialize_with = "de::seconds")]
+    pub http_timeout: Duration,
+}
+
+fn default_http_timeout() -> Duration {
+    Duration::from_secs(30)
 }
 
 impl Default for ScriptsBlock {
@@ -406,6 +416,8 @@ impl Default for ScriptsBlock {
             memory_limit_mb: default_memory_mb(),
             instruction_limit: default_instruction_limit(),
             data_dir: default_data_dir(),
+            http_allow: Vec::new(),
+            http_timeout: default_http_timeout(),
         }
     }
 }

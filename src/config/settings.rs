@@ -211,6 +211,10 @@ pub struct ScriptSettings {
     pub instruction_limit: u64,
     /// Folder scripts may read data files from.
     pub data_dir: PathBuf,
+    /// Hosts `dms.http` may reach (lower case; `*.x` = subdomains of x).
+    pub http_allow: Vec<String>,
+    /// Time limit of one `dms.http` request.
+    pub http_timeout: Duration,
 }
 
 /// One task.
@@ -364,7 +368,25 @@ pub(super) fn validate(
         memory_limit: clamp_usize(sync.scripts.memory_limit_mb.saturating_mul(1024 * 1024)),
         instruction_limit: sync.scripts.instruction_limit,
         data_dir: resolve(&sync.scripts.data_dir),
+        http_allow: sync
+            .scripts
+            .http_allow
+            .iter()
+            .map(|h| h.trim().to_ascii_lowercase())
+            .collect(),
+        http_timeout: sync.scripts.http_timeout,
     };
+    for h in &scripts.http_allow {
+        let name = h.strip_prefix("*.").unwrap_or(h);
+        let ok = !name.is_empty()
+            && !name.contains(['/', ':', '*', ' '])
+            && name.split('.').all(|l| !l.is_empty());
+        if !ok {
+            errs.push(format!(
+                "sync.yaml: scripts.http_allow: {h:?} is not a host name (use api.example.com or *.example.com)"
+            ));
+        }
+    }
 
     // Tasks.
     let mut task_names = HashSet::new();

@@ -56,6 +56,7 @@ pub(crate) fn install(lua: &Lua) -> mlua::Result<()> {
     dms.set("time", readonly(lua, time_table(lua)?)?)?;
     dms.set("json", readonly(lua, json_table(lua)?)?)?;
     dms.set("csv", readonly(lua, csv_table(lua)?)?)?;
+    dms.set("http", readonly(lua, http_table(lua)?)?)?;
     dms.set(
         "float",
         lua.create_function(|_, v: f64| Ok(Value::Number(v)))?,
@@ -501,4 +502,49 @@ fn read_csv(path: &std::path::Path) -> Result<CsvData, String> {
         rows.push(rec.iter().map(str::to_string).collect());
     }
     Ok((headers, rows))
+}
+
+fn header_list(opts: &Option<Table>) -> mlua::Result<Vec<(String, String)>> {
+    let mut out = Vec::new();
+    if let Some(o) = opts
+        && let Some(h) = o.get::<Option<Table>>("headers")?
+    {
+        for pair in h.pairs::<String, String>() {
+            out.push(pair?);
+        }
+    }
+    Ok(out)
+}
+
+fn http_table(lua: &Lua) -> mlua::Result<Table> {
+    let t = lua.create_table()?;
+    t.set(
+        "get",
+        lua.create_async_function(|lua, (url, opts): (String, Option<Table>)| async move {
+            let host = host(&lua)?;
+            let headers = header_list(&opts)?;
+            let answer = host
+                .http
+                .request(reqwest::Method::GET, &url, None, headers)
+                .await
+                .map_err(|e| mlua::Error::runtime(format!("dms.http.get: {e}")))?;
+            lua.to_value(&answer)
+        })?,
+    )?;
+    t.set(
+        "post",
+        lua.create_async_function(
+            |lua, (url, body, opts): (String, String, Option<Table>)| async move {
+                let host = host(&lua)?;
+                let headers = header_list(&opts)?;
+                let answer = host
+                    .http
+                    .request(reqwest::Method::POST, &url, Some(body), headers)
+                    .await
+                    .map_err(|e| mlua::Error::runtime(format!("dms.http.post: {e}")))?;
+                lua.to_value(&answer)
+            },
+        )?,
+    )?;
+    Ok(t)
 }

@@ -22,6 +22,8 @@ pub struct Host {
     pub control: SyncControl,
     /// Folder `dms.csv` reads from.
     pub data_dir: PathBuf,
+    /// `dms.http`'s client.
+    pub http: super::HttpAccess,
     reports: Mutex<SyncReport>,
 }
 
@@ -49,6 +51,7 @@ impl Host {
         run_id: Option<i64>,
         control: SyncControl,
         data_dir: PathBuf,
+        http: super::HttpAccess,
     ) -> Self {
         Host {
             engine,
@@ -57,6 +60,7 @@ impl Host {
             run_id,
             control,
             data_dir,
+            http,
             reports: Mutex::new(SyncReport::default()),
         }
     }

@@ -8,9 +8,11 @@
 
 mod api;
 mod host;
+mod http;
 mod sandbox;
 
 pub use host::{Host, SyncArgs};
+pub use http::HttpAccess;
 
 use crate::config::ScriptSettings;
 use crate::sync::SyncReport;
