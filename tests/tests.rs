@@ -7,6 +7,7 @@ mod cli;
 mod config_errors;
 mod daemon;
 mod helper;
+mod history_faults;
 mod influx;
 mod lua;
 mod sqlite_node;

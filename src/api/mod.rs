@@ -306,7 +306,13 @@ async fn ping_nodes(d: &Daemon) -> Vec<NodeHealth> {
 
 async fn healthz(State(d): State<Arc<Daemon>>) -> Json<serde_json::Value> {
     let nodes = ping_nodes(&d).await;
-    let history = read_history(&d, |db| db.runs(None, 1)).await;
+    let history = match read_history(&d, |db| db.runs(None, 1)).await {
+        Ok(_) => match d.app.history.write_error() {
+            None => Ok(()),
+            Some(e) => Err(format!("writes fail: {e}")),
+        },
+        Err(e) => Err(format!("reads fail: {}", e.message)),
+    };
     let healthy = nodes.iter().all(|n| n.reachable) && history.is_ok();
     Json(serde_json::json!({
         "status": if healthy { "ok" } else { "degraded" },
@@ -315,7 +321,7 @@ async fn healthz(State(d): State<Arc<Daemon>>) -> Json<serde_json::Value> {
         "nodes": nodes,
         "history": match history {
             Ok(_) => serde_json::json!({ "ok": true }),
-            Err(e) => serde_json::json!({ "ok": false, "error": e.message }),
+            Err(e) => serde_json::json!({ "ok": false, "error": e }),
         },
     }))
 }

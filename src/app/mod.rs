@@ -84,8 +84,9 @@ impl App {
         who: &str,
     ) -> Result<App, AppError> {
         let lock = WriterLock::acquire(&settings.history.path, who)?;
-        let history = History::open(&settings.history.path)?;
-        let mut db = HistoryDb::open(&settings.history.path)?;
+        let busy = settings.history.busy_timeout;
+        let history = History::open_with(&settings.history.path, busy)?;
+        let mut db = HistoryDb::open_busy(&settings.history.path, busy)?;
         let (runs, rows) = db.repair_interrupted()?;
         if runs + rows > 0 {
             tracing::warn!(

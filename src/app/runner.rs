@@ -152,7 +152,7 @@ impl App {
             let t = trigger.as_str();
             let run_id = self
                 .history
-                .run(move |db| db.record_skipped_run(&n, t, reason))
+                .write(move |db| db.record_skipped_run(&n, t, reason))
                 .await?;
             tracing::warn!(task = name, trigger = t, "{reason}");
             return Ok(RunOutcome {
@@ -165,7 +165,7 @@ impl App {
             });
         };
         let (n, t) = (name.to_string(), trigger.as_str());
-        let run_id = self.history.run(move |db| db.start_run(&n, t)).await?;
+        let run_id = self.history.write(move |db| db.start_run(&n, t)).await?;
         let span = tracing::info_span!(
             "task",
             task = name,
@@ -262,7 +262,7 @@ impl App {
 
         let (st, er) = (status, error.clone());
         self.history
-            .run(move |db| db.finish_run(run_id, st, er.as_deref()))
+            .write(move |db| db.finish_run(run_id, st, er.as_deref()))
             .await?;
         match &error {
             None => tracing::info!(parent: &span, records = report.records(), "task run succeeded"),
@@ -343,7 +343,7 @@ impl App {
     ) -> Result<RunOutcome, AppError> {
         let started = Instant::now();
         let (n, t) = (task.to_string(), trigger.as_str());
-        let run_id = self.history.run(move |db| db.start_run(&n, t)).await?;
+        let run_id = self.history.write(move |db| db.start_run(&n, t)).await?;
         req.run_id = Some(run_id);
         let result = self.engine.sync(req, control).await;
         self.finish_recorded(task, run_id, result, control, started)
@@ -366,7 +366,7 @@ impl App {
     ) -> Result<RunOutcome, AppError> {
         let started = Instant::now();
         let (n, t) = (task.to_string(), trigger.as_str());
-        let run_id = self.history.run(move |db| db.start_run(&n, t)).await?;
+        let run_id = self.history.write(move |db| db.start_run(&n, t)).await?;
         let result = self.engine.execute(plan, Some(run_id), control).await;
         self.finish_recorded(task, run_id, result, control, started)
             .await
@@ -392,7 +392,7 @@ impl App {
         };
         let er = error.clone();
         self.history
-            .run(move |db| db.finish_run(run_id, status, er.as_deref()))
+            .write(move |db| db.finish_run(run_id, status, er.as_deref()))
             .await?;
         Ok(RunOutcome {
             run_id,

@@ -62,7 +62,7 @@ pub async fn run(config: &Path, args: HistoryArgs) -> anyhow::Result<ExitCode> {
         };
         let cutoff =
             (chrono::Utc::now() - age).to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
-        let mut db = HistoryDb::open(path)?;
+        let mut db = HistoryDb::open_busy(path, settings.history.busy_timeout)?;
         let (rows, runs) = db.prune(&cutoff)?;
         println!("pruned {rows} sync history rows and {runs} task runs started before {cutoff}");
         return Ok(ExitCode::SUCCESS);

@@ -15,12 +15,12 @@ use std::path::{Path, PathBuf};
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     /// A file could not be read.
-    #[error("cannot read {}: {source}", path.display())]
+    #[error("cannot read {}: {cause}", path.display())]
     Read {
         /// The file.
         path: PathBuf,
         /// The cause.
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     /// A file is not valid YAML or does not match the expected shape.
     #[error("{}: {message}", path.display())]
@@ -60,9 +60,9 @@ pub fn load(dir: &Path) -> Result<Settings, ConfigError> {
 /// # Errors
 /// [`ConfigError::Read`] or [`ConfigError::Parse`].
 pub fn parse_file<T: serde::de::DeserializeOwned + Default>(path: &Path) -> Result<T, ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+    let text = std::fs::read_to_string(path).map_err(|cause| ConfigError::Read {
         path: path.to_path_buf(),
-        source,
+        cause,
     })?;
     parse_str(path, &text)
 }

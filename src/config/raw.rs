@@ -364,6 +364,13 @@ pub struct HistoryBlock {
     /// Days of `sync_history` and task-run rows to keep.
     #[serde(default = "default_retention_days", deserialize_with = "de::positive")]
     pub retention_days: u64,
+    /// Seconds a write waits for another process's lock on the file before failing.
+    #[serde(default = "default_busy_timeout", deserialize_with = "de::seconds")]
+    pub busy_timeout: Duration,
+}
+
+fn default_busy_timeout() -> Duration {
+    Duration::from_secs(10)
 }
 
 impl Default for HistoryBlock {
@@ -371,6 +378,7 @@ impl Default for HistoryBlock {
         HistoryBlock {
             path: default_history_path(),
             retention_days: default_retention_days(),
+            busy_timeout: default_busy_timeout(),
         }
     }
 }

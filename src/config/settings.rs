@@ -200,6 +200,8 @@ pub struct HistorySettings {
     pub path: PathBuf,
     /// Days of rows kept.
     pub retention_days: u32,
+    /// Wait for another process's lock.
+    pub busy_timeout: Duration,
 }
 
 /// Lua limits.
@@ -363,6 +365,7 @@ pub(super) fn validate(
     let history = HistorySettings {
         path: resolve(&sync.history.path),
         retention_days: clamp_u32(sync.history.retention_days),
+        busy_timeout: sync.history.busy_timeout,
     };
     let scripts = ScriptSettings {
         memory_limit: clamp_usize(sync.scripts.memory_limit_mb.saturating_mul(1024 * 1024)),

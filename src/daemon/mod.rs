@@ -28,12 +28,12 @@ pub const CHECK_TASK: &str = "@check";
 #[derive(Debug, thiserror::Error)]
 pub enum DaemonError {
     /// The API address could not be bound.
-    #[error("cannot listen on {addr}: {source}")]
+    #[error("cannot listen on {addr}: {cause}")]
     Listen {
         /// Address.
         addr: std::net::SocketAddr,
         /// Cause.
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     /// Opening or using the application failed.
     #[error(transparent)]
@@ -283,7 +283,7 @@ impl Daemon {
         loop {
             let cutoff = (chrono::Utc::now() - chrono::Duration::days(days))
                 .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
-            match self.app.history.run(move |db| db.prune(&cutoff)).await {
+            match self.app.history.write(move |db| db.prune(&cutoff)).await {
                 Ok((rows, runs)) if rows + runs > 0 => {
                     tracing::info!(rows, runs, retention_days = days, "pruned old sync history")
                 }
@@ -333,7 +333,7 @@ pub async fn run(app: App, shutdown: CancellationToken) -> Result<(), DaemonErro
         let addr = settings.api.listen;
         let l = tokio::net::TcpListener::bind(addr)
             .await
-            .map_err(|source| DaemonError::Listen { addr, source })?;
+            .map_err(|cause| DaemonError::Listen { addr, cause })?;
         tracing::info!(addr = %l.local_addr().unwrap_or(addr), "HTTP API listening");
         Some(l)
     } else {

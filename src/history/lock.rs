@@ -20,9 +20,9 @@ impl WriterLock {
     /// [`HistoryError::Locked`] when another process holds it, naming the holder.
     pub fn acquire(history: &Path, what: &str) -> Result<WriterLock> {
         let path = lock_path(history);
-        let io = |source| HistoryError::LockIo {
+        let io = |cause| HistoryError::LockIo {
             path: history.to_path_buf(),
-            source,
+            cause,
         };
         if let Some(dir) = path.parent()
             && !dir.as_os_str().is_empty()

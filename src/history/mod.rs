@@ -17,27 +17,28 @@ use rusqlite::{Connection, OpenFlags, params};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 /// Why a history operation failed.
 #[derive(Debug, thiserror::Error)]
 pub enum HistoryError {
     /// The database could not be opened or migrated.
-    #[error("cannot open sync history {}: {source}", path.display())]
+    #[error("cannot open sync history {}: {cause}", path.display())]
     Open {
         /// File.
         path: PathBuf,
         /// Cause.
-        source: rusqlite::Error,
+        cause: rusqlite::Error,
     },
     /// A statement failed.
-    #[error("sync history {}: {op}: {source}", path.display())]
+    #[error("sync history {}: {op}: {cause}", path.display())]
     Sql {
         /// File.
         path: PathBuf,
         /// What was being done.
         op: &'static str,
         /// Cause.
-        source: rusqlite::Error,
+        cause: rusqlite::Error,
     },
     /// The file was written by a newer dms.
     #[error("sync history {} has schema version {found}, newer than this dms understands ({supported}); upgrade dms", path.display())]
@@ -58,17 +59,20 @@ pub enum HistoryError {
         holder: String,
     },
     /// The lock file could not be created.
-    #[error("cannot lock sync history {}: {source}", path.display())]
+    #[error("cannot lock sync history {}: {cause}", path.display())]
     LockIo {
         /// File.
         path: PathBuf,
         /// Cause.
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     /// A blocking task could not run.
     #[error("sync history task failed: {0}")]
     Task(String),
 }
+
+/// How long a write waits for another connection's lock by default.
+pub const DEFAULT_BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Result alias.
 pub type Result<T, E = HistoryError> = std::result::Result<T, E>;
@@ -146,6 +150,7 @@ pub struct UnitStart {
 pub struct History {
     db: Arc<Mutex<HistoryDb>>,
     path: PathBuf,
+    write_error: Arc<Mutex<Option<String>>>,
 }
 
 /// A connection to the history database. Methods are blocking.
@@ -165,10 +170,20 @@ impl History {
     /// # Errors
     /// [`HistoryError::Open`] or [`HistoryError::TooNew`].
     pub fn open(path: &Path) -> Result<History> {
-        let db = HistoryDb::open(path)?;
+        Self::open_with(path, DEFAULT_BUSY_TIMEOUT)
+    }
+
+    /// [`History::open`] waiting up to `busy_timeout` for another writer's lock.
+    ///
+    /// # Errors
+    /// [`HistoryError::Open`] or [`HistoryError::TooNew`].
+    pub fn open_with(path: &Path, busy_timeout: Duration) -> Result<History> {
+        let mut db = HistoryDb::open(path)?;
+        db.set_busy_timeout(busy_timeout)?;
         Ok(History {
             db: Arc::new(Mutex::new(db)),
             path: path.to_path_buf(),
+            write_error: Arc::new(Mutex::new(None)),
         })
     }
 
@@ -177,11 +192,44 @@ impl History {
         &self.path
     }
 
-    /// Runs `f` against the database on the blocking pool.
+    /// Runs a write `f` on the blocking pool and remembers whether writes work: a failure is
+    /// kept (see [`History::write_error`]) until a later write succeeds.
     ///
     /// # Errors
     /// What `f` returns, or [`HistoryError::Task`] when the blocking task died.
-    pub async fn run<R: Send + 'static>(
+    pub async fn write<R: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut HistoryDb) -> Result<R> + Send + 'static,
+    ) -> Result<R> {
+        let r = self.call(f).await;
+        let mut health = self.write_error.lock().unwrap_or_else(|p| p.into_inner());
+        match &r {
+            Ok(_) => *health = None,
+            Err(e) => *health = Some(e.to_string()),
+        }
+        r
+    }
+
+    /// Runs a read `f` on the blocking pool.
+    ///
+    /// # Errors
+    /// What `f` returns, or [`HistoryError::Task`] when the blocking task died.
+    pub async fn read<R: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut HistoryDb) -> Result<R> + Send + 'static,
+    ) -> Result<R> {
+        self.call(f).await
+    }
+
+    /// The error of the last write, if it failed (disk full, read-only, locked, corrupt).
+    pub fn write_error(&self) -> Option<String> {
+        self.write_error
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    async fn call<R: Send + 'static>(
         &self,
         f: impl FnOnce(&mut HistoryDb) -> Result<R> + Send + 'static,
     ) -> Result<R> {
@@ -203,9 +251,17 @@ impl HistoryDb {
     /// # Errors
     /// [`HistoryError::Open`] or [`HistoryError::TooNew`].
     pub fn open(path: &Path) -> Result<HistoryDb> {
-        let open_err = |source| HistoryError::Open {
+        Self::open_busy(path, DEFAULT_BUSY_TIMEOUT)
+    }
+
+    /// [`HistoryDb::open`] waiting up to `busy_timeout` for another writer's lock.
+    ///
+    /// # Errors
+    /// [`HistoryError::Open`] or [`HistoryError::TooNew`].
+    pub fn open_busy(path: &Path, busy_timeout: Duration) -> Result<HistoryDb> {
+        let open_err = |cause| HistoryError::Open {
             path: path.to_path_buf(),
-            source,
+            cause,
         };
         if let Some(dir) = path.parent()
             && !dir.as_os_str().is_empty()
@@ -216,8 +272,7 @@ impl HistoryDb {
             ))));
         }
         let conn = Connection::open(path).map_err(open_err)?;
-        conn.busy_timeout(std::time::Duration::from_secs(10))
-            .map_err(open_err)?;
+        conn.busy_timeout(busy_timeout).map_err(open_err)?;
         conn.execute_batch("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;")
             .map_err(open_err)?;
         let mut db = HistoryDb {
@@ -233,9 +288,9 @@ impl HistoryDb {
     /// # Errors
     /// [`HistoryError::Open`] when the file is missing or unreadable.
     pub fn open_readonly(path: &Path) -> Result<HistoryDb> {
-        let open_err = |source| HistoryError::Open {
+        let open_err = |cause| HistoryError::Open {
             path: path.to_path_buf(),
-            source,
+            cause,
         };
         let conn = Connection::open_with_flags(
             path,
@@ -258,6 +313,16 @@ impl HistoryDb {
             conn,
             path: path.to_path_buf(),
         })
+    }
+
+    /// How long statements wait for another connection's lock before failing.
+    ///
+    /// # Errors
+    /// [`HistoryError::Sql`].
+    pub fn set_busy_timeout(&mut self, d: Duration) -> Result<()> {
+        self.conn
+            .busy_timeout(d)
+            .map_err(sql_err(&self.path, "set busy timeout"))
     }
 
     /// Marks rows a crash left `running`: sync rows become `failed` ("interrupted") and task
@@ -508,9 +573,9 @@ pub(crate) fn sql_err(
     op: &'static str,
 ) -> impl Fn(rusqlite::Error) -> HistoryError + use<> {
     let path = path.to_path_buf();
-    move |source| HistoryError::Sql {
+    move |cause| HistoryError::Sql {
         path: path.clone(),
         op,
-        source,
+        cause,
     }
 }

@@ -51,9 +51,9 @@ CREATE TABLE sync_status (
 
 /// Brings the database to [`VERSION`].
 pub fn migrate(conn: &mut Connection, path: &Path) -> Result<()> {
-    let err = |source| HistoryError::Open {
+    let err = |cause| HistoryError::Open {
         path: path.to_path_buf(),
-        source,
+        cause,
     };
     let version: i64 = conn
         .query_row("PRAGMA user_version", [], |r| r.get(0))

@@ -313,7 +313,7 @@ impl Engine {
         )
         .await
         .map_err(SyncError::Primary)?;
-        let checkpoints = self.history.run(|db| db.checkpoints()).await?;
+        let checkpoints = self.history.read(|db| db.checkpoints()).await?;
         plan_units(req, &series, &newest, &checkpoints, &backups, &mut plan);
         Ok(plan)
     }

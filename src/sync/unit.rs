@@ -76,7 +76,7 @@ pub(crate) async fn run(
             window_start: range.start,
             window_end: range.end,
         };
-        let row_id = ctx.history.run(move |db| db.begin_unit(&start)).await?;
+        let row_id = ctx.history.write(move |db| db.begin_unit(&start)).await?;
         lanes.push(Lane {
             node,
             row_id,
@@ -199,7 +199,7 @@ async fn drive_lane(
     let (row_id, b, s, err) = (lane.row_id, backup.clone(), series.clone(), error.clone());
     let recorded = ctx
         .history
-        .run(move |db| db.finish_unit(row_id, &b, &s, status, err.as_deref()))
+        .write(move |db| db.finish_unit(row_id, &b, &s, status, err.as_deref()))
         .await;
     let (status, error) = match recorded {
         Ok(()) => (status, error),
@@ -257,7 +257,7 @@ async fn write_batch(
         ctx.checkpoint_update(),
     );
     ctx.history
-        .run(move |db| db.commit_batch(row_id, &backup, &s, newest, n, update))
+        .write(move |db| db.commit_batch(row_id, &backup, &s, newest, n, update))
         .await
         .map_err(|e| {
             format!("the backup acknowledged a batch but its checkpoint could not be saved: {e}")

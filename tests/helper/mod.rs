@@ -6,3 +6,4 @@ pub mod daemon;
 pub mod faulty;
 pub mod influxd;
 pub mod project;
+pub mod tmpfs;
