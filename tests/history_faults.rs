@@ -169,8 +169,7 @@ async fn a_history_locked_by_another_process_fails_after_the_busy_timeout() {
     let err = app
         .manual_sync(req(), &SyncControl::default())
         .await
-        .err()
-        .expect("fails")
+        .expect_err("fails")
         .to_string();
     assert!(err.contains("database is locked"), "{err}");
     assert!(started.elapsed() < std::time::Duration::from_secs(5));
