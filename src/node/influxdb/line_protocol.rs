@@ -7,10 +7,9 @@
 //! right before a character that needs escaping, or at its end: such names, empty tag values,
 //! empty field keys, newlines in names and non-finite floats are refused before any request.
 //! Integers carry an `i` suffix; a float is printed in the shortest form that reads back as
-//! the same `f64` (`1` without `i` is a float to InfluxDB); timestamps are nanoseconds.
+//! the same `f64` (`ryu`: `100.0`, `0.1`, `1e300`); timestamps are nanoseconds.
 
-use crate::model::{FieldValue, Point};
-use std::io::Write;
+use crate::model::{FieldValue, Name, Point};
 
 /// Why a point cannot be written as line protocol.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -18,88 +17,138 @@ pub struct Invalid(pub String);
 
 /// Appends the line protocol of `points` to `out`, one line each.
 ///
+/// Consecutive points of one series share their escaped `measurement,tags` prefix, and each
+/// field key is checked and escaped once per call, so a batch costs little more than its
+/// numbers.
+///
 /// # Errors
 /// [`Invalid`] naming the first point that cannot be written; `out` then holds a partial body.
 pub fn encode(points: &[Point], out: &mut Vec<u8>) -> Result<(), Invalid> {
+    let mut prefix: Vec<u8> = Vec::with_capacity(64);
+    let mut prefix_of: Option<&Point> = None;
+    let mut keys = FieldKeys::default();
+    let mut ints = itoa::Buffer::new();
+    let mut floats = ryu::Buffer::new();
     for p in points {
-        encode_point(p, out)?;
+        let at = |what: String| {
+            Invalid(format!(
+                "point at {} in {:?}: {what}",
+                p.time, p.measurement
+            ))
+        };
+        // `Arc<str>` equality looks at the pointer first, so shared names compare at once.
+        let same = prefix_of.is_some_and(|q| q.measurement == p.measurement && q.tags == p.tags);
+        if !same {
+            prefix.clear();
+            series_prefix(p, &mut prefix).map_err(at)?;
+            prefix_of = Some(p);
+        }
+        if p.fields.is_empty() {
+            return Err(at("the point has no field".into()));
+        }
+        out.extend_from_slice(&prefix);
+        let mut sep = b' ';
+        for (k, v) in &p.fields {
+            out.push(sep);
+            sep = b',';
+            out.extend_from_slice(keys.escaped(k).map_err(at)?);
+            out.push(b'=');
+            match v {
+                FieldValue::Float(f) => {
+                    if !f.is_finite() {
+                        return Err(at(format!(
+                            "field {k:?} is {f}, which InfluxDB cannot store"
+                        )));
+                    }
+                    // Shortest text that reads back as the same f64; `1.0`, `1e300`, never `1i`.
+                    out.extend_from_slice(floats.format_finite(*f).as_bytes());
+                }
+                FieldValue::Integer(i) => {
+                    out.extend_from_slice(ints.format(*i).as_bytes());
+                    out.push(b'i');
+                }
+                FieldValue::Boolean(b) => {
+                    out.extend_from_slice(if *b { b"true" } else { b"false" })
+                }
+                FieldValue::String(s) => {
+                    out.push(b'"');
+                    let bytes = s.as_bytes();
+                    if bytes.iter().any(|&c| c == b'"' || c == b'\\') {
+                        for &c in bytes {
+                            if c == b'"' || c == b'\\' {
+                                out.push(b'\\');
+                            }
+                            out.push(c);
+                        }
+                    } else {
+                        out.extend_from_slice(bytes);
+                    }
+                    out.push(b'"');
+                }
+            }
+        }
+        out.push(b' ');
+        out.extend_from_slice(ints.format(p.time).as_bytes());
+        out.push(b'\n');
     }
     Ok(())
 }
 
-fn encode_point(p: &Point, out: &mut Vec<u8>) -> Result<(), Invalid> {
-    let at = |what: String| {
-        Invalid(format!(
-            "point at {} in {:?}: {what}",
-            p.time, p.measurement
-        ))
-    };
+/// `measurement,tag=value,…` of a point, checked and escaped.
+fn series_prefix(p: &Point, out: &mut Vec<u8>) -> Result<(), String> {
     if p.measurement.is_empty() {
-        return Err(at("the measurement name is empty".into()));
+        return Err("the measurement name is empty".into());
     }
     if p.measurement.starts_with('#') {
-        return Err(at(
-            "a measurement name cannot start with '#' (a comment)".into()
-        ));
+        return Err("a measurement name cannot start with '#' (a comment)".into());
     }
-    check_name(&p.measurement).map_err(|e| at(format!("measurement name {e}")))?;
+    check_name(&p.measurement).map_err(|e| format!("measurement name {e}"))?;
     escape(&p.measurement, b", ", out);
     for (k, v) in &p.tags {
         if k.is_empty() {
-            return Err(at("a tag key is empty".into()));
+            return Err("a tag key is empty".into());
         }
         if v.is_empty() {
-            return Err(at(format!("tag {k:?} has an empty value")));
+            return Err(format!("tag {k:?} has an empty value"));
         }
-        check_name(k).map_err(|e| at(format!("tag key {k:?} {e}")))?;
-        check_name(v).map_err(|e| at(format!("tag {k:?}: value {v:?} {e}")))?;
+        check_name(k).map_err(|e| format!("tag key {k:?} {e}"))?;
+        check_name(v).map_err(|e| format!("tag {k:?}: value {v:?} {e}"))?;
         out.push(b',');
         escape(k, b", =", out);
         out.push(b'=');
         escape(v, b", =", out);
     }
-    if p.fields.is_empty() {
-        return Err(at("the point has no field".into()));
-    }
-    let mut sep = b' ';
-    for (k, v) in &p.fields {
-        if k.is_empty() {
-            return Err(at("a field key is empty".into()));
-        }
-        check_name(k).map_err(|e| at(format!("field key {k:?} {e}")))?;
-        out.push(sep);
-        sep = b',';
-        escape(k, b", =", out);
-        out.push(b'=');
-        match v {
-            FieldValue::Float(f) => {
-                if !f.is_finite() {
-                    return Err(at(format!(
-                        "field {k:?} is {f}, which InfluxDB cannot store"
-                    )));
-                }
-                write_float(*f, out);
-            }
-            // Writing to a Vec cannot fail.
-            FieldValue::Integer(i) => {
-                let _ = write!(out, "{i}i");
-            }
-            FieldValue::Boolean(b) => out.extend_from_slice(if *b { b"true" } else { b"false" }),
-            FieldValue::String(s) => {
-                out.push(b'"');
-                for &c in s.as_bytes() {
-                    if c == b'"' || c == b'\\' {
-                        out.push(b'\\');
-                    }
-                    out.push(c);
-                }
-                out.push(b'"');
-            }
-        }
-    }
-    let _ = write!(out, " {}", p.time);
-    out.push(b'\n');
     Ok(())
+}
+
+/// Field keys already checked and escaped in this batch.
+#[derive(Default)]
+struct FieldKeys {
+    keys: Vec<(Name, Vec<u8>)>,
+    scratch: Vec<u8>,
+}
+
+/// Distinct field keys remembered per batch; more are escaped each time.
+const MAX_KEYS: usize = 64;
+
+impl FieldKeys {
+    fn escaped(&mut self, k: &Name) -> Result<&[u8], String> {
+        if let Some(i) = self.keys.iter().position(|(known, _)| known == k) {
+            return Ok(&self.keys[i].1);
+        }
+        if k.is_empty() {
+            return Err("a field key is empty".into());
+        }
+        check_name(k).map_err(|e| format!("field key {k:?} {e}"))?;
+        let mut e = Vec::with_capacity(k.len());
+        escape(k, b", =", &mut e);
+        if self.keys.len() < MAX_KEYS {
+            self.keys.push((k.clone(), e));
+            return Ok(&self.keys[self.keys.len() - 1].1);
+        }
+        self.scratch = e;
+        Ok(&self.scratch)
+    }
 }
 
 /// Checks what escaping cannot express: newlines, and a backslash before a special character
@@ -134,22 +183,9 @@ fn escape(s: &str, special: &[u8], out: &mut Vec<u8>) {
     }
 }
 
-/// The shortest text that parses back to `f`: Rust's `Display` in the everyday range, the
-/// exponent form (`1e300`, `5e-324`) outside it, where `Display` would spell out every digit.
-fn write_float(f: f64, out: &mut Vec<u8>) {
-    let a = f.abs();
-    // Writing to a Vec cannot fail.
-    let _ = if a == 0.0 || (1e-5..1e16).contains(&a) {
-        write!(out, "{f}")
-    } else {
-        write!(out, "{f:e}")
-    };
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::Name;
     use std::sync::Arc;
 
     fn point(m: &str, tags: &[(&str, &str)], fields: Vec<(&str, FieldValue)>, time: i64) -> Point {
@@ -189,7 +225,7 @@ mod tests {
         );
         assert_eq!(
             line(&p).unwrap(),
-            "kline,interval=1m,symbol=US.AAPL close=100,open=0.1,volume=-42i,halted=false,note=\"say \\\"hi\\\" \\\\ bye\" 1700000000000000001\n"
+            "kline,interval=1m,symbol=US.AAPL close=100.0,open=0.1,volume=-42i,halted=false,note=\"say \\\"hi\\\" \\\\ bye\" 1700000000000000001\n"
         );
     }
 
@@ -231,13 +267,47 @@ mod tests {
             1e-5,
             9_999_999_999_999_998.0,
         ] {
-            let mut out = Vec::new();
-            write_float(f, &mut out);
-            let s = String::from_utf8(out).unwrap();
+            let p = point("m", &[], vec![("v", FieldValue::Float(f))], 0);
+            let l = line(&p).unwrap();
+            let s = l
+                .strip_prefix("m v=")
+                .unwrap()
+                .strip_suffix(" 0\n")
+                .unwrap();
             let back: f64 = s.parse().unwrap();
             assert_eq!(back.to_bits(), f.to_bits(), "{f} printed as {s}");
             assert!(!s.ends_with('i') && s.len() < 30, "{s}");
         }
+    }
+
+    #[test]
+    fn batches_of_several_series_and_many_fields() {
+        let a = point("m", &[("s", "A")], vec![("v", FieldValue::Integer(1))], 1);
+        let b = point("m", &[("s", "B b")], vec![("v", FieldValue::Integer(2))], 1);
+        let mut out = Vec::new();
+        encode(&[a.clone(), a.clone(), b, a], &mut out).unwrap();
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "m,s=A v=1i 1\nm,s=A v=1i 1\nm,s=B\\ b v=2i 1\nm,s=A v=1i 1\n"
+        );
+        // More distinct keys than are remembered still come out right.
+        let fields: Vec<(String, FieldValue)> = (0..100)
+            .map(|i| (format!("f {i}"), FieldValue::Integer(i)))
+            .collect();
+        let p = Point {
+            measurement: Arc::from("m"),
+            tags: Vec::new(),
+            fields: fields
+                .iter()
+                .map(|(k, v)| (Name::from(k.as_str()), v.clone()))
+                .collect(),
+            time: 0,
+        };
+        let l = line(&p).unwrap();
+        assert!(
+            l.contains(",f\\ 99=99i 0\n") && l.starts_with("m f\\ 0=0i,"),
+            "{l}"
+        );
     }
 
     #[test]

@@ -251,18 +251,29 @@ fn series(
     rows: Rows<'_>,
     names: &mut Interner,
 ) -> Result<SeriesData, ParseError> {
-    let mut s = SeriesData::default();
-    let mut measurement: Option<Name> = None;
+    let mut s = SeriesData {
+        measurement: names.name(""),
+        ..SeriesData::default()
+    };
     let mut columns: Option<Vec<String>> = None;
     let mut values_at: Option<usize> = None;
-    let mut parsed: Vec<(Nanos, Vec<(Name, FieldValue)>)> = Vec::new();
+    // Points take the name and tags known when their row is read; InfluxDB sends both before
+    // the values, and if a server did not, they are set again at the end.
+    let mut values_read = false;
+    let mut late_identity = false;
     lx.eat(b'{')?;
     let mut first = true;
     while lx.more(b'}', &mut first)? {
         let key = lx.key()?;
         match &*key {
-            "name" => measurement = lx.opt_string()?.map(|n| names.name(&n)),
-            "tags" => s.tags = tags(lx, names)?,
+            "name" => {
+                s.measurement = names.name(&lx.opt_string()?.unwrap_or_default());
+                late_identity |= values_read;
+            }
+            "tags" => {
+                s.tags = tags(lx, names)?;
+                late_identity |= values_read;
+            }
             "partial" => s.partial = lx.boolean()?,
             "columns" => {
                 let mut cols = Vec::new();
@@ -274,7 +285,10 @@ fn series(
                 columns = Some(cols);
             }
             "values" => match &columns {
-                Some(cols) => values(lx, cols, rows, names, &mut s, &mut parsed)?,
+                Some(cols) => {
+                    values(lx, cols, rows, names, &mut s)?;
+                    values_read = true;
+                }
                 None => {
                     // Columns come first in every InfluxDB version; if not, come back later.
                     values_at = Some(lx.i);
@@ -290,22 +304,16 @@ fn series(
             .ok_or_else(|| ParseError::Malformed("a series has values but no columns".into()))?;
         let resume = lx.i;
         lx.i = at;
-        values(lx, cols, rows, names, &mut s, &mut parsed)?;
+        values(lx, cols, rows, names, &mut s)?;
         lx.i = resume;
     }
-    s.measurement = measurement.unwrap_or_else(|| names.name(""));
-    s.columns = columns.unwrap_or_default();
-    if !parsed.is_empty() {
-        s.points.reserve_exact(parsed.len());
-        for (time, fields) in parsed {
-            s.points.push(Point {
-                measurement: s.measurement.clone(),
-                tags: s.tags.clone(),
-                fields,
-                time,
-            });
+    if late_identity {
+        for p in &mut s.points {
+            p.measurement = s.measurement.clone();
+            p.tags = s.tags.clone();
         }
     }
+    s.columns = columns.unwrap_or_default();
     Ok(s)
 }
 
@@ -333,7 +341,6 @@ fn values(
     rows: Rows<'_>,
     names: &mut Interner,
     s: &mut SeriesData,
-    parsed: &mut Vec<(Nanos, Vec<(Name, FieldValue)>)>,
 ) -> Result<(), ParseError> {
     if lx.null()? {
         return Ok(());
@@ -391,7 +398,12 @@ fn values(
         s.last_time = Some(time);
         s.max_time = Some(s.max_time.map_or(time, |m| m.max(time)));
         if !fields.is_empty() {
-            parsed.push((time, fields));
+            s.points.push(Point {
+                measurement: s.measurement.clone(),
+                tags: s.tags.clone(),
+                fields,
+                time,
+            });
         }
     }
     Ok(())
@@ -416,10 +428,31 @@ fn table_row(lx: &mut Lexer<'_>) -> Result<Vec<Option<String>>, ParseError> {
                 lx.literal("false")?;
                 Some("false".into())
             }
-            _ => Some(lx.number()?.to_string()),
+            _ => Some(String::from_utf8_lossy(lx.number()?).into_owned()),
         });
     }
     Ok(row)
+}
+
+/// An integer in plain decimal (`-12`), or `None` (a fraction, an exponent, an overflow).
+fn parse_i64(t: &[u8]) -> Option<i64> {
+    let (negative, digits) = match t.split_first() {
+        Some((b'-', rest)) => (true, rest),
+        _ => (false, t),
+    };
+    if digits.is_empty() {
+        return None;
+    }
+    let mut v: i64 = 0;
+    for &c in digits {
+        let d = i64::from(c.wrapping_sub(b'0'));
+        if !(0..=9).contains(&d) {
+            return None;
+        }
+        // Accumulate negatively so that i64::MIN fits.
+        v = v.checked_mul(10)?.checked_sub(d)?;
+    }
+    if negative { Some(v) } else { v.checked_neg() }
 }
 
 /// Nesting deeper than this is not an InfluxDB response.
@@ -612,17 +645,18 @@ impl<'a> Lexer<'a> {
     }
 
     /// The text of a number (validated by whoever parses it).
-    fn number(&mut self) -> Result<&'a str, ParseError> {
+    fn number(&mut self) -> Result<&'a [u8], ParseError> {
         self.ws();
-        let start = self.i;
-        while let Some(b'0'..=b'9' | b'-' | b'+' | b'.' | b'e' | b'E') = self.b.get(self.i) {
-            self.i += 1;
-        }
-        if start == self.i {
+        let rest = &self.b[self.i..];
+        let n = rest
+            .iter()
+            .position(|c| !matches!(c, b'0'..=b'9' | b'-' | b'+' | b'.' | b'e' | b'E'))
+            .unwrap_or(rest.len());
+        if n == 0 {
             return Err(self.err("expected a value"));
         }
-        // Only ASCII bytes were taken.
-        std::str::from_utf8(&self.b[start..self.i]).map_err(|_| self.err("a bad number"))
+        self.i += n;
+        Ok(&rest[..n])
     }
 
     fn time(&mut self) -> Result<Nanos, ParseError> {
@@ -630,8 +664,7 @@ impl<'a> Lexer<'a> {
             return Err(self.err("a time as text (the query needs epoch=ns)"));
         }
         let t = self.number()?;
-        t.parse::<i64>()
-            .map_err(|_| self.err(&format!("time {t} is not integer nanoseconds")))
+        parse_i64(t).ok_or_else(|| self.err("a time that is not integer nanoseconds"))
     }
 
     /// One cell of a field column.
@@ -652,11 +685,19 @@ impl<'a> Lexer<'a> {
             }
             _ => {
                 let t = self.number()?;
-                let fractional = t.bytes().any(|c| matches!(c, b'.' | b'e' | b'E'));
-                if ty == FieldType::Float || fractional {
-                    FieldValue::Float(t.parse().map_err(|_| self.err("a bad float"))?)
-                } else {
-                    FieldValue::Integer(t.parse().map_err(|_| self.err("a bad integer"))?)
+                let integer = match ty {
+                    FieldType::Float => None,
+                    _ => parse_i64(t),
+                };
+                match integer {
+                    Some(i) => FieldValue::Integer(i),
+                    // Exact: Rust's float parsing is correctly rounded.
+                    None => FieldValue::Float(
+                        std::str::from_utf8(t)
+                            .ok()
+                            .and_then(|t| t.parse().ok())
+                            .ok_or_else(|| self.err("a bad number"))?,
+                    ),
                 }
             }
         }))
