@@ -428,3 +428,23 @@ async fn dms_http_reaches_allowed_hosts_only_redirects_included() {
     )
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deep_recursion_and_global_tricks_are_contained() {
+    assert_contained(
+        "local function f(n) return f(n + 1) + 1 end\nfunction run(ctx) f(1) end\n",
+        &["memory limit exceeded"],
+    )
+    .await;
+    assert_contained(
+        "function run(ctx) local s = 'x' for i = 1, 40 do s = s .. s end end\n",
+        &["memory"],
+    )
+    .await;
+    // Rewiring globals only affects this script's own state; the dms module stays intact.
+    assert_contained(
+        "function run(ctx)\n  setmetatable(_G, { __index = function() return os end })\n  rawset(dms, 'sync', nil)\n  dms.sync{}\n  error('still here')\nend\n",
+        &["still here"],
+    )
+    .await;
+}

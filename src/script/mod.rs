@@ -403,6 +403,10 @@ fn unpack(mut out: MultiValue) -> Result<Value, String> {
         return Ok(first);
     }
     Err(match first {
+        // Lua reports a memory error without calling the message handler.
+        Value::String(s) if s.to_string_lossy() == "not enough memory" => {
+            "memory limit exceeded (scripts.memory_limit_mb): not enough memory".to_string()
+        }
         Value::String(s) => s.to_string_lossy().to_string(),
         Value::Error(e) => clean(&e),
         other => format!("error object is a {} value", other.type_name()),
