@@ -234,8 +234,10 @@ fn truncate(s: &str) -> String {
     }
 }
 
+/// Whether a server's message says the database (1.x, 3.x) or its 2.x bucket does not exist.
 fn is_database_not_found(message: &str) -> bool {
-    message.contains("database not found")
+    let m = message.to_ascii_lowercase();
+    m.contains("not found") && (m.contains("database") || m.contains("bucket"))
 }
 
 /// The kind of a statement's error (these come with HTTP 200): the server's query limits and
@@ -883,6 +885,9 @@ mod tests {
         let times: Vec<Nanos> = points.iter().map(|p| p.time).collect();
         assert_eq!(times, [10, 20, 20, 30, 30]);
         assert_eq!(next, Some(31));
+        assert!(is_database_not_found(r#"database not found: "x""#));
+        assert!(is_database_not_found(r#"bucket "x/autogen" not found"#));
+        assert!(!is_database_not_found("retention policy not found: r"));
         // A tag set the server cut short counts as full.
         let mut cut = set("a", &[1, 2]);
         cut.partial = true;
