@@ -9,6 +9,7 @@ mod daemon;
 mod helper;
 mod history_faults;
 mod influx;
+mod load;
 mod lua;
 mod sqlite_node;
 mod sync_sqlite;
