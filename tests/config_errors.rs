@@ -170,3 +170,20 @@ fn env_vars_fill_secrets_and_paths() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[test]
+fn a_measurement_template_needs_no_interval_tag() {
+    let p = Project::with_sync(&sync_yaml(
+        10,
+        2,
+        "schema:\n  measurement: kline_{interval}\n",
+    ));
+    let s = p.settings();
+    assert!(s.schema.interval_tag.is_none());
+    assert_eq!(s.schema.measurement("1m"), "kline_1m");
+    let p = Project::with_sync(&sync_yaml(10, 2, "schema:\n  measurement: bars\n"));
+    assert_eq!(
+        p.settings().schema.interval_tag.as_deref(),
+        Some("interval")
+    );
+}

@@ -329,8 +329,9 @@ pub struct SchemaBlock {
     /// Tag holding the symbol.
     #[serde(default = "default_symbol_tag")]
     pub symbol_tag: String,
-    /// Tag holding the interval; set to `null` when the measurement name carries it.
-    #[serde(default = "default_interval_tag")]
+    /// Tag holding the interval. Default: `interval`, or none when the measurement name
+    /// carries the interval (`kline_{interval}`).
+    #[serde(default)]
     pub interval_tag: Option<String>,
 }
 
@@ -339,7 +340,7 @@ impl Default for SchemaBlock {
         SchemaBlock {
             measurement: default_measurement(),
             symbol_tag: default_symbol_tag(),
-            interval_tag: default_interval_tag(),
+            interval_tag: None,
         }
     }
 }
@@ -349,9 +350,6 @@ fn default_measurement() -> String {
 }
 fn default_symbol_tag() -> String {
     "symbol".into()
-}
-fn default_interval_tag() -> Option<String> {
-    Some("interval".into())
 }
 
 /// `history:`.

@@ -350,10 +350,15 @@ pub(super) fn validate(
         }
     }
 
+    let interval_tag = match &sync.schema.interval_tag {
+        Some(t) => Some(t.as_str()),
+        None if sync.schema.measurement.contains("{interval}") => None,
+        None => Some("interval"),
+    };
     let schema = match Schema::new(
         &sync.schema.measurement,
         &sync.schema.symbol_tag,
-        sync.schema.interval_tag.as_deref(),
+        interval_tag,
     ) {
         Ok(s) => Some(s),
         Err(e) => {
