@@ -26,6 +26,10 @@ pub struct SyncArgs {
     /// Days copied on first sync or with --full (default: sync.incremental.initial_days).
     #[arg(long, value_name = "DAYS", value_parser = clap::value_parser!(u32).range(1..))]
     pub initial_days: Option<u32>,
+    /// Only (backup, series) whose checkpoint is behind the primary's newest point (what the
+    /// daemon's check loop does): no data is read when everything is current.
+    #[arg(long, conflicts_with = "full")]
+    pub only_behind: bool,
     /// Print JSON.
     #[arg(long)]
     pub json: bool,
@@ -48,7 +52,7 @@ pub async fn run(config: &Path, args: SyncArgs) -> anyhow::Result<ExitCode> {
         initial_days: args.initial_days.unwrap_or(settings.sync.initial_days),
         run_id: None,
         window: None,
-        only_behind: false,
+        only_behind: args.only_behind,
     };
     let app = App::open(settings, "dms sync")?;
     let bar = super::progress::Bar::new();

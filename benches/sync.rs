@@ -1,0 +1,824 @@
+//! `cargo bench --bench sync` — dms against the machine's own ceiling, measured in one run on the
+//! same servers.
+//!
+//! 1. Starts its own `influxd` primary and two backups on loopback and loads a deterministic
+//!    OHLCV dataset (default ≈2M points: 20 symbols × `1m` × ~250 trading days, plus `1d` bars).
+//! 2. Ceilings, with the same HTTP client and batch size but no sync logic: a raw streaming read
+//!    of every series from the primary; raw writes of the same pre-encoded batches to one backup
+//!    and to both at once; and the raw copy (read once, write to both, piped).
+//! 3. dms itself, as a child process (`dms sync`): the initial sync to both backups (points/s,
+//!    wall time, CPU time, peak RSS), a no-op check of every series (`--only-behind`, counting
+//!    the queries each node served), the same check over 1,000 series, and an incremental sync
+//!    after appending one bar per series.
+//! 4. The same with `sqlite` nodes (files).
+//! 5. One table on stdout and JSON (`--out`, default `target/bench/sync.json`), with the ratios.
+//!
+//! Options (after `--`): `--points N` (default 2000000), `--batch N` (5000), `--workers N` (5),
+//! `--memory-scale K` (also sync K× the data and compare peak RSS; default 0 = skip),
+//! `--only influx|sqlite`, `--out FILE`.
+
+#[path = "../tests/helper/influxd.rs"]
+#[allow(dead_code)]
+mod influxd;
+
+use dms::model::{Batch, NANOS_PER_DAY, Nanos, Point, SeriesKey, TimeRange};
+use dms::node::Node;
+use dms::node::sqlite::SqliteNode;
+use dms::schema::Schema;
+use futures::StreamExt;
+use influxd::InfluxServer;
+use serde_json::json;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+const SYMBOLS: usize = 20;
+const DB: &str = "market";
+
+#[derive(Debug, Clone)]
+struct Args {
+    points: u64,
+    batch: usize,
+    workers: usize,
+    memory_scale: u64,
+    only: Option<String>,
+    out: PathBuf,
+}
+
+fn args() -> Args {
+    let mut a = Args {
+        points: 2_000_000,
+        batch: 5000,
+        workers: 5,
+        memory_scale: 0,
+        only: None,
+        out: PathBuf::from("target/bench/sync.json"),
+    };
+    let argv: Vec<String> = std::env::args().skip(1).collect();
+    let mut i = 0;
+    while i < argv.len() {
+        let val = argv.get(i + 1).cloned().unwrap_or_default();
+        match argv[i].as_str() {
+            "--points" => a.points = val.parse().expect("--points N"),
+            "--batch" => a.batch = val.parse().expect("--batch N"),
+            "--workers" => a.workers = val.parse().expect("--workers N"),
+            "--memory-scale" => a.memory_scale = val.parse().expect("--memory-scale K"),
+            "--only" => a.only = Some(val),
+            "--out" => a.out = PathBuf::from(val),
+            // `cargo bench` passes --bench; anything else is a mistake.
+            "--bench" => {
+                i += 1;
+                continue;
+            }
+            other => panic!("unknown option {other}"),
+        }
+        i += 2;
+    }
+    a
+}
+
+/// The dataset: `SYMBOLS` symbols with `days` trading days of `1m` bars and `1d` bars.
+#[derive(Clone)]
+struct Dataset {
+    days: Vec<chrono::NaiveDate>,
+    symbols: Vec<String>,
+}
+
+impl Dataset {
+    fn new(points: u64, prefix: &str) -> Dataset {
+        let per_day = (SYMBOLS * 391) as u64;
+        let n_days = points.div_ceil(per_day).max(1) as usize;
+        let end = chrono::Utc::now().date_naive() - chrono::Duration::days(1);
+        let mut days = dms::sample::weekdays(end - chrono::Duration::days(n_days as i64 * 2), end);
+        days.drain(..days.len().saturating_sub(n_days));
+        Dataset {
+            days,
+            symbols: (0..SYMBOLS).map(|i| format!("{prefix}.S{i:02}")).collect(),
+        }
+    }
+
+    fn series(&self) -> Vec<SeriesKey> {
+        let mut v = Vec::new();
+        for s in &self.symbols {
+            v.push(SeriesKey::new(s.clone(), "1m"));
+            v.push(SeriesKey::new(s.clone(), "1d"));
+        }
+        v
+    }
+
+    fn points_of(&self, s: &SeriesKey) -> Vec<Point> {
+        let times = if s.interval == "1m" {
+            dms::sample::us_minute_times(&self.days)
+        } else {
+            dms::sample::daily_times(&self.days)
+        };
+        let bars = dms::sample::bars(&s.symbol, &s.interval, &times);
+        dms::sample::points(&Schema::default(), &s.symbol, &s.interval, &bars)
+    }
+
+    fn total(&self) -> u64 {
+        (self.symbols.len() * self.days.len() * 391) as u64
+    }
+
+    fn newest(&self) -> Nanos {
+        dms::sample::us_minute_times(&self.days[self.days.len() - 1..])
+            .last()
+            .copied()
+            .unwrap_or(0)
+    }
+}
+
+/// Outcome of a `dms` child process.
+#[derive(Debug, Clone, Copy, Default, serde::Serialize)]
+struct Proc {
+    wall_s: f64,
+    cpu_s: f64,
+    max_rss_mb: f64,
+}
+
+/// Runs the release `dms` binary and reports wall time, CPU time and peak RSS (from wait4).
+fn dms(config: &Path, args: &[&str]) -> Proc {
+    let started = Instant::now();
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_dms"))
+        .arg("--config")
+        .arg(config)
+        .args(args)
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::inherit())
+        .spawn()
+        .expect("dms starts");
+    let pid = child.id() as libc::pid_t;
+    let mut status = 0;
+    // SAFETY: wait4 fills the zeroed rusage for our own child.
+    let usage = unsafe {
+        let mut ru: libc::rusage = std::mem::zeroed();
+        let r = libc::wait4(pid, &mut status, 0, &mut ru);
+        assert_eq!(r, pid, "wait4");
+        ru
+    };
+    let wall = started.elapsed().as_secs_f64();
+    let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    assert!(
+        libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
+        "dms {args:?} failed (status {status})"
+    );
+    Proc {
+        wall_s: wall,
+        cpu_s: tv(usage.ru_utime) + tv(usage.ru_stime),
+        max_rss_mb: usage.ru_maxrss as f64 / 1024.0,
+    }
+}
+
+fn cores() -> f64 {
+    std::thread::available_parallelism()
+        .map(|n| n.get() as f64)
+        .unwrap_or(1.0)
+}
+
+/// Writes a project config for `dms`: primary and two backups.
+fn write_config(dir: &Path, nodes: &str, batch: usize, workers: usize) -> PathBuf {
+    let cfg = dir.join("config");
+    std::fs::create_dir_all(&cfg).unwrap();
+    std::fs::write(
+        cfg.join("sync.yaml"),
+        format!(
+            "sync:\n  incremental:\n    batch_size: {batch}\n    initial_days: 3650\n  performance:\n    max_workers: {workers}\n    connection_pool_size: {workers}\n  retry_times: 1\n  retry_delay: 0.5\n{nodes}history:\n  path: run/history.db\n"
+        ),
+    )
+    .unwrap();
+    std::fs::write(cfg.join("task.yaml"), "tasks: []\n").unwrap();
+    cfg
+}
+
+fn influx_nodes(p: &str, b1: &str, b2: &str, db: &str) -> String {
+    format!(
+        "nodes:\n  primary: {{name: primary, type: influxdb, url: \"{p}\", database: {db}}}\n  backups:\n    - {{name: backup1, type: influxdb, url: \"{b1}\", database: {db}}}\n    - {{name: backup2, type: influxdb, url: \"{b2}\", database: {db}}}\n"
+    )
+}
+
+fn influx_node(name: &str, url: &str, db: &str, pool: usize) -> Arc<dyn Node> {
+    let settings = dms::config::NodeSettings {
+        name: name.into(),
+        enabled: true,
+        kind: dms::config::NodeKind::Influxdb(dms::config::InfluxSettings {
+            url: url.into(),
+            database: db.into(),
+            retention_policy: None,
+            auth: dms::config::InfluxAuth::None,
+            timeout: Duration::from_secs(60),
+            gzip: false,
+        }),
+    };
+    dms::node::open(&settings, &Schema::default(), pool).expect("node")
+}
+
+/// Loads the dataset into `node` with `workers` writers; returns points/s.
+async fn load(node: Arc<dyn Node>, data: &Dataset, batch: usize, workers: usize) -> f64 {
+    let started = Instant::now();
+    let total = std::sync::atomic::AtomicU64::new(0);
+    futures::stream::iter(data.series())
+        .for_each_concurrent(workers, |s| {
+            let node = node.clone();
+            let total = &total;
+            async move {
+                let pts = data.points_of(&s);
+                total.fetch_add(pts.len() as u64, std::sync::atomic::Ordering::Relaxed);
+                for chunk in pts.chunks(batch) {
+                    node.write(Arc::new(Batch::new(chunk.to_vec())))
+                        .await
+                        .expect("load");
+                }
+            }
+        })
+        .await;
+    total.load(std::sync::atomic::Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64()
+}
+
+/// Pre-encoded line protocol batches of one series.
+fn encoded(data: &Dataset, s: &SeriesKey, batch: usize) -> Vec<bytes::Bytes> {
+    data.points_of(s)
+        .chunks(batch)
+        .map(|c| {
+            let mut buf = Vec::new();
+            dms::node::influxdb::line_protocol::encode(c, &mut buf).expect("encodes");
+            bytes::Bytes::from(buf)
+        })
+        .collect()
+}
+
+async fn post(http: &reqwest::Client, url: &str, db: &str, body: bytes::Bytes) {
+    let r = http
+        .post(format!("{url}/write"))
+        .query(&[("db", db), ("precision", "ns")])
+        .body(body)
+        .send()
+        .await
+        .expect("write");
+    assert_eq!(
+        r.status().as_u16(),
+        204,
+        "{}",
+        r.text().await.unwrap_or_default()
+    );
+}
+
+async fn query(http: &reqwest::Client, url: &str, q: &str) -> serde_json::Value {
+    http.post(format!("{url}/query"))
+        .form(&[("q", q)])
+        .send()
+        .await
+        .expect("query")
+        .text()
+        .await
+        .map(|t| serde_json::from_str(&t).expect("json"))
+        .expect("body")
+}
+
+/// Query requests a server has answered (`/debug/vars`, httpd.queryReq).
+async fn queries_served(http: &reqwest::Client, url: &str) -> u64 {
+    let v: serde_json::Value = http
+        .get(format!("{url}/debug/vars"))
+        .send()
+        .await
+        .expect("debug vars")
+        .text()
+        .await
+        .map(|t| serde_json::from_str(&t).expect("json"))
+        .expect("body");
+    v.as_object()
+        .into_iter()
+        .flat_map(|o| o.values())
+        .filter(|x| x["name"] == "httpd")
+        .map(|x| x["values"]["queryReq"].as_u64().unwrap_or(0))
+        .sum()
+}
+
+/// Raw streaming read of one series: a chunked query, the body read and dropped.
+async fn raw_read(http: &reqwest::Client, url: &str, db: &str, s: &SeriesKey, batch: usize) -> u64 {
+    let q = format!(
+        "SELECT * FROM kline WHERE symbol = '{}' AND \"interval\" = '{}' GROUP BY *",
+        s.symbol, s.interval
+    );
+    let mut r = http
+        .post(format!("{url}/query"))
+        .form(&[
+            ("db", db),
+            ("q", &q),
+            ("epoch", "ns"),
+            ("chunked", "true"),
+            ("chunk_size", &batch.to_string()),
+        ])
+        .send()
+        .await
+        .expect("read");
+    let mut bytes = 0;
+    while let Some(c) = r.chunk().await.expect("body") {
+        bytes += c.len() as u64;
+    }
+    bytes
+}
+
+struct Row {
+    name: String,
+    value: String,
+    note: String,
+}
+
+fn row(rows: &mut Vec<Row>, name: &str, value: String, note: &str) {
+    println!("  {name:<52} {value:>16}  {note}");
+    rows.push(Row {
+        name: name.into(),
+        value,
+        note: note.into(),
+    });
+}
+
+fn kps(v: f64) -> String {
+    format!("{:.1}k pts/s", v / 1000.0)
+}
+
+async fn bench_influx(
+    a: &Args,
+    out: &mut serde_json::Map<String, serde_json::Value>,
+    rows: &mut Vec<Row>,
+) {
+    println!("\n== influxdb: three influxd on loopback ==");
+    let servers = futures::future::join_all((0..3).map(|_| InfluxServer::start())).await;
+    let Some(servers) = servers.into_iter().collect::<Option<Vec<_>>>() else {
+        println!("influxd is not installed: skipping the influxdb part");
+        return;
+    };
+    let (p, b1, b2) = (servers[0].url(), servers[1].url(), servers[2].url());
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(a.workers * 2)
+        .build()
+        .unwrap();
+    let data = Dataset::new(a.points, "BENCH");
+    let n = data.total() as f64;
+    let series = data.series();
+    let primary = influx_node("primary", &p, DB, a.workers);
+    let load_rate = load(primary.clone(), &data, a.batch, 4).await;
+    row(
+        rows,
+        "dataset",
+        format!("{} points", data.total()),
+        &format!(
+            "{} series, {} days; loaded at {}",
+            series.len(),
+            data.days.len(),
+            kps(load_rate)
+        ),
+    );
+
+    // Ceilings.
+    let t = Instant::now();
+    futures::stream::iter(series.iter())
+        .for_each_concurrent(a.workers, |s| {
+            let http = &http;
+            let p = &p;
+            async move {
+                raw_read(http, p, DB, s, a.batch).await;
+            }
+        })
+        .await;
+    let read_ceiling = n / t.elapsed().as_secs_f64();
+    row(
+        rows,
+        "ceiling: raw streaming read (primary)",
+        kps(read_ceiling),
+        "chunked JSON, no parsing",
+    );
+
+    let enc: Vec<Vec<bytes::Bytes>> = series.iter().map(|s| encoded(&data, s, a.batch)).collect();
+    for (u, db) in [
+        (&b1, "c1"),
+        (&b1, "c2"),
+        (&b2, "c2"),
+        (&b1, "c3"),
+        (&b2, "c3"),
+    ] {
+        query(&http, u, &format!("CREATE DATABASE {db}")).await;
+    }
+    let all: Vec<bytes::Bytes> = enc.iter().flatten().cloned().collect();
+    let t = Instant::now();
+    futures::stream::iter(all.iter().cloned())
+        .for_each_concurrent(a.workers, |b| {
+            let (http, b1) = (&http, &b1);
+            async move { post(http, b1, "c1", b).await }
+        })
+        .await;
+    let write_one = n / t.elapsed().as_secs_f64();
+    row(
+        rows,
+        "ceiling: raw write, one backup",
+        kps(write_one),
+        "pre-encoded batches",
+    );
+    let t = Instant::now();
+    futures::stream::iter(all.iter().cloned())
+        .for_each_concurrent(a.workers, |b| {
+            let (http, b1, b2) = (&http, &b1, &b2);
+            async move {
+                tokio::join!(post(http, b1, "c2", b.clone()), post(http, b2, "c2", b));
+            }
+        })
+        .await;
+    let write_both = n / t.elapsed().as_secs_f64();
+    row(
+        rows,
+        "ceiling: raw write, both backups at once",
+        kps(write_both),
+        "source points/s",
+    );
+    drop(all);
+    // Raw copy: per series, read pages from the primary (chunked) while the matching
+    // pre-encoded batches go to both backups, at most two batches in flight per series.
+    let t = Instant::now();
+    futures::stream::iter(series.iter().zip(enc.iter()))
+        .for_each_concurrent(a.workers, |(s, batches)| {
+            let (http, p, b1, b2) = (&http, &p, &b1, &b2);
+            async move {
+                let q = format!(
+                    "SELECT * FROM kline WHERE symbol = '{}' AND \"interval\" = '{}' GROUP BY *",
+                    s.symbol, s.interval
+                );
+                let mut r = http
+                    .post(format!("{p}/query"))
+                    .form(&[
+                        ("db", DB),
+                        ("q", q.as_str()),
+                        ("epoch", "ns"),
+                        ("chunked", "true"),
+                        ("chunk_size", &a.batch.to_string()),
+                    ])
+                    .send()
+                    .await
+                    .expect("read");
+                let (tx, mut rx) = tokio::sync::mpsc::channel::<bytes::Bytes>(2);
+                let writer = async move {
+                    while let Some(b) = rx.recv().await {
+                        tokio::join!(post(http, b1, "c3", b.clone()), post(http, b2, "c3", b));
+                    }
+                };
+                let reader = async move {
+                    // Hand over one batch per chunk received (chunks are batch-sized series parts).
+                    let mut next = batches.iter();
+                    let mut buf = Vec::new();
+                    while let Some(c) = r.chunk().await.expect("body") {
+                        buf.extend_from_slice(&c);
+                        while let Some(pos) = buf.iter().position(|&x| x == b'\n') {
+                            buf.drain(..=pos);
+                            if let Some(b) = next.next() {
+                                let _ = tx.send(b.clone()).await;
+                            }
+                        }
+                    }
+                    for b in next {
+                        let _ = tx.send(b.clone()).await;
+                    }
+                };
+                tokio::join!(reader, writer);
+            }
+        })
+        .await;
+    let copy_ceiling = n / t.elapsed().as_secs_f64();
+    row(
+        rows,
+        "ceiling: raw copy (read once, write both, piped)",
+        kps(copy_ceiling),
+        "source points/s",
+    );
+    drop(enc);
+    for (u, db) in [
+        (&b1, "c1"),
+        (&b1, "c2"),
+        (&b2, "c2"),
+        (&b1, "c3"),
+        (&b2, "c3"),
+    ] {
+        query(&http, u, &format!("DROP DATABASE {db}")).await;
+    }
+
+    // dms.
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = write_config(
+        dir.path(),
+        &influx_nodes(&p, &b1, &b2, DB),
+        a.batch,
+        a.workers,
+    );
+    let sync = dms(&cfg, &["sync"]);
+    let rate = n / sync.wall_s;
+    let cpu_share = sync.cpu_s / (sync.wall_s * cores());
+    row(
+        rows,
+        "dms: initial sync → 2 backups",
+        kps(rate),
+        &format!("{:.1} s wall, per backup", sync.wall_s),
+    );
+    row(
+        rows,
+        "dms / raw copy ceiling",
+        format!("{:.0}%", rate / copy_ceiling * 100.0),
+        "target ≥ 85%",
+    );
+    row(
+        rows,
+        "dms CPU share of the machine during the copy",
+        format!("{:.1}%", cpu_share * 100.0),
+        &format!("{:.1} s CPU on {} cores; target ≤ 15%", sync.cpu_s, cores()),
+    );
+    row(
+        rows,
+        "dms peak RSS",
+        format!("{:.1} MB", sync.max_rss_mb),
+        "target < 64 MB",
+    );
+
+    let before: Vec<u64> =
+        futures::future::join_all([&p, &b1, &b2].map(|u| queries_served(&http, u))).await;
+    let noop = dms(&cfg, &["sync", "--only-behind"]);
+    let after: Vec<u64> =
+        futures::future::join_all([&p, &b1, &b2].map(|u| queries_served(&http, u))).await;
+    let q: Vec<u64> = after.iter().zip(&before).map(|(a, b)| a - b).collect();
+    row(
+        rows,
+        &format!("dms: no-op check of {} series × 2 backups", series.len()),
+        format!("{:.0} ms", noop.wall_s * 1000.0),
+        &format!("queries: primary {}, backups {} + {}", q[0], q[1], q[2]),
+    );
+
+    // 1,000 series.
+    let many = Dataset {
+        days: data.days[data.days.len() - 1..].to_vec(),
+        symbols: (0..500).map(|i| format!("MANY.S{i:03}")).collect(),
+    };
+    let many_primary = influx_node("primary", &p, "many", a.workers);
+    for s in many.series() {
+        let pts: Vec<Point> = many.points_of(&s).into_iter().rev().take(3).collect();
+        many_primary.write(Arc::new(Batch::new(pts))).await.unwrap();
+    }
+    let dir_many = tempfile::tempdir().unwrap();
+    let cfg_many = write_config(
+        dir_many.path(),
+        &influx_nodes(&p, &b1, &b2, "many"),
+        a.batch,
+        a.workers,
+    );
+    dms(&cfg_many, &["sync"]);
+    let before: Vec<u64> =
+        futures::future::join_all([&p, &b1, &b2].map(|u| queries_served(&http, u))).await;
+    let noop_many = dms(&cfg_many, &["sync", "--only-behind"]);
+    let after: Vec<u64> =
+        futures::future::join_all([&p, &b1, &b2].map(|u| queries_served(&http, u))).await;
+    let qm: Vec<u64> = after.iter().zip(&before).map(|(a, b)| a - b).collect();
+    row(
+        rows,
+        "dms: no-op check of 1,000 series × 2 backups",
+        format!("{:.0} ms", noop_many.wall_s * 1000.0),
+        &format!(
+            "queries: primary {}, backups {} + {}; target < 1 s",
+            qm[0], qm[1], qm[2]
+        ),
+    );
+
+    // One new bar per series.
+    let next = data.newest() + 60 * 1_000_000_000;
+    let mut fresh = Vec::new();
+    for s in &series {
+        let mut pt = data.points_of(s).pop().unwrap();
+        pt.time = if s.interval == "1m" {
+            next
+        } else {
+            pt.time + NANOS_PER_DAY
+        };
+        fresh.push(pt);
+    }
+    primary.write(Arc::new(Batch::new(fresh))).await.unwrap();
+    let inc = dms(&cfg, &["sync"]);
+    row(
+        rows,
+        "dms: incremental after one new bar per series",
+        format!("{:.0} ms", inc.wall_s * 1000.0),
+        &format!("{} series × 2 backups", series.len()),
+    );
+
+    let mut mem = serde_json::Value::Null;
+    if a.memory_scale > 1 {
+        let big = Dataset::new(a.points * a.memory_scale, "BIG");
+        let bn = influx_node("primary", &p, "big", a.workers);
+        load(bn, &big, a.batch, 4).await;
+        let dir_big = tempfile::tempdir().unwrap();
+        let cfg_big = write_config(
+            dir_big.path(),
+            &influx_nodes(&p, &b1, &b2, "big"),
+            a.batch,
+            a.workers,
+        );
+        let big_sync = dms(&cfg_big, &["sync"]);
+        row(
+            rows,
+            &format!("dms peak RSS at {}× the data", a.memory_scale),
+            format!("{:.1} MB", big_sync.max_rss_mb),
+            &format!(
+                "{:+.0}% vs 1× (target within 20%)",
+                (big_sync.max_rss_mb / sync.max_rss_mb - 1.0) * 100.0
+            ),
+        );
+        mem = json!({ "scale": a.memory_scale, "points": big.total(), "sync": big_sync, "rss_ratio": big_sync.max_rss_mb / sync.max_rss_mb });
+    }
+
+    out.insert(
+        "influxdb".into(),
+        json!({
+            "points": data.total(),
+            "series": series.len(),
+            "load_points_per_s": load_rate,
+            "ceiling": {
+                "read_points_per_s": read_ceiling,
+                "write_one_points_per_s": write_one,
+                "write_both_points_per_s": write_both,
+                "copy_points_per_s": copy_ceiling,
+            },
+            "dms": {
+                "initial": sync,
+                "initial_points_per_s": rate,
+                "ratio_to_copy_ceiling": rate / copy_ceiling,
+                "cpu_share": cpu_share,
+                "noop": noop,
+                "noop_queries": { "primary": q[0], "backup1": q[1], "backup2": q[2] },
+                "noop_1000": noop_many,
+                "noop_1000_queries": { "primary": qm[0], "backup1": qm[1], "backup2": qm[2] },
+                "incremental_one_bar": inc,
+            },
+            "memory_scale": mem,
+        }),
+    );
+}
+
+fn sqlite_nodes() -> String {
+    "nodes:\n  primary: {name: primary, type: sqlite, path: run/primary.db}\n  backups:\n    - {name: backup1, type: sqlite, path: run/backup1.db}\n    - {name: backup2, type: sqlite, path: run/backup2.db}\n".into()
+}
+
+async fn bench_sqlite(
+    a: &Args,
+    out: &mut serde_json::Map<String, serde_json::Value>,
+    rows: &mut Vec<Row>,
+) {
+    println!("\n== sqlite: files in a temp dir ==");
+    let dir = tempfile::tempdir().unwrap();
+    let data = Dataset::new(a.points, "BENCH");
+    let n = data.total() as f64;
+    let series = data.series();
+    let open = |name: &str| -> Arc<SqliteNode> {
+        Arc::new(
+            SqliteNode::open(
+                name,
+                &dir.path().join(format!("run/{name}.db")),
+                Schema::default(),
+                a.workers,
+            )
+            .unwrap(),
+        )
+    };
+    // Node write throughput: one writer, batches in order (SQLite has one writer at a time).
+    let primary = open("primary");
+    let batches: Vec<Arc<Batch>> = series
+        .iter()
+        .flat_map(|s| {
+            data.points_of(s)
+                .chunks(a.batch)
+                .map(|c| Arc::new(Batch::new(c.to_vec())))
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    let t = Instant::now();
+    for b in &batches {
+        primary.write(b.clone()).await.unwrap();
+    }
+    let write = n / t.elapsed().as_secs_f64();
+    row(
+        rows,
+        "sqlite node: write",
+        kps(write),
+        "one transaction per batch; target ≥ 300k",
+    );
+    drop(batches);
+    let t = Instant::now();
+    let mut read_n = 0u64;
+    for s in &series {
+        let mut st = primary.read(s, TimeRange::new(i64::MIN, i64::MAX), a.batch);
+        while let Some(b) = st.next().await {
+            read_n += b.unwrap().len() as u64;
+        }
+    }
+    assert_eq!(read_n, data.total());
+    let read = n / t.elapsed().as_secs_f64();
+    row(
+        rows,
+        "sqlite node: read",
+        kps(read),
+        "streamed in batches; target ≥ 300k",
+    );
+
+    // Raw copy ceiling: read once and write both backup files, without dms.
+    let (c1, c2) = (open("ceiling1"), open("ceiling2"));
+    let t = Instant::now();
+    for s in &series {
+        let mut st = primary.read(s, TimeRange::new(i64::MIN, i64::MAX), a.batch);
+        while let Some(b) = st.next().await {
+            let b = Arc::new(b.unwrap());
+            let (r1, r2) = tokio::join!(c1.write(b.clone()), c2.write(b));
+            r1.unwrap();
+            r2.unwrap();
+        }
+    }
+    let copy = n / t.elapsed().as_secs_f64();
+    row(
+        rows,
+        "sqlite ceiling: raw copy (read once, write both)",
+        kps(copy),
+        "source points/s",
+    );
+    drop((c1, c2, primary));
+
+    let cfg = write_config(dir.path(), &sqlite_nodes(), a.batch, a.workers);
+    let sync = dms(&cfg, &["sync"]);
+    let rate = n / sync.wall_s;
+    row(
+        rows,
+        "dms (sqlite): initial sync → 2 backups",
+        kps(rate),
+        &format!(
+            "{:.1} s wall, {:.0}% of raw copy",
+            sync.wall_s,
+            rate / copy * 100.0
+        ),
+    );
+    row(
+        rows,
+        "dms (sqlite): CPU, peak RSS",
+        format!("{:.1} s", sync.cpu_s),
+        &format!("peak RSS {:.1} MB", sync.max_rss_mb),
+    );
+    let noop = dms(&cfg, &["sync", "--only-behind"]);
+    row(
+        rows,
+        &format!("dms (sqlite): no-op check of {} series × 2", series.len()),
+        format!("{:.0} ms", noop.wall_s * 1000.0),
+        "",
+    );
+    out.insert(
+        "sqlite".into(),
+        json!({
+            "points": data.total(),
+            "node_write_points_per_s": write,
+            "node_read_points_per_s": read,
+            "ceiling_copy_points_per_s": copy,
+            "dms": { "initial": sync, "initial_points_per_s": rate, "ratio_to_copy_ceiling": rate / copy, "noop": noop },
+        }),
+    );
+}
+
+fn main() {
+    let a = args();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let mut out = serde_json::Map::new();
+    out.insert("time".into(), json!(chrono::Utc::now().to_rfc3339()));
+    out.insert("cores".into(), json!(cores()));
+    out.insert("batch_size".into(), json!(a.batch));
+    out.insert("max_workers".into(), json!(a.workers));
+    let mut rows = Vec::new();
+    println!(
+        "dms sync benchmark: {} points, batch {}, {} workers, {} cores",
+        a.points,
+        a.batch,
+        a.workers,
+        cores()
+    );
+    rt.block_on(async {
+        if a.only.as_deref() != Some("sqlite") {
+            bench_influx(&a, &mut out, &mut rows).await;
+        }
+        if a.only.as_deref() != Some("influx") {
+            bench_sqlite(&a, &mut out, &mut rows).await;
+        }
+    });
+    out.insert(
+        "table".into(),
+        json!(
+            rows.iter()
+                .map(|r| json!({"name": r.name, "value": r.value, "note": r.note}))
+                .collect::<Vec<_>>()
+        ),
+    );
+    if let Some(d) = a.out.parent() {
+        std::fs::create_dir_all(d).unwrap();
+    }
+    std::fs::write(&a.out, serde_json::to_string_pretty(&out).unwrap()).unwrap();
+    println!("\nJSON: {}", a.out.display());
+}
