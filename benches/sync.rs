@@ -138,7 +138,17 @@ struct Proc {
 
 /// Runs the release `dms` binary and reports wall time, CPU time and peak RSS (from wait4).
 fn dms(config: &Path, args: &[&str]) -> Proc {
+    if let Ok(keep) = std::env::var("DMS_BENCH_KEEP") {
+        let _ = std::fs::create_dir_all(&keep);
+        let _ = std::process::Command::new("cp")
+            .arg("-r")
+            .arg(config.parent().unwrap_or(config))
+            .arg(&keep)
+            .status();
+    }
     let started = Instant::now();
+    // Reaped by wait4 below, which also gives its resource usage.
+    #[allow(clippy::zombie_processes)]
     let child = std::process::Command::new(env!("CARGO_BIN_EXE_dms"))
         .arg("--config")
         .arg(config)
@@ -150,12 +160,27 @@ fn dms(config: &Path, args: &[&str]) -> Proc {
         .expect("dms starts");
     let pid = child.id() as libc::pid_t;
     let mut status = 0;
+    // Peak RSS from the child's own high-water mark (VmHWM), polled until it exits: wait4's
+    // ru_maxrss would include this process's memory, copied at fork before exec.
+    let mut hwm_kib = 0u64;
     // SAFETY: wait4 fills the zeroed rusage for our own child.
-    let usage = unsafe {
-        let mut ru: libc::rusage = std::mem::zeroed();
-        let r = libc::wait4(pid, &mut status, 0, &mut ru);
-        assert_eq!(r, pid, "wait4");
-        ru
+    let usage = loop {
+        if let Ok(s) = std::fs::read_to_string(format!("/proc/{pid}/status"))
+            && let Some(v) = s
+                .lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse::<u64>().ok())
+        {
+            hwm_kib = hwm_kib.max(v);
+        }
+        let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+        let r = unsafe { libc::wait4(pid, &mut status, libc::WNOHANG, &mut ru) };
+        if r == pid {
+            break ru;
+        }
+        assert_eq!(r, 0, "wait4");
+        std::thread::sleep(Duration::from_millis(20));
     };
     let wall = started.elapsed().as_secs_f64();
     let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
@@ -166,7 +191,7 @@ fn dms(config: &Path, args: &[&str]) -> Proc {
     Proc {
         wall_s: wall,
         cpu_s: tv(usage.ru_utime) + tv(usage.ru_stime),
-        max_rss_mb: usage.ru_maxrss as f64 / 1024.0,
+        max_rss_mb: hwm_kib as f64 / 1024.0,
     }
 }
 

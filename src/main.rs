@@ -2,6 +2,7 @@
 //! code. Everything else lives in the library.
 
 use clap::Parser;
+
 use std::process::ExitCode;
 use tracing_subscriber::EnvFilter;
 

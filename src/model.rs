@@ -19,6 +19,10 @@ pub const NANOS_PER_DAY: i64 = 86_400 * NANOS_PER_SEC;
 /// measurement names), so that copying a batch does not allocate a string per point and key.
 pub type Name = Arc<str>;
 
+/// Tags of a point, sorted by key; shared by the points of one tag set, so a batch of one
+/// series holds its tags once.
+pub type Tags = Arc<[(Name, Name)]>;
+
 /// A typed field value. Copies keep the type: an integer stays an integer.
 #[derive(Debug, Clone, PartialEq)]
 pub enum FieldValue {
@@ -50,7 +54,7 @@ pub struct Point {
     /// Measurement name.
     pub measurement: Name,
     /// Tags, sorted by key, keys unique.
-    pub tags: Vec<(Name, Name)>,
+    pub tags: Tags,
     /// Fields, at least one, keys unique.
     pub fields: Vec<(Name, FieldValue)>,
     /// Timestamp in nanoseconds since the epoch.
@@ -76,7 +80,11 @@ impl Point {
 
     /// Sorts the tags by key, the canonical order every node relies on.
     pub fn normalize(&mut self) {
-        self.tags.sort_by(|a, b| a.0.cmp(&b.0));
+        if !self.tags.is_sorted_by(|a, b| a.0 <= b.0) {
+            let mut v = self.tags.to_vec();
+            v.sort_by(|a, b| a.0.cmp(&b.0));
+            self.tags = v.into();
+        }
     }
 }
 

@@ -133,7 +133,7 @@ impl Schema {
     }
 
     /// The measurement and identifying tags of a series, tags sorted by key.
-    pub fn identity(&self, series: &SeriesKey) -> (Name, Vec<(Name, Name)>) {
+    pub fn identity(&self, series: &SeriesKey) -> (Name, crate::model::Tags) {
         let mut tags: Vec<(Name, Name)> = vec![(
             Arc::from(self.symbol_tag.as_str()),
             Arc::from(series.symbol.as_str()),
@@ -142,7 +142,10 @@ impl Schema {
             tags.push((Arc::from(t.as_str()), Arc::from(series.interval.as_str())));
         }
         tags.sort_by(|a, b| a.0.cmp(&b.0));
-        (Arc::from(self.measurement(&series.interval).as_str()), tags)
+        (
+            Arc::from(self.measurement(&series.interval).as_str()),
+            tags.into(),
+        )
     }
 }
 

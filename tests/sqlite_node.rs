@@ -7,11 +7,13 @@ use futures::StreamExt;
 use std::sync::Arc;
 
 fn point(symbol: &str, venue: Option<&str>, time: i64, close: f64) -> Point {
-    let (m, mut tags) = dms::schema::Schema::default().identity(&SeriesKey::new(symbol, "1m"));
+    let (m, tags) = dms::schema::Schema::default().identity(&SeriesKey::new(symbol, "1m"));
+    let mut tags = tags.to_vec();
     if let Some(v) = venue {
         tags.push(("venue".into(), Arc::from(v)));
         tags.sort_by(|a, b| a.0.cmp(&b.0));
     }
+    let tags = tags.into();
     Point {
         measurement: m,
         tags,

@@ -50,7 +50,7 @@ struct Inner {
 struct SeriesRow {
     id: i64,
     measurement: Name,
-    tags: Vec<(Name, Name)>,
+    tags: crate::model::Tags,
 }
 
 impl SqliteNode {

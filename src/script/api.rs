@@ -220,7 +220,7 @@ fn lua_time(v: Value, at: usize) -> mlua::Result<Nanos> {
 }
 
 /// A series with its measurement and schema tags.
-type Identity = (SeriesKey, Name, Vec<(Name, Name)>);
+type Identity = (SeriesKey, Name, crate::model::Tags);
 
 /// Converts `{ {symbol=, interval=, time=, fields={...}, tags={...}}, ... }` into points.
 fn lua_points(host: &Host, points: Table) -> mlua::Result<Vec<Point>> {
@@ -268,16 +268,18 @@ fn lua_points(host: &Host, points: Table) -> mlua::Result<Vec<Point>> {
         };
         let mut tags = base_tags.clone();
         if let Some(extra) = p.get::<Option<Table>>("tags")? {
+            let mut with_extra = tags.to_vec();
             for pair in extra.pairs::<String, String>() {
                 let (k, v) = pair?;
-                if tags.iter().any(|(tk, _)| **tk == *k) {
+                if with_extra.iter().any(|(tk, _)| **tk == *k) {
                     return Err(mlua::Error::runtime(format!(
                         "dms.primary.write: point {at}: tag {k:?} is set by the schema"
                     )));
                 }
-                tags.push((intern(&k), Arc::from(v.as_str())));
+                with_extra.push((intern(&k), Arc::from(v.as_str())));
             }
-            tags.sort_by(|a, b| a.0.cmp(&b.0));
+            with_extra.sort_by(|a, b| a.0.cmp(&b.0));
+            tags = with_extra.into();
         }
         let fields_t: Table = p.get("fields").map_err(|_| {
             mlua::Error::runtime(format!(

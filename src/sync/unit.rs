@@ -16,7 +16,7 @@ use tokio::sync::mpsc;
 use tracing::Instrument;
 
 /// Batches a lane may have queued before the reader waits for it.
-const LANE_QUEUE: usize = 4;
+const LANE_QUEUE: usize = 1;
 
 const INTERRUPTED: &str = "interrupted by shutdown";
 

@@ -244,12 +244,12 @@ async fn points_sharing_a_timestamp_are_never_split_across_batches() {
             if i % every != 0 {
                 continue;
             }
-            let mut t = tags.clone();
+            let mut t = tags.to_vec();
             t.push((Arc::from("venue"), Arc::from(v)));
             t.sort();
             points.push(Point {
                 measurement: measurement.clone(),
-                tags: t,
+                tags: t.into(),
                 fields: vec![(Arc::from("close"), FieldValue::Float(i as f64 + 0.25))],
                 time: 1_700_000_000_000_000_000 + i * 60_000_000_000,
             });

@@ -104,7 +104,7 @@ fn series_prefix(p: &Point, out: &mut Vec<u8>) -> Result<(), String> {
     }
     check_name(&p.measurement).map_err(|e| format!("measurement name {e}"))?;
     escape(&p.measurement, b", ", out);
-    for (k, v) in &p.tags {
+    for (k, v) in p.tags.iter() {
         if k.is_empty() {
             return Err("a tag key is empty".into());
         }
@@ -296,7 +296,7 @@ mod tests {
             .collect();
         let p = Point {
             measurement: Arc::from("m"),
-            tags: Vec::new(),
+            tags: Vec::new().into(),
             fields: fields
                 .iter()
                 .map(|(k, v)| (Name::from(k.as_str()), v.clone()))

@@ -853,7 +853,7 @@ mod tests {
         let tags: Vec<(Name, Name)> = vec![(Arc::from("venue"), Arc::from(time_tag))];
         SeriesData {
             measurement: m.clone(),
-            tags: tags.clone(),
+            tags: tags.clone().into(),
             rows: times.len(),
             last_time: times.last().copied(),
             max_time: times.iter().copied().max(),
@@ -861,7 +861,7 @@ mod tests {
                 .iter()
                 .map(|&t| Point {
                     measurement: m.clone(),
-                    tags: tags.clone(),
+                    tags: tags.clone().into(),
                     fields: vec![(Arc::from("v"), FieldValue::Integer(t))],
                     time: t,
                 })

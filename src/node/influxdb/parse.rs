@@ -109,7 +109,7 @@ pub struct SeriesData {
     /// Measurement (or the `SHOW` statement's table name).
     pub measurement: Name,
     /// Tags with a value, sorted by key (InfluxDB reports absent tags as `""`).
-    pub tags: Vec<(Name, Name)>,
+    pub tags: crate::model::Tags,
     /// Column names.
     pub columns: Vec<String>,
     /// Rows returned, including rows dropped for having no field.
@@ -271,7 +271,7 @@ fn series(
                 late_identity |= values_read;
             }
             "tags" => {
-                s.tags = tags(lx, names)?;
+                s.tags = tags(lx, names)?.into();
                 late_identity |= values_read;
             }
             "partial" => s.partial = lx.boolean()?,
