@@ -290,7 +290,7 @@ fn html(status: StatusCode, body: String) -> Response {
     );
     h.insert(
         header::REFERRER_POLICY,
-        HeaderValue::from_static("no-referrer"),
+        HeaderValue::from_static("same-origin"),
     );
     if let Ok(v) = HeaderValue::from_str(&CSP) {
         h.insert(header::CONTENT_SECURITY_POLICY, v);

@@ -224,7 +224,7 @@ fn nodes(d: &PageData) -> Markup {
                 @for b in &d.backups {
                     (backup_card(b))
                 }
-                article #primary.card.(if p.error.is_some() { "bad" } else { "" })
+                article #primary.card.(if p.error.is_some() { "alert" } else { "" })
                     data-reachable=(p.error.is_none()) {
                     h3 { span { (p.name) " " span.muted.small { "(" (p.role) ")" } } (reach_badge(p)) }
                     p.kind.muted.small title=(p.describe) { (p.describe) }
@@ -245,7 +245,7 @@ fn backup_card(b: &BackupView) -> Markup {
     let f = &b.figures.figures;
     let bad = b.node.error.is_some() || b.figures.behind > 0;
     html! {
-        article.card.backup.(if bad { "bad" } else { "" })
+        article.card.backup.(if bad { "alert" } else { "" })
             data-backup=(b.node.name) data-reachable=(b.node.error.is_none()) {
             h3 { span { (b.node.name) } (reach_badge(&b.node)) }
             p.kind.muted.small title=(b.node.describe) { (b.node.describe) }
@@ -426,7 +426,7 @@ fn series(d: &PageData) -> Markup {
             div.scroll {
                 table #series-table {
                     thead { tr {
-                        th { "Backup" } th { "Symbol" } th { "Interval" } th.num { "Lag" } th { "State" }
+                        th { "Backup" } th { "Symbol" } th { "Interval" } th { "State" } th.num { "Lag" }
                         th { "Checkpoint (UTC)" } th.wide { "Primary newest (UTC)" }
                     } }
                     tbody {
@@ -436,7 +436,6 @@ fn series(d: &PageData) -> Markup {
                                 td { (r.backup) }
                                 td { (r.symbol) }
                                 td { (r.interval) }
-                                td.num { (r.lag_seconds.map_or("—".into(), fmt_lag)) }
                                 td.state {
                                     @if r.behind { span.badge.behind { "behind" } " " }
                                     @if r.last_status.as_deref() == Some("failed") {
@@ -445,6 +444,7 @@ fn series(d: &PageData) -> Markup {
                                         span.ok { "current" }
                                     }
                                 }
+                                td.num { (r.lag_seconds.map_or("—".into(), fmt_lag)) }
                                 td { (r.checkpoint_ns.map_or("never".into(), fmt_ns)) }
                                 td.wide { (r.primary_newest_ns.map_or("—".into(), fmt_ns)) }
                             }
@@ -504,7 +504,7 @@ fn tasks(d: &PageData) -> Markup {
             p #check-loop.muted.small {
                 @match d.check_every {
                     Some(every) => {
-                        "Catch-up check every " (fmt_lag(every.as_secs_f64())) "; "
+                        "Catch-up check every " (fmt_every(every.as_secs_f64())) "; "
                         @match &d.check {
                             Some(r) => {
                                 "last catch-up " (fmt_stored(&r.started_at)) " UTC (" (r.status) ")."
@@ -681,6 +681,15 @@ fn fmt_lag(secs: f64) -> String {
     }
 }
 
+/// An interval: `0.5 s` below ten seconds, else as [`fmt_lag`].
+fn fmt_every(secs: f64) -> String {
+    if secs < 10.0 && secs.fract() != 0.0 {
+        format!("{secs:.1} s")
+    } else {
+        fmt_lag(secs)
+    }
+}
+
 /// A run's wall time: `0.4 s`, `12 s`, `3 min 5 s`.
 fn fmt_duration(ms: i64) -> String {
     let ms = ms.max(0);
@@ -744,6 +753,8 @@ mod tests {
         assert_eq!(fmt_lag(3.0 * 3600.0 + 720.0), "3 h 12 min");
         assert_eq!(fmt_lag(86_400.0), "1 d");
         assert_eq!(fmt_lag(2.0 * 86_400.0 + 4.0 * 3600.0), "2 d 4 h");
+        assert_eq!(fmt_every(0.5), "0.5 s");
+        assert_eq!(fmt_every(60.0), "1 min");
         assert_eq!(fmt_duration(420), "0.4 s");
         assert_eq!(fmt_duration(185_000), "3 min 5 s");
         assert_eq!(fmt_f(12.5), "12.5");
