@@ -12,3 +12,4 @@ mod lua;
 mod sqlite_node;
 mod sync_sqlite;
 mod upgrade;
+mod web;
