@@ -47,6 +47,8 @@ const MAX_ROWS: usize = 500;
 const MAX_FAILURES: usize = 10;
 /// How long a node gets to answer its ping (as `/healthz`).
 const PING_TIMEOUT: Duration = Duration::from_secs(3);
+/// How long the primary gets to say what it holds, for the series table.
+const STATUS_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The page's routes, merged into the API router by [`crate::api::router`].
 pub fn routes() -> Router<Arc<Daemon>> {
@@ -498,37 +500,51 @@ async fn gather(d: &Arc<Daemon>, view: View, signed_in: bool) -> PageData {
         (now - chrono::Duration::hours(24)).to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
     let mut problems = Vec::new();
 
-    let pings = futures::future::join_all(
-        std::iter::once(ping(engine.primary().clone(), "primary"))
-            .chain(engine.backups().iter().map(|b| ping(b.clone(), "backup"))),
-    );
     let path = settings.history.path.clone();
     let (s, v) = (since.clone(), view.clone());
-    let history = async move {
-        tokio::task::spawn_blocking(move || read_history(&path, &s, &v))
+    // The history, then the status view built from it (which asks the primary for its newest
+    // points), alongside the pings.
+    let history_and_status = async move {
+        let history = tokio::task::spawn_blocking(move || read_history(&path, &s, &v))
             .await
-            .map_err(|e| format!("history reader failed: {e}"))?
-            .map_err(|e| e.to_string())
+            .map_err(|e| format!("history reader failed: {e}"))
+            .and_then(|r| r.map_err(|e| e.to_string()));
+        // Without the checkpoints every series would look never synced: no table then (the
+        // history problem is reported).
+        let status = match &history {
+            Err(_) => Ok(Vec::new()),
+            Ok(h) => {
+                let collect = status::collect(settings, &h.status_rows, engine.primary().as_ref());
+                match tokio::time::timeout(STATUS_TIMEOUT, collect).await {
+                    Ok(Ok(rows)) => Ok(rows),
+                    Ok(Err(e)) => Err(format!("cannot build the series status: {e}")),
+                    Err(_) => Err(format!(
+                        "cannot build the series status: the primary did not answer within {} s",
+                        STATUS_TIMEOUT.as_secs()
+                    )),
+                }
+            }
+        };
+        (history, status)
     };
-    let (mut nodes, history) = tokio::join!(pings, history);
-    for n in &nodes {
+    let (primary, mut nodes, (history, status)) = tokio::join!(
+        ping(engine.primary().clone(), "primary"),
+        futures::future::join_all(engine.backups().iter().map(|b| ping(b.clone(), "backup"))),
+        history_and_status
+    );
+    for n in nodes.iter().chain(std::iter::once(&primary)) {
         d.metrics.set_node_up(&n.name, n.error.is_none());
     }
     let history = history.unwrap_or_else(|e| {
         problems.push(e);
         HistoryView::default()
     });
-    let status =
-        match status::collect(settings, &history.status_rows, engine.primary().as_ref()).await {
-            Ok(rows) => rows,
-            Err(e) => {
-                problems.push(format!("cannot build the series status: {e}"));
-                Vec::new()
-            }
-        };
+    let status = status.unwrap_or_else(|e| {
+        problems.push(e);
+        Vec::new()
+    });
 
     let report = metrics::report(settings, "24h".into(), since, history.figures, &status);
-    let primary = nodes.remove(0);
     let backups = report
         .backups
         .into_iter()
