@@ -552,6 +552,20 @@ async fn with_a_token_the_page_shows_nothing_without_it_and_everything_with_it()
         .await;
     assert_eq!(browser.text(&format!("{last} .trigger")).await, "api");
 
+    // Its links to the JSON API go with the bearer header too.
+    browser
+        .click(r#"footer a[href="/api/dms/sync/status"]"#)
+        .await;
+    browser
+        .wait_until("the JSON through the link", 10, || async {
+            browser.url().await.starts_with("blob:")
+        })
+        .await;
+    let json = browser.text("body").await;
+    let rows: Value = serde_json::from_str(&json).expect("the status as JSON");
+    assert_eq!(rows.as_array().map(Vec::len), Some(8));
+    assert!(!browser.url().await.contains(TOKEN));
+
     // Filters are plain query parameters here too.
     browser.goto(&format!("{base}/?symbol=msft")).await;
     browser
