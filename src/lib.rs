@@ -16,6 +16,7 @@
 //! - [`scheduler`]: cron evaluation in a time zone (pure) and the scheduler state.
 //! - [`daemon`]: `dms run`: scheduler, check loop, retention, API, metrics, alerts.
 //! - [`api`]: the HTTP API (axum).
+//! - [`web`]: the status page at `GET /` (server-rendered HTML, maud).
 //! - [`app`]: wires settings into nodes, history, engine and scripts; runs tasks.
 //! - [`cli`]: the command line (clap types and one function per subcommand).
 
@@ -33,3 +34,4 @@ pub mod schema;
 pub mod script;
 pub mod sync;
 pub mod verify;
+pub mod web;

@@ -1,16 +1,30 @@
 #!/usr/bin/env bash
-# The test command (README "Run the tests"). Installs what the tests need when it is missing
-# (Debian's influxdb package for the real InfluxDB servers the tests start), then runs the
-# whole suite. Extra arguments go to `cargo test` (e.g. a test name filter).
+# The test command (README "Run the tests"). Installs what the tests need when it is missing —
+# Debian's influxdb package for the real InfluxDB servers the tests start, and chromium with
+# chromium-driver for the status page's browser tests — then runs the whole suite. Extra
+# arguments go to `cargo test` (e.g. a test name filter).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+updated=""
+apt_install() {
+  if [ -z "$updated" ]; then
+    $SUDO apt-get update -q
+    updated=1
+  fi
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q "$@"
+}
+
 if ! command -v influxd >/dev/null 2>&1; then
   echo "influxd not found: installing Debian's influxdb package" >&2
-  SUDO=""
-  if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
-  $SUDO apt-get update -q
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends influxdb
+  apt_install --no-install-recommends influxdb
+fi
+
+if ! command -v chromium >/dev/null 2>&1 || ! command -v chromedriver >/dev/null 2>&1; then
+  echo "chromium or chromedriver not found: installing Debian's chromium and chromium-driver" >&2
+  apt_install chromium chromium-driver
 fi
 
 cargo test --locked "$@"

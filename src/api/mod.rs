@@ -72,6 +72,7 @@ pub fn router(daemon: Arc<Daemon>) -> Router {
         .nest("/api/dms", api)
         .route("/healthz", get(healthz))
         .route("/metrics", get(prometheus))
+        .merge(crate::web::routes())
         .fallback(|| async {
             ApiError {
                 status: StatusCode::NOT_FOUND,

@@ -323,3 +323,47 @@ impl HistoryDb {
             .map_err(super::sql_err(&self.path, "query metrics"))
     }
 }
+
+/// What one backup did in one wall-clock hour (UTC): the status page's throughput chart.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct HourlyThroughput {
+    /// Backup node.
+    pub backup: String,
+    /// The hour the syncs started in, `YYYY-MM-DDTHH` (UTC).
+    pub hour: String,
+    /// Points copied by syncs that started in that hour.
+    pub records: i64,
+    /// Syncs that started in that hour and failed.
+    pub failures: i64,
+}
+
+impl HistoryDb {
+    /// Records copied and failed syncs per backup and hour, for syncs started at or after
+    /// `since` (RFC 3339), oldest hour first. Hours without syncs are absent.
+    ///
+    /// # Errors
+    /// [`super::HistoryError::Sql`].
+    pub fn hourly_throughput(&self, since: &str) -> Result<Vec<HourlyThroughput>> {
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT backup, substr(started_at, 1, 13) AS hour, coalesce(sum(records), 0), \
+                 coalesce(sum(status = 'failed'), 0) \
+                 FROM sync_history WHERE started_at >= ?1 \
+                 GROUP BY backup, hour ORDER BY backup, hour",
+            )
+            .map_err(super::sql_err(&self.path, "query throughput"))?;
+        let rows = stmt
+            .query_map([since], |r| {
+                Ok(HourlyThroughput {
+                    backup: r.get(0)?,
+                    hour: r.get(1)?,
+                    records: r.get(2)?,
+                    failures: r.get(3)?,
+                })
+            })
+            .map_err(super::sql_err(&self.path, "query throughput"))?;
+        rows.collect::<std::result::Result<_, _>>()
+            .map_err(super::sql_err(&self.path, "query throughput"))
+    }
+}

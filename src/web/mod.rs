@@ -1,0 +1,694 @@
+//! The status page: `GET /` on the daemon's listen address, server-rendered HTML for people
+//! (backups, series, tasks, failures, a throughput chart), with everything — markup, CSS, the
+//! little JavaScript there is — compiled into the binary.
+//!
+//! - [`routes`]: `GET /` (the page) and `POST /ui/tasks/{name}/run` (the "Run now" button of a
+//!   page without JavaScript: triggers the run and answers 303 back to the page).
+//! - `page.rs`: the markup ([maud]); `cron.rs`: schedules in words.
+//!
+//! Auth follows the API: without `api.token` the page works with no JavaScript at all. With a
+//! token, `GET /` without `Authorization: Bearer …` answers only a sign-in shell with no data;
+//! its script keeps the token in `sessionStorage`, fetches `/` again with the bearer header and
+//! puts the answer's body in place, and sends "Run now" to the API with the header too. The
+//! token is never put in a URL or in a page.
+//!
+//! Like the API, the page only reads the history (through [`HistoryDb`]'s read-only queries)
+//! and triggers task runs through [`Daemon::trigger`].
+
+mod cron;
+mod page;
+
+use crate::app::Trigger;
+use crate::app::metrics::{self, BackupFigures};
+use crate::app::status::{self, SeriesStatus};
+use crate::daemon::{CHECK_TASK, Daemon, TriggerError};
+use crate::history::{
+    HistoryDb, HistoryFilter, HistoryRow, HourlyThroughput, RunRow, Status, StatusRow,
+};
+use axum::Router;
+use axum::extract::rejection::{FormRejection, QueryRejection};
+use axum::extract::{Form, Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use chrono::{DateTime, Utc};
+use std::sync::{Arc, LazyLock};
+use std::time::Duration;
+
+/// Default seconds between automatic reloads of the page.
+pub const DEFAULT_REFRESH: u32 = 30;
+/// Shortest allowed refresh interval, seconds.
+const MIN_REFRESH: u32 = 5;
+/// Longest allowed refresh interval, seconds.
+const MAX_REFRESH: u32 = 3600;
+/// Most series rows the table shows; narrow with the filter for the rest.
+const MAX_ROWS: usize = 500;
+/// Latest failures shown.
+const MAX_FAILURES: usize = 10;
+/// How long a node gets to answer its ping (as `/healthz`).
+const PING_TIMEOUT: Duration = Duration::from_secs(3);
+/// How long the primary gets to say what it holds, for the series table.
+const STATUS_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The page's routes, merged into the API router by [`crate::api::router`].
+pub fn routes() -> Router<Arc<Daemon>> {
+    Router::new()
+        .route("/", get(page))
+        .route("/ui/tasks/{name}/run", post(run_now))
+}
+
+/// Which part of the page a request asks for: filters, refresh and a one-off notice, all from
+/// plain query parameters so every state has a URL and works without JavaScript.
+#[derive(Debug, Clone, Default, PartialEq)]
+struct View {
+    /// Only this backup (exact name).
+    backup: Option<String>,
+    /// Only symbols containing this text (case-insensitive).
+    symbol: Option<String>,
+    /// Only this interval (exact).
+    interval: Option<String>,
+    /// Only series that are behind.
+    behind: bool,
+    /// Seconds between reloads; `None` when turned off.
+    refresh: Option<u32>,
+    /// The outcome of a "Run now" that redirected here.
+    notice: Option<Notice>,
+}
+
+/// What happened to a "Run now".
+#[derive(Debug, Clone, PartialEq)]
+struct Notice {
+    task: String,
+    outcome: RunOutcome,
+}
+
+/// The outcome of a "Run now", as carried in the redirect's query string.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum RunOutcome {
+    Started,
+    Running,
+    Unknown,
+    Stopping,
+}
+
+impl RunOutcome {
+    fn as_str(self) -> &'static str {
+        match self {
+            RunOutcome::Started => "started",
+            RunOutcome::Running => "running",
+            RunOutcome::Unknown => "unknown",
+            RunOutcome::Stopping => "stopping",
+        }
+    }
+
+    fn parse(s: &str) -> Option<RunOutcome> {
+        Some(match s {
+            "started" => RunOutcome::Started,
+            "running" => RunOutcome::Running,
+            "unknown" => RunOutcome::Unknown,
+            "stopping" => RunOutcome::Stopping,
+            _ => return None,
+        })
+    }
+}
+
+impl View {
+    /// Reads the parameters; unknown ones are ignored and unreadable values fall back to the
+    /// defaults (a page, unlike the API, always answers).
+    fn from_pairs(pairs: &[(String, String)]) -> View {
+        let get = |key: &str| {
+            pairs
+                .iter()
+                .find(|(k, _)| k == key)
+                .map(|(_, v)| v.trim().to_string())
+                .filter(|v| !v.is_empty())
+        };
+        let refresh = match get("refresh").as_deref() {
+            None => Some(DEFAULT_REFRESH),
+            Some("0" | "off" | "false" | "no") => None,
+            Some(v) => Some(
+                v.parse::<u32>()
+                    .map_or(DEFAULT_REFRESH, |n| n.clamp(MIN_REFRESH, MAX_REFRESH)),
+            ),
+        };
+        let notice = match (
+            get("ran"),
+            get("result").as_deref().and_then(RunOutcome::parse),
+        ) {
+            (Some(task), Some(outcome)) => Some(Notice { task, outcome }),
+            _ => None,
+        };
+        View {
+            backup: get("backup"),
+            symbol: get("symbol"),
+            interval: get("interval"),
+            behind: matches!(get("behind").as_deref(), Some("1" | "true" | "on")),
+            refresh,
+            notice,
+        }
+    }
+
+    /// The parameters that say this view, defaults left out (no notice).
+    fn params(&self) -> Vec<(&'static str, String)> {
+        let mut out = Vec::new();
+        for (k, v) in [
+            ("backup", &self.backup),
+            ("symbol", &self.symbol),
+            ("interval", &self.interval),
+        ] {
+            if let Some(v) = v {
+                out.push((k, v.clone()));
+            }
+        }
+        if self.behind {
+            out.push(("behind", "1".into()));
+        }
+        match self.refresh {
+            None => out.push(("refresh", "off".into())),
+            Some(DEFAULT_REFRESH) => {}
+            Some(n) => out.push(("refresh", n.to_string())),
+        }
+        out
+    }
+
+    /// The page's own URL for this view (no notice).
+    fn href(&self) -> String {
+        href(&self.params())
+    }
+
+    /// This view with auto-refresh switched.
+    fn with_refresh(&self, refresh: Option<u32>) -> View {
+        View {
+            refresh,
+            notice: None,
+            ..self.clone()
+        }
+    }
+
+    /// Whether any filter narrows the table.
+    fn is_filtered(&self) -> bool {
+        self.backup.is_some() || self.symbol.is_some() || self.interval.is_some() || self.behind
+    }
+
+    /// Whether a status row passes the filters.
+    fn shows(&self, r: &SeriesStatus) -> bool {
+        self.backup.as_ref().is_none_or(|b| &r.backup == b)
+            && self
+                .symbol
+                .as_ref()
+                .is_none_or(|s| r.symbol.to_lowercase().contains(&s.to_lowercase()))
+            && self.interval.as_ref().is_none_or(|i| &r.interval == i)
+            && (!self.behind || r.behind)
+    }
+}
+
+/// `/` with a query string built from `params` (percent-encoded).
+fn href(params: &[(&str, String)]) -> String {
+    if params.is_empty() {
+        return "/".into();
+    }
+    let mut q = form_urlencoded::Serializer::new(String::new());
+    for (k, v) in params {
+        q.append_pair(k, v);
+    }
+    format!("/?{}", q.finish())
+}
+
+/// A link to the JSON history API with these filters.
+fn history_href(params: &[(&str, &str)]) -> String {
+    let mut q = form_urlencoded::Serializer::new(String::new());
+    for (k, v) in params {
+        q.append_pair(k, v);
+    }
+    format!("/api/dms/sync/history?{}", q.finish())
+}
+
+/// Whether a request may see the page's data.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Access {
+    /// No token is configured.
+    Open,
+    /// The right bearer token came with the request.
+    Granted,
+    /// A token is configured and the request brought none.
+    Missing,
+    /// The request brought a wrong token.
+    Wrong,
+}
+
+fn access(d: &Daemon, headers: &HeaderMap) -> Access {
+    let Some(token) = &d.app.settings.api.token else {
+        return Access::Open;
+    };
+    let given = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim);
+    match given {
+        None => Access::Missing,
+        Some(g) if same_secret(g.as_bytes(), token.expose().as_bytes()) => Access::Granted,
+        Some(_) => Access::Wrong,
+    }
+}
+
+/// Compares in time independent of where the strings differ (as the API does).
+fn same_secret(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// The Content-Security-Policy of every page: nothing from elsewhere, and no script or style
+/// but the page's own (by hash).
+static CSP: LazyLock<String> = LazyLock::new(|| {
+    use base64::Engine;
+    use sha2::Digest;
+    let hash = |text: &str| {
+        let digest = sha2::Sha256::digest(text.as_bytes());
+        format!(
+            "'sha256-{}'",
+            base64::engine::general_purpose::STANDARD.encode(digest)
+        )
+    };
+    format!(
+        "default-src 'none'; script-src {}; style-src {}; img-src data:; connect-src 'self'; \
+         form-action 'self'; base-uri 'none'; frame-ancestors 'none'",
+        hash(page::SCRIPT),
+        hash(page::STYLE)
+    )
+});
+
+/// An HTML answer with the page's security headers.
+fn html(status: StatusCode, body: String) -> Response {
+    let mut r = (status, body).into_response();
+    let h = r.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("same-origin"),
+    );
+    if let Ok(v) = HeaderValue::from_str(&CSP) {
+        h.insert(header::CONTENT_SECURITY_POLICY, v);
+    }
+    r
+}
+
+fn unauthorized(message: &str) -> Response {
+    let mut r = html(
+        StatusCode::UNAUTHORIZED,
+        page::message(message).into_string(),
+    );
+    r.headers_mut()
+        .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+    r
+}
+
+/// `GET /`: the page, or the sign-in shell when a token is configured and not given.
+async fn page(
+    State(d): State<Arc<Daemon>>,
+    headers: HeaderMap,
+    q: Result<Query<Vec<(String, String)>>, QueryRejection>,
+) -> Response {
+    let pairs = q.map(|Query(p)| p).unwrap_or_default();
+    let view = View::from_pairs(&pairs);
+    match access(&d, &headers) {
+        Access::Missing => html(StatusCode::OK, page::shell().into_string()),
+        Access::Wrong => unauthorized("That token was not accepted."),
+        a @ (Access::Open | Access::Granted) => {
+            let data = gather(&d, view, a == Access::Granted).await;
+            html(StatusCode::OK, page::render(&data).into_string())
+        }
+    }
+}
+
+/// `POST /ui/tasks/{name}/run`: "Run now" from a plain form; triggers the run and sends the
+/// browser back to the page (303) with the outcome and the filters it came from.
+async fn run_now(
+    State(d): State<Arc<Daemon>>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    form: Result<Form<Vec<(String, String)>>, FormRejection>,
+) -> Response {
+    match access(&d, &headers) {
+        Access::Open | Access::Granted => {}
+        Access::Missing | Access::Wrong => {
+            return unauthorized("This dms needs its API token: sign in on the status page.");
+        }
+    }
+    if !same_origin(&headers) {
+        return html(
+            StatusCode::FORBIDDEN,
+            page::message("Refused: the form was not sent from this status page.").into_string(),
+        );
+    }
+    let pairs = form.map(|Form(p)| p).unwrap_or_default();
+    let outcome = match d.trigger(&name, Trigger::Api) {
+        Ok(()) => RunOutcome::Started,
+        Err(TriggerError::Running(_)) => RunOutcome::Running,
+        Err(TriggerError::Unknown(_)) => RunOutcome::Unknown,
+        Err(TriggerError::ShuttingDown) => RunOutcome::Stopping,
+    };
+    let view = View::from_pairs(&pairs);
+    let mut params = view.params();
+    params.push(("ran", name));
+    params.push(("result", outcome.as_str().into()));
+    let mut r = StatusCode::SEE_OTHER.into_response();
+    if let Ok(v) = HeaderValue::from_str(&href(&params)) {
+        r.headers_mut().insert(header::LOCATION, v);
+    }
+    r
+}
+
+/// Refuses cross-site form posts (a page elsewhere making the browser press "Run now"):
+/// browsers send `Sec-Fetch-Site` and `Origin` with a POST; both must say this site.
+fn same_origin(headers: &HeaderMap) -> bool {
+    let text = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    if text("sec-fetch-site").is_some_and(|s| s != "same-origin" && s != "none") {
+        return false;
+    }
+    match (text("origin"), text("host")) {
+        (None, _) => true,
+        (Some(origin), Some(host)) => origin
+            .strip_prefix("http://")
+            .or_else(|| origin.strip_prefix("https://"))
+            .is_some_and(|o| o == host),
+        (Some(_), None) => false,
+    }
+}
+
+/// Reachability of one node.
+struct NodeView {
+    name: String,
+    role: &'static str,
+    describe: String,
+    error: Option<String>,
+}
+
+/// One backup's card.
+struct BackupView {
+    node: NodeView,
+    figures: BackupFigures,
+    series: usize,
+}
+
+/// One task's row.
+struct TaskView {
+    name: String,
+    enabled: bool,
+    schedule: Option<String>,
+    words: Option<String>,
+    timezone: String,
+    next: Option<DateTime<chrono_tz::Tz>>,
+    running: bool,
+    last: Option<RunRow>,
+}
+
+/// Everything the page shows, read at one moment.
+struct PageData {
+    now: DateTime<Utc>,
+    started_at: DateTime<Utc>,
+    view: View,
+    /// A token is configured (and was given): the page offers to forget it.
+    signed_in: bool,
+    primary: NodeView,
+    backups: Vec<BackupView>,
+    disabled_backups: Vec<String>,
+    /// Every status row (before filters); empty when the status could not be built.
+    status: Vec<SeriesStatus>,
+    tasks: Vec<TaskView>,
+    check: Option<RunRow>,
+    check_every: Option<Duration>,
+    failures: Vec<HistoryRow>,
+    throughput: Vec<HourlyThroughput>,
+    /// Problems reading the history or the primary, shown at the top.
+    problems: Vec<String>,
+}
+
+/// What the page reads from the history in one read-only pass.
+#[derive(Default)]
+struct HistoryView {
+    status_rows: Vec<StatusRow>,
+    figures: Vec<crate::history::BackupMetrics>,
+    last_runs: Vec<RunRow>,
+    failures: Vec<HistoryRow>,
+    throughput: Vec<HourlyThroughput>,
+}
+
+fn read_history(
+    path: &std::path::Path,
+    since: &str,
+    view: &View,
+) -> crate::history::Result<HistoryView> {
+    let db = HistoryDb::open_readonly(path)?;
+    let mut failures = db.history(&HistoryFilter {
+        backup: view.backup.clone(),
+        interval: view.interval.clone(),
+        status: Some(Status::Failed),
+        limit: if view.symbol.is_some() {
+            1000
+        } else {
+            MAX_FAILURES
+        },
+        ..HistoryFilter::default()
+    })?;
+    if let Some(s) = &view.symbol {
+        let s = s.to_lowercase();
+        failures.retain(|r| r.symbol.to_lowercase().contains(&s));
+    }
+    failures.truncate(MAX_FAILURES);
+    Ok(HistoryView {
+        status_rows: db.status_rows()?,
+        figures: db.metrics(since)?,
+        last_runs: db.last_runs()?,
+        failures,
+        throughput: db.hourly_throughput(since)?,
+    })
+}
+
+async fn ping(node: Arc<dyn crate::node::Node>, role: &'static str) -> NodeView {
+    let error = match tokio::time::timeout(PING_TIMEOUT, node.ping()).await {
+        Ok(Ok(())) => None,
+        Ok(Err(e)) => Some(e.to_string()),
+        Err(_) => Some(format!(
+            "node {}: no answer within {} s",
+            node.name(),
+            PING_TIMEOUT.as_secs()
+        )),
+    };
+    NodeView {
+        name: node.name().to_string(),
+        role,
+        describe: node.describe(),
+        error,
+    }
+}
+
+/// Reads everything the page shows: pings the nodes, reads the history, asks the primary for
+/// its newest points — concurrently. Failures become `problems`, never a failed page.
+async fn gather(d: &Arc<Daemon>, view: View, signed_in: bool) -> PageData {
+    let settings = &d.app.settings;
+    let engine = &d.app.engine;
+    let now = Utc::now();
+    let since =
+        (now - chrono::Duration::hours(24)).to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    let mut problems = Vec::new();
+
+    let path = settings.history.path.clone();
+    let (s, v) = (since.clone(), view.clone());
+    // The history, then the status view built from it (which asks the primary for its newest
+    // points), alongside the pings.
+    let history_and_status = async move {
+        let history = tokio::task::spawn_blocking(move || read_history(&path, &s, &v))
+            .await
+            .map_err(|e| format!("history reader failed: {e}"))
+            .and_then(|r| r.map_err(|e| e.to_string()));
+        // Without the checkpoints every series would look never synced: no table then (the
+        // history problem is reported).
+        let status = match &history {
+            Err(_) => Ok(Vec::new()),
+            Ok(h) => {
+                let collect = status::collect(settings, &h.status_rows, engine.primary().as_ref());
+                match tokio::time::timeout(STATUS_TIMEOUT, collect).await {
+                    Ok(Ok(rows)) => Ok(rows),
+                    Ok(Err(e)) => Err(format!("cannot build the series status: {e}")),
+                    Err(_) => Err(format!(
+                        "cannot build the series status: the primary did not answer within {} s",
+                        STATUS_TIMEOUT.as_secs()
+                    )),
+                }
+            }
+        };
+        (history, status)
+    };
+    let (primary, mut nodes, (history, status)) = tokio::join!(
+        ping(engine.primary().clone(), "primary"),
+        futures::future::join_all(engine.backups().iter().map(|b| ping(b.clone(), "backup"))),
+        history_and_status
+    );
+    for n in nodes.iter().chain(std::iter::once(&primary)) {
+        d.metrics.set_node_up(&n.name, n.error.is_none());
+    }
+    let history = history.unwrap_or_else(|e| {
+        problems.push(e);
+        HistoryView::default()
+    });
+    let status = status.unwrap_or_else(|e| {
+        problems.push(e);
+        Vec::new()
+    });
+
+    let report = metrics::report(settings, "24h".into(), since, history.figures, &status);
+    let backups = report
+        .backups
+        .into_iter()
+        .map(|figures| {
+            let name = figures.figures.backup.clone();
+            let node = match nodes.iter().position(|n| n.name == name) {
+                Some(i) => nodes.swap_remove(i),
+                None => NodeView {
+                    name: name.clone(),
+                    role: "backup",
+                    describe: String::new(),
+                    error: Some("not opened by this daemon".into()),
+                },
+            };
+            BackupView {
+                series: status.iter().filter(|r| r.backup == name).count(),
+                node,
+                figures,
+            }
+        })
+        .collect();
+    let disabled_backups = settings
+        .backups
+        .iter()
+        .filter(|b| !b.enabled)
+        .map(|b| b.name.clone())
+        .collect();
+
+    let tasks = settings
+        .tasks
+        .iter()
+        .map(|t| TaskView {
+            name: t.name.clone(),
+            enabled: t.enabled,
+            schedule: t.schedule.as_ref().map(|c| c.text.clone()),
+            words: t
+                .schedule
+                .as_ref()
+                .and_then(|c| cron::describe(&c.schedule)),
+            timezone: t.timezone.name().to_string(),
+            next: t
+                .schedule
+                .as_ref()
+                .filter(|_| t.enabled)
+                .and_then(|c| crate::scheduler::next_after(&c.schedule, t.timezone, now))
+                .map(|n| n.with_timezone(&t.timezone)),
+            running: d.app.is_running(&t.name),
+            last: history.last_runs.iter().find(|r| r.task == t.name).cloned(),
+        })
+        .collect();
+    let check = history
+        .last_runs
+        .iter()
+        .find(|r| r.task == CHECK_TASK)
+        .cloned();
+
+    PageData {
+        now,
+        started_at: d.started_at(),
+        view,
+        signed_in,
+        primary,
+        backups,
+        disabled_backups,
+        status,
+        tasks,
+        check,
+        check_every: settings
+            .sync
+            .check_enabled
+            .then_some(settings.sync.check_interval),
+        failures: history.failures,
+        throughput: history.throughput,
+        problems,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn view(q: &str) -> View {
+        let pairs: Vec<(String, String)> = form_urlencoded::parse(q.as_bytes())
+            .map(|(k, v)| (k.into_owned(), v.into_owned()))
+            .collect();
+        View::from_pairs(&pairs)
+    }
+
+    #[test]
+    fn query_parameters_round_trip_through_the_page_url() {
+        let v = view("backup=backup1&symbol=US.A%26B&behind=1&refresh=60&junk=x");
+        assert_eq!(v.backup.as_deref(), Some("backup1"));
+        assert_eq!(v.symbol.as_deref(), Some("US.A&B"));
+        assert!(v.behind);
+        assert_eq!(v.refresh, Some(60));
+        assert_eq!(
+            v.href(),
+            "/?backup=backup1&symbol=US.A%26B&behind=1&refresh=60"
+        );
+        assert_eq!(view(&v.href()[2..]), v);
+        assert_eq!(view("").href(), "/");
+        assert_eq!(view("").refresh, Some(DEFAULT_REFRESH));
+    }
+
+    #[test]
+    fn refresh_can_be_turned_off_and_is_kept_in_bounds() {
+        assert_eq!(view("refresh=off").refresh, None);
+        assert_eq!(view("refresh=0").refresh, None);
+        assert_eq!(view("refresh=1").refresh, Some(MIN_REFRESH));
+        assert_eq!(view("refresh=999999").refresh, Some(MAX_REFRESH));
+        assert_eq!(view("refresh=soon").refresh, Some(DEFAULT_REFRESH));
+        assert_eq!(view("refresh=off").href(), "/?refresh=off");
+    }
+
+    #[test]
+    fn a_notice_needs_a_task_and_a_known_outcome() {
+        let v = view("ran=daily&result=started");
+        assert_eq!(
+            v.notice,
+            Some(Notice {
+                task: "daily".into(),
+                outcome: RunOutcome::Started
+            })
+        );
+        assert_eq!(
+            v.href(),
+            "/",
+            "the notice is not part of the page's own URL"
+        );
+        assert_eq!(view("ran=daily&result=<script>").notice, None);
+    }
+
+    #[test]
+    fn cross_site_posts_are_refused() {
+        let mut h = HeaderMap::new();
+        h.insert("host", HeaderValue::from_static("127.0.0.1:8686"));
+        assert!(same_origin(&h), "no browser headers (curl)");
+        h.insert("origin", HeaderValue::from_static("http://127.0.0.1:8686"));
+        h.insert("sec-fetch-site", HeaderValue::from_static("same-origin"));
+        assert!(same_origin(&h));
+        h.insert("origin", HeaderValue::from_static("http://evil.example"));
+        assert!(!same_origin(&h));
+        h.insert("origin", HeaderValue::from_static("http://127.0.0.1:8686"));
+        h.insert("sec-fetch-site", HeaderValue::from_static("cross-site"));
+        assert!(!same_origin(&h));
+    }
+}

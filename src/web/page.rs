@@ -1,0 +1,765 @@
+//! The status page's markup, written with [maud] (compiled into the binary, every text
+//! escaped): the full page, the sign-in shell served instead when a token is configured and
+//! not given, and a bare message page. The CSS and the shell's script are constants whose
+//! hashes the Content-Security-Policy allows; nothing else runs or loads.
+
+use super::{
+    BackupView, DEFAULT_REFRESH, MAX_ROWS, NodeView, PageData, RunOutcome, TaskView, View,
+    history_href,
+};
+use crate::app::status::SeriesStatus;
+use crate::history::{HourlyThroughput, RunRow};
+use chrono::{DateTime, Timelike, Utc};
+use maud::{DOCTYPE, Markup, PreEscaped, html};
+use std::collections::{BTreeSet, HashMap};
+
+/// The page's style sheet.
+pub(super) const STYLE: &str = include_str!("style.css");
+/// The sign-in shell's script (token in `sessionStorage`, bearer fetches).
+pub(super) const SCRIPT: &str = include_str!("token.js");
+
+/// `<head>`: optional meta refresh (seconds, target) and the script (shell only).
+fn head(title: &str, refresh: Option<(u32, String)>, script: bool) -> Markup {
+    html! {
+        head {
+            meta charset="utf-8";
+            meta name="viewport" content="width=device-width, initial-scale=1";
+            meta name="color-scheme" content="light dark";
+            @if let Some((secs, url)) = refresh {
+                meta http-equiv="refresh" content=(format!("{secs}; url={url}"));
+            }
+            title { (title) }
+            // No favicon request.
+            link rel="icon" href="data:,";
+            style { (PreEscaped(STYLE)) }
+            @if script {
+                script { (PreEscaped(SCRIPT)) }
+            }
+        }
+    }
+}
+
+/// The sign-in shell: a password field and no data.
+pub(super) fn shell() -> Markup {
+    html! {
+        (DOCTYPE)
+        html lang="en" {
+            (head("dms · sign in", None, true))
+            body {
+                main.signin {
+                    h1 { "dms status" }
+                    p {
+                        "This dms has an API token. Enter it to see the status page. It is kept "
+                        "in this browser tab only and sent as an "
+                        code { "Authorization" }
+                        " header, never in a URL."
+                    }
+                    form #login {
+                        input type="password" name="token" aria-label="API token"
+                            placeholder="API token" autocomplete="off" required;
+                        button type="submit" { "Show status" }
+                    }
+                    p #login-msg.muted role="status" {}
+                    noscript {
+                        p.bad {
+                            "Signing in needs JavaScript. Without it, use the JSON API: "
+                            code { "curl -H 'Authorization: Bearer …' /api/dms/sync/status" }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// A page with one message and a link back.
+pub(super) fn message(text: &str) -> Markup {
+    html! {
+        (DOCTYPE)
+        html lang="en" {
+            (head("dms", None, false))
+            body {
+                main.signin {
+                    h1 { "dms status" }
+                    p { (text) }
+                    p { a href="/" { "Back to the status page" } }
+                }
+            }
+        }
+    }
+}
+
+/// The full page.
+pub(super) fn render(d: &PageData) -> Markup {
+    let v = &d.view;
+    let behind = d.status.iter().filter(|r| r.behind).count();
+    let unreachable = d
+        .backups
+        .iter()
+        .map(|b| &b.node)
+        .chain(std::iter::once(&d.primary))
+        .filter(|n| n.error.is_some())
+        .count();
+    let title = match (unreachable, behind) {
+        (0, 0) => "dms · all current".to_string(),
+        (0, b) => format!("dms · {b} behind"),
+        (u, b) => format!("dms · {u} unreachable · {b} behind"),
+    };
+    // Without a token the browser reloads by itself; signed in, the shell's script does.
+    let meta_refresh = (!d.signed_in)
+        .then_some(v.refresh)
+        .flatten()
+        .map(|s| (s, v.href()));
+    html! {
+        (DOCTYPE)
+        html lang="en" {
+            (head(&title, meta_refresh, false))
+            body data-refresh=(v.refresh.unwrap_or(0)) data-self=(v.href()) {
+                header {
+                    h1 { "dms " span.muted { "status" } }
+                    (summary(unreachable, behind))
+                    span.spacer {}
+                    span.muted.small {
+                        "Updated " time datetime=(d.now.to_rfc3339()) { (d.now.format("%H:%M:%S UTC")) }
+                        " · "
+                        @match v.refresh {
+                            Some(s) => {
+                                "auto-refresh every " (s) " s · "
+                                a #refresh-toggle href=(v.with_refresh(None).href()) { "turn off" }
+                            }
+                            None => {
+                                "auto-refresh off · "
+                                a #refresh-toggle href=(v.with_refresh(Some(DEFAULT_REFRESH)).href()) { "turn on" }
+                            }
+                        }
+                    }
+                    @if d.signed_in {
+                        button.quiet #forget type="button" { "Forget token" }
+                    }
+                }
+                main {
+                    @if let Some(n) = &v.notice {
+                        @let (class, text) = notice_text(&n.task, n.outcome);
+                        p #notice.notice.(class) role="status" { (text) }
+                    }
+                    @for p in &d.problems {
+                        p.problem role="alert" { (p) }
+                    }
+                    (nodes(d))
+                    (throughput(d))
+                    (series(d))
+                    (tasks(d))
+                    (failures(d))
+                }
+                footer {
+                    "dms daemon up since " (d.started_at.format("%Y-%m-%d %H:%M:%S UTC")) ". JSON: "
+                    a href="/api/dms/sync/status" data-api="" { "status" } ", "
+                    a href="/api/dms/sync/metrics" data-api="" { "metrics" } ", "
+                    a href="/api/dms/tasks" data-api="" { "tasks" } "; "
+                    a href="/metrics" { "Prometheus" } ", "
+                    a href="/healthz" { "health" } "."
+                }
+            }
+        }
+    }
+}
+
+fn summary(unreachable: usize, behind: usize) -> Markup {
+    html! {
+        @if unreachable == 0 && behind == 0 {
+            span #summary.pill.ok { "All backups current" }
+        } @else {
+            span #summary.pill.bad {
+                @if unreachable > 0 {
+                    (unreachable) (plural(unreachable, " node", " nodes")) " unreachable"
+                    @if behind > 0 { " · " }
+                }
+                @if behind > 0 {
+                    (behind) " series behind"
+                }
+            }
+        }
+    }
+}
+
+fn notice_text(task: &str, outcome: RunOutcome) -> (&'static str, String) {
+    match outcome {
+        RunOutcome::Started => (
+            "ok",
+            format!("Started a run of {task}; it shows under Tasks."),
+        ),
+        RunOutcome::Running => (
+            "bad",
+            format!("{task} is running already; not started again."),
+        ),
+        RunOutcome::Unknown => ("bad", format!("There is no task called {task}.")),
+        RunOutcome::Stopping => (
+            "bad",
+            format!("The daemon is shutting down; {task} was not started."),
+        ),
+    }
+}
+
+fn reach_badge(n: &NodeView) -> Markup {
+    html! {
+        @if n.error.is_none() {
+            span.badge.ok.reach { "reachable" }
+        } @else {
+            span.badge.bad.reach { "unreachable" }
+        }
+    }
+}
+
+fn nodes(d: &PageData) -> Markup {
+    let series: BTreeSet<(&str, &str)> = d
+        .status
+        .iter()
+        .map(|r| (r.symbol.as_str(), r.interval.as_str()))
+        .collect();
+    let p = &d.primary;
+    html! {
+        section #backups {
+            h2 { "Backups " span.muted.small { "· last 24 h" } }
+            div.cards {
+                @for b in &d.backups {
+                    (backup_card(b))
+                }
+                article #primary.card.(if p.error.is_some() { "alert" } else { "" })
+                    data-reachable=(p.error.is_none()) {
+                    h3 { span { (p.name) " " span.muted.small { "(" (p.role) ")" } } (reach_badge(p)) }
+                    p.kind.muted.small title=(p.describe) { (p.describe) }
+                    @if let Some(e) = &p.error { p.err { (e) } }
+                    dl.figs {
+                        dt { "Series" } dd { (fmt_int(series.len() as i64)) }
+                    }
+                }
+            }
+            @if !d.disabled_backups.is_empty() {
+                p.muted.small { "Disabled backups: " (d.disabled_backups.join(", ")) }
+            }
+        }
+    }
+}
+
+fn backup_card(b: &BackupView) -> Markup {
+    let f = &b.figures.figures;
+    let bad = b.node.error.is_some() || b.figures.behind > 0;
+    html! {
+        article.card.backup.(if bad { "alert" } else { "" })
+            data-backup=(b.node.name) data-reachable=(b.node.error.is_none()) {
+            h3 { span { (b.node.name) } (reach_badge(&b.node)) }
+            p.kind.muted.small title=(b.node.describe) { (b.node.describe) }
+            @if let Some(e) = &b.node.error { p.err { (e) } }
+            dl.figs {
+                dt { "Success rate" }
+                dd.rate { @if f.syncs == 0 { span.muted { "no syncs" } } @else { (fmt_pct(f.success_rate)) } }
+                dt { "Syncs · failed" }
+                dd { (fmt_int(f.syncs)) " · " span.failures.(if f.failures > 0 { "bad" } else { "" }) { (fmt_int(f.failures)) } }
+                dt { "Records copied" }
+                dd { (fmt_int(f.records)) }
+                dt { "Worst lag" }
+                dd.lag { (b.figures.max_lag_seconds.map_or("—".into(), fmt_lag)) }
+                dt { "Series behind" }
+                dd.behind-count.(if b.figures.behind > 0 { "bad" } else { "" }) {
+                    (b.figures.behind) " of " (b.series)
+                }
+            }
+        }
+    }
+}
+
+/// One bar slot of the chart.
+struct Slot {
+    hour: DateTime<Utc>,
+    records: i64,
+    failures: i64,
+}
+
+fn throughput(d: &PageData) -> Markup {
+    let ts = d.now.timestamp();
+    let now_hour = DateTime::from_timestamp(ts - ts.rem_euclid(3600), 0).unwrap_or(d.now);
+    let by: HashMap<(&str, &str), &HourlyThroughput> = d
+        .throughput
+        .iter()
+        .map(|t| ((t.backup.as_str(), t.hour.as_str()), t))
+        .collect();
+    let charts: Vec<(&str, Vec<Slot>)> = d
+        .backups
+        .iter()
+        .map(|b| {
+            let name = b.node.name.as_str();
+            let slots = (0..24)
+                .rev()
+                .map(|ago| {
+                    let hour = now_hour - chrono::Duration::hours(ago);
+                    let key = hour.format("%Y-%m-%dT%H").to_string();
+                    let t = by.get(&(name, key.as_str()));
+                    Slot {
+                        hour,
+                        records: t.map_or(0, |t| t.records),
+                        failures: t.map_or(0, |t| t.failures),
+                    }
+                })
+                .collect();
+            (name, slots)
+        })
+        .collect();
+    let max = charts
+        .iter()
+        .flat_map(|(_, s)| s.iter().map(|s| s.records))
+        .max()
+        .unwrap_or(0);
+    html! {
+        section #throughput {
+            h2 { "Records copied per hour " span.muted.small { "· last 24 h, UTC, one scale for all backups" } }
+            @if d.throughput.is_empty() {
+                p.muted { "No syncs in the last 24 hours." }
+            }
+            div.charts {
+                @for (name, slots) in &charts {
+                    (chart(name, slots, max))
+                }
+            }
+        }
+    }
+}
+
+/// A bar chart of records per hour, with failed syncs marked under the axis.
+fn chart(backup: &str, slots: &[Slot], max: i64) -> Markup {
+    const LEFT: f64 = 34.0;
+    const RIGHT: f64 = 398.0;
+    const TOP: f64 = 8.0;
+    const BASE: f64 = 84.0;
+    let slot_w = (RIGHT - LEFT) / slots.len().max(1) as f64;
+    let total: i64 = slots.iter().map(|s| s.records).sum();
+    let failed: i64 = slots.iter().map(|s| s.failures).sum();
+    let label = format!(
+        "{backup}: {} records copied and {failed} failed syncs in the last 24 hours",
+        fmt_int(total)
+    );
+    html! {
+        figure.chart data-backup=(backup) {
+            figcaption {
+                strong { (backup) } " · " (fmt_int(total)) " records"
+                @if failed > 0 { " · " span.bad { (failed) " failed" } }
+            }
+            svg.chart viewBox="0 0 400 104" role="img" aria-label=(label) {
+                line.axis x1=(LEFT) y1=(BASE) x2=(RIGHT) y2=(BASE) {}
+                text x=(LEFT - 6.0) y=(TOP + 8.0) text-anchor="end" { (fmt_compact(max)) }
+                text x=(LEFT - 6.0) y=(BASE) text-anchor="end" { "0" }
+                @for (i, s) in slots.iter().enumerate() {
+                    @let x = LEFT + i as f64 * slot_w + slot_w * 0.14;
+                    @let w = slot_w * 0.72;
+                    @let tip = format!(
+                        "{} {}–{}: {} records, {} failed",
+                        backup,
+                        s.hour.format("%H:00"),
+                        (s.hour + chrono::Duration::hours(1)).format("%H:00"),
+                        fmt_int(s.records),
+                        s.failures
+                    );
+                    @if s.records > 0 && max > 0 {
+                        @let h = ((s.records as f64 / max as f64) * (BASE - TOP)).max(1.5);
+                        rect.bar x=(fmt_f(x)) y=(fmt_f(BASE - h)) width=(fmt_f(w)) height=(fmt_f(h)) {
+                            title { (tip) }
+                        }
+                    }
+                    @if s.failures > 0 {
+                        rect.fail x=(fmt_f(x)) y=(BASE + 2.0) width=(fmt_f(w)) height="5" {
+                            title { (tip) }
+                        }
+                    }
+                    @if s.hour.hour() % 6 == 0 {
+                        text x=(fmt_f(x + w / 2.0)) y="101" text-anchor="middle" { (s.hour.format("%H:00")) }
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn series(d: &PageData) -> Markup {
+    let v = &d.view;
+    let rows: Vec<&SeriesStatus> = d.status.iter().filter(|r| v.shows(r)).collect();
+    let backups: BTreeSet<&str> = d.backups.iter().map(|b| b.node.name.as_str()).collect();
+    let symbols: BTreeSet<&str> = d.status.iter().map(|r| r.symbol.as_str()).collect();
+    let intervals: BTreeSet<&str> = d.status.iter().map(|r| r.interval.as_str()).collect();
+    let cleared = View {
+        refresh: v.refresh,
+        ..View::default()
+    };
+    html! {
+        section #series {
+            h2 {
+                "Series "
+                span #series-count.muted.small { "· " (rows.len()) " of " (d.status.len()) " backup·series" }
+            }
+            form #filters.filters method="get" action="/" {
+                label { "Backup"
+                    select name="backup" {
+                        option value="" { "all" }
+                        @for b in &backups {
+                            option value=(b) selected[v.backup.as_deref() == Some(*b)] { (b) }
+                        }
+                    }
+                }
+                label { "Symbol"
+                    input type="search" name="symbol" value=[v.symbol.as_deref()]
+                        placeholder="e.g. AAPL" list="symbols";
+                }
+                datalist #symbols {
+                    @for s in symbols.iter().take(1000) { option value=(s) {} }
+                }
+                label { "Interval"
+                    select name="interval" {
+                        option value="" { "all" }
+                        @for i in &intervals {
+                            option value=(i) selected[v.interval.as_deref() == Some(*i)] { (i) }
+                        }
+                    }
+                }
+                label.check { input type="checkbox" name="behind" value="1" checked[v.behind]; "behind only" }
+                (refresh_field(v))
+                button type="submit" { "Filter" }
+                @if v.is_filtered() { a href=(cleared.href()) { "Clear" } }
+            }
+            div.scroll {
+                table #series-table {
+                    thead { tr {
+                        th { "Backup" } th { "Symbol" } th { "Interval" } th { "State" } th.num { "Lag" }
+                        th { "Checkpoint (UTC)" } th.wide { "Primary newest (UTC)" }
+                    } }
+                    tbody {
+                        @for r in rows.iter().take(MAX_ROWS) {
+                            tr.(if r.behind { "behind" } else { "" }) data-backup=(r.backup)
+                                data-symbol=(r.symbol) data-interval=(r.interval) data-behind=(r.behind) {
+                                td { (r.backup) }
+                                td { (r.symbol) }
+                                td { (r.interval) }
+                                td.state {
+                                    @if r.behind { span.badge.behind { "behind" } " " }
+                                    @if r.last_status.as_deref() == Some("failed") {
+                                        span.badge.failed title=[r.last_error.as_deref()] { "last sync failed" }
+                                    } @else if !r.behind {
+                                        span.ok { "current" }
+                                    }
+                                }
+                                td.num { (r.lag_seconds.map_or("—".into(), fmt_lag)) }
+                                td { (r.checkpoint_ns.map_or("never".into(), fmt_ns)) }
+                                td.wide { (r.primary_newest_ns.map_or("—".into(), fmt_ns)) }
+                            }
+                        }
+                        @if rows.is_empty() {
+                            tr { td.muted colspan="7" {
+                                @if d.status.is_empty() { "No series yet." } @else { "No series match the filter." }
+                            } }
+                        }
+                    }
+                }
+            }
+            @if rows.len() > MAX_ROWS {
+                p.muted.small { "Showing the first " (MAX_ROWS) " of " (rows.len()) " rows; narrow them with the filter." }
+            }
+        }
+    }
+}
+
+/// Hidden fields that carry the current view through a form (refresh, filters).
+fn refresh_field(v: &View) -> Markup {
+    html! {
+        @match v.refresh {
+            None => { input type="hidden" name="refresh" value="off"; }
+            Some(DEFAULT_REFRESH) => {}
+            Some(n) => { input type="hidden" name="refresh" value=(n); }
+        }
+    }
+}
+
+fn view_fields(v: &View) -> Markup {
+    html! {
+        @for (k, val) in v.params() {
+            input type="hidden" name=(k) value=(val);
+        }
+    }
+}
+
+fn tasks(d: &PageData) -> Markup {
+    html! {
+        section #tasks {
+            h2 { "Tasks" }
+            @if d.tasks.is_empty() {
+                p.muted { "No tasks in task.yaml." }
+            } @else {
+                div.scroll {
+                    table {
+                        thead { tr {
+                            th { "Task" } th { "Schedule" } th { "Next run" } th { "Last run (UTC)" }
+                        } }
+                        tbody {
+                            @for t in &d.tasks { (task_row(d, t)) }
+                        }
+                    }
+                }
+            }
+            p #check-loop.muted.small {
+                @match d.check_every {
+                    Some(every) => {
+                        "Catch-up check every " (fmt_every(every.as_secs_f64())) "; "
+                        @match &d.check {
+                            Some(r) => {
+                                "last catch-up " (fmt_stored(&r.started_at)) " UTC (" (r.status) ")."
+                            }
+                            None => { "no catch-up was needed yet." }
+                        }
+                    }
+                    None => { "The catch-up check loop is off (sync.incremental.enabled: false)." }
+                }
+            }
+        }
+    }
+}
+
+fn task_row(d: &PageData, t: &TaskView) -> Markup {
+    html! {
+        tr data-task=(t.name) {
+            td {
+                strong { (t.name) }
+                @if !t.enabled { " " span.badge.skipped { "disabled" } }
+                form.run method="post" action=(format!("/ui/tasks/{}/run", path_segment(&t.name))) data-task=(t.name) {
+                    (view_fields(&d.view))
+                    button type="submit" disabled[t.running || !t.enabled] { "Run now" }
+                }
+            }
+            td.wrap {
+                @match &t.schedule {
+                    Some(expr) => {
+                        @if let Some(w) = &t.words { span.words { (w) } br; }
+                        code { (expr) } " " span.muted.small { (t.timezone) }
+                    }
+                    None => { span.muted { "manual runs only" } }
+                }
+            }
+            td {
+                @match &t.next {
+                    Some(n) => {
+                        (n.format("%a %Y-%m-%d %H:%M:%S %Z")) br;
+                        span.muted.small { "in " (fmt_lag((n.with_timezone(&Utc) - d.now).num_milliseconds().max(0) as f64 / 1000.0)) }
+                    }
+                    None => { span.muted { "—" } }
+                }
+            }
+            td.wrap.last-run {
+                @if t.running { span.badge.running { "running" } " " }
+                @match &t.last {
+                    Some(r) => { (last_run(r)) }
+                    None => { @if !t.running { span.muted { "never" } } }
+                }
+            }
+        }
+    }
+}
+
+fn last_run(r: &RunRow) -> Markup {
+    let took = r
+        .finished_at
+        .as_deref()
+        .and_then(|f| Some(parse_stored(f)? - parse_stored(&r.started_at)?))
+        .map(|d| fmt_duration(d.num_milliseconds()));
+    html! {
+        span.badge.run-status.(r.status) { (r.status) } " "
+        span.trigger { (r.trigger) } " · " (fmt_stored(&r.started_at))
+        @if let Some(t) = took { " · " (t) }
+        @if let Some(e) = &r.error { div.err { (truncate(e, 400)) } }
+    }
+}
+
+fn failures(d: &PageData) -> Markup {
+    let v = &d.view;
+    let mut all: Vec<(&str, &str)> = vec![("status", "failed")];
+    if let Some(b) = &v.backup {
+        all.push(("backup", b));
+    }
+    if let Some(i) = &v.interval {
+        all.push(("interval", i));
+    }
+    html! {
+        section #failures {
+            h2 { "Latest failures" @if v.is_filtered() { " " span.muted.small { "· matching the filter" } } }
+            @if d.failures.is_empty() {
+                p.muted { "No failed syncs in the history." }
+            } @else {
+                ol.failures {
+                    @for f in &d.failures {
+                        li data-backup=(f.backup) data-symbol=(f.symbol) {
+                            strong { (f.backup) } " · " (f.symbol) " " (f.interval)
+                            span.muted.small {
+                                " · " (fmt_stored(&f.started_at)) " UTC"
+                                @if let Some(run) = f.run_id { " · run " (run) }
+                            }
+                            div.err { (truncate(f.error.as_deref().unwrap_or("(no error text)"), 1000)) }
+                            a.small href=(history_href(&[("backup", &f.backup), ("symbol", &f.symbol), ("interval", &f.interval), ("status", "failed")]))
+                                data-api="" { "failed syncs of this backup·series (JSON)" }
+                        }
+                    }
+                }
+                p.small { a href=(history_href(&all)) data-api="" { "All failed syncs (JSON)" } }
+            }
+        }
+    }
+}
+
+/// Percent-encodes a path segment (everything but unreserved characters).
+fn path_segment(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+fn plural(n: usize, one: &'static str, many: &'static str) -> &'static str {
+    if n == 1 { one } else { many }
+}
+
+/// `1,234,567`.
+fn fmt_int(n: i64) -> String {
+    let digits = n.unsigned_abs().to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    if n < 0 { format!("-{out}") } else { out }
+}
+
+/// `950`, `12k`, `1.2M`.
+fn fmt_compact(n: i64) -> String {
+    let f = n as f64;
+    if n < 1000 {
+        n.to_string()
+    } else if n < 10_000 {
+        format!("{:.1}k", f / 1e3)
+    } else if n < 1_000_000 {
+        format!("{:.0}k", f / 1e3)
+    } else {
+        format!("{:.1}M", f / 1e6)
+    }
+}
+
+/// `99.5 %`, `100 %`.
+fn fmt_pct(rate: f64) -> String {
+    let p = rate * 100.0;
+    if p >= 99.95 || p.fract() == 0.0 {
+        format!("{p:.0} %")
+    } else {
+        format!("{p:.1} %")
+    }
+}
+
+/// A coordinate with at most two decimals.
+fn fmt_f(x: f64) -> String {
+    let s = format!("{x:.2}");
+    s.trim_end_matches('0').trim_end_matches('.').to_string()
+}
+
+/// A lag or interval in seconds: `0 s`, `42 s`, `5 min`, `3 h 12 min`, `2 d 4 h`.
+fn fmt_lag(secs: f64) -> String {
+    let s = secs.max(0.0).round() as i64;
+    match s {
+        0..60 => format!("{s} s"),
+        60..3600 => format!("{} min", s / 60),
+        3600..86_400 if s % 3600 / 60 == 0 => format!("{} h", s / 3600),
+        3600..86_400 => format!("{} h {} min", s / 3600, s % 3600 / 60),
+        _ if s % 86_400 / 3600 == 0 => format!("{} d", s / 86_400),
+        _ => format!("{} d {} h", s / 86_400, s % 86_400 / 3600),
+    }
+}
+
+/// An interval: `0.5 s` below ten seconds, else as [`fmt_lag`].
+fn fmt_every(secs: f64) -> String {
+    if secs < 10.0 && secs.fract() != 0.0 {
+        format!("{secs:.1} s")
+    } else {
+        fmt_lag(secs)
+    }
+}
+
+/// A run's wall time: `0.4 s`, `12 s`, `3 min 5 s`.
+fn fmt_duration(ms: i64) -> String {
+    let ms = ms.max(0);
+    if ms < 10_000 {
+        format!("{:.1} s", ms as f64 / 1000.0)
+    } else if ms < 60_000 {
+        format!("{} s", ms / 1000)
+    } else {
+        format!("{} min {} s", ms / 60_000, ms % 60_000 / 1000)
+    }
+}
+
+/// A data timestamp (ns) as `2026-01-05 16:30:00`.
+fn fmt_ns(ns: i64) -> String {
+    DateTime::from_timestamp_nanos(ns)
+        .format("%Y-%m-%d %H:%M:%S")
+        .to_string()
+}
+
+fn parse_stored(text: &str) -> Option<DateTime<Utc>> {
+    DateTime::parse_from_rfc3339(text)
+        .ok()
+        .map(|t| t.with_timezone(&Utc))
+}
+
+/// A stored wall-clock time (RFC 3339) as `2026-01-05 16:30:12` (UTC).
+fn fmt_stored(text: &str) -> String {
+    parse_stored(text).map_or_else(
+        || text.to_string(),
+        |t| t.format("%Y-%m-%d %H:%M:%S").to_string(),
+    )
+}
+
+fn truncate(s: &str, max: usize) -> String {
+    match s.char_indices().nth(max) {
+        Some((i, _)) => format!("{}…", &s[..i]),
+        None => s.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_and_durations_read_well() {
+        assert_eq!(fmt_int(0), "0");
+        assert_eq!(fmt_int(1234567), "1,234,567");
+        assert_eq!(fmt_int(-1000), "-1,000");
+        assert_eq!(fmt_compact(999), "999");
+        assert_eq!(fmt_compact(1500), "1.5k");
+        assert_eq!(fmt_compact(25_000), "25k");
+        assert_eq!(fmt_compact(2_500_000), "2.5M");
+        assert_eq!(fmt_pct(1.0), "100 %");
+        assert_eq!(fmt_pct(0.5), "50 %");
+        assert_eq!(fmt_pct(0.987), "98.7 %");
+        assert_eq!(fmt_lag(0.0), "0 s");
+        assert_eq!(fmt_lag(59.4), "59 s");
+        assert_eq!(fmt_lag(300.0), "5 min");
+        assert_eq!(fmt_lag(3600.0), "1 h");
+        assert_eq!(fmt_lag(3.0 * 3600.0 + 720.0), "3 h 12 min");
+        assert_eq!(fmt_lag(86_400.0), "1 d");
+        assert_eq!(fmt_lag(2.0 * 86_400.0 + 4.0 * 3600.0), "2 d 4 h");
+        assert_eq!(fmt_every(0.5), "0.5 s");
+        assert_eq!(fmt_every(60.0), "1 min");
+        assert_eq!(fmt_duration(420), "0.4 s");
+        assert_eq!(fmt_duration(185_000), "3 min 5 s");
+        assert_eq!(fmt_f(12.5), "12.5");
+        assert_eq!(fmt_f(3.0), "3");
+        assert_eq!(path_segment("a b/ü"), "a%20b%2F%C3%BC");
+        assert_eq!(truncate("abcdef", 3), "abc…");
+    }
+}

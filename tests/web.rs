@@ -1,0 +1,589 @@
+//! The status page (`GET /`) in a real headless Chromium against a real `dms run` on loopback:
+//! a dead backup shows as unreachable and behind, filters narrow the table, "Run now" starts a
+//! run that then shows, and with a token nothing leaks without it. Every test also checks the
+//! browser console stayed free of errors; screenshots go to `target/test-artifacts/web/`.
+
+use crate::helper::browser::{Browser, PHONE};
+use crate::helper::daemon::{DaemonProcess, free_port};
+use crate::helper::influxd::InfluxServer;
+use crate::helper::project::{Project, bars, put, sync_yaml};
+use dms::model::{NANOS_PER_DAY, NANOS_PER_SEC};
+use serde_json::Value;
+use std::time::Duration;
+
+fn minute() -> i64 {
+    60 * NANOS_PER_SEC
+}
+
+const TASKS: &str = r#"tasks:
+  - name: nightly
+    schedule: "30 16 * * Mon-Fri"
+    timezone: America/New_York
+  - name: hourly
+    schedule: "5 * * * *"
+"#;
+
+/// A project with SQLite primary and backups, two tasks, and two symbols × two intervals on
+/// the primary; the daemon's first catch-up check copies them.
+async fn sqlite_project(port: u16, token: Option<&str>) -> Project {
+    let mut api = format!("api:\n  listen: 127.0.0.1:{port}\n");
+    if let Some(t) = token {
+        api.push_str(&format!("  token: \"{t}\"\n"));
+    }
+    let p = Project::with_sync(&sync_yaml(100, 1, &api));
+    p.write("config/task.yaml", TASKS);
+    let end = dms::model::now_nanos() / minute() * minute();
+    let day = end / NANOS_PER_DAY * NANOS_PER_DAY;
+    for sym in ["US.AAPL", "US.MSFT"] {
+        put(
+            p.node("primary").as_ref(),
+            bars(sym, "1m", 120, end, minute()),
+        )
+        .await;
+        put(
+            p.node("primary").as_ref(),
+            bars(sym, "1d", 10, day, NANOS_PER_DAY),
+        )
+        .await;
+    }
+    p
+}
+
+/// GET a JSON document, with a bearer token when given.
+async fn get_json(url: &str, token: Option<&str>) -> Value {
+    let mut r = reqwest::Client::new().get(url);
+    if let Some(t) = token {
+        r = r.bearer_auth(t);
+    }
+    let r = r.send().await.expect("the daemon answers");
+    assert!(r.status().is_success(), "GET {url}: {}", r.status());
+    serde_json::from_str(&r.text().await.expect("a body")).expect("JSON")
+}
+
+/// Waits until every backup·series is current (checkpoint = primary newest).
+async fn wait_all_current(d: &DaemonProcess, rows: usize, token: Option<&str>) {
+    let url = format!("{}/api/dms/sync/status", d.url);
+    d.wait_for("every backup·series current", 30, || async {
+        let st = get_json(&url, token).await;
+        let st = st.as_array().cloned().unwrap_or_default();
+        st.len() == rows
+            && st
+                .iter()
+                .all(|r| r["behind"] == false && r["checkpoint"] == r["primary_newest"])
+    })
+    .await;
+}
+
+/// Rows of the series table.
+const ROWS: &str = "#series-table tbody tr[data-backup]";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_backup_shows_as_unreachable_and_behind_with_its_failures() {
+    let Some(mut influx) = InfluxServer::start().await else {
+        return;
+    };
+    let Some(browser) = Browser::start().await else {
+        return;
+    };
+    let port = free_port();
+    let yaml = format!(
+        r#"sync:
+  incremental:
+    check_interval: 0.5
+    batch_size: 50
+    max_gap_hours: 0.05
+    initial_days: 3650
+  retry_times: 1
+  retry_delay: 0.05
+nodes:
+  primary: {{name: primary, type: sqlite, path: run/primary.db}}
+  backups:
+    - {{name: backup1, type: influxdb, url: "{}", database: dms_web, timeout: 2}}
+    - {{name: backup2, type: sqlite, path: run/backup2.db}}
+history:
+  path: run/db/sync_history.db
+api:
+  listen: 127.0.0.1:{port}
+"#,
+        influx.url()
+    );
+    let p = Project::with_sync(&yaml);
+    p.write("config/task.yaml", TASKS);
+    let end = dms::model::now_nanos() / minute() * minute();
+    for sym in ["US.AAPL", "US.MSFT"] {
+        put(
+            p.node("primary").as_ref(),
+            bars(sym, "1m", 120, end - 30 * minute(), minute()),
+        )
+        .await;
+    }
+    let d = DaemonProcess::start(p.root(), port).await;
+    wait_all_current(&d, 4, None).await;
+
+    // backup1 dies; half an hour of new US.AAPL bars arrive (lag > max_gap_hours).
+    influx.kill_hard();
+    put(
+        p.node("primary").as_ref(),
+        bars("US.AAPL", "1m", 30, end, minute()),
+    )
+    .await;
+    d.wait_for("backup1 behind with a failed sync", 20, || async {
+        let st = d.get("/api/dms/sync/status?behind=true").await;
+        let h = d
+            .get("/api/dms/sync/history?backup=backup1&status=failed&limit=1")
+            .await;
+        st.as_array().is_some_and(|a| a.len() == 1)
+            && h["items"].as_array().is_some_and(|a| !a.is_empty())
+    })
+    .await;
+
+    browser.goto(&format!("{}/", d.url)).await;
+    let card = r#"#backups article[data-backup="backup1"]"#;
+    assert_eq!(browser.attrs(card, "data-reachable").await, ["false"]);
+    assert!(browser.text(card).await.contains("unreachable"));
+    assert_eq!(
+        browser.text(&format!("{card} .behind-count")).await,
+        "1 of 2"
+    );
+    let ok_card = r#"#backups article[data-backup="backup2"]"#;
+    assert_eq!(browser.attrs(ok_card, "data-reachable").await, ["true"]);
+    assert!(browser.text(ok_card).await.contains("reachable"));
+    let summary = browser.text("#summary").await;
+    assert!(
+        summary.contains("1 node unreachable") && summary.contains("1 series behind"),
+        "{summary}"
+    );
+    assert!(browser.url().await.ends_with('/'));
+    assert!(
+        browser
+            .js("return document.title", vec![])
+            .await
+            .as_str()
+            .unwrap_or_default()
+            .contains("1 behind")
+    );
+
+    // The table marks exactly the series that is behind.
+    let behind = r#"#series-table tbody tr[data-behind="true"]"#;
+    assert_eq!(browser.attrs(behind, "data-backup").await, ["backup1"]);
+    assert_eq!(browser.attrs(behind, "data-symbol").await, ["US.AAPL"]);
+    assert_eq!(
+        browser.text(&format!("{behind} .badge.behind")).await,
+        "behind"
+    );
+    assert_eq!(browser.count(ROWS).await, 4);
+
+    // The latest failures carry the error and link to the filtered history.
+    let fail = r#"#failures li[data-backup="backup1"]"#;
+    assert!(browser.count(fail).await >= 1);
+    let err = browser.text(&format!("{fail} .err")).await;
+    assert!(err.contains("unreachable"), "{err}");
+    let link = browser.attrs(&format!("{fail} a"), "href").await;
+    assert_eq!(
+        link[0],
+        "/api/dms/sync/history?backup=backup1&symbol=US.AAPL&interval=1m&status=failed"
+    );
+    let linked = d.get(&link[0]).await;
+    let items = linked["items"].as_array().unwrap();
+    assert!(!items.is_empty());
+    assert!(
+        items.iter().all(|r| r["status"] == "failed"
+            && r["backup"] == "backup1"
+            && r["symbol"] == "US.AAPL")
+    );
+
+    // The chart: records copied for both, failures marked for backup1.
+    assert!(
+        browser
+            .count(r#"figure.chart[data-backup="backup1"] rect.fail"#)
+            .await
+            >= 1
+    );
+    assert!(
+        browser
+            .count(r#"figure.chart[data-backup="backup2"] rect.bar"#)
+            .await
+            >= 1
+    );
+    assert_eq!(
+        browser
+            .count(r#"figure.chart[data-backup="backup2"] rect.fail"#)
+            .await,
+        0
+    );
+    browser
+        .assert_no_console_errors("loading the page with a dead backup")
+        .await;
+    browser.screenshot("dead-backup").await;
+
+    // On a phone-sized window nothing spills sideways (wide tables scroll in their box).
+    browser.resize(PHONE).await;
+    let overflow = browser
+        .js(
+            "return document.documentElement.scrollWidth - window.innerWidth",
+            vec![],
+        )
+        .await;
+    assert!(overflow.as_i64().unwrap_or(1) <= 0, "overflow {overflow}");
+    browser.screenshot("dead-backup-phone").await;
+
+    // The console check catches real script errors.
+    browser
+        .js(
+            "setTimeout(() => { throw new Error('dms-console-probe') }, 0); return 1",
+            vec![],
+        )
+        .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let errors = browser.console_errors().await;
+    assert!(
+        errors.iter().any(|e| e.contains("dms-console-probe")),
+        "the console probe was not caught: {errors:?}"
+    );
+    browser.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn filters_narrow_the_table_and_auto_refresh_can_be_turned_off() {
+    let Some(browser) = Browser::start().await else {
+        return;
+    };
+    let port = free_port();
+    let p = sqlite_project(port, None).await;
+    let d = DaemonProcess::start(p.root(), port).await;
+    wait_all_current(&d, 8, None).await;
+    let base = d.url.clone();
+
+    browser.goto(&format!("{base}/")).await;
+    assert_eq!(browser.count(ROWS).await, 8);
+    assert_eq!(browser.text("#summary").await, "All backups current");
+    let refresh = browser
+        .attrs(r#"meta[http-equiv="refresh"]"#, "content")
+        .await;
+    assert_eq!(refresh, ["30; url=/"]);
+    // The schedules in words, next to the expressions.
+    let nightly = browser.text(r#"tr[data-task="nightly"] .words"#).await;
+    assert_eq!(nightly, "at 16:30 on Mon–Fri");
+    let hourly = browser.text(r#"tr[data-task="hourly"] .words"#).await;
+    assert_eq!(hourly, "every hour at :05");
+
+    // Turn auto-refresh off: a plain link, and it stays off through the filter form.
+    browser.click("#refresh-toggle").await;
+    browser
+        .wait_until("auto-refresh off", 10, || async {
+            browser.url().await.ends_with("/?refresh=off")
+        })
+        .await;
+    assert_eq!(browser.count(r#"meta[http-equiv="refresh"]"#).await, 0);
+    assert_eq!(browser.text("#refresh-toggle").await, "turn on");
+
+    // Backup and symbol (any case, part of the name) narrow the table.
+    browser
+        .select(r#"#filters select[name="backup"]"#, "backup2")
+        .await;
+    browser
+        .type_into(r#"#filters input[name="symbol"]"#, "msft")
+        .await;
+    browser.click(r#"#filters button[type="submit"]"#).await;
+    browser
+        .wait_until("the filtered page", 10, || async {
+            let url = browser.url().await;
+            url.contains("backup=backup2&symbol=msft") && url.ends_with("&refresh=off")
+        })
+        .await;
+    assert_eq!(browser.attrs(ROWS, "data-backup").await, ["backup2"; 2]);
+    assert_eq!(browser.attrs(ROWS, "data-symbol").await, ["US.MSFT"; 2]);
+    assert!(browser.text("#series-count").await.contains("2 of 8"));
+    assert_eq!(browser.count(r#"meta[http-equiv="refresh"]"#).await, 0);
+    browser.screenshot("filtered").await;
+
+    browser
+        .select(r#"#filters select[name="interval"]"#, "1d")
+        .await;
+    browser.click(r#"#filters button[type="submit"]"#).await;
+    browser
+        .wait_until("the interval filter", 10, || async {
+            browser.url().await.contains("interval=1d")
+        })
+        .await;
+    assert_eq!(browser.attrs(ROWS, "data-interval").await, ["1d"]);
+
+    // Nothing is behind: "behind only" leaves no rows, and says so.
+    browser.click(r#"#filters input[name="behind"]"#).await;
+    browser.click(r#"#filters button[type="submit"]"#).await;
+    browser
+        .wait_until("the behind filter", 10, || async {
+            browser.url().await.contains("behind=1")
+        })
+        .await;
+    assert_eq!(browser.count(ROWS).await, 0);
+    assert!(
+        browser
+            .text("#series-table tbody")
+            .await
+            .contains("No series match the filter.")
+    );
+
+    // Clear keeps only the refresh choice.
+    browser.click("#filters a").await;
+    browser
+        .wait_until("the cleared filter", 10, || async {
+            browser.url().await.ends_with("/?refresh=off")
+        })
+        .await;
+    assert_eq!(browser.count(ROWS).await, 8);
+
+    // Plain query parameters work as links.
+    browser
+        .goto(&format!("{base}/?backup=backup1&symbol=US.AAPL"))
+        .await;
+    assert_eq!(browser.attrs(ROWS, "data-interval").await, ["1d", "1m"]);
+    assert_eq!(
+        browser
+            .attrs(
+                r#"#filters select[name="backup"] option[selected]"#,
+                "value"
+            )
+            .await,
+        ["backup1"]
+    );
+    browser.assert_no_console_errors("filtering").await;
+    browser.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_now_starts_a_run_that_then_appears_on_the_page() {
+    let Some(browser) = Browser::start().await else {
+        return;
+    };
+    let port = free_port();
+    let p = sqlite_project(port, None).await;
+    let d = DaemonProcess::start(p.root(), port).await;
+    wait_all_current(&d, 8, None).await;
+    let base = d.url.clone();
+
+    browser.goto(&format!("{base}/?symbol=AAPL")).await;
+    // Without a token the page needs no JavaScript at all: it has none.
+    assert_eq!(
+        browser.js("return document.scripts.length", vec![]).await,
+        0
+    );
+    let last = r#"tr[data-task="nightly"] .last-run"#;
+    assert_eq!(browser.text(last).await, "never");
+    browser.screenshot("before-run-now").await;
+
+    browser
+        .click(r#"tr[data-task="nightly"] form.run button"#)
+        .await;
+    browser
+        .wait_until("the run-now notice", 10, || async {
+            browser.text("#notice").await == "Started a run of nightly; it shows under Tasks."
+        })
+        .await;
+    // Back on the page it came from, filters kept.
+    let url = browser.url().await;
+    assert!(
+        url.contains("symbol=AAPL") && url.contains("ran=nightly&result=started"),
+        "{url}"
+    );
+    assert_eq!(browser.count(ROWS).await, 4);
+    // The page's own refresh URL drops the notice.
+    assert_eq!(
+        browser
+            .attrs(r#"meta[http-equiv="refresh"]"#, "content")
+            .await,
+        ["30; url=/?symbol=AAPL"]
+    );
+
+    browser
+        .wait_until("the run on the page", 20, || async {
+            browser.goto(&format!("{base}/")).await;
+            browser.text(&format!("{last} .run-status")).await == "success"
+        })
+        .await;
+    assert_eq!(browser.text(&format!("{last} .trigger")).await, "api");
+    let runs = d.get("/api/dms/tasks").await;
+    let nightly = runs
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["name"] == "nightly")
+        .unwrap();
+    assert_eq!(nightly["last_run"]["trigger"], "api");
+    assert_eq!(nightly["last_run"]["status"], "success");
+    // The chart shows what the catch-up check copied.
+    assert!(browser.count("figure.chart rect.bar").await >= 2);
+    browser.assert_no_console_errors("running a task").await;
+    browser.screenshot("after-run-now").await;
+    browser.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_a_token_the_page_shows_nothing_without_it_and_everything_with_it() {
+    const TOKEN: &str = "pAge-t0ken-7f3a9c";
+    let Some(browser) = Browser::start().await else {
+        return;
+    };
+    let port = free_port();
+    let p = sqlite_project(port, Some(TOKEN)).await;
+    let d = DaemonProcess::start(p.root(), port).await;
+    wait_all_current(&d, 8, Some(TOKEN)).await;
+    let base = d.url.clone();
+    let http = reqwest::Client::new();
+    let data = [
+        "US.AAPL",
+        "US.MSFT",
+        "backup1",
+        "backup2",
+        "nightly",
+        "hourly",
+        "primary.db",
+    ];
+    let leaks = |body: &str| -> Vec<&str> {
+        data.iter()
+            .copied()
+            .filter(|needle| body.contains(needle))
+            .collect()
+    };
+
+    // The raw answers: without the token, a sign-in shell and no data, whatever the query.
+    for path in ["/", "/?backup=backup1&symbol=US.AAPL"] {
+        let r = http.get(format!("{base}{path}")).send().await.unwrap();
+        assert_eq!(r.status().as_u16(), 200);
+        assert!(r.headers().contains_key("content-security-policy"));
+        let body = r.text().await.unwrap();
+        assert!(body.contains(r#"type="password""#), "{body}");
+        assert_eq!(
+            leaks(&body),
+            Vec::<&str>::new(),
+            "{path} leaks without a token"
+        );
+    }
+    let r = http
+        .get(format!("{base}/"))
+        .bearer_auth("wrong")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 401);
+    assert_eq!(leaks(&r.text().await.unwrap()), Vec::<&str>::new());
+    let r = http
+        .get(format!("{base}/"))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let body = r.text().await.unwrap();
+    assert_eq!(leaks(&body).len(), data.len(), "the data with the token");
+    assert!(!body.contains(TOKEN), "the page never holds the token");
+    // The no-JavaScript "Run now" route needs the token too.
+    let r = http
+        .post(format!("{base}/ui/tasks/nightly/run"))
+        .form(&[("refresh", "off")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 401);
+    let tasks = get_json(&format!("{base}/api/dms/tasks"), Some(TOKEN)).await;
+    assert!(tasks[0]["last_run"].is_null(), "no run started: {tasks}");
+
+    // In the browser: a password field and no data.
+    browser.goto(&format!("{base}/")).await;
+    assert_eq!(browser.count("#login input[type=password]").await, 1);
+    assert_eq!(leaks(&browser.dom().await), Vec::<&str>::new());
+    browser.screenshot("token-sign-in").await;
+
+    // A wrong token is refused (the 401 is the only console error).
+    browser.type_into("#login input", "not-the-token").await;
+    browser.click("#login button").await;
+    browser
+        .wait_until("the refusal", 10, || async {
+            browser.text("#login-msg").await == "That token was not accepted."
+        })
+        .await;
+    let errors = browser.console_errors().await;
+    assert!(
+        errors.iter().all(|e| e.contains("401")),
+        "only the refused request: {errors:?}"
+    );
+    assert_eq!(leaks(&browser.dom().await), Vec::<&str>::new());
+
+    // The right one shows the page; it is in no URL and nowhere in the document.
+    browser.type_into("#login input", TOKEN).await;
+    browser.click("#login button").await;
+    browser
+        .wait_until("the page with the token", 10, || async {
+            browser.count(ROWS).await == 8
+        })
+        .await;
+    assert_eq!(browser.url().await, format!("{base}/"));
+    assert!(!browser.dom().await.contains(TOKEN));
+    assert_eq!(browser.count("#forget").await, 1);
+    browser.screenshot("token-signed-in").await;
+
+    // "Run now" goes to the API with the bearer header.
+    browser
+        .click(r#"tr[data-task="nightly"] form.run button"#)
+        .await;
+    browser
+        .wait_until("the run-now notice", 10, || async {
+            browser
+                .text("#notice")
+                .await
+                .starts_with("Started a run of nightly")
+        })
+        .await;
+    assert_eq!(
+        browser.url().await,
+        format!("{base}/"),
+        "no notice in the URL"
+    );
+    let last = r#"tr[data-task="nightly"] .last-run"#;
+    browser
+        .wait_until("the run on the page", 20, || async {
+            // A new navigation: the tab still has the token and loads the data again.
+            browser.goto(&format!("{base}/")).await;
+            browser
+                .wait_until("the data", 10, || async { browser.count(ROWS).await == 8 })
+                .await;
+            browser.text(&format!("{last} .run-status")).await == "success"
+        })
+        .await;
+    assert_eq!(browser.text(&format!("{last} .trigger")).await, "api");
+
+    // Its links to the JSON API go with the bearer header too.
+    browser
+        .click(r#"footer a[href="/api/dms/sync/status"]"#)
+        .await;
+    browser
+        .wait_until("the JSON through the link", 10, || async {
+            browser.url().await.starts_with("blob:")
+        })
+        .await;
+    let json = browser.text("body").await;
+    let rows: Value = serde_json::from_str(&json).expect("the status as JSON");
+    assert_eq!(rows.as_array().map(Vec::len), Some(8));
+    assert!(!browser.url().await.contains(TOKEN));
+
+    // Filters are plain query parameters here too.
+    browser.goto(&format!("{base}/?symbol=msft")).await;
+    browser
+        .wait_until("the filtered page", 10, || async {
+            browser.count(ROWS).await == 4
+        })
+        .await;
+    assert_eq!(browser.attrs(ROWS, "data-symbol").await, ["US.MSFT"; 4]);
+    assert_eq!(browser.url().await, format!("{base}/?symbol=msft"));
+    browser.assert_no_console_errors("signed in").await;
+
+    // Forgetting the token leaves a sign-in form and no data.
+    browser.click("#forget").await;
+    browser
+        .wait_until("the sign-in form again", 10, || async {
+            browser.count("#login").await == 1
+        })
+        .await;
+    assert_eq!(leaks(&browser.dom().await), Vec::<&str>::new());
+    browser.close().await;
+}
