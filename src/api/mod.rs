@@ -88,20 +88,47 @@ fn same_secret(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
+/// Whether a request may see data.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) enum Access {
+    /// No token is configured.
+    Open,
+    /// The right bearer token came with the request.
+    Granted,
+    /// A token is configured and the request brought none.
+    Missing,
+    /// The request brought a wrong token.
+    Wrong,
+}
+
+/// Checks the `Authorization: Bearer` header against `api.token` (the scheme name is
+/// case-insensitive, as RFC 7235 says).
+pub(crate) fn access(d: &Daemon, headers: &HeaderMap) -> Access {
+    let Some(token) = &d.app.settings.api.token else {
+        return Access::Open;
+    };
+    let given = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            let (scheme, rest) = v.trim_start().split_once(' ')?;
+            scheme.eq_ignore_ascii_case("bearer").then_some(rest.trim())
+        });
+    match given {
+        None => Access::Missing,
+        Some(g) if same_secret(g.as_bytes(), token.expose().as_bytes()) => Access::Granted,
+        Some(_) => Access::Wrong,
+    }
+}
+
 async fn auth(
     State(d): State<Arc<Daemon>>,
     headers: HeaderMap,
     req: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> Response {
-    if let Some(token) = &d.app.settings.api.token {
-        let given = headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .map(str::trim);
-        let ok = given.is_some_and(|g| same_secret(g.as_bytes(), token.expose().as_bytes()));
-        if !ok {
+    if matches!(access(&d, &headers), Access::Missing | Access::Wrong) {
+        {
             let mut r = ApiError {
                 status: StatusCode::UNAUTHORIZED,
                 message: "missing or wrong bearer token (Authorization: Bearer <api.token>)".into(),
@@ -167,11 +194,26 @@ async fn history(
     Ok(Json(HistoryPage { items, next_cursor }))
 }
 
+/// How long the status view may wait for the primary before answering 503 (below a typical
+/// 10 s Prometheus scrape timeout).
+pub const STATUS_TIMEOUT: Duration = Duration::from_secs(8);
+
 async fn collect_status(d: &Daemon) -> ApiResult<Vec<SeriesStatus>> {
     let rows = read_history(d, |db| db.status_rows()).await?;
-    status::collect(&d.app.settings, &rows, d.app.engine.primary().as_ref())
-        .await
-        .map_err(|e| ApiError::unavailable(e.to_string()))
+    let primary = d.app.engine.primary();
+    match tokio::time::timeout(
+        STATUS_TIMEOUT,
+        status::collect(&d.app.settings, &rows, primary.as_ref()),
+    )
+    .await
+    {
+        Ok(r) => r.map_err(|e| ApiError::unavailable(e.to_string())),
+        Err(_) => Err(ApiError::unavailable(format!(
+            "primary {} did not answer within {} s",
+            primary.name(),
+            STATUS_TIMEOUT.as_secs()
+        ))),
+    }
 }
 
 async fn sync_status(
@@ -335,7 +377,7 @@ async fn prometheus(State(d): State<Arc<Daemon>>) -> Response {
     (
         [(
             header::CONTENT_TYPE,
-            "text/plain; version=0.0.4; charset=utf-8",
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
         )],
         d.metrics.encode(),
     )

@@ -201,6 +201,7 @@ impl CronExpr {
                 ));
             }
         };
+        let full = standard_weekdays(&full)?;
         let schedule = full.parse::<cron::Schedule>().map_err(|e| {
             let why = e.to_string();
             let why = why.lines().last().unwrap_or("").trim().to_string();
@@ -213,6 +214,68 @@ impl CronExpr {
     }
 }
 
+const DAY_NAMES: [&str; 7] = ["SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT"];
+
+/// Rewrites numeric days of week (standard cron: 0 or 7 = Sunday, 1 = Monday … 6 = Saturday)
+/// as names, because the `cron` crate counts 1 = Sunday; `1-5` means Monday to Friday, as
+/// everywhere else. `full` has seconds first (6 or 7 fields).
+fn standard_weekdays(full: &str) -> Result<String, String> {
+    let mut fields: Vec<String> = full.split_whitespace().map(str::to_string).collect();
+    let Some(dow) = fields.get_mut(5) else {
+        return Ok(full.to_string());
+    };
+    if !dow.chars().any(|c| c.is_ascii_digit()) {
+        return Ok(full.to_string());
+    }
+    let day = |t: &str| -> Result<usize, String> {
+        if let Some(i) = DAY_NAMES.iter().position(|n| n.eq_ignore_ascii_case(t)) {
+            return Ok(i);
+        }
+        match t.parse::<usize>() {
+            Ok(n) if n <= 7 => Ok(n % 7),
+            _ => Err(format!(
+                "day of week {t:?}: use 0-7 (0 and 7 are Sunday) or Sun-Sat"
+            )),
+        }
+    };
+    let mut set = [false; 7];
+    for part in dow.split(',') {
+        let (range, step) = match part.split_once('/') {
+            Some((r, s)) => (
+                r,
+                s.parse::<usize>()
+                    .ok()
+                    .filter(|s| *s > 0)
+                    .ok_or_else(|| format!("day of week step {s:?} must be a positive number"))?,
+            ),
+            None => (part, 1),
+        };
+        let (from, to) = match range {
+            "*" | "?" => (0, 6),
+            r => match r.split_once('-') {
+                // 7 closes a range as Sunday at the end of the week (5-7 = Fri, Sat, Sun).
+                Some((a, b)) => (day(a)?, if b == "7" { 7 } else { day(b)? }),
+                None if step > 1 => (day(r)?, 6),
+                None => (day(r)?, day(r)?),
+            },
+        };
+        if from > to {
+            return Err(format!("day of week range {range:?} runs backwards"));
+        }
+        for d in (from..=to).step_by(step) {
+            set[d % 7] = true;
+        }
+    }
+    *dow = DAY_NAMES
+        .iter()
+        .zip(set)
+        .filter(|(_, on)| *on)
+        .map(|(n, _)| *n)
+        .collect::<Vec<_>>()
+        .join(",");
+    Ok(fields.join(" "))
+}
+
 /// An optional cron expression.
 pub fn opt_cron<'de, D: Deserializer<'de>>(d: D) -> Result<Option<CronExpr>, D::Error> {
     Option::<Cron>::deserialize(d).map(|v| v.map(|v| v.0))
@@ -221,6 +284,29 @@ pub fn opt_cron<'de, D: Deserializer<'de>>(d: D) -> Result<Option<CronExpr>, D::
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn numeric_weekdays_follow_standard_cron() {
+        let w = |e: &str| standard_weekdays(e).unwrap();
+        assert_eq!(w("0 30 16 * * 1-5"), "0 30 16 * * MON,TUE,WED,THU,FRI");
+        assert_eq!(w("0 0 0 * * 0,6"), "0 0 0 * * SUN,SAT");
+        assert_eq!(w("0 0 0 * * 7"), "0 0 0 * * SUN");
+        assert_eq!(w("0 0 0 * * 5-7"), "0 0 0 * * SUN,FRI,SAT");
+        assert_eq!(w("0 0 0 * * */2"), "0 0 0 * * SUN,TUE,THU,SAT");
+        assert_eq!(w("0 0 0 * * Mon-Fri"), "0 0 0 * * Mon-Fri");
+        assert!(standard_weekdays("0 0 0 * * 8").is_err());
+        assert!(standard_weekdays("0 0 0 * * 5-2").is_err());
+        // And the schedule really fires Monday to Friday.
+        let c = CronExpr::parse("30 16 * * 1-5").unwrap();
+        let mon = chrono::DateTime::parse_from_rfc3339("2026-01-05T00:00:00Z").unwrap();
+        let days: Vec<String> = c
+            .schedule
+            .after(&mon.with_timezone(&chrono::Utc))
+            .take(6)
+            .map(|d| d.format("%a").to_string())
+            .collect();
+        assert_eq!(days, ["Mon", "Tue", "Wed", "Thu", "Fri", "Mon"]);
+    }
 
     #[test]
     fn expands_variables_and_dollar_escapes() {

@@ -268,9 +268,9 @@ mod tests {
     }
 
     #[test]
-    fn numeric_weekdays_are_described_as_the_cron_crate_reads_them() {
-        // The crate counts from Sunday = 1, unlike classic cron.
-        assert_eq!(words("0 8 * * 1-5").as_deref(), Some("at 08:00 on Sun–Thu"));
+    fn numeric_weekdays_follow_classic_cron() {
+        // The config turns numeric weekdays into names the standard way (1 = Monday).
+        assert_eq!(words("0 8 * * 1-5").as_deref(), Some("at 08:00 on Mon–Fri"));
     }
 
     #[test]

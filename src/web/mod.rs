@@ -18,6 +18,7 @@
 mod cron;
 mod page;
 
+use crate::api::{Access, access};
 use crate::app::Trigger;
 use crate::app::metrics::{self, BackupFigures};
 use crate::app::status::{self, SeriesStatus};
@@ -221,40 +222,6 @@ fn history_href(params: &[(&str, &str)]) -> String {
         q.append_pair(k, v);
     }
     format!("/api/dms/sync/history?{}", q.finish())
-}
-
-/// Whether a request may see the page's data.
-#[derive(Debug, Clone, Copy, PartialEq)]
-enum Access {
-    /// No token is configured.
-    Open,
-    /// The right bearer token came with the request.
-    Granted,
-    /// A token is configured and the request brought none.
-    Missing,
-    /// The request brought a wrong token.
-    Wrong,
-}
-
-fn access(d: &Daemon, headers: &HeaderMap) -> Access {
-    let Some(token) = &d.app.settings.api.token else {
-        return Access::Open;
-    };
-    let given = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim);
-    match given {
-        None => Access::Missing,
-        Some(g) if same_secret(g.as_bytes(), token.expose().as_bytes()) => Access::Granted,
-        Some(_) => Access::Wrong,
-    }
-}
-
-/// Compares in time independent of where the strings differ (as the API does).
-fn same_secret(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 /// The Content-Security-Policy of every page: nothing from elsewhere, and no script or style
