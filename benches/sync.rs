@@ -525,6 +525,42 @@ async fn bench_influx(
         query(&http, u, &format!("DROP DATABASE {db}")).await;
     }
 
+    // The node alone: paged, parsed reads of every series; encoded writes of every batch.
+    let t = Instant::now();
+    let read_n = std::sync::atomic::AtomicU64::new(0);
+    futures::stream::iter(series.iter())
+        .for_each_concurrent(a.workers, |s| {
+            let (primary, read_n) = (&primary, &read_n);
+            async move {
+                let mut st = primary.read(s, TimeRange::new(i64::MIN, i64::MAX), a.batch);
+                while let Some(b) = st.next().await {
+                    read_n.fetch_add(
+                        b.expect("read").len() as u64,
+                        std::sync::atomic::Ordering::Relaxed,
+                    );
+                }
+            }
+        })
+        .await;
+    let node_read = read_n.into_inner() as f64 / t.elapsed().as_secs_f64();
+    row(
+        rows,
+        "dms influxdb node: read every series",
+        kps(node_read),
+        "paged and parsed, same concurrency",
+    );
+    let b1_node = influx_node("backup1", &b1, "nodew", a.workers);
+    let t = Instant::now();
+    load(b1_node, &data, a.batch, a.workers).await;
+    let node_write = n / t.elapsed().as_secs_f64();
+    row(
+        rows,
+        "dms influxdb node: write to one backup",
+        kps(node_write),
+        "encoded from points (incl. generating them)",
+    );
+    query(&http, &b1, "DROP DATABASE nodew").await;
+
     // dms.
     let dir = tempfile::tempdir().unwrap();
     let cfg = write_config(
@@ -666,6 +702,7 @@ async fn bench_influx(
                 "write_both_points_per_s": write_both,
                 "copy_points_per_s": copy_ceiling,
             },
+            "node": { "read_points_per_s": node_read, "write_one_points_per_s": node_write },
             "dms": {
                 "initial": sync,
                 "initial_points_per_s": rate,

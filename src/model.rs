@@ -141,12 +141,18 @@ impl TimeRange {
 pub struct Batch {
     /// Points, ordered by time.
     pub points: Vec<Point>,
+    /// The points' encoded form for InfluxDB (line protocol), made on first use and shared by
+    /// every InfluxDB node the batch is written to (a fan-out encodes once, not per backup).
+    pub line_protocol: std::sync::OnceLock<Result<bytes::Bytes, String>>,
 }
 
 impl Batch {
     /// Wraps points that are already in time order.
     pub fn new(points: Vec<Point>) -> Self {
-        Batch { points }
+        Batch {
+            points,
+            line_protocol: std::sync::OnceLock::new(),
+        }
     }
 
     /// Number of points.

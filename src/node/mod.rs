@@ -41,6 +41,14 @@ pub trait Node: Send + Sync {
     /// constant number of requests, not one per series.
     async fn newest(&self, series: &[SeriesKey]) -> Result<HashMap<SeriesKey, Nanos>, NodeError>;
 
+    /// Every series the node holds with its newest timestamp. The default asks
+    /// [`Node::list_series`] then [`Node::newest`]; kinds that learn both from one request
+    /// override it.
+    async fn newest_all(&self) -> Result<HashMap<SeriesKey, Nanos>, NodeError> {
+        let series = self.list_series().await?;
+        self.newest(&series).await
+    }
+
     /// Streams the points of `series` in `range`, oldest first, in batches of about
     /// `batch_size` points (more only when one timestamp holds more points than that).
     fn read(&self, series: &SeriesKey, range: TimeRange, batch_size: usize) -> BatchStream;

@@ -283,36 +283,45 @@ impl Engine {
             return Ok(plan);
         }
         let policy = self.settings.retry;
-        let series: Vec<SeriesKey> = match &req.selection {
+        // One look-up of the primary's newest points: for the named series, or for every series
+        // it holds (which also lists them).
+        let (series, newest) = match &req.selection {
             Selection::Series(list) => {
                 let mut v = list.clone();
                 v.sort();
                 v.dedup();
-                v
-            }
-            Selection::Primary { symbols, intervals } => {
-                let all = with_retry(&policy, &ctl.cancel, "listing the primary's series", || {
-                    self.primary.list_series()
-                })
+                if v.is_empty() {
+                    return Ok(plan);
+                }
+                let newest = with_retry(
+                    &policy,
+                    &ctl.cancel,
+                    "reading the primary's newest points",
+                    || self.primary.newest(&v),
+                )
                 .await
                 .map_err(SyncError::Primary)?;
-                all.into_iter()
-                    .filter(|s| symbols.as_ref().is_none_or(|l| l.contains(&s.symbol)))
-                    .filter(|s| intervals.as_ref().is_none_or(|l| l.contains(&s.interval)))
-                    .collect()
+                (v, newest)
+            }
+            Selection::Primary { symbols, intervals } => {
+                let mut all =
+                    with_retry(&policy, &ctl.cancel, "listing the primary's series", || {
+                        self.primary.newest_all()
+                    })
+                    .await
+                    .map_err(SyncError::Primary)?;
+                all.retain(|s, _| {
+                    symbols.as_ref().is_none_or(|l| l.contains(&s.symbol))
+                        && intervals.as_ref().is_none_or(|l| l.contains(&s.interval))
+                });
+                let mut v: Vec<SeriesKey> = all.keys().cloned().collect();
+                v.sort();
+                (v, all)
             }
         };
         if series.is_empty() {
             return Ok(plan);
         }
-        let newest = with_retry(
-            &policy,
-            &ctl.cancel,
-            "reading the primary's newest points",
-            || self.primary.newest(&series),
-        )
-        .await
-        .map_err(SyncError::Primary)?;
         let checkpoints = self.history.read(|db| db.checkpoints()).await?;
         plan_units(req, &series, &newest, &checkpoints, &backups, &mut plan);
         Ok(plan)

@@ -63,6 +63,17 @@ pub fn select_page(
     q
 }
 
+/// The tag sets (series keys) of `measurement` matching tag conditions (plain `"key" = 'v'`,
+/// since `SHOW SERIES` only looks at tags).
+pub fn show_series(measurement: &str, tags: &[(&str, &str)]) -> String {
+    let mut q = format!("SHOW SERIES FROM {}", quote_ident(measurement));
+    for (i, (k, v)) in tags.iter().enumerate() {
+        q.push_str(if i == 0 { " WHERE " } else { " AND " });
+        let _ = write!(q, "{} = {}", quote_ident(k), quote_literal(v));
+    }
+    q
+}
+
 /// The newest point of every tag set of `measurement`.
 pub fn select_newest(measurement: &str) -> String {
     format!(

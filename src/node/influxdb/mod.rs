@@ -67,7 +67,7 @@ struct Inner {
     timeout: Duration,
     client: reqwest::Client,
     /// Requests in flight at once, at most the pool size.
-    permits: tokio::sync::Semaphore,
+    permits: Arc<tokio::sync::Semaphore>,
     schema: Schema,
     /// Field types by measurement.
     field_types: Mutex<HashMap<String, Arc<FieldTypes>>>,
@@ -199,7 +199,7 @@ impl InfluxNode {
                 gzip: settings.gzip,
                 timeout: settings.timeout,
                 client,
-                permits: tokio::sync::Semaphore::new(pool_size.max(1)),
+                permits: Arc::new(tokio::sync::Semaphore::new(pool_size.max(1))),
                 schema,
                 field_types: Mutex::new(HashMap::new()),
                 bytes_per_point: AtomicUsize::new(0),
@@ -464,6 +464,168 @@ impl Inner {
         c
     }
 
+    /// How many tag sets make up `series` (one `SHOW SERIES`); 0 when none exists yet.
+    async fn tag_sets(&self, measurement: &str, series: &SeriesKey) -> Result<usize, NodeError> {
+        let mut tags = vec![(self.schema.symbol_tag.as_str(), series.symbol.as_str())];
+        if let Some(t) = &self.schema.interval_tag {
+            tags.push((t.as_str(), series.interval.as_str()));
+        }
+        let what = format!("listing the tag sets of {series}");
+        let body = self
+            .query(&influxql::show_series(measurement, &tags), &what)
+            .await?;
+        let results = self.statements(
+            parse::parse_query(&body, Rows::Table, &mut Interner::default()),
+            &what,
+        )?;
+        let mut n = 0;
+        for st in &results {
+            if self.found(st, &what)? {
+                n += st.series.iter().map(|s| s.table.len()).sum::<usize>();
+            }
+        }
+        Ok(n)
+    }
+
+    /// Starts a chunked read of one tag set from `start` to `end`, at most
+    /// [`CHUNKS_PER_REQUEST`] batches long.
+    async fn open_chunked(
+        &self,
+        measurement: &str,
+        conditions: &[String],
+        start: Nanos,
+        end: Nanos,
+        batch: usize,
+    ) -> Result<Chunked, NodeError> {
+        let what = format!("reading {measurement:?} from {start}");
+        let cap = batch.saturating_mul(CHUNKS_PER_REQUEST);
+        let q = influxql::select_page(measurement, conditions, start, end, cap);
+        let types = self.field_types(measurement, false).await?;
+        let chunk = batch.to_string();
+        let mut params: Vec<(&str, &str)> = vec![
+            ("db", &self.database),
+            ("epoch", "ns"),
+            ("q", &q),
+            ("chunked", "true"),
+            ("chunk_size", &chunk),
+        ];
+        if let Some(rp) = &self.retention_policy {
+            params.push(("rp", rp));
+        }
+        // The permit is held while the response streams.
+        let permit = self.permits_owned().await;
+        let resp = self
+            .authorize(self.client.post(self.query_url.clone()).form(&params))
+            .send()
+            .await
+            .map_err(|e| self.transport_error(&e, &what))?;
+        if !resp.status().is_success() {
+            let status = resp.status();
+            let retry_after = resp
+                .headers()
+                .get(RETRY_AFTER)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.trim().parse::<u64>().ok())
+                .map(Duration::from_secs);
+            let body = resp
+                .bytes()
+                .await
+                .map_err(|e| self.transport_error(&e, &what))?;
+            return Err(self.status_error(
+                &Reply {
+                    status,
+                    retry_after,
+                    body,
+                },
+                &what,
+            ));
+        }
+        Ok(Chunked {
+            resp,
+            buf: Vec::new(),
+            got: 0,
+            cap,
+            types,
+            _permit: permit,
+        })
+    }
+
+    /// The points of the next chunk of a chunked read, or `None` at the end of the response.
+    async fn next_chunk(
+        &self,
+        c: &mut Chunked,
+        measurement: &str,
+        names: &mut Interner,
+    ) -> Result<Option<Vec<Point>>, NodeError> {
+        let what = format!("reading {measurement:?}");
+        loop {
+            if let Some(pos) = c.buf.iter().position(|&b| b == b'\n') {
+                let line: Vec<u8> = c.buf.drain(..=pos).collect();
+                let line = &line[..line.len() - 1];
+                if line.iter().all(u8::is_ascii_whitespace) {
+                    continue;
+                }
+                return self
+                    .chunk_points(c, line, measurement, names)
+                    .await
+                    .map(Some);
+            }
+            match c
+                .resp
+                .chunk()
+                .await
+                .map_err(|e| self.transport_error(&e, &what))?
+            {
+                Some(bytes) => c.buf.extend_from_slice(&bytes),
+                None if c.buf.iter().all(u8::is_ascii_whitespace) => return Ok(None),
+                None => {
+                    let line = std::mem::take(&mut c.buf);
+                    return self
+                        .chunk_points(c, &line, measurement, names)
+                        .await
+                        .map(Some);
+                }
+            }
+        }
+    }
+
+    /// Parses one chunk (a JSON line) into points.
+    async fn chunk_points(
+        &self,
+        c: &mut Chunked,
+        line: &[u8],
+        measurement: &str,
+        names: &mut Interner,
+    ) -> Result<Vec<Point>, NodeError> {
+        let what = format!("reading {measurement:?}");
+        let mut refreshed = false;
+        let parsed = loop {
+            match parse::parse_query(line, Rows::Points(&c.types), names) {
+                Err(ParseError::UnknownField(_)) if !refreshed => {
+                    c.types = self.field_types(measurement, true).await?;
+                    refreshed = true;
+                }
+                other => break other,
+            }
+        };
+        let results = self.statements(parsed, &what)?;
+        let mut points = Vec::new();
+        for st in results {
+            if self.found(&st, &what)? {
+                for s in st.series {
+                    c.got += s.rows;
+                    points.extend(s.points);
+                }
+            }
+        }
+        Ok(points)
+    }
+
+    async fn permits_owned(&self) -> Option<tokio::sync::OwnedSemaphorePermit> {
+        // The semaphore is never closed, so acquiring only waits.
+        self.permits.clone().acquire_owned().await.ok()
+    }
+
     /// Reads one page from `start` to `end` (inclusive): the points and the cursor to go on
     /// from (`None` when the window is done). Never splits one timestamp's points.
     async fn read_page(
@@ -593,15 +755,22 @@ impl Inner {
         Ok(())
     }
 
-    fn encode(&self, points: &[Point]) -> Result<Bytes, NodeError> {
-        let per_point = self.bytes_per_point.load(Ordering::Relaxed).max(64);
-        let mut body = Vec::with_capacity(per_point.saturating_mul(points.len()));
-        line_protocol::encode(points, &mut body)
-            .map_err(|e| self.err(ErrorKind::InvalidData, e.0))?;
-        self.bytes_per_point
-            .store(body.len() / points.len().max(1) + 8, Ordering::Relaxed);
+    fn encode(&self, batch: &Batch) -> Result<Bytes, NodeError> {
+        let points = &batch.points;
+        let body = batch
+            .line_protocol
+            .get_or_init(|| {
+                let per_point = self.bytes_per_point.load(Ordering::Relaxed).max(64);
+                let mut body = Vec::with_capacity(per_point.saturating_mul(points.len()));
+                line_protocol::encode(points, &mut body).map_err(|e| e.0)?;
+                self.bytes_per_point
+                    .store(body.len() / points.len().max(1) + 8, Ordering::Relaxed);
+                Ok(Bytes::from(body))
+            })
+            .clone()
+            .map_err(|e| self.err(ErrorKind::InvalidData, e))?;
         if !self.gzip {
-            return Ok(Bytes::from(body));
+            return Ok(body);
         }
         let mut gz = flate2::write::GzEncoder::new(
             Vec::with_capacity(body.len() / 4),
@@ -613,9 +782,9 @@ impl Inner {
             .map_err(|e| self.err(ErrorKind::InvalidData, format!("cannot gzip a write: {e}")))
     }
 
-    async fn write(&self, points: &[Point]) -> Result<(), NodeError> {
-        let body = self.encode(points)?;
-        let what = format!("writing {} points", points.len());
+    async fn write(&self, batch: &Batch) -> Result<(), NodeError> {
+        let body = self.encode(batch)?;
+        let what = format!("writing {} points", batch.len());
         let mut created = false;
         loop {
             let mut rb = self
@@ -668,12 +837,40 @@ fn merge_page(sets: Vec<SeriesData>, limit: usize, end: Nanos) -> (Vec<Point>, O
 
 struct ReadState {
     node: InfluxNode,
+    series: SeriesKey,
     measurement: String,
     conditions: Vec<String>,
     cursor: Option<Nanos>,
     end: Nanos,
     limit: usize,
     names: Interner,
+    mode: ReadMode,
+}
+
+/// How a read fetches its points.
+enum ReadMode {
+    /// Not decided yet: one `SHOW SERIES` tells.
+    Unknown,
+    /// Several tag sets share the series: keyset pages keep them in time order.
+    Paged,
+    /// One tag set: chunked responses, streamed (the open one, if any).
+    Chunked(Option<Chunked>),
+}
+
+/// Batches a chunked request may cover before the next request continues it, so one request
+/// never runs for long.
+const CHUNKS_PER_REQUEST: usize = 20;
+
+/// An open chunked `/query` response.
+struct Chunked {
+    resp: reqwest::Response,
+    buf: Vec<u8>,
+    /// Points received in this request.
+    got: usize,
+    /// Points asked for (`LIMIT`).
+    cap: usize,
+    types: Arc<FieldTypes>,
+    _permit: Option<tokio::sync::OwnedSemaphorePermit>,
 }
 
 #[async_trait::async_trait]
@@ -715,6 +912,22 @@ impl Node for InfluxNode {
         Ok(keys.into_iter().collect())
     }
 
+    async fn newest_all(&self) -> Result<HashMap<SeriesKey, Nanos>, NodeError> {
+        let i = &self.inner;
+        let measurements = i.measurements().await?;
+        let mut out: HashMap<SeriesKey, Nanos> = HashMap::new();
+        for s in i.newest_rows(&measurements).await? {
+            if let (Some(key), Some(t)) = (
+                i.schema.series_of_parts(&s.measurement, |k| s.tag(k)),
+                s.max_time,
+            ) {
+                let e = out.entry(key).or_insert(t);
+                *e = (*e).max(t);
+            }
+        }
+        Ok(out)
+    }
+
     async fn newest(&self, series: &[SeriesKey]) -> Result<HashMap<SeriesKey, Nanos>, NodeError> {
         let i = &self.inner;
         let wanted: HashSet<&SeriesKey> = series.iter().collect();
@@ -742,30 +955,75 @@ impl Node for InfluxNode {
     fn read(&self, series: &SeriesKey, range: TimeRange, batch_size: usize) -> BatchStream {
         let state = ReadState {
             node: self.clone(),
+            series: series.clone(),
             measurement: self.inner.schema.measurement(&series.interval),
             conditions: self.inner.conditions(series),
             cursor: (!range.is_empty()).then_some(range.start),
             end: range.end,
             limit: batch_size.max(1),
             names: Interner::default(),
+            mode: ReadMode::Unknown,
         };
         Box::pin(futures::stream::try_unfold(state, |mut st| async move {
             while let Some(cursor) = st.cursor {
-                let (points, next) = st
-                    .node
-                    .inner
-                    .read_page(
-                        &st.measurement,
-                        &st.conditions,
-                        cursor,
-                        st.end,
-                        st.limit,
-                        &mut st.names,
-                    )
-                    .await?;
-                st.cursor = next;
-                if !points.is_empty() {
-                    return Ok(Some((Batch::new(points), st)));
+                let inner = &st.node.inner;
+                match &mut st.mode {
+                    ReadMode::Unknown => {
+                        st.mode = if inner.tag_sets(&st.measurement, &st.series).await? <= 1 {
+                            ReadMode::Chunked(None)
+                        } else {
+                            ReadMode::Paged
+                        };
+                    }
+                    ReadMode::Paged => {
+                        let (points, next) = inner
+                            .read_page(
+                                &st.measurement,
+                                &st.conditions,
+                                cursor,
+                                st.end,
+                                st.limit,
+                                &mut st.names,
+                            )
+                            .await?;
+                        st.cursor = next;
+                        if !points.is_empty() {
+                            return Ok(Some((Batch::new(points), st)));
+                        }
+                    }
+                    ReadMode::Chunked(open) => {
+                        if open.is_none() {
+                            *open = Some(
+                                inner
+                                    .open_chunked(
+                                        &st.measurement,
+                                        &st.conditions,
+                                        cursor,
+                                        st.end,
+                                        st.limit,
+                                    )
+                                    .await?,
+                            );
+                        }
+                        let Some(c) = open.as_mut() else { continue };
+                        match inner.next_chunk(c, &st.measurement, &mut st.names).await? {
+                            Some(points) => {
+                                if let Some(last) = points.last().map(|p| p.time) {
+                                    st.cursor = last.checked_add(1).filter(|n| *n <= st.end);
+                                }
+                                if !points.is_empty() {
+                                    return Ok(Some((Batch::new(points), st)));
+                                }
+                            }
+                            None => {
+                                // This request is done: go on only if it stopped at its limit.
+                                if c.got < c.cap {
+                                    st.cursor = None;
+                                }
+                                *open = None;
+                            }
+                        }
+                    }
                 }
             }
             Ok(None)
@@ -776,7 +1034,7 @@ impl Node for InfluxNode {
         if batch.is_empty() {
             return Ok(());
         }
-        self.inner.write(&batch.points).await
+        self.inner.write(&batch).await
     }
 }
 
