@@ -457,8 +457,9 @@ async fn bench_influx(
         "source points/s",
     );
     drop(all);
-    // Raw copy: per series, read pages from the primary (chunked) while the matching
-    // pre-encoded batches go to both backups, at most two batches in flight per series.
+    // Raw copy: per series, a chunked read of the primary hands the matching pre-encoded
+    // batch to one writer per backup, each with a queue of one batch (the shape of a dms
+    // fan-out, without parsing, encoding or bookkeeping).
     let t = Instant::now();
     futures::stream::iter(series.iter().zip(enc.iter()))
         .for_each_concurrent(a.workers, |(s, batches)| {
@@ -480,14 +481,20 @@ async fn bench_influx(
                     .send()
                     .await
                     .expect("read");
-                let (tx, mut rx) = tokio::sync::mpsc::channel::<bytes::Bytes>(2);
-                let writer = async move {
-                    while let Some(b) = rx.recv().await {
-                        tokio::join!(post(http, b1, "c3", b.clone()), post(http, b2, "c3", b));
+                let (tx1, mut rx1) = tokio::sync::mpsc::channel::<bytes::Bytes>(1);
+                let (tx2, mut rx2) = tokio::sync::mpsc::channel::<bytes::Bytes>(1);
+                let w1 = async move {
+                    while let Some(b) = rx1.recv().await {
+                        post(http, b1, "c3", b).await;
+                    }
+                };
+                let w2 = async move {
+                    while let Some(b) = rx2.recv().await {
+                        post(http, b2, "c3", b).await;
                     }
                 };
                 let reader = async move {
-                    // Hand over one batch per chunk received (chunks are batch-sized series parts).
+                    // One batch per chunk received (chunks are batch-sized parts of the series).
                     let mut next = batches.iter();
                     let mut buf = Vec::new();
                     while let Some(c) = r.chunk().await.expect("body") {
@@ -495,15 +502,17 @@ async fn bench_influx(
                         while let Some(pos) = buf.iter().position(|&x| x == b'\n') {
                             buf.drain(..=pos);
                             if let Some(b) = next.next() {
-                                let _ = tx.send(b.clone()).await;
+                                let _ = tx1.send(b.clone()).await;
+                                let _ = tx2.send(b.clone()).await;
                             }
                         }
                     }
                     for b in next {
-                        let _ = tx.send(b.clone()).await;
+                        let _ = tx1.send(b.clone()).await;
+                        let _ = tx2.send(b.clone()).await;
                     }
                 };
-                tokio::join!(reader, writer);
+                tokio::join!(reader, w1, w2);
             }
         })
         .await;

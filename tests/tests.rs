@@ -12,6 +12,7 @@ mod history_faults;
 mod influx;
 mod load;
 mod lua;
+mod reliability;
 mod sqlite_node;
 mod sync_sqlite;
 mod upgrade;

@@ -7,4 +7,5 @@ pub mod daemon;
 pub mod faulty;
 pub mod influxd;
 pub mod project;
+pub mod proxy;
 pub mod tmpfs;

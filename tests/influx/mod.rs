@@ -9,5 +9,5 @@
 
 mod escaping;
 mod faults;
-mod support;
+pub(crate) mod support;
 mod sync;
