@@ -793,18 +793,24 @@ async fn bench_sqlite(
         "streamed in batches; target ≥ 300k",
     );
 
-    // Raw copy ceiling: read once and write both backup files, without dms.
+    // Raw copy ceiling: read once and write both backup files, without dms, with the same
+    // number of series in flight.
     let (c1, c2) = (open("ceiling1"), open("ceiling2"));
     let t = Instant::now();
-    for s in &series {
-        let mut st = primary.read(s, TimeRange::new(i64::MIN, i64::MAX), a.batch);
-        while let Some(b) = st.next().await {
-            let b = Arc::new(b.unwrap());
-            let (r1, r2) = tokio::join!(c1.write(b.clone()), c2.write(b));
-            r1.unwrap();
-            r2.unwrap();
-        }
-    }
+    futures::stream::iter(series.iter())
+        .for_each_concurrent(a.workers, |s| {
+            let (primary, c1, c2) = (&primary, &c1, &c2);
+            async move {
+                let mut st = primary.read(s, TimeRange::new(i64::MIN, i64::MAX), a.batch);
+                while let Some(b) = st.next().await {
+                    let b = Arc::new(b.unwrap());
+                    let (r1, r2) = tokio::join!(c1.write(b.clone()), c2.write(b));
+                    r1.unwrap();
+                    r2.unwrap();
+                }
+            }
+        })
+        .await;
     let copy = n / t.elapsed().as_secs_f64();
     row(
         rows,
