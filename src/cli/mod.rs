@@ -104,6 +104,20 @@ pub async fn run(cli: Cli) -> ExitCode {
     }
 }
 
+/// `--backup`, `--symbol`, `--interval` filters shared by `sync` and `verify`.
+#[derive(Debug, clap::Args)]
+pub struct SeriesFilter {
+    /// Only this backup (repeatable); default: every enabled backup.
+    #[arg(long = "backup", value_name = "NAME")]
+    pub backups: Vec<String>,
+    /// Only this symbol (repeatable); default: every symbol on the primary.
+    #[arg(long = "symbol", value_name = "SYMBOL")]
+    pub symbols: Vec<String>,
+    /// Only this interval (repeatable); default: every interval on the primary.
+    #[arg(long = "interval", value_name = "INTERVAL")]
+    pub intervals: Vec<String>,
+}
+
 /// Loads the settings from `dir`.
 pub(crate) fn load(dir: &std::path::Path) -> anyhow::Result<Settings> {
     Ok(config::load(dir)?)

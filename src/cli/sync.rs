@@ -11,15 +11,9 @@ use std::process::ExitCode;
 /// Arguments of `dms sync`.
 #[derive(Debug, clap::Args)]
 pub struct SyncArgs {
-    /// Only this backup (repeatable); default: every enabled backup.
-    #[arg(long = "backup", value_name = "NAME")]
-    pub backups: Vec<String>,
-    /// Only this symbol (repeatable); default: every symbol on the primary.
-    #[arg(long = "symbol", value_name = "SYMBOL")]
-    pub symbols: Vec<String>,
-    /// Only this interval (repeatable); default: every interval on the primary.
-    #[arg(long = "interval", value_name = "INTERVAL")]
-    pub intervals: Vec<String>,
+    /// Which backups and series.
+    #[command(flatten)]
+    pub filter: super::SeriesFilter,
     /// Ignore checkpoints and recopy the initial_days range (repair a wiped backup).
     #[arg(long)]
     pub full: bool,
@@ -40,10 +34,10 @@ pub async fn run(config: &Path, args: SyncArgs) -> anyhow::Result<ExitCode> {
     let non_empty = |v: Vec<String>| (!v.is_empty()).then_some(v);
     let req = SyncRequest {
         selection: Selection::Primary {
-            symbols: non_empty(args.symbols),
-            intervals: non_empty(args.intervals),
+            symbols: non_empty(args.filter.symbols),
+            intervals: non_empty(args.filter.intervals),
         },
-        backups: non_empty(args.backups),
+        backups: non_empty(args.filter.backups),
         mode: if args.full {
             SyncMode::Full
         } else {

@@ -11,15 +11,9 @@ use std::process::ExitCode;
 /// Arguments of `dms verify`.
 #[derive(Debug, clap::Args)]
 pub struct VerifyArgs {
-    /// Only this backup (repeatable).
-    #[arg(long = "backup", value_name = "NAME")]
-    pub backups: Vec<String>,
-    /// Only this symbol (repeatable).
-    #[arg(long = "symbol", value_name = "SYMBOL")]
-    pub symbols: Vec<String>,
-    /// Only this interval (repeatable).
-    #[arg(long = "interval", value_name = "INTERVAL")]
-    pub intervals: Vec<String>,
+    /// Which backups and series.
+    #[command(flatten)]
+    pub filter: super::SeriesFilter,
     /// Start of the range (RFC 3339, date or ns); default now − initial_days.
     #[arg(long)]
     pub since: Option<String>,
@@ -56,19 +50,19 @@ pub async fn run(config: &Path, args: VerifyArgs) -> anyhow::Result<ExitCode> {
     let primary = crate::node::open(&settings.primary, &settings.schema, pool)?;
     let mut backups = Vec::new();
     for b in settings.enabled_backups() {
-        if args.backups.is_empty() || args.backups.contains(&b.name) {
+        if args.filter.backups.is_empty() || args.filter.backups.contains(&b.name) {
             backups.push(crate::node::open(b, &settings.schema, pool)?);
         }
     }
-    for name in &args.backups {
+    for name in &args.filter.backups {
         if !backups.iter().any(|b| b.name() == name) {
             anyhow::bail!("no enabled backup is called {name:?}");
         }
     }
     let mut series: Vec<SeriesKey> = primary.list_series().await?;
     series.retain(|s| {
-        (args.symbols.is_empty() || args.symbols.contains(&s.symbol))
-            && (args.intervals.is_empty() || args.intervals.contains(&s.interval))
+        (args.filter.symbols.is_empty() || args.filter.symbols.contains(&s.symbol))
+            && (args.filter.intervals.is_empty() || args.filter.intervals.contains(&s.interval))
     });
     let req = VerifyRequest {
         series: series.clone(),

@@ -278,6 +278,11 @@ impl Inner {
             .send()
             .await
             .map_err(|e| self.transport_error(&e, what))?;
+        self.read_reply(resp, what).await
+    }
+
+    /// Reads a whole answer with its status and `Retry-After`.
+    async fn read_reply(&self, resp: reqwest::Response, what: &str) -> Result<Reply, NodeError> {
         let status = resp.status();
         let retry_after = resp
             .headers()
@@ -520,25 +525,8 @@ impl Inner {
             .await
             .map_err(|e| self.transport_error(&e, &what))?;
         if !resp.status().is_success() {
-            let status = resp.status();
-            let retry_after = resp
-                .headers()
-                .get(RETRY_AFTER)
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.trim().parse::<u64>().ok())
-                .map(Duration::from_secs);
-            let body = resp
-                .bytes()
-                .await
-                .map_err(|e| self.transport_error(&e, &what))?;
-            return Err(self.status_error(
-                &Reply {
-                    status,
-                    retry_after,
-                    body,
-                },
-                &what,
-            ));
+            let reply = self.read_reply(resp, &what).await?;
+            return Err(self.status_error(&reply, &what));
         }
         Ok(Chunked {
             resp,
