@@ -273,3 +273,57 @@ async fn verify_finds_a_deleted_and_an_altered_point_and_repair_fixes_exactly_th
     assert_eq!(copied, [1, 390]);
     assert!(p.cli(&["verify"]).status.success());
 }
+
+#[test]
+fn history_prune_deletes_old_rows_and_keeps_checkpoints() {
+    let p = shipped();
+    assert!(p.cli(&["run", "--once"]).status.success());
+    let db = p.root().join("run/db/sync_history.db");
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    // Age half of the rows by a year.
+    conn.execute(
+        "UPDATE sync_history SET started_at = '2025-01-01T00:00:00.000Z' WHERE id % 2 = 0",
+        [],
+    )
+    .unwrap();
+    conn.execute(
+        "UPDATE task_runs SET started_at = '2025-01-01T00:00:00.000Z' WHERE task = 'intraday_us'",
+        [],
+    )
+    .unwrap();
+    let before: i64 = conn
+        .query_row("SELECT count(*) FROM sync_history", [], |r| r.get(0))
+        .unwrap();
+    let old: i64 = conn
+        .query_row(
+            "SELECT count(*) FROM sync_history WHERE id % 2 = 0",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    let cps: i64 = conn
+        .query_row("SELECT count(*) FROM sync_status", [], |r| r.get(0))
+        .unwrap();
+    drop(conn);
+    let out = p.cli(&["history", "prune", "--older-than", "90d"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    let after: i64 = conn
+        .query_row("SELECT count(*) FROM sync_history", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(after, before - old);
+    let kept: i64 = conn
+        .query_row("SELECT count(*) FROM sync_status", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(kept, cps, "checkpoints are never pruned");
+    assert!(
+        p.cli(&["history", "prune", "--older-than", "soon"])
+            .status
+            .code()
+            == Some(2)
+    );
+}
