@@ -2,13 +2,15 @@
 //! itself, or the v1 compatibility layer of InfluxDB 2.x and 3.x.
 //!
 //! - `/ping` answers [`Node::ping`].
-//! - `/query` (InfluxQL, `epoch=ns`) serves reads and metadata. Reads page by key: each page is
-//!   `SELECT * … WHERE <series tags> AND time >= cursor AND time <= end GROUP BY * ORDER BY
-//!   time ASC LIMIT n`, so a window is never held in memory and tags stay tags. With `GROUP BY
-//!   *` the limit applies per tag set: when several tag sets make up one series (extra tags),
-//!   the page keeps the points up to the earliest last timestamp among the tag sets that came
-//!   back full, and the next page starts just after it, so one timestamp's points are never
-//!   split across batches. Field types come from `SHOW FIELD KEYS` (cached per measurement,
+//! - `/query` (InfluxQL, `epoch=ns`) serves reads and metadata. A read first asks how many tag
+//!   sets make up the series (`SHOW SERIES`). One tag set (the usual case) is read with chunked
+//!   responses, streamed chunk by chunk (`chunk_size` = batch size, at most 20 batches per
+//!   request), so a window is never held in memory. Several tag sets (extra tags) are read in
+//!   keyset pages: `SELECT * … WHERE <series tags> AND time >= cursor AND time <= end GROUP BY
+//!   * ORDER BY time ASC LIMIT n`; with `GROUP BY *` the limit applies per tag set, so a page
+//!   keeps the points up to the earliest last timestamp among the tag sets that came back full,
+//!   and the next page starts just after it: one timestamp's points are never split across
+//!   batches. Tags stay tags. Field types come from `SHOW FIELD KEYS` (cached per measurement,
 //!   refreshed when an unknown field appears). Newest-point look-ups send one statement per
 //!   measurement, all in one request.
 //! - `/write` (line protocol, `precision=ns`, optionally gzip) takes writes. A missing database
