@@ -6,8 +6,9 @@
 //!   sets make up the series (`SHOW SERIES`). One tag set (the usual case) is read with chunked
 //!   responses, streamed chunk by chunk (`chunk_size` = batch size, at most 20 batches per
 //!   request), so a window is never held in memory. Several tag sets (extra tags) are read in
-//!   keyset pages: `SELECT * … WHERE <series tags> AND time >= cursor AND time <= end GROUP BY
-//!   * ORDER BY time ASC LIMIT n`; with `GROUP BY *` the limit applies per tag set, so a page
+//!   keyset pages:
+//!   `SELECT * … WHERE <series tags> AND time >= cursor AND time <= end GROUP BY * ORDER BY time ASC LIMIT n`;
+//!   with `GROUP BY *` the limit applies per tag set, so a page
 //!   keeps the points up to the earliest last timestamp among the tag sets that came back full,
 //!   and the next page starts just after it: one timestamp's points are never split across
 //!   batches. Tags stay tags. Field types come from `SHOW FIELD KEYS` (cached per measurement,
