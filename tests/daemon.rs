@@ -29,28 +29,11 @@ async fn daemon_runs_on_schedule_flags_a_dead_backup_and_catches_it_up_by_itself
         return;
     };
     let port = free_port();
-    let yaml = format!(
-        r#"sync:
-  incremental:
-    check_interval: 0.5
-    batch_size: 50
-    max_gap_hours: 0.05
-    initial_days: 3650
-  retry_times: 1
-  retry_delay: 0.05
-nodes:
-  primary: {{name: primary, type: sqlite, path: run/primary.db}}
-  backups:
-    - {{name: backup1, type: influxdb, url: "{}", database: dms_daemon, timeout: 2}}
-    - {{name: backup2, type: sqlite, path: run/backup2.db}}
-history:
-  path: run/db/sync_history.db
-api:
-  listen: 127.0.0.1:{port}
-"#,
-        influx.url()
-    );
-    let p = Project::with_sync(&yaml);
+    let p = Project::with_sync(&crate::helper::project::mixed_daemon_yaml(
+        &influx.url(),
+        "dms_daemon",
+        port,
+    ));
     p.write(
         "config/task.yaml",
         "tasks:\n  - name: every2s\n    schedule: \"*/2 * * * * *\"\n    timezone: Europe/Berlin\n",

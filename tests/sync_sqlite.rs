@@ -7,7 +7,7 @@ use dms::app::App;
 use dms::config::SyncMode;
 use dms::history::{HistoryFilter, Status};
 use dms::model::{FieldValue, NANOS_PER_DAY, NANOS_PER_SEC, Point, SeriesKey};
-use dms::node::{ErrorKind, Node};
+use dms::node::ErrorKind;
 use dms::sync::{Engine, Selection, SyncControl, SyncRequest};
 use std::sync::Arc;
 use std::time::Duration;
@@ -430,7 +430,7 @@ async fn backups_sharing_a_checkpoint_read_the_primary_once() {
         ),
     )
     .await;
-    let counting = Arc::new(CountingReads::new(p.node("primary")));
+    let counting = Faulty::new(p.node("primary"), Plan::Healthy);
     let app = App::with_nodes(
         p.settings(),
         counting.clone(),
@@ -561,51 +561,4 @@ async fn a_second_writer_on_the_same_history_is_refused() {
     let msg = err.to_string();
     assert!(msg.contains("in use by another dms writer"), "{msg}");
     assert!(msg.contains("test, pid"), "names the holder: {msg}");
-}
-
-/// Counts read streams opened on the wrapped node.
-struct CountingReads {
-    inner: Arc<dyn Node>,
-    reads: std::sync::atomic::AtomicUsize,
-}
-
-impl CountingReads {
-    fn new(inner: Arc<dyn Node>) -> Self {
-        CountingReads {
-            inner,
-            reads: Default::default(),
-        }
-    }
-    fn reads(&self) -> usize {
-        self.reads.load(std::sync::atomic::Ordering::SeqCst)
-    }
-}
-
-#[async_trait::async_trait]
-impl Node for CountingReads {
-    fn name(&self) -> &str {
-        self.inner.name()
-    }
-    fn describe(&self) -> String {
-        self.inner.describe()
-    }
-    async fn ping(&self) -> Result<(), dms::node::NodeError> {
-        self.inner.ping().await
-    }
-    async fn list_series(&self) -> Result<Vec<SeriesKey>, dms::node::NodeError> {
-        self.inner.list_series().await
-    }
-    async fn newest(
-        &self,
-        s: &[SeriesKey],
-    ) -> Result<std::collections::HashMap<SeriesKey, i64>, dms::node::NodeError> {
-        self.inner.newest(s).await
-    }
-    fn read(&self, s: &SeriesKey, r: dms::model::TimeRange, n: usize) -> dms::node::BatchStream {
-        self.reads.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        self.inner.read(s, r, n)
-    }
-    async fn write(&self, b: Arc<dms::model::Batch>) -> Result<(), dms::node::NodeError> {
-        self.inner.write(b).await
-    }
 }

@@ -1,5 +1,5 @@
-//! Fault injection that wraps a real node: failing chosen writes, slowing writes down, and
-//! recording when each write was attempted.
+//! Fault injection that wraps a real node: failing chosen writes, slowing writes down,
+//! recording when each write was attempted and counting the read streams opened.
 
 use dms::model::{Batch, Nanos, SeriesKey, TimeRange};
 use dms::node::{BatchStream, ErrorKind, Node, NodeError};
@@ -28,6 +28,7 @@ pub struct Faulty {
     plan: Mutex<Plan>,
     delay: Duration,
     calls: AtomicUsize,
+    reads: AtomicUsize,
     /// Start time of every write call.
     pub attempts: Mutex<Vec<Instant>>,
 }
@@ -43,6 +44,7 @@ impl Faulty {
             plan: Mutex::new(plan),
             delay,
             calls: AtomicUsize::new(0),
+            reads: AtomicUsize::new(0),
             attempts: Mutex::new(Vec::new()),
         })
     }
@@ -53,6 +55,11 @@ impl Faulty {
 
     pub fn write_calls(&self) -> usize {
         self.calls.load(Ordering::SeqCst)
+    }
+
+    /// Read streams opened.
+    pub fn reads(&self) -> usize {
+        self.reads.load(Ordering::SeqCst)
     }
 }
 
@@ -74,6 +81,7 @@ impl Node for Faulty {
         self.inner.newest(series).await
     }
     fn read(&self, series: &SeriesKey, range: TimeRange, batch_size: usize) -> BatchStream {
+        self.reads.fetch_add(1, Ordering::SeqCst);
         self.inner.read(series, range, batch_size)
     }
     async fn write(&self, batch: Arc<Batch>) -> Result<(), NodeError> {

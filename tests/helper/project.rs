@@ -42,6 +42,31 @@ history:
     )
 }
 
+/// A daemon project: SQLite primary, `backup1` on the InfluxDB at `influx_url` (database `db`,
+/// 2 s timeout), SQLite `backup2`, fast checks, a tiny `max_gap_hours`, the API on `port`.
+pub fn mixed_daemon_yaml(influx_url: &str, db: &str, port: u16) -> String {
+    format!(
+        r#"sync:
+  incremental:
+    check_interval: 0.5
+    batch_size: 50
+    max_gap_hours: 0.05
+    initial_days: 3650
+  retry_times: 1
+  retry_delay: 0.05
+nodes:
+  primary: {{name: primary, type: sqlite, path: run/primary.db}}
+  backups:
+    - {{name: backup1, type: influxdb, url: "{influx_url}", database: {db}, timeout: 2}}
+    - {{name: backup2, type: sqlite, path: run/backup2.db}}
+history:
+  path: run/db/sync_history.db
+api:
+  listen: 127.0.0.1:{port}
+"#
+    )
+}
+
 /// A project in a temporary folder.
 pub struct Project {
     pub dir: tempfile::TempDir,
