@@ -5,6 +5,7 @@
 //!
 //! # Layout
 //! - [`model`]: points, series keys, time ranges, batches.
+//! - [`input`]: times and ages as people type them (CLI flags, API parameters).
 //! - [`sample`]: deterministic OHLCV data (shipped sample, tests, benchmark).
 //! - [`schema`]: how (symbol, interval) maps onto measurements and tags.
 //! - [`config`]: `sync.yaml` + `task.yaml`, raw serde mirror → validated [`config::Settings`].
@@ -15,17 +16,17 @@
 //! - [`verify`]: window-by-window comparison of primary and backups.
 //! - [`scheduler`]: cron evaluation in a time zone (pure) and the scheduler state.
 //! - [`daemon`]: `dms run`: scheduler, check loop, retention, API, metrics, alerts.
-//! - [`api`]: the HTTP API (axum).
-//! - [`web`]: the status page at `GET /` (server-rendered HTML, maud).
+//! - [`http`]: the HTTP surface: the JSON API, the status page at `GET /`, the token rule.
 //! - [`app`]: wires settings into nodes, history, engine and scripts; runs tasks.
 //! - [`cli`]: the command line (clap types and one function per subcommand).
 
-pub mod api;
 pub mod app;
 pub mod cli;
 pub mod config;
 pub mod daemon;
 pub mod history;
+pub mod http;
+pub mod input;
 pub mod model;
 pub mod node;
 pub mod sample;
@@ -34,4 +35,3 @@ pub mod schema;
 pub mod script;
 pub mod sync;
 pub mod verify;
-pub mod web;

@@ -113,6 +113,43 @@ impl fmt::Display for SeriesKey {
     }
 }
 
+/// One backup's copy of one series: what checkpoints, history rows, status lines and alerts
+/// are kept per. Serializes flat, as `backup`, `symbol`, `interval`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+pub struct BackupSeries {
+    /// Backup node name.
+    pub backup: String,
+    /// The series.
+    #[serde(flatten)]
+    pub series: SeriesKey,
+}
+
+impl BackupSeries {
+    /// Builds a key.
+    pub fn new(backup: impl Into<String>, series: SeriesKey) -> Self {
+        BackupSeries {
+            backup: backup.into(),
+            series,
+        }
+    }
+
+    /// Symbol of the series.
+    pub fn symbol(&self) -> &str {
+        &self.series.symbol
+    }
+
+    /// Interval of the series.
+    pub fn interval(&self) -> &str {
+        &self.series.interval
+    }
+}
+
+impl fmt::Display for BackupSeries {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {}", self.backup, self.series)
+    }
+}
+
 /// An inclusive time range `[start, end]` in nanoseconds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TimeRange {
@@ -214,42 +251,6 @@ pub fn parse_time(s: &str) -> Result<Nanos, String> {
     ))
 }
 
-/// Parses an age like `90d`, `12h`, `30m`, `45s`.
-///
-/// # Errors
-/// A message naming the accepted forms.
-pub fn parse_age(s: &str) -> Result<chrono::Duration, String> {
-    let s = s.trim();
-    let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
-    let n: i64 = num
-        .parse()
-        .map_err(|_| format!("{s:?} is not an age: use a number and s, m, h, d or w (e.g. 90d)"))?;
-    let d = match unit {
-        "s" => chrono::Duration::try_seconds(n),
-        "m" => chrono::Duration::try_minutes(n),
-        "h" => chrono::Duration::try_hours(n),
-        "d" => chrono::Duration::try_days(n),
-        "w" => chrono::Duration::try_weeks(n),
-        _ => None,
-    };
-    d.ok_or_else(|| format!("{s:?} is not an age: use a number and s, m, h, d or w (e.g. 90d)"))
-}
-
-/// Parses `--since`/`--until`: an age (before now), RFC 3339 or a date, as stored text.
-///
-/// # Errors
-/// A message naming the accepted forms.
-pub fn parse_point_in_time(s: &str) -> Result<String, String> {
-    let t = match parse_age(s) {
-        Ok(age) => chrono::Utc::now() - age,
-        Err(_) => {
-            let ns = parse_time(s)?;
-            chrono::DateTime::from_timestamp_nanos(ns)
-        }
-    };
-    Ok(t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -260,19 +261,6 @@ mod tests {
         assert_eq!(parse_time("1970-01-02"), Ok(NANOS_PER_DAY));
         assert_eq!(parse_time("42"), Ok(42));
         assert!(parse_time("yesterday").is_err());
-    }
-
-    #[test]
-    fn ages_parse_and_reject() {
-        assert_eq!(parse_age("90d").unwrap(), chrono::Duration::days(90));
-        assert_eq!(parse_age("12h").unwrap(), chrono::Duration::hours(12));
-        assert!(parse_age("d").is_err());
-        assert!(parse_age("5y").is_err());
-        assert!(
-            parse_point_in_time("2024-01-01")
-                .unwrap()
-                .starts_with("2024-01-01T00:00:00.000Z")
-        );
     }
 
     #[test]

@@ -4,7 +4,8 @@
 //! Memory grows with the number of windows, never with the number of points.
 
 use crate::model::{
-    FieldValue, NANOS_PER_DAY, Nanos, Point, SeriesKey, TimeRange, format_nanos, now_nanos,
+    BackupSeries, FieldValue, NANOS_PER_DAY, Nanos, Point, SeriesKey, TimeRange, format_nanos,
+    now_nanos,
 };
 use crate::node::{Node, NodeError};
 use futures::StreamExt;
@@ -32,12 +33,9 @@ pub struct VerifyRequest {
 /// One window that differs.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Mismatch {
-    /// Backup node.
-    pub backup: String,
-    /// Symbol.
-    pub symbol: String,
-    /// Interval.
-    pub interval: String,
+    /// Backup and series.
+    #[serde(flatten)]
+    pub key: BackupSeries,
     /// Window start (RFC 3339).
     pub window_start: String,
     /// Window end, inclusive (RFC 3339).
@@ -121,7 +119,7 @@ async fn buckets(
 pub async fn verify(
     primary: &Arc<dyn Node>,
     backups: &[Arc<dyn Node>],
-    checkpoints: &HashMap<(String, SeriesKey), Nanos>,
+    checkpoints: &HashMap<BackupSeries, Nanos>,
     req: &VerifyRequest,
 ) -> Result<VerifyReport, NodeError> {
     let mut series = if req.series.is_empty() {
@@ -139,7 +137,8 @@ pub async fn verify(
     let mut report = VerifyReport::default();
     for s in &series {
         for b in backups {
-            let cp = checkpoints.get(&(b.name().to_string(), s.clone())).copied();
+            let key = BackupSeries::new(b.name(), s.clone());
+            let cp = checkpoints.get(&key).copied();
             let until = match (req.until, cp) {
                 (Some(u), _) => u,
                 (None, Some(c)) => c,
@@ -150,9 +149,7 @@ pub async fn verify(
                     {
                         report.compared += 1;
                         report.mismatches.push(Mismatch {
-                            backup: b.name().to_string(),
-                            symbol: s.symbol.clone(),
-                            interval: s.interval.clone(),
+                            key,
                             window_start: format_nanos(since),
                             window_end: format_nanos(n),
                             primary_points: 0,
@@ -195,9 +192,7 @@ pub async fn verify(
                 };
                 let w = TimeRange::new(k.max(range.start), (k + window - 1).min(range.end));
                 report.mismatches.push(Mismatch {
-                    backup: b.name().to_string(),
-                    symbol: s.symbol.clone(),
-                    interval: s.interval.clone(),
+                    key: key.clone(),
                     window_start: format_nanos(w.start),
                     window_end: format_nanos(w.end),
                     primary_points: pb.count,

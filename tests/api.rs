@@ -51,7 +51,7 @@ async fn api(token: Option<&str>) -> Api {
     }
     let stop = tokio_util::sync::CancellationToken::new();
     let daemon = dms::daemon::Daemon::new(Arc::new(app), stop.clone());
-    let router = dms::api::router(daemon);
+    let router = dms::http::router(daemon);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     let s = stop.clone();

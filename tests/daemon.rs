@@ -5,7 +5,8 @@ use crate::helper::daemon::{DaemonProcess, free_port};
 use crate::helper::faulty::{Faulty, Plan};
 use crate::helper::influxd::InfluxServer;
 use crate::helper::project::{Project, all, bars, put, sync_yaml};
-use dms::app::{App, Trigger};
+use dms::app::App;
+use dms::history::Trigger;
 use dms::history::{HistoryFilter, Status};
 use dms::model::{NANOS_PER_SEC, SeriesKey};
 use dms::sync::SyncControl;
@@ -116,7 +117,7 @@ async fn daemon_runs_on_schedule_flags_a_dead_backup_and_catches_it_up_by_itself
     assert!(d.terminate().success(), "SIGTERM exits 0");
     // Everything copied; nothing left running.
     let rows = p.history().history(&HistoryFilter::default()).unwrap();
-    assert!(rows.iter().all(|r| r.status != "running"));
+    assert!(rows.iter().all(|r| r.status.as_str() != "running"));
     assert_eq!(all(p.node("backup2").as_ref(), &s).await.len(), 230);
 }
 
@@ -157,9 +158,12 @@ async fn sigterm_mid_sync_leaves_consistent_checkpoints_and_interrupted_runs() {
 
     let db = p.history();
     let runs = db.runs(Some("@check"), 0).unwrap();
-    assert_eq!(runs[0].status, "interrupted", "{runs:?}");
+    assert_eq!(runs[0].status.as_str(), "interrupted", "{runs:?}");
     let rows = db.history(&HistoryFilter::default()).unwrap();
-    assert!(rows.iter().all(|r| r.status != "running"), "{rows:?}");
+    assert!(
+        rows.iter().all(|r| r.status.as_str() != "running"),
+        "{rows:?}"
+    );
     assert!(
         rows.iter()
             .any(|r| r.error.as_deref().unwrap_or("").contains("interrupted")),
@@ -173,7 +177,9 @@ async fn sigterm_mid_sync_leaves_consistent_checkpoints_and_interrupted_runs() {
         for sym in symbols {
             let s = SeriesKey::new(sym, "1m");
             let held = all(p.node(b).as_ref(), &s).await;
-            let cp = cps.get(&(b.to_string(), s.clone())).copied();
+            let cp = cps
+                .get(&dms::model::BackupSeries::new(b.to_string(), s.clone()))
+                .copied();
             assert_eq!(cp, held.last().map(|pt| pt.time), "{b} {s}");
             if held.len() < 60_000 {
                 partial += 1;
@@ -205,7 +211,7 @@ async fn sigterm_mid_sync_leaves_consistent_checkpoints_and_interrupted_runs() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_second_daemon_on_the_same_history_is_refused() {
+async fn a_second_writer_on_the_daemons_history_is_refused_even_a_prune() {
     let port = free_port();
     let p = Project::with_sync(&sync_yaml(
         100,
@@ -222,9 +228,18 @@ async fn a_second_daemon_on_the_same_history_is_refused() {
     );
     let out = p.cli(&["sync"]);
     assert_eq!(out.status.code(), Some(2), "a manual sync is refused too");
+    let out = p.cli(&["history", "prune", "--older-than", "0s"]);
+    assert_eq!(out.status.code(), Some(2), "pruning writes: refused too");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("in use by another dms writer") && err.contains("pid"),
+        "names the holder and its PID: {err}"
+    );
     // Readers still work.
     assert!(p.cli(&["history"]).status.success());
     assert!(d.terminate().success());
+    let out = p.cli(&["history", "prune", "--older-than", "0s"]);
+    assert!(out.status.success(), "once the daemon is gone: {out:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -262,9 +277,9 @@ async fn a_run_still_going_is_not_overlapped_and_the_skip_is_recorded() {
     }
     let runs = p.history().runs(Some("slow"), 0).unwrap();
     assert_eq!(runs.len(), 2);
-    assert_eq!(runs[0].status, "skipped");
+    assert_eq!(runs[0].status.as_str(), "skipped");
     assert!(runs[0].error.as_deref().unwrap().contains("still going"));
-    assert_eq!(runs[1].status, "success");
+    assert_eq!(runs[1].status.as_str(), "success");
     assert_eq!(runs[1].trigger, "cron");
 }
 
@@ -313,7 +328,10 @@ async fn a_failed_run_posts_an_alert_and_an_unreachable_webhook_is_not_fatal() {
         let deadline = std::time::Instant::now() + Duration::from_secs(10);
         loop {
             let runs = p.history().runs(Some("bad"), 0).unwrap();
-            if runs.first().is_some_and(|r| r.status == "failed") {
+            if runs
+                .first()
+                .is_some_and(|r| r.status == dms::history::Status::Failed)
+            {
                 break;
             }
             assert!(std::time::Instant::now() < deadline, "the run finishes");

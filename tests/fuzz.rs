@@ -86,7 +86,7 @@ async fn the_api_never_answers_500_to_any_query_or_path() {
     .await
     .unwrap();
     let daemon = dms::daemon::Daemon::new(app, tokio_util::sync::CancellationToken::new());
-    let router = dms::api::router(daemon);
+    let router = dms::http::router(daemon);
     let routes = [
         "/api/dms/sync/history",
         "/api/dms/sync/status",

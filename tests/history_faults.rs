@@ -34,14 +34,14 @@ async fn seed(p: &Project, symbols: &[&str], n: usize) {
 
 /// Every checkpoint is at or before the newest point its backup holds.
 async fn checkpoints_never_ahead(p: &Project, history: &std::path::Path, symbols: &[&str]) {
-    let cps = dms::history::HistoryDb::open_readonly(history)
+    let cps = dms::history::HistoryReader::open(history)
         .unwrap()
         .checkpoints()
         .unwrap();
     for b in ["backup1", "backup2"] {
         for s in symbols {
             let key = SeriesKey::new(*s, "1m");
-            if let Some(cp) = cps.get(&(b.to_string(), key.clone())) {
+            if let Some(cp) = cps.get(&dms::model::BackupSeries::new(b.to_string(), key.clone())) {
                 let newest = all(p.node(b).as_ref(), &key).await.last().map(|x| x.time);
                 assert!(
                     newest.is_some_and(|n| n >= *cp),
@@ -112,7 +112,7 @@ async fn a_full_disk_fails_clearly_loses_no_checkpoint_and_heals_when_space_retu
 
 async fn health(daemon: &Arc<dms::daemon::Daemon>) -> serde_json::Value {
     use tower::ServiceExt;
-    let router = dms::api::router(daemon.clone());
+    let router = dms::http::router(daemon.clone());
     let resp = router
         .oneshot(
             axum::http::Request::get("/healthz")

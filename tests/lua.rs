@@ -3,7 +3,7 @@
 //! history and checkpoints stay consistent and the next task still runs.
 
 use crate::helper::project::{Project, all, checkpoint, daily, put, sync_yaml};
-use dms::app::Trigger;
+use dms::history::Trigger;
 use dms::history::{HistoryFilter, Status};
 use dms::model::SeriesKey;
 use dms::sync::SyncControl;
@@ -47,13 +47,13 @@ async fn assert_contained(src: &str, needles: &[&str]) {
     let db = p.history();
     let runs = db.runs(Some("evil"), 0).unwrap();
     assert_eq!(runs.len(), 1);
-    assert_eq!(runs[0].status, "failed");
+    assert_eq!(runs[0].status.as_str(), "failed");
     assert_eq!(runs[0].error.as_deref(), Some(err.as_str()));
     assert!(
         db.history(&HistoryFilter::default())
             .unwrap()
             .iter()
-            .all(|r| r.status != "running")
+            .all(|r| r.status.as_str() != "running")
     );
 }
 

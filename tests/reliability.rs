@@ -4,7 +4,7 @@
 
 use crate::helper::proxy::{Fault, Proxy};
 use crate::influx::support::{Target, assert_same_points, bars, node, put, servers};
-use dms::history::HistoryDb;
+use dms::history::HistoryReader;
 use dms::model::SeriesKey;
 use dms::node::Node;
 use dms::schema::Schema;
@@ -70,14 +70,11 @@ async fn checkpoints_never_ahead(
     if !history.exists() {
         return;
     }
-    let cps = HistoryDb::open_readonly(history)
-        .unwrap()
-        .checkpoints()
-        .unwrap();
+    let cps = HistoryReader::open(history).unwrap().checkpoints().unwrap();
     for (name, b) in backups {
         let held = b.newest(series).await.unwrap();
         for s in series {
-            if let Some(cp) = cps.get(&(name.to_string(), s.clone())) {
+            if let Some(cp) = cps.get(&dms::model::BackupSeries::new(*name, s.clone())) {
                 let h = held.get(s).copied();
                 assert!(
                     h.is_some_and(|h| h >= *cp),
@@ -184,16 +181,16 @@ async fn a_sync_killed_at_random_moments_loses_nothing() {
         "verify after {kills} kills (seed {seed}):\n{}",
         String::from_utf8_lossy(&verify.stdout)
     );
-    let db = HistoryDb::open_readonly(&cfg.history).unwrap();
+    let db = HistoryReader::open(&cfg.history).unwrap();
     let rows = db.history(&dms::history::HistoryFilter::default()).unwrap();
-    assert!(rows.iter().all(|r| r.status != "running"));
+    assert!(rows.iter().all(|r| r.status.as_str() != "running"));
     let cps = db.checkpoints().unwrap();
     for (name, b) in &backups {
         assert_same_points(primary.as_ref(), b.as_ref(), &series).await;
         let held = b.newest(&series).await.unwrap();
         for s in &series {
             assert_eq!(
-                cps.get(&(name.to_string(), s.clone())),
+                cps.get(&dms::model::BackupSeries::new(*name, s.clone())),
                 held.get(s),
                 "{name} {s}"
             );

@@ -53,7 +53,12 @@ async fn first_sync_honours_initial_days_and_second_copies_only_new_points() {
         let copy = all(p.node(b).as_ref(), &s).await;
         assert_eq!(copy.len(), expected, "{b}: only initial_days are copied");
         assert!(copy.iter().all(|pt| pt.time >= cutoff));
-        let unit = report.report.units.iter().find(|u| u.backup == b).unwrap();
+        let unit = report
+            .report
+            .units
+            .iter()
+            .find(|u| u.key.backup == b)
+            .unwrap();
         assert_eq!(unit.records as usize, expected);
     }
 
@@ -81,7 +86,7 @@ async fn first_sync_honours_initial_days_and_second_copies_only_new_points() {
         assert_eq!(
             u.records, 6,
             "{}: 5 new bars plus the re-read last bar",
-            u.backup
+            u.key.backup
         );
         assert_eq!(
             u.window_start, last.time,
@@ -153,7 +158,7 @@ async fn failed_batch_is_retried_with_backoff_and_the_checkpoint_stays_at_the_la
     assert_eq!(held.len(), 30);
     assert_eq!(checkpoint(&p, "backup1", &s), Some(points[29].time));
     let rows = p.history().history(&HistoryFilter::default()).unwrap();
-    assert_eq!(rows[0].status, "failed");
+    assert_eq!(rows[0].status.as_str(), "failed");
     assert_eq!(rows[0].records, 30);
 
     // The next sync resumes there and the backup ends equal to the primary.
@@ -298,7 +303,7 @@ async fn killing_a_sync_midway_loses_no_acknowledged_batch_and_duplicates_nothin
     // A new process repairs the row the kill left running, then resumes from the checkpoint.
     let app = p.app();
     let rows = p.history().history(&HistoryFilter::default()).unwrap();
-    assert!(rows.iter().all(|r| r.status != "running"));
+    assert!(rows.iter().all(|r| r.status.as_str() != "running"));
     assert!(
         rows[0]
             .error
@@ -315,7 +320,7 @@ async fn killing_a_sync_midway_loses_no_acknowledged_batch_and_duplicates_nothin
         .report
         .units
         .iter()
-        .find(|u| u.backup == "backup1")
+        .find(|u| u.key.backup == "backup1")
         .unwrap();
     assert_eq!(b1.window_start, cp);
     assert_equal(&p, "backup1", &s).await;
@@ -353,13 +358,13 @@ async fn one_backup_failing_does_not_stop_the_other() {
         .report
         .units
         .iter()
-        .find(|u| u.backup == "backup1")
+        .find(|u| u.key.backup == "backup1")
         .unwrap();
     let b2 = out
         .report
         .units
         .iter()
-        .find(|u| u.backup == "backup2")
+        .find(|u| u.key.backup == "backup2")
         .unwrap();
     assert_eq!(b1.status, Status::Failed);
     assert_eq!(b1.records, 0);
@@ -386,7 +391,12 @@ async fn a_slow_backup_does_not_hold_up_the_other() {
     )
     .await;
     let settings = p.settings();
-    let history = dms::history::History::open(&settings.history.path).unwrap();
+    let history = dms::history::History::open(
+        &settings.history.path,
+        "test",
+        settings.history.busy_timeout,
+    )
+    .unwrap();
     let slow = Faulty::slow(p.node("backup1"), Plan::Healthy, Duration::from_millis(40));
     let fast = Faulty::new(p.node("backup2"), Plan::Healthy);
     let engine = Engine::new(
@@ -401,8 +411,16 @@ async fn a_slow_backup_does_not_hold_up_the_other() {
         .await
         .unwrap();
     assert_eq!(out.failed(), 0);
-    let b1 = out.units.iter().find(|u| u.backup == "backup1").unwrap();
-    let b2 = out.units.iter().find(|u| u.backup == "backup2").unwrap();
+    let b1 = out
+        .units
+        .iter()
+        .find(|u| u.key.backup == "backup1")
+        .unwrap();
+    let b2 = out
+        .units
+        .iter()
+        .find(|u| u.key.backup == "backup2")
+        .unwrap();
     assert_eq!((b1.records, b2.records), (200, 200));
     // 20 batches at 40 ms is ≥ 800 ms for the slow one; the fast one must not wait for it.
     assert!(b1.duration_ms >= 800, "{}", b1.duration_ms);

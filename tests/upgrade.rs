@@ -2,7 +2,7 @@
 //! the first schema version opens, keeps its checkpoints and accepts new runs.
 
 use crate::helper::project::Project;
-use dms::history::{HistoryDb, HistoryFilter};
+use dms::history::{HistoryFilter, HistoryReader, HistoryWriter};
 use std::path::Path;
 
 #[test]
@@ -23,12 +23,10 @@ fn a_version_1_history_opens_and_keeps_its_checkpoints() {
     std::fs::create_dir_all(path.parent().unwrap()).unwrap();
     std::fs::copy(&fixture, &path).unwrap();
 
-    let before = HistoryDb::open_readonly(&path)
-        .unwrap()
-        .checkpoints()
-        .unwrap();
+    let before = HistoryReader::open(&path).unwrap().checkpoints().unwrap();
     assert_eq!(before.len(), 16);
-    let mut db = HistoryDb::open(&path).expect("opens (and migrates) for writing");
+    let mut db = HistoryWriter::open(&path, "test", std::time::Duration::from_secs(5))
+        .expect("opens (and migrates) for writing");
     assert_eq!(db.checkpoints().unwrap(), before);
     assert_eq!(db.history(&HistoryFilter::default()).unwrap().len(), 6);
     let run = db.start_run("t", "manual").unwrap();
@@ -44,7 +42,10 @@ fn a_history_from_a_newer_dms_is_refused_with_a_clear_error() {
     let conn = rusqlite::Connection::open(&path).unwrap();
     conn.pragma_update(None, "user_version", 99).unwrap();
     drop(conn);
-    let err = HistoryDb::open(&path).err().expect("refused").to_string();
+    let err = HistoryWriter::open(&path, "test", std::time::Duration::from_secs(5))
+        .err()
+        .expect("refused")
+        .to_string();
     assert!(
         err.contains("schema version 99") && err.contains("upgrade dms"),
         "{err}"

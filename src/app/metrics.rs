@@ -11,8 +11,9 @@ use crate::history::BackupMetrics;
 pub struct MetricsReport {
     /// The window as given (`24h`, `7d`).
     pub window: String,
-    /// Start of the window (RFC 3339).
-    pub since: String,
+    /// Start of the window.
+    #[serde(with = "crate::history::wallclock")]
+    pub since: chrono::DateTime<chrono::Utc>,
     /// All backups together.
     pub overall: Overall,
     /// One entry per enabled backup.
@@ -52,21 +53,21 @@ pub struct BackupFigures {
 pub fn report(
     settings: &Settings,
     window: String,
-    since: String,
+    since: chrono::DateTime<chrono::Utc>,
     figures: Vec<BackupMetrics>,
     status: &[SeriesStatus],
 ) -> MetricsReport {
     let lag_of = |backup: Option<&str>| {
         status
             .iter()
-            .filter(|r| backup.is_none_or(|b| r.backup == b))
+            .filter(|r| backup.is_none_or(|b| r.key.backup == b))
             .filter_map(|r| r.lag_seconds)
             .fold(None, |m: Option<f64>, l| Some(m.map_or(l, |m| m.max(l))))
     };
     let behind_of = |backup: Option<&str>| {
         status
             .iter()
-            .filter(|r| r.behind && backup.is_none_or(|b| r.backup == b))
+            .filter(|r| r.behind && backup.is_none_or(|b| r.key.backup == b))
             .count()
     };
     let backups: Vec<BackupFigures> = settings

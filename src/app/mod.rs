@@ -1,14 +1,17 @@
 //! Wiring: settings → nodes, history, engine and compiled scripts ([`App`]); running tasks
 //! ([`runner`]); the status view shared by the CLI and the API ([`status`]).
 
+pub mod health;
 pub mod metrics;
 pub mod runner;
 pub mod status;
+pub mod tasks;
+pub mod verify;
 
-pub use runner::{RunOutcome, Trigger};
+pub use runner::RunOutcome;
 
 use crate::config::{ConfigError, Settings};
-use crate::history::{History, HistoryDb, HistoryError, WriterLock};
+use crate::history::{History, HistoryError};
 use crate::node::{self, Node, NodeError};
 use crate::script::{self, ScriptError, TaskScript};
 use crate::sync::Engine;
@@ -34,8 +37,8 @@ pub enum AppError {
     #[error("no task is called {0:?} (see `dms task list`)")]
     UnknownTask(String),
     /// The scripts' HTTP client could not be built.
-    #[error("{0}")]
-    Http(String),
+    #[error("scripts' dms.http: {0}")]
+    Http(#[from] crate::node::ClientError),
     /// Sync request failed as a whole.
     #[error(transparent)]
     Sync(#[from] crate::sync::SyncError),
@@ -54,7 +57,6 @@ pub struct App {
     /// The HTTP client scripts use (`dms.http`).
     pub http: crate::script::HttpAccess,
     running: runner::RunningTasks,
-    _lock: WriterLock,
 }
 
 impl App {
@@ -64,13 +66,8 @@ impl App {
     /// # Errors
     /// [`AppError`] naming what failed.
     pub fn open(settings: Settings, who: &str) -> Result<App, AppError> {
-        let pool = settings.sync.pool_size;
-        let primary = node::open(&settings.primary, &settings.schema, pool)?;
-        let mut backups = Vec::new();
-        for b in settings.enabled_backups() {
-            backups.push(node::open(b, &settings.schema, pool)?);
-        }
-        Self::with_nodes(settings, primary, backups, who)
+        let nodes = open_nodes(&settings)?;
+        Self::with_nodes(settings, nodes.primary, nodes.backups, who)
     }
 
     /// Like [`App::open`] with nodes the caller built (tests wrap real nodes with faults).
@@ -83,11 +80,8 @@ impl App {
         backups: Vec<Arc<dyn Node>>,
         who: &str,
     ) -> Result<App, AppError> {
-        let lock = WriterLock::acquire(&settings.history.path, who)?;
-        let busy = settings.history.busy_timeout;
-        let history = History::open_with(&settings.history.path, busy)?;
-        let mut db = HistoryDb::open_busy(&settings.history.path, busy)?;
-        let (runs, rows) = db.repair_interrupted()?;
+        let history = History::open(&settings.history.path, who, settings.history.busy_timeout)?;
+        let (runs, rows) = history.blocking_write(|db| db.repair_interrupted())?;
         if runs + rows > 0 {
             tracing::warn!(
                 runs,
@@ -95,13 +89,12 @@ impl App {
                 "marked work left running by an earlier crash as interrupted"
             );
         }
-        drop(db);
         let (scripts, errors) =
             script::compile_all(&settings.tasks, &settings.root, &settings.scripts);
         if !errors.is_empty() {
             return Err(AppError::Scripts(errors));
         }
-        let http = crate::script::HttpAccess::new(&settings.scripts).map_err(AppError::Http)?;
+        let http = crate::script::HttpAccess::new(&settings.scripts)?;
         let engine = Arc::new(Engine::new(
             primary,
             backups,
@@ -115,7 +108,29 @@ impl App {
             scripts,
             http,
             running: runner::RunningTasks::default(),
-            _lock: lock,
         })
     }
+}
+
+/// The nodes of a configuration.
+pub struct Nodes {
+    /// The primary.
+    pub primary: Arc<dyn Node>,
+    /// The enabled backups, in configuration order.
+    pub backups: Vec<Arc<dyn Node>>,
+}
+
+/// Opens the primary and every enabled backup from the settings (InfluxDB nodes connect on
+/// first use).
+///
+/// # Errors
+/// [`NodeError`] when a store cannot be opened.
+pub fn open_nodes(settings: &Settings) -> Result<Nodes, NodeError> {
+    let pool = settings.sync.pool_size;
+    let primary = node::open(&settings.primary, &settings.schema, pool)?;
+    let backups = settings
+        .enabled_backups()
+        .map(|b| node::open(b, &settings.schema, pool))
+        .collect::<Result<_, _>>()?;
+    Ok(Nodes { primary, backups })
 }

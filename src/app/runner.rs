@@ -4,43 +4,12 @@
 
 use super::{App, AppError};
 use crate::config::TaskSettings;
-use crate::history::Status;
+use crate::history::{Status, Trigger};
 use crate::script::{Host, RunInfo, ScriptError, SyncArgs};
 use crate::sync::{Plan, SyncControl, SyncReport, SyncRequest};
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-
-/// What started a run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Trigger {
-    /// The cron schedule.
-    Cron,
-    /// `dms task run` or `dms sync`.
-    Manual,
-    /// `POST /api/dms/tasks/{name}/run`.
-    Api,
-    /// A run missed during downtime, caught up at start.
-    CatchUp,
-    /// `dms run --once`.
-    Once,
-    /// The daemon's check loop.
-    Check,
-}
-
-impl Trigger {
-    /// Name as stored.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Trigger::Cron => "cron",
-            Trigger::Manual => "manual",
-            Trigger::Api => "api",
-            Trigger::CatchUp => "catch-up",
-            Trigger::Once => "once",
-            Trigger::Check => "check",
-        }
-    }
-}
 
 /// The outcome of a task run.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -411,15 +380,7 @@ fn failed_summary(report: &SyncReport) -> String {
         .iter()
         .filter(|u| u.status != Status::Success)
         .take(3)
-        .map(|u| {
-            format!(
-                "{} {}@{}: {}",
-                u.backup,
-                u.symbol,
-                u.interval,
-                u.error.as_deref().unwrap_or("failed")
-            )
-        })
+        .map(|u| format!("{}: {}", u.key, u.error.as_deref().unwrap_or("failed")))
         .collect();
     format!(
         "{} of {} series syncs failed: {}{}",

@@ -1,7 +1,7 @@
 //! `dms history` and `dms history prune`.
 
-use crate::history::{HistoryDb, HistoryFilter, Status};
-use crate::model::{parse_age, parse_point_in_time};
+use crate::history::{HistoryFilter, HistoryReader, HistoryWriter, Status};
+use crate::input::{parse_age, parse_point_in_time};
 use std::path::Path;
 use std::process::ExitCode;
 
@@ -60,11 +60,14 @@ pub async fn run(config: &Path, args: HistoryArgs) -> anyhow::Result<ExitCode> {
             Some(s) => parse_age(&s).map_err(anyhow::Error::msg)?,
             None => chrono::Duration::days(i64::from(settings.history.retention_days)),
         };
-        let cutoff =
-            (chrono::Utc::now() - age).to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
-        let mut db = HistoryDb::open_busy(path, settings.history.busy_timeout)?;
-        let (rows, runs) = db.prune(&cutoff)?;
-        println!("pruned {rows} sync history rows and {runs} task runs started before {cutoff}");
+        let mut db = HistoryWriter::open(path, "dms history prune", settings.history.busy_timeout)?;
+        let p = db.prune_older_than(age)?;
+        println!(
+            "pruned {} sync history rows and {} task runs started before {}",
+            p.rows,
+            p.runs,
+            crate::history::time_text(p.cutoff)
+        );
         return Ok(ExitCode::SUCCESS);
     }
     let status = match &args.status {
@@ -95,15 +98,15 @@ pub async fn run(config: &Path, args: HistoryArgs) -> anyhow::Result<ExitCode> {
         before_id: None,
         limit: args.limit,
     };
-    if !path.exists() {
+    let Some(db) = HistoryReader::open_if_exists(path)? else {
         if args.json {
             println!("[]");
         } else {
             eprintln!("no sync history yet at {}", path.display());
         }
         return Ok(ExitCode::SUCCESS);
-    }
-    let rows = HistoryDb::open_readonly(path)?.history(&filter)?;
+    };
+    let rows = db.history(&filter)?;
     if args.json {
         super::output::json(&rows)?;
         return Ok(ExitCode::SUCCESS);
@@ -116,12 +119,12 @@ pub async fn run(config: &Path, args: HistoryArgs) -> anyhow::Result<ExitCode> {
         t.add_row(vec![
             r.id.to_string(),
             super::output::opt(r.run_id),
-            r.backup.clone(),
-            r.symbol.clone(),
-            r.interval.clone(),
+            r.key.backup.clone(),
+            r.key.series.symbol.clone(),
+            r.key.series.interval.clone(),
             r.mode.clone(),
-            r.started_at.clone(),
-            r.status.clone(),
+            crate::history::time_text(r.started_at),
+            r.status.as_str().to_string(),
             r.records.to_string(),
             r.error
                 .as_deref()

@@ -1,7 +1,7 @@
 //! `dms metrics`: success rate, average duration, lag and failures per backup.
 
 use crate::app::{metrics, status};
-use crate::history::HistoryDb;
+use crate::history::HistoryReader;
 use std::path::Path;
 use std::process::ExitCode;
 
@@ -18,13 +18,11 @@ pub struct MetricsArgs {
 
 pub async fn run(config: &Path, args: MetricsArgs) -> anyhow::Result<ExitCode> {
     let settings = super::load(config)?;
-    let age = crate::model::parse_age(&args.window).map_err(anyhow::Error::msg)?;
-    let since = (chrono::Utc::now() - age).to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
-    let (figures, rows) = if settings.history.path.exists() {
-        let db = HistoryDb::open_readonly(&settings.history.path)?;
-        (db.metrics(&since)?, db.status_rows()?)
-    } else {
-        (Vec::new(), Vec::new())
+    let age = crate::input::parse_age(&args.window).map_err(anyhow::Error::msg)?;
+    let since = crate::input::before_now(age);
+    let (figures, rows) = match HistoryReader::open_if_exists(&settings.history.path)? {
+        Some(db) => (db.metrics(since)?, db.status_rows()?),
+        None => (Vec::new(), Vec::new()),
     };
     let primary = crate::node::open(&settings.primary, &settings.schema, 1)?;
     let st = status::collect(&settings, &rows, primary.as_ref()).await?;

@@ -1,10 +1,12 @@
 //! `dms run [--once]`.
 
 use crate::app::{App, RunOutcome};
+use crate::daemon::Daemon;
 use crate::history::Status;
 use crate::sync::SyncControl;
 use std::path::Path;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 /// Arguments of `dms run`.
 #[derive(Debug, clap::Args)]
@@ -21,8 +23,11 @@ pub struct RunArgs {
 pub async fn run(config: &Path, args: RunArgs) -> anyhow::Result<ExitCode> {
     let settings = super::load(config)?;
     if !args.once {
+        let api = settings.api.enabled;
         let app = App::open(settings, "dms run (daemon)")?;
-        crate::daemon::run(app, super::shutdown_on_signal()).await?;
+        let daemon = Daemon::new(Arc::new(app), super::shutdown_on_signal());
+        let routes = api.then(|| crate::http::router(daemon.clone()));
+        crate::daemon::run(daemon, routes).await?;
         return Ok(ExitCode::SUCCESS);
     }
     let app = App::open(settings, "dms run --once")?;

@@ -1,7 +1,7 @@
 //! `dms status`.
 
 use crate::app::status;
-use crate::history::HistoryDb;
+use crate::history::{HistoryReader, Status};
 use std::path::Path;
 use std::process::ExitCode;
 
@@ -24,16 +24,15 @@ pub struct StatusArgs {
 
 pub async fn run(config: &Path, args: StatusArgs) -> anyhow::Result<ExitCode> {
     let settings = super::load(config)?;
-    let rows = if settings.history.path.exists() {
-        HistoryDb::open_readonly(&settings.history.path)?.status_rows()?
-    } else {
-        Vec::new()
+    let rows = match HistoryReader::open_if_exists(&settings.history.path)? {
+        Some(db) => db.status_rows()?,
+        None => Vec::new(),
     };
     let primary = crate::node::open(&settings.primary, &settings.schema, 1)?;
     let mut lines = status::collect(&settings, &rows, primary.as_ref()).await?;
     lines.retain(|l| {
-        args.backup.as_ref().is_none_or(|b| &l.backup == b)
-            && args.symbol.as_ref().is_none_or(|s| &l.symbol == s)
+        args.backup.as_ref().is_none_or(|b| &l.key.backup == b)
+            && args.symbol.as_ref().is_none_or(|s| l.key.symbol() == s)
             && (!args.behind || l.behind)
     });
     let any_behind = lines.iter().any(|l| l.behind);
@@ -52,9 +51,9 @@ pub async fn run(config: &Path, args: StatusArgs) -> anyhow::Result<ExitCode> {
         ]);
         for l in &lines {
             t.add_row(vec![
-                l.backup.clone(),
-                l.symbol.clone(),
-                l.interval.clone(),
+                l.key.backup.clone(),
+                l.key.series.symbol.clone(),
+                l.key.series.interval.clone(),
                 super::output::opt(l.checkpoint.clone()),
                 super::output::opt(l.primary_newest.clone()),
                 l.lag_seconds
@@ -65,7 +64,7 @@ pub async fn run(config: &Path, args: StatusArgs) -> anyhow::Result<ExitCode> {
                 } else {
                     String::new()
                 },
-                super::output::opt(l.last_status.clone()),
+                super::output::opt(l.last_status.map(Status::as_str)),
             ]);
         }
         println!("{t}");

@@ -66,9 +66,9 @@ pub async fn run(config: &Path, args: SyncArgs) -> anyhow::Result<ExitCode> {
         ]);
         for u in &outcome.report.units {
             t.add_row(vec![
-                u.backup.clone(),
-                u.symbol.clone(),
-                u.interval.clone(),
+                u.key.backup.clone(),
+                u.key.series.symbol.clone(),
+                u.key.series.interval.clone(),
                 u.status.as_str().to_string(),
                 u.records.to_string(),
                 format!(

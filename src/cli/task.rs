@@ -1,7 +1,7 @@
 //! `dms task list` and `dms task run NAME`.
 
-use crate::app::{App, Trigger};
-use crate::history::HistoryDb;
+use crate::app::{App, tasks};
+use crate::history::{HistoryReader, Trigger, time_text};
 use crate::sync::SyncControl;
 use std::path::Path;
 use std::process::ExitCode;
@@ -42,36 +42,24 @@ pub async fn run(config: &Path, cmd: TaskCommand) -> anyhow::Result<ExitCode> {
     let settings = super::load(config)?;
     match cmd {
         TaskCommand::List { json } => {
-            let last = if settings.history.path.exists() {
-                HistoryDb::open_readonly(&settings.history.path)?.last_runs()?
-            } else {
-                Vec::new()
+            let last = match HistoryReader::open_if_exists(&settings.history.path)? {
+                Some(db) => db.last_runs()?,
+                None => Vec::new(),
             };
-            let now = chrono::Utc::now();
-            let lines: Vec<TaskLine> = settings
-                .tasks
-                .iter()
-                .map(|t| {
-                    let next = t.schedule.as_ref().and_then(|c| {
-                        crate::scheduler::next_after(&c.schedule, t.timezone, now)
-                            .map(|d| d.with_timezone(&t.timezone).to_rfc3339())
-                    });
-                    let l = last.iter().find(|r| r.task == t.name);
-                    TaskLine {
-                        name: t.name.clone(),
+            let lines: Vec<TaskLine> =
+                tasks::summaries(&settings, &last, chrono::Utc::now(), |_| false)
+                    .into_iter()
+                    .map(|t| TaskLine {
+                        name: t.name,
                         enabled: t.enabled,
-                        schedule: t.schedule.as_ref().map(|c| c.text.clone()),
+                        schedule: t.schedule.map(|c| c.text),
                         timezone: t.timezone.name().to_string(),
-                        next_run: if t.enabled { next } else { None },
-                        script: t
-                            .script
-                            .as_ref()
-                            .map(|p| crate::script::display_path(p, &settings.root)),
-                        last_run: l.map(|r| r.started_at.clone()),
-                        last_status: l.map(|r| r.status.clone()),
-                    }
-                })
-                .collect();
+                        next_run: t.next_run.map(|n| n.to_rfc3339()),
+                        script: t.script,
+                        last_run: t.last_run.as_ref().map(|r| time_text(r.started_at)),
+                        last_status: t.last_run.map(|r| r.status.as_str().to_string()),
+                    })
+                    .collect();
             if json {
                 super::output::json(&lines)?;
                 return Ok(ExitCode::SUCCESS);

@@ -1,10 +1,10 @@
 //! `dms verify [--repair]`.
 
-use crate::app::{App, Trigger};
-use crate::history::HistoryDb;
-use crate::model::{SeriesKey, parse_time};
-use crate::sync::{Selection, SyncControl, SyncRequest};
-use crate::verify::{VerifyReport, VerifyRequest, verify};
+use crate::app::App;
+use crate::app::verify::{Scope, Verifier};
+use crate::model::parse_time;
+use crate::sync::SyncControl;
+use crate::verify::VerifyReport;
 use std::path::Path;
 use std::process::ExitCode;
 
@@ -33,7 +33,7 @@ pub struct VerifyArgs {
 
 pub async fn run(config: &Path, args: VerifyArgs) -> anyhow::Result<ExitCode> {
     let settings = super::load(config)?;
-    let window = crate::model::parse_age(&args.window)
+    let window = crate::input::parse_age(&args.window)
         .map_err(anyhow::Error::msg)?
         .num_nanoseconds()
         .filter(|n| *n > 0)
@@ -44,79 +44,42 @@ pub async fn run(config: &Path, args: VerifyArgs) -> anyhow::Result<ExitCode> {
             .transpose()
             .map_err(anyhow::Error::msg)
     };
-    let (since, until) = (parse(&args.since)?, parse(&args.until)?);
-
-    let pool = settings.sync.pool_size;
-    let primary = crate::node::open(&settings.primary, &settings.schema, pool)?;
-    let mut backups = Vec::new();
-    for b in settings.enabled_backups() {
-        if args.filter.backups.is_empty() || args.filter.backups.contains(&b.name) {
-            backups.push(crate::node::open(b, &settings.schema, pool)?);
-        }
-    }
-    for name in &args.filter.backups {
-        if !backups.iter().any(|b| b.name() == name) {
-            anyhow::bail!("no enabled backup is called {name:?}");
-        }
-    }
-    let mut series: Vec<SeriesKey> = primary.list_series().await?;
-    series.retain(|s| {
-        (args.filter.symbols.is_empty() || args.filter.symbols.contains(&s.symbol))
-            && (args.filter.intervals.is_empty() || args.filter.intervals.contains(&s.interval))
-    });
-    let req = VerifyRequest {
-        series: series.clone(),
-        since,
-        until,
+    let scope = Scope {
+        backups: args.filter.backups,
+        symbols: args.filter.symbols,
+        intervals: args.filter.intervals,
+        since: parse(&args.since)?,
+        until: parse(&args.until)?,
         window,
-        initial_days: settings.sync.initial_days,
-        batch_size: settings.sync.batch_size,
     };
-    let checkpoints = |settings: &crate::config::Settings| -> anyhow::Result<_> {
-        Ok(if settings.history.path.exists() {
-            HistoryDb::open_readonly(&settings.history.path)?.checkpoints()?
-        } else {
-            Default::default()
-        })
-    };
+    let verifier = Verifier::open(&settings, &scope)?;
+    let series = verifier.series(&scope).await?;
     if series.is_empty() {
         eprintln!("nothing to verify: the primary holds no matching series");
         return Ok(ExitCode::SUCCESS);
     }
-    let mut report = verify(&primary, &backups, &checkpoints(&settings)?, &req).await?;
+    let mut report = verifier.verify(&series, &scope).await?;
 
     if args.repair && !report.mismatches.is_empty() {
-        let app = App::open(settings.clone(), "dms verify --repair")?;
+        let app = App::open(settings, "dms verify --repair")?;
         let control = SyncControl {
             cancel: super::shutdown_on_signal(),
             progress: None,
         };
-        for m in &report.mismatches {
-            let mut sync = SyncRequest {
-                backups: Some(vec![m.backup.clone()]),
-                window: Some(m.range),
-                ..SyncRequest::new(
-                    Selection::Series(vec![SeriesKey::new(m.symbol.clone(), m.interval.clone())]),
-                    settings.sync.initial_days,
-                )
-            };
-            let out = app
-                .recorded_sync("@verify-repair", Trigger::Manual, &mut sync, &control)
-                .await?;
+        for r in app.repair(&report.mismatches, &control).await? {
+            let m = &r.mismatch;
             eprintln!(
-                "repaired {} {}@{} {} → {}: {} points copied{}",
-                m.backup,
-                m.symbol,
-                m.interval,
+                "repaired {} {} → {}: {} points copied{}",
+                m.key,
                 m.window_start,
                 m.window_end,
-                out.report.records(),
-                out.error.map(|e| format!(" ({e})")).unwrap_or_default()
+                r.records,
+                r.error.map(|e| format!(" ({e})")).unwrap_or_default()
             );
         }
         drop(app);
         let before = report.mismatches.len();
-        report = verify(&primary, &backups, &checkpoints(&settings)?, &req).await?;
+        report = verifier.verify(&series, &scope).await?;
         eprintln!(
             "{before} window(s) repaired; {} still differ{}",
             report.mismatches.len(),
@@ -152,9 +115,9 @@ fn print(report: &VerifyReport, json: bool) -> anyhow::Result<()> {
         ]);
         for m in &report.mismatches {
             t.add_row(vec![
-                m.backup.clone(),
-                m.symbol.clone(),
-                m.interval.clone(),
+                m.key.backup.clone(),
+                m.key.series.symbol.clone(),
+                m.key.series.interval.clone(),
                 m.window_start.clone(),
                 m.window_end.clone(),
                 m.primary_points.to_string(),

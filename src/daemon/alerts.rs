@@ -28,12 +28,9 @@ pub enum Alert {
     },
     /// A backup·series lags more than `max_gap_hours` (or was never synced).
     Behind {
-        /// Backup.
-        backup: String,
-        /// Symbol.
-        symbol: String,
-        /// Interval.
-        interval: String,
+        /// Backup and series.
+        #[serde(flatten)]
+        key: crate::model::BackupSeries,
         /// Lag in seconds, if it was ever synced.
         lag_seconds: Option<f64>,
     },

@@ -4,6 +4,7 @@
 use crate::app::RunOutcome;
 use crate::app::status::SeriesStatus;
 use crate::history::Status;
+use crate::model::BackupSeries;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -41,6 +42,16 @@ struct SeriesLabel {
     backup: String,
     symbol: String,
     interval: String,
+}
+
+impl From<&BackupSeries> for SeriesLabel {
+    fn from(k: &BackupSeries) -> Self {
+        SeriesLabel {
+            backup: k.backup.clone(),
+            symbol: k.series.symbol.clone(),
+            interval: k.series.interval.clone(),
+        }
+    }
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -172,12 +183,12 @@ impl Metrics {
             };
             self.syncs
                 .get_or_create(&BackupStatus {
-                    backup: u.backup.clone(),
+                    backup: u.key.backup.clone(),
                     status: status.into(),
                 })
                 .inc();
             let b = BackupLabel {
-                backup: u.backup.clone(),
+                backup: u.key.backup.clone(),
             };
             self.records.get_or_create(&b).inc_by(u.records);
             self.duration
@@ -193,17 +204,13 @@ impl Metrics {
         self.max_lag.clear();
         self.behind_count.clear();
         for r in rows {
-            let l = SeriesLabel {
-                backup: r.backup.clone(),
-                symbol: r.symbol.clone(),
-                interval: r.interval.clone(),
-            };
+            let l = SeriesLabel::from(&r.key);
             if let Some(lag) = r.lag_seconds {
                 self.lag.get_or_create(&l).set(lag);
             }
             self.behind.get_or_create(&l).set(i64::from(r.behind));
             let b = BackupLabel {
-                backup: r.backup.clone(),
+                backup: r.key.backup.clone(),
             };
             let worst = self.max_lag.get_or_create(&b);
             if let Some(lag) = r.lag_seconds

@@ -1,5 +1,7 @@
 //! The daemon (`dms run`): the cron scheduler, the catch-up check loop, daily history retention
-//! and the HTTP API under one runtime, stopped together by one shutdown token.
+//! and the HTTP server under one runtime, stopped together by one shutdown token. The HTTP
+//! routes are built by the caller (`crate::http::router`) and handed in: the daemon knows
+//! nothing of them.
 //!
 //! Shutdown: the token stops the loops from starting work and tells the engine to stop starting
 //! batches; batches in flight finish and commit; runs still going are recorded `interrupted`;
@@ -8,9 +10,11 @@
 pub mod alerts;
 pub mod metrics;
 
-use crate::app::{App, AppError, RunOutcome, Trigger};
-use crate::history::{HistoryDb, Status};
-use crate::model::NANOS_PER_SEC;
+use crate::app::health::{self, NodeHealth};
+use crate::app::status::is_behind;
+use crate::app::{App, AppError, RunOutcome};
+use crate::history::{self, Status, Trigger};
+use crate::model::{BackupSeries, NANOS_PER_SEC};
 use crate::scheduler::Scheduler;
 use crate::sync::{Selection, SyncControl, SyncRequest};
 use alerts::{Alert, Alerter};
@@ -65,7 +69,7 @@ pub struct Daemon {
     /// Cancelled on shutdown: stops engines from starting batches.
     work: CancellationToken,
     tracker: TaskTracker,
-    behind: Mutex<HashSet<(String, String, String)>>,
+    behind: Mutex<HashSet<BackupSeries>>,
     started_at: chrono::DateTime<chrono::Utc>,
 }
 
@@ -88,6 +92,15 @@ impl Daemon {
     /// When the daemon started.
     pub fn started_at(&self) -> chrono::DateTime<chrono::Utc> {
         self.started_at
+    }
+
+    /// Pings every node and records the answers in the `dms_node_up` gauge.
+    pub async fn ping_nodes(&self) -> Vec<NodeHealth> {
+        let out = health::ping_all(&self.app.engine).await;
+        for n in &out {
+            self.metrics.set_node_up(&n.name, n.reachable);
+        }
+        out
     }
 
     /// Whether shutdown was requested.
@@ -192,50 +205,35 @@ impl Daemon {
     }
 
     fn note_lags(&self, lags: &[crate::sync::Lag]) {
-        let max_gap = i64::try_from(self.app.settings.sync.max_gap.as_nanos()).unwrap_or(i64::MAX);
-        let mut now_behind = HashSet::new();
-        for l in lags {
-            let behind = match l.lag() {
-                None => true,
-                Some(lag) => lag > max_gap,
-            };
-            if behind {
-                now_behind.insert((
-                    l.backup.clone(),
-                    l.series.symbol.clone(),
-                    l.series.interval.clone(),
-                ));
-            }
-        }
+        let max_gap = self.app.settings.sync.max_gap;
+        let now_behind: HashMap<&BackupSeries, Option<f64>> = lags
+            .iter()
+            .filter(|l| is_behind(Some(l.primary_newest), l.checkpoint, max_gap))
+            .map(|l| (&l.key, l.lag().map(|n| n as f64 / NANOS_PER_SEC as f64)))
+            .collect();
         let mut known = self.behind.lock().unwrap_or_else(|p| p.into_inner());
-        for key in now_behind.difference(&known) {
-            let lag = lags
-                .iter()
-                .find(|l| {
-                    l.backup == key.0 && l.series.symbol == key.1 && l.series.interval == key.2
-                })
-                .and_then(|l| l.lag())
-                .map(|n| n as f64 / NANOS_PER_SEC as f64);
+        for (key, &lag) in &now_behind {
+            if known.contains(*key) {
+                continue;
+            }
             tracing::warn!(
-                backup = %key.0,
-                symbol = %key.1,
-                interval = %key.2,
+                backup = %key.backup,
+                symbol = %key.series.symbol,
+                interval = %key.series.interval,
                 lag_seconds = lag,
                 "backup is behind the primary by more than max_gap_hours"
             );
             if let Some(a) = &self.alerter {
                 a.send(Alert::Behind {
-                    backup: key.0.clone(),
-                    symbol: key.1.clone(),
-                    interval: key.2.clone(),
+                    key: (*key).clone(),
                     lag_seconds: lag,
                 });
             }
         }
-        for key in known.difference(&now_behind) {
-            tracing::info!(backup = %key.0, symbol = %key.1, interval = %key.2, "backup caught up");
+        for key in known.iter().filter(|k| !now_behind.contains_key(k)) {
+            tracing::info!(backup = %key.backup, symbol = %key.series.symbol, interval = %key.series.interval, "backup caught up");
         }
-        *known = now_behind;
+        *known = now_behind.into_keys().cloned().collect();
     }
 
     async fn scheduler_loop(self: Arc<Self>) {
@@ -279,13 +277,22 @@ impl Daemon {
     }
 
     async fn retention_loop(self: Arc<Self>) {
-        let days = i64::from(self.app.settings.history.retention_days);
+        let days = self.app.settings.history.retention_days;
+        let age = chrono::Duration::days(i64::from(days));
         loop {
-            let cutoff = (chrono::Utc::now() - chrono::Duration::days(days))
-                .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
-            match self.app.history.write(move |db| db.prune(&cutoff)).await {
-                Ok((rows, runs)) if rows + runs > 0 => {
-                    tracing::info!(rows, runs, retention_days = days, "pruned old sync history")
+            match self
+                .app
+                .history
+                .write(move |db| db.prune_older_than(age))
+                .await
+            {
+                Ok(p) if p.rows + p.runs > 0 => {
+                    tracing::info!(
+                        rows = p.rows,
+                        runs = p.runs,
+                        retention_days = days,
+                        "pruned old sync history"
+                    )
                 }
                 Ok(_) => {}
                 Err(e) => tracing::error!(cause = %e, "could not prune the sync history"),
@@ -297,17 +304,11 @@ impl Daemon {
         }
     }
 
-    fn catch_up(self: &Arc<Self>) {
+    async fn catch_up(self: &Arc<Self>) {
         let settings = &self.app.settings;
         let last: HashMap<String, chrono::DateTime<chrono::Utc>> =
-            match HistoryDb::open_readonly(&settings.history.path).and_then(|db| db.last_runs()) {
-                Ok(rows) => rows
-                    .into_iter()
-                    .filter_map(|r| {
-                        let t = chrono::DateTime::parse_from_rfc3339(&r.started_at).ok()?;
-                        Some((r.task, t.with_timezone(&chrono::Utc)))
-                    })
-                    .collect(),
+            match history::read(&settings.history.path, |db| db.last_runs()).await {
+                Ok(rows) => rows.into_iter().map(|r| (r.task, r.started_at)).collect(),
                 Err(e) => {
                     tracing::warn!(cause = %e, "cannot read last runs; no catch-up");
                     return;
@@ -320,24 +321,26 @@ impl Daemon {
     }
 }
 
-/// Runs the daemon until `shutdown` is cancelled, then stops gracefully.
+/// Runs the daemon until its shutdown token is cancelled, serving `routes` (when given) on
+/// `api.listen`, then stops gracefully.
 ///
 /// # Errors
 /// [`DaemonError::Listen`] when the API address cannot be bound.
-pub async fn run(app: App, shutdown: CancellationToken) -> Result<(), DaemonError> {
-    let app = Arc::new(app);
-    let daemon = Daemon::new(app.clone(), shutdown.clone());
+pub async fn run(daemon: Arc<Daemon>, routes: Option<axum::Router>) -> Result<(), DaemonError> {
+    let app = daemon.app.clone();
+    let shutdown = daemon.shutdown.clone();
     let settings = &app.settings;
 
-    let listener = if settings.api.enabled {
-        let addr = settings.api.listen;
-        let l = tokio::net::TcpListener::bind(addr)
-            .await
-            .map_err(|cause| DaemonError::Listen { addr, cause })?;
-        tracing::info!(addr = %l.local_addr().unwrap_or(addr), "HTTP API listening");
-        Some(l)
-    } else {
-        None
+    let server = match routes {
+        Some(router) => {
+            let addr = settings.api.listen;
+            let l = tokio::net::TcpListener::bind(addr)
+                .await
+                .map_err(|cause| DaemonError::Listen { addr, cause })?;
+            tracing::info!(addr = %l.local_addr().unwrap_or(addr), "HTTP API listening");
+            Some((l, router))
+        }
+        None => None,
     };
 
     tracing::info!(
@@ -346,15 +349,14 @@ pub async fn run(app: App, shutdown: CancellationToken) -> Result<(), DaemonErro
         check_interval_s = settings.sync.check_interval.as_secs_f64(),
         "dms daemon started"
     );
-    daemon.catch_up();
+    daemon.catch_up().await;
     let mut loops = tokio::task::JoinSet::new();
     loops.spawn(daemon.clone().scheduler_loop());
     if settings.sync.check_enabled {
         loops.spawn(daemon.clone().check_loop());
     }
     loops.spawn(daemon.clone().retention_loop());
-    if let Some(l) = listener {
-        let router = crate::api::router(daemon.clone());
+    if let Some((l, router)) = server {
         let stop = shutdown.clone();
         loops.spawn(async move {
             let served = axum::serve(l, router)

@@ -3,7 +3,11 @@
 //! Tables: `task_runs` (one row per task run), `sync_history` (one row per run, backup and
 //! series), `sync_status` (the checkpoint per backup and series). Wall-clock times are RFC 3339
 //! UTC text; data times (checkpoints, windows) are integer nanoseconds. WAL mode, so readers
-//! (`dms history`, the API) work while a writer runs; writers hold [`WriterLock`].
+//! (`dms history`, the API) work while a writer runs.
+//!
+//! One writer per file, enforced by the types: [`HistoryWriter`] (and the async [`History`]
+//! around it) can only be made by taking the [`WriterLock`], and only it has write methods;
+//! everyone else gets a [`HistoryReader`], which has none.
 
 mod lock;
 mod query;
@@ -12,9 +16,9 @@ mod schema;
 pub use lock::WriterLock;
 pub use query::*;
 
-use crate::model::{Nanos, SeriesKey};
+use crate::model::{BackupSeries, Nanos};
 use rusqlite::{Connection, OpenFlags, params};
-use std::collections::HashMap;
+use std::ops::Deref;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -127,15 +131,55 @@ impl Status {
     }
 }
 
+/// What [`HistoryWriter::prune_older_than`] deleted.
+#[derive(Debug, Clone, Copy)]
+pub struct Pruned {
+    /// `sync_history` rows deleted.
+    pub rows: usize,
+    /// Task runs deleted.
+    pub runs: usize,
+    /// Rows started before this went.
+    pub cutoff: chrono::DateTime<chrono::Utc>,
+}
+
+/// What started a task run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Trigger {
+    /// The cron schedule.
+    Cron,
+    /// `dms task run` or `dms sync`.
+    Manual,
+    /// `POST /api/dms/tasks/{name}/run`.
+    Api,
+    /// A run missed during downtime, caught up at start.
+    CatchUp,
+    /// `dms run --once`.
+    Once,
+    /// The daemon's check loop.
+    Check,
+}
+
+impl Trigger {
+    /// Name as stored.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Trigger::Cron => "cron",
+            Trigger::Manual => "manual",
+            Trigger::Api => "api",
+            Trigger::CatchUp => "catch-up",
+            Trigger::Once => "once",
+            Trigger::Check => "check",
+        }
+    }
+}
+
 /// A new `sync_history` row.
 #[derive(Debug, Clone)]
 pub struct UnitStart {
     /// The task run it belongs to.
     pub run_id: Option<i64>,
-    /// Backup node.
-    pub backup: String,
-    /// Series.
-    pub series: SeriesKey,
+    /// Backup and series.
+    pub key: BackupSeries,
     /// `incremental` or `full`.
     pub mode: &'static str,
     /// Window start (data time).
@@ -144,42 +188,106 @@ pub struct UnitStart {
     pub window_end: Nanos,
 }
 
-/// The history database, shared by the async parts of the program. Every call runs on the
-/// blocking pool.
+/// The history writer, shared by the async parts of the program: owns the [`WriterLock`], so
+/// holding one proves this process is the file's only writer. Every call runs on the blocking
+/// pool.
 #[derive(Clone)]
 pub struct History {
-    db: Arc<Mutex<HistoryDb>>,
+    db: Arc<Mutex<HistoryWriter>>,
     path: PathBuf,
     write_error: Arc<Mutex<Option<String>>>,
 }
 
-/// A connection to the history database. Methods are blocking.
-pub struct HistoryDb {
+/// A read-only connection to the history database: every query, no write. Methods are
+/// blocking; see [`read`] for the async way in.
+pub struct HistoryReader {
     conn: Connection,
     path: PathBuf,
 }
 
+/// The writer's connection: the [`WriterLock`] and a read-write connection. Write methods
+/// exist only here; reads come through [`Deref`] to [`HistoryReader`]. Methods are blocking.
+pub struct HistoryWriter {
+    db: HistoryReader,
+    _lock: WriterLock,
+}
+
+impl Deref for HistoryWriter {
+    type Target = HistoryReader;
+    fn deref(&self) -> &HistoryReader {
+        &self.db
+    }
+}
+
 /// Current time as stored: RFC 3339 UTC with milliseconds.
 pub fn now_text() -> String {
-    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+    time_text(chrono::Utc::now())
+}
+
+/// A wall-clock time as stored: RFC 3339 UTC with milliseconds.
+pub fn time_text(t: chrono::DateTime<chrono::Utc>) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+/// Serde for wall-clock times as stored and shown: RFC 3339 UTC with milliseconds.
+pub mod wallclock {
+    use chrono::{DateTime, Utc};
+    use serde::Serializer;
+
+    /// Serializes `t` as [`super::time_text`] does.
+    ///
+    /// # Errors
+    /// The serializer's.
+    pub fn serialize<S: Serializer>(t: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&super::time_text(*t))
+    }
+
+    /// The same for optional times (`null` when absent).
+    pub mod option {
+        use chrono::{DateTime, Utc};
+        use serde::Serializer;
+
+        /// Serializes `t` as [`super::super::time_text`] does, or `null`.
+        ///
+        /// # Errors
+        /// The serializer's.
+        pub fn serialize<S: Serializer>(
+            t: &Option<DateTime<Utc>>,
+            s: S,
+        ) -> Result<S::Ok, S::Error> {
+            match t {
+                Some(t) => super::serialize(t, s),
+                None => s.serialize_none(),
+            }
+        }
+    }
+}
+
+/// Runs a read `f` on a fresh read-only connection, on the blocking pool (the API, the status
+/// page and the daemon's own look-ups read this way, alongside the writer).
+///
+/// # Errors
+/// [`HistoryError::Open`] when the file is missing or unreadable, what `f` returns, or
+/// [`HistoryError::Task`] when the blocking task died.
+pub async fn read<R: Send + 'static>(
+    path: &Path,
+    f: impl FnOnce(&HistoryReader) -> Result<R> + Send + 'static,
+) -> Result<R> {
+    let path = path.to_path_buf();
+    tokio::task::spawn_blocking(move || HistoryReader::open(&path).and_then(|db| f(&db)))
+        .await
+        .map_err(|e| HistoryError::Task(e.to_string()))?
 }
 
 impl History {
-    /// Opens (creating and migrating) the history at `path` for writing.
+    /// Takes the writer lock (naming `who` in it), then opens (creating and migrating) the
+    /// history at `path`, waiting up to `busy_timeout` for a reader's lock on the file.
     ///
     /// # Errors
+    /// [`HistoryError::Locked`] naming the holder when another writer has it,
     /// [`HistoryError::Open`] or [`HistoryError::TooNew`].
-    pub fn open(path: &Path) -> Result<History> {
-        Self::open_with(path, DEFAULT_BUSY_TIMEOUT)
-    }
-
-    /// [`History::open`] waiting up to `busy_timeout` for another writer's lock.
-    ///
-    /// # Errors
-    /// [`HistoryError::Open`] or [`HistoryError::TooNew`].
-    pub fn open_with(path: &Path, busy_timeout: Duration) -> Result<History> {
-        let mut db = HistoryDb::open(path)?;
-        db.set_busy_timeout(busy_timeout)?;
+    pub fn open(path: &Path, who: &str, busy_timeout: Duration) -> Result<History> {
+        let db = HistoryWriter::open(path, who, busy_timeout)?;
         Ok(History {
             db: Arc::new(Mutex::new(db)),
             path: path.to_path_buf(),
@@ -199,7 +307,7 @@ impl History {
     /// What `f` returns, or [`HistoryError::Task`] when the blocking task died.
     pub async fn write<R: Send + 'static>(
         &self,
-        f: impl FnOnce(&mut HistoryDb) -> Result<R> + Send + 'static,
+        f: impl FnOnce(&mut HistoryWriter) -> Result<R> + Send + 'static,
     ) -> Result<R> {
         let r = self.call(f).await;
         let mut health = self.write_error.lock().unwrap_or_else(|p| p.into_inner());
@@ -210,15 +318,24 @@ impl History {
         r
     }
 
-    /// Runs a read `f` on the blocking pool.
+    /// Runs a write `f` on the calling thread (for setup before the async work starts).
+    ///
+    /// # Errors
+    /// What `f` returns.
+    pub fn blocking_write<R>(&self, f: impl FnOnce(&mut HistoryWriter) -> Result<R>) -> Result<R> {
+        let mut guard = self.db.lock().unwrap_or_else(|p| p.into_inner());
+        f(&mut guard)
+    }
+
+    /// Runs a read `f` on the writer's connection, on the blocking pool.
     ///
     /// # Errors
     /// What `f` returns, or [`HistoryError::Task`] when the blocking task died.
     pub async fn read<R: Send + 'static>(
         &self,
-        f: impl FnOnce(&mut HistoryDb) -> Result<R> + Send + 'static,
+        f: impl FnOnce(&HistoryReader) -> Result<R> + Send + 'static,
     ) -> Result<R> {
-        self.call(f).await
+        self.call(move |db| f(db)).await
     }
 
     /// The error of the last write, if it failed (disk full, read-only, locked, corrupt).
@@ -231,7 +348,7 @@ impl History {
 
     async fn call<R: Send + 'static>(
         &self,
-        f: impl FnOnce(&mut HistoryDb) -> Result<R> + Send + 'static,
+        f: impl FnOnce(&mut HistoryWriter) -> Result<R> + Send + 'static,
     ) -> Result<R> {
         let db = self.db.clone();
         tokio::task::spawn_blocking(move || {
@@ -245,20 +362,65 @@ impl History {
     }
 }
 
-impl HistoryDb {
-    /// Opens for writing, creating the folder, file and tables as needed.
+impl HistoryReader {
+    /// Opens an existing history read-only (for `dms history`, `dms status` and the API).
     ///
     /// # Errors
-    /// [`HistoryError::Open`] or [`HistoryError::TooNew`].
-    pub fn open(path: &Path) -> Result<HistoryDb> {
-        Self::open_busy(path, DEFAULT_BUSY_TIMEOUT)
+    /// [`HistoryError::Open`] when the file is missing or unreadable,
+    /// [`HistoryError::TooNew`] when a newer dms wrote it.
+    pub fn open(path: &Path) -> Result<HistoryReader> {
+        let open_err = |cause| HistoryError::Open {
+            path: path.to_path_buf(),
+            cause,
+        };
+        let conn = Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(open_err)?;
+        conn.busy_timeout(DEFAULT_BUSY_TIMEOUT).map_err(open_err)?;
+        let version: i64 = conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .map_err(open_err)?;
+        if version > schema::VERSION {
+            return Err(HistoryError::TooNew {
+                path: path.to_path_buf(),
+                found: version,
+                supported: schema::VERSION,
+            });
+        }
+        Ok(HistoryReader {
+            conn,
+            path: path.to_path_buf(),
+        })
     }
 
-    /// [`HistoryDb::open`] waiting up to `busy_timeout` for another writer's lock.
+    /// Like [`HistoryReader::open`], but `None` when no history file exists yet (nothing has
+    /// been recorded).
     ///
     /// # Errors
-    /// [`HistoryError::Open`] or [`HistoryError::TooNew`].
-    pub fn open_busy(path: &Path, busy_timeout: Duration) -> Result<HistoryDb> {
+    /// As [`HistoryReader::open`].
+    pub fn open_if_exists(path: &Path) -> Result<Option<HistoryReader>> {
+        if path.exists() {
+            Self::open(path).map(Some)
+        } else {
+            Ok(None)
+        }
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl HistoryWriter {
+    /// Takes the writer lock (naming `who`), then opens for writing, creating the folder, file
+    /// and tables as needed.
+    ///
+    /// # Errors
+    /// [`HistoryError::Locked`], [`HistoryError::Open`] or [`HistoryError::TooNew`].
+    pub fn open(path: &Path, who: &str, busy_timeout: Duration) -> Result<HistoryWriter> {
         let open_err = |cause| HistoryError::Open {
             path: path.to_path_buf(),
             cause,
@@ -271,58 +433,19 @@ impl HistoryDb {
                 e,
             ))));
         }
-        let conn = Connection::open(path).map_err(open_err)?;
+        let lock = WriterLock::acquire(path, who)?;
+        let mut conn = Connection::open(path).map_err(open_err)?;
         conn.busy_timeout(busy_timeout).map_err(open_err)?;
         conn.execute_batch("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;")
             .map_err(open_err)?;
-        let mut db = HistoryDb {
-            conn,
-            path: path.to_path_buf(),
-        };
-        schema::migrate(&mut db.conn, path)?;
-        Ok(db)
-    }
-
-    /// Opens an existing history read-only (for `dms history`, `dms status` and the API).
-    ///
-    /// # Errors
-    /// [`HistoryError::Open`] when the file is missing or unreadable.
-    pub fn open_readonly(path: &Path) -> Result<HistoryDb> {
-        let open_err = |cause| HistoryError::Open {
-            path: path.to_path_buf(),
-            cause,
-        };
-        let conn = Connection::open_with_flags(
-            path,
-            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-        )
-        .map_err(open_err)?;
-        conn.busy_timeout(std::time::Duration::from_secs(10))
-            .map_err(open_err)?;
-        let version: i64 = conn
-            .query_row("PRAGMA user_version", [], |r| r.get(0))
-            .map_err(open_err)?;
-        if version > schema::VERSION {
-            return Err(HistoryError::TooNew {
+        schema::migrate(&mut conn, path)?;
+        Ok(HistoryWriter {
+            db: HistoryReader {
+                conn,
                 path: path.to_path_buf(),
-                found: version,
-                supported: schema::VERSION,
-            });
-        }
-        Ok(HistoryDb {
-            conn,
-            path: path.to_path_buf(),
+            },
+            _lock: lock,
         })
-    }
-
-    /// How long statements wait for another connection's lock before failing.
-    ///
-    /// # Errors
-    /// [`HistoryError::Sql`].
-    pub fn set_busy_timeout(&mut self, d: Duration) -> Result<()> {
-        self.conn
-            .busy_timeout(d)
-            .map_err(sql_err(&self.path, "set busy timeout"))
     }
 
     /// Marks rows a crash left `running`: sync rows become `failed` ("interrupted") and task
@@ -333,16 +456,17 @@ impl HistoryDb {
     pub fn repair_interrupted(&mut self) -> Result<(usize, usize)> {
         let now = now_text();
         let tx = self
+            .db
             .conn
             .transaction()
-            .map_err(sql_err(&self.path, "repair"))?;
+            .map_err(sql_err(&self.db.path, "repair"))?;
         let rows = tx
             .execute(
                 "UPDATE sync_history SET status = 'failed', finished_at = ?1, \
                  error = 'interrupted: dms stopped before this sync finished' WHERE status = 'running'",
                 params![now],
             )
-            .map_err(sql_err(&self.path, "repair"))?;
+            .map_err(sql_err(&self.db.path, "repair"))?;
         let runs = tx
             .execute(
                 "UPDATE task_runs SET status = 'interrupted', finished_at = ?1, \
@@ -350,8 +474,8 @@ impl HistoryDb {
                  WHERE status = 'running'",
                 params![now],
             )
-            .map_err(sql_err(&self.path, "repair"))?;
-        tx.commit().map_err(sql_err(&self.path, "repair"))?;
+            .map_err(sql_err(&self.db.path, "repair"))?;
+        tx.commit().map_err(sql_err(&self.db.path, "repair"))?;
         Ok((runs, rows))
     }
 
@@ -360,13 +484,13 @@ impl HistoryDb {
     /// # Errors
     /// [`HistoryError::Sql`].
     pub fn start_run(&mut self, task: &str, trigger: &str) -> Result<i64> {
-        self.conn
+        self.db.conn
             .execute(
                 "INSERT INTO task_runs (task, trigger, started_at, status) VALUES (?1, ?2, ?3, 'running')",
                 params![task, trigger, now_text()],
             )
-            .map_err(sql_err(&self.path, "start run"))?;
-        Ok(self.conn.last_insert_rowid())
+            .map_err(sql_err(&self.db.path, "start run"))?;
+        Ok(self.db.conn.last_insert_rowid())
     }
 
     /// Records a run that did not start (`skipped`), with the reason.
@@ -375,14 +499,15 @@ impl HistoryDb {
     /// [`HistoryError::Sql`].
     pub fn record_skipped_run(&mut self, task: &str, trigger: &str, reason: &str) -> Result<i64> {
         let now = now_text();
-        self.conn
+        self.db
+            .conn
             .execute(
                 "INSERT INTO task_runs (task, trigger, started_at, finished_at, status, error) \
                  VALUES (?1, ?2, ?3, ?3, 'skipped', ?4)",
                 params![task, trigger, now, reason],
             )
-            .map_err(sql_err(&self.path, "record skipped run"))?;
-        Ok(self.conn.last_insert_rowid())
+            .map_err(sql_err(&self.db.path, "record skipped run"))?;
+        Ok(self.db.conn.last_insert_rowid())
     }
 
     /// Records the end of a task run. Sync rows of the run still `running` are closed as
@@ -393,14 +518,15 @@ impl HistoryDb {
     pub fn finish_run(&mut self, run_id: i64, status: Status, error: Option<&str>) -> Result<()> {
         let now = now_text();
         let tx = self
+            .db
             .conn
             .transaction()
-            .map_err(sql_err(&self.path, "finish run"))?;
+            .map_err(sql_err(&self.db.path, "finish run"))?;
         tx.execute(
             "UPDATE task_runs SET status = ?2, finished_at = ?3, error = ?4 WHERE id = ?1",
             params![run_id, status.as_str(), now, error],
         )
-        .map_err(sql_err(&self.path, "finish run"))?;
+        .map_err(sql_err(&self.db.path, "finish run"))?;
         tx.execute(
             "UPDATE sync_history SET status = 'failed', finished_at = ?2, error = ?3 \
              WHERE run_id = ?1 AND status = 'running'",
@@ -410,8 +536,8 @@ impl HistoryDb {
                 error.unwrap_or("interrupted: the run ended before this sync finished")
             ],
         )
-        .map_err(sql_err(&self.path, "finish run"))?;
-        tx.commit().map_err(sql_err(&self.path, "finish run"))
+        .map_err(sql_err(&self.db.path, "finish run"))?;
+        tx.commit().map_err(sql_err(&self.db.path, "finish run"))
     }
 
     /// Inserts a `running` sync row; returns its id.
@@ -419,23 +545,23 @@ impl HistoryDb {
     /// # Errors
     /// [`HistoryError::Sql`].
     pub fn begin_unit(&mut self, u: &UnitStart) -> Result<i64> {
-        self.conn
+        self.db.conn
             .execute(
                 "INSERT INTO sync_history (run_id, backup, symbol, interval, mode, started_at, status, \
                  records, window_start, window_end) VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'running', 0, ?7, ?8)",
                 params![
                     u.run_id,
-                    u.backup,
-                    u.series.symbol,
-                    u.series.interval,
+                    u.key.backup,
+                    u.key.series.symbol,
+                    u.key.series.interval,
                     u.mode,
                     now_text(),
                     u.window_start,
                     u.window_end
                 ],
             )
-            .map_err(sql_err(&self.path, "begin sync"))?;
-        Ok(self.conn.last_insert_rowid())
+            .map_err(sql_err(&self.db.path, "begin sync"))?;
+        Ok(self.db.conn.last_insert_rowid())
     }
 
     /// Records an acknowledged batch: adds `records` to the row and moves the checkpoint, in
@@ -446,8 +572,7 @@ impl HistoryDb {
     pub fn commit_batch(
         &mut self,
         row_id: i64,
-        backup: &str,
-        series: &SeriesKey,
+        key: &BackupSeries,
         newest: Nanos,
         records: u64,
         update: CheckpointUpdate,
@@ -455,12 +580,13 @@ impl HistoryDb {
         let now = now_text();
         let records = i64::try_from(records).unwrap_or(i64::MAX);
         let tx = self
+            .db
             .conn
             .transaction()
-            .map_err(sql_err(&self.path, "commit batch"))?;
+            .map_err(sql_err(&self.db.path, "commit batch"))?;
         tx.prepare_cached("UPDATE sync_history SET records = records + ?2 WHERE id = ?1")
             .and_then(|mut s| s.execute(params![row_id, records]))
-            .map_err(sql_err(&self.path, "commit batch"))?;
+            .map_err(sql_err(&self.db.path, "commit batch"))?;
         let sql = match update {
             CheckpointUpdate::Advance => {
                 "INSERT INTO sync_status (backup, symbol, interval, last_sync_time, last_status, updated_at) \
@@ -475,10 +601,16 @@ impl HistoryDb {
         };
         tx.prepare_cached(sql)
             .and_then(|mut s| {
-                s.execute(params![backup, series.symbol, series.interval, newest, now])
+                s.execute(params![
+                    key.backup,
+                    key.series.symbol,
+                    key.series.interval,
+                    newest,
+                    now
+                ])
             })
-            .map_err(sql_err(&self.path, "commit batch"))?;
-        tx.commit().map_err(sql_err(&self.path, "commit batch"))
+            .map_err(sql_err(&self.db.path, "commit batch"))?;
+        tx.commit().map_err(sql_err(&self.db.path, "commit batch"))
     }
 
     /// Closes a sync row with its final status and error, and notes it in `sync_status`.
@@ -488,81 +620,64 @@ impl HistoryDb {
     pub fn finish_unit(
         &mut self,
         row_id: i64,
-        backup: &str,
-        series: &SeriesKey,
+        key: &BackupSeries,
         status: Status,
         error: Option<&str>,
     ) -> Result<()> {
         let now = now_text();
         let tx = self
+            .db
             .conn
             .transaction()
-            .map_err(sql_err(&self.path, "finish sync"))?;
+            .map_err(sql_err(&self.db.path, "finish sync"))?;
         tx.execute(
             "UPDATE sync_history SET status = ?2, finished_at = ?3, error = ?4 WHERE id = ?1",
             params![row_id, status.as_str(), now, error],
         )
-        .map_err(sql_err(&self.path, "finish sync"))?;
+        .map_err(sql_err(&self.db.path, "finish sync"))?;
         tx.execute(
             "INSERT INTO sync_status (backup, symbol, interval, last_sync_time, last_status, last_error, updated_at) \
              VALUES (?1, ?2, ?3, NULL, ?4, ?5, ?6) ON CONFLICT (backup, symbol, interval) DO UPDATE SET \
              last_status = ?4, last_error = ?5, updated_at = ?6",
-            params![backup, series.symbol, series.interval, status.as_str(), error, now],
+            params![key.backup, key.series.symbol, key.series.interval, status.as_str(), error, now],
         )
-        .map_err(sql_err(&self.path, "finish sync"))?;
-        tx.commit().map_err(sql_err(&self.path, "finish sync"))
+        .map_err(sql_err(&self.db.path, "finish sync"))?;
+        tx.commit().map_err(sql_err(&self.db.path, "finish sync"))
     }
 
-    /// Every checkpoint, keyed by (backup, series).
+    /// Deletes finished `sync_history` and task-run rows that started more than `age` ago.
+    /// `sync_status` is never pruned. An age reaching before the epoch prunes nothing.
     ///
     /// # Errors
     /// [`HistoryError::Sql`].
-    pub fn checkpoints(&self) -> Result<HashMap<(String, SeriesKey), Nanos>> {
-        let mut stmt = self
-            .conn
-            .prepare_cached(
-                "SELECT backup, symbol, interval, last_sync_time FROM sync_status WHERE last_sync_time IS NOT NULL",
-            )
-            .map_err(sql_err(&self.path, "read checkpoints"))?;
-        let rows = stmt
-            .query_map([], |r| {
-                Ok((
-                    (
-                        r.get::<_, String>(0)?,
-                        SeriesKey::new(r.get::<_, String>(1)?, r.get::<_, String>(2)?),
-                    ),
-                    r.get::<_, i64>(3)?,
-                ))
-            })
-            .map_err(sql_err(&self.path, "read checkpoints"))?;
-        rows.collect::<std::result::Result<_, _>>()
-            .map_err(sql_err(&self.path, "read checkpoints"))
+    pub fn prune_older_than(&mut self, age: chrono::Duration) -> Result<Pruned> {
+        let cutoff = chrono::Utc::now()
+            .checked_sub_signed(age)
+            .unwrap_or(chrono::DateTime::<chrono::Utc>::UNIX_EPOCH);
+        let (rows, runs) = self.prune(&time_text(cutoff))?;
+        Ok(Pruned { rows, runs, cutoff })
     }
 
-    /// Deletes `sync_history` and task-run rows that started before `cutoff` (RFC 3339) and are
-    /// finished. `sync_status` is never pruned. Returns (sync rows, task runs) deleted.
-    ///
-    /// # Errors
-    /// [`HistoryError::Sql`].
-    pub fn prune(&mut self, cutoff: &str) -> Result<(usize, usize)> {
+    fn prune(&mut self, cutoff: &str) -> Result<(usize, usize)> {
         let tx = self
+            .db
             .conn
             .transaction()
-            .map_err(sql_err(&self.path, "prune"))?;
+            .map_err(sql_err(&self.db.path, "prune"))?;
         let rows = tx
             .execute(
                 "DELETE FROM sync_history WHERE started_at < ?1 AND status != 'running'",
                 params![cutoff],
             )
-            .map_err(sql_err(&self.path, "prune"))?;
+            .map_err(sql_err(&self.db.path, "prune"))?;
         let runs = tx
             .execute(
                 "DELETE FROM task_runs WHERE started_at < ?1 AND status != 'running' \
                  AND NOT EXISTS (SELECT 1 FROM sync_history h WHERE h.run_id = task_runs.id)",
                 params![cutoff],
             )
-            .map_err(sql_err(&self.path, "prune"))?;
-        tx.commit().map_err(sql_err(&self.path, "prune"))?;
+            .map_err(sql_err(&self.db.path, "prune"))?;
+        tx.commit().map_err(sql_err(&self.db.path, "prune"))?;
         Ok((rows, runs))
     }
 }

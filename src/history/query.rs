@@ -1,8 +1,11 @@
 //! Read-side queries over the history: what `dms history`, `dms status` and the API show.
 
-use super::{HistoryDb, Result, Status};
+use super::{HistoryReader, Result, Status};
+use crate::model::{BackupSeries, SeriesKey};
 use crate::model::{Nanos, format_nanos};
+use chrono::{DateTime, Utc};
 use rusqlite::types::Value;
+use std::collections::HashMap;
 
 /// Filters for [`HistoryDb::history`]. Every filter is optional; rows come newest first.
 #[derive(Debug, Clone, Default)]
@@ -15,10 +18,10 @@ pub struct HistoryFilter {
     pub interval: Option<String>,
     /// Row status.
     pub status: Option<Status>,
-    /// Rows started at or after this RFC 3339 time.
-    pub since: Option<String>,
-    /// Rows started before this RFC 3339 time.
-    pub until: Option<String>,
+    /// Rows started at or after this time.
+    pub since: Option<DateTime<Utc>>,
+    /// Rows started before this time.
+    pub until: Option<DateTime<Utc>>,
     /// Rows of one task run.
     pub run_id: Option<i64>,
     /// Pagination cursor: rows with an id below this.
@@ -34,20 +37,19 @@ pub struct HistoryRow {
     pub id: i64,
     /// Task run id.
     pub run_id: Option<i64>,
-    /// Backup node.
-    pub backup: String,
-    /// Symbol.
-    pub symbol: String,
-    /// Interval.
-    pub interval: String,
+    /// Backup and series.
+    #[serde(flatten)]
+    pub key: BackupSeries,
     /// `incremental` or `full`.
     pub mode: String,
     /// Wall-clock start.
-    pub started_at: String,
+    #[serde(with = "super::wallclock")]
+    pub started_at: DateTime<Utc>,
     /// Wall-clock end.
-    pub finished_at: Option<String>,
+    #[serde(with = "super::wallclock::option")]
+    pub finished_at: Option<DateTime<Utc>>,
     /// `running`, `success` or `failed`.
-    pub status: String,
+    pub status: Status,
     /// Points copied.
     pub records: i64,
     /// Error, if failed.
@@ -61,20 +63,18 @@ pub struct HistoryRow {
 /// One `sync_status` row: the checkpoint of a (backup, series).
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct StatusRow {
-    /// Backup node.
-    pub backup: String,
-    /// Symbol.
-    pub symbol: String,
-    /// Interval.
-    pub interval: String,
+    /// Backup and series.
+    #[serde(flatten)]
+    pub key: BackupSeries,
     /// Newest point the backup acknowledged (ns), if any.
     pub last_sync_time: Option<Nanos>,
     /// Status of the last sync.
-    pub last_status: Option<String>,
+    pub last_status: Option<Status>,
     /// Error of the last sync.
     pub last_error: Option<String>,
     /// When this row last changed.
-    pub updated_at: String,
+    #[serde(with = "super::wallclock")]
+    pub updated_at: DateTime<Utc>,
 }
 
 /// One `task_runs` row.
@@ -87,16 +87,36 @@ pub struct RunRow {
     /// What started it.
     pub trigger: String,
     /// Wall-clock start.
-    pub started_at: String,
+    #[serde(with = "super::wallclock")]
+    pub started_at: DateTime<Utc>,
     /// Wall-clock end.
-    pub finished_at: Option<String>,
+    #[serde(with = "super::wallclock::option")]
+    pub finished_at: Option<DateTime<Utc>>,
     /// Run status.
-    pub status: String,
+    pub status: Status,
     /// Error, if any.
     pub error: Option<String>,
 }
 
-impl HistoryDb {
+impl HistoryReader {
+    /// Every checkpoint, keyed by (backup, series).
+    ///
+    /// # Errors
+    /// [`HistoryError::Sql`].
+    pub fn checkpoints(&self) -> Result<HashMap<BackupSeries, Nanos>> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT backup, symbol, interval, last_sync_time FROM sync_status WHERE last_sync_time IS NOT NULL",
+            )
+            .map_err(super::sql_err(&self.path, "read checkpoints"))?;
+        let rows = stmt
+            .query_map([], |r| Ok((key_cols(r, 0)?, r.get::<_, i64>(3)?)))
+            .map_err(super::sql_err(&self.path, "read checkpoints"))?;
+        rows.collect::<std::result::Result<_, _>>()
+            .map_err(super::sql_err(&self.path, "read checkpoints"))
+    }
+
     /// `sync_history` rows matching `f`, newest first.
     ///
     /// # Errors
@@ -123,11 +143,11 @@ impl HistoryDb {
         if let Some(v) = f.status {
             add("status =", Value::Text(v.as_str().into()));
         }
-        if let Some(v) = &f.since {
-            add("started_at >=", Value::Text(v.clone()));
+        if let Some(v) = f.since {
+            add("started_at >=", Value::Text(super::time_text(v)));
         }
-        if let Some(v) = &f.until {
-            add("started_at <", Value::Text(v.clone()));
+        if let Some(v) = f.until {
+            add("started_at <", Value::Text(super::time_text(v)));
         }
         if let Some(v) = f.run_id {
             add("run_id =", Value::Integer(v));
@@ -148,13 +168,11 @@ impl HistoryDb {
                 Ok(HistoryRow {
                     id: r.get(0)?,
                     run_id: r.get(1)?,
-                    backup: r.get(2)?,
-                    symbol: r.get(3)?,
-                    interval: r.get(4)?,
+                    key: key_cols(r, 2)?,
                     mode: r.get(5)?,
-                    started_at: r.get(6)?,
-                    finished_at: r.get(7)?,
-                    status: r.get(8)?,
+                    started_at: time_col(r, 6)?,
+                    finished_at: opt_time_col(r, 7)?,
+                    status: status_col(r, 8)?,
                     records: r.get(9)?,
                     error: r.get(10)?,
                     window_start: r.get::<_, Option<i64>>(11)?.map(format_nanos),
@@ -181,13 +199,14 @@ impl HistoryDb {
         let rows = stmt
             .query_map([], |r| {
                 Ok(StatusRow {
-                    backup: r.get(0)?,
-                    symbol: r.get(1)?,
-                    interval: r.get(2)?,
+                    key: key_cols(r, 0)?,
                     last_sync_time: r.get(3)?,
-                    last_status: r.get(4)?,
+                    last_status: r
+                        .get::<_, Option<String>>(4)?
+                        .map(|t| parse_status(4, &t))
+                        .transpose()?,
                     last_error: r.get(5)?,
-                    updated_at: r.get(6)?,
+                    updated_at: time_col(r, 6)?,
                 })
             })
             .map_err(super::sql_err(&self.path, "query status"))?;
@@ -252,14 +271,55 @@ impl HistoryDb {
     }
 }
 
+/// (backup, symbol, interval) from three columns starting at `col`.
+fn key_cols(r: &rusqlite::Row<'_>, col: usize) -> rusqlite::Result<BackupSeries> {
+    Ok(BackupSeries::new(
+        r.get::<_, String>(col)?,
+        SeriesKey::new(r.get::<_, String>(col + 1)?, r.get::<_, String>(col + 2)?),
+    ))
+}
+
+fn conversion(col: usize, e: impl std::error::Error + Send + Sync + 'static) -> rusqlite::Error {
+    rusqlite::Error::FromSqlConversionFailure(col, rusqlite::types::Type::Text, Box::new(e))
+}
+
+fn parse_time_text(col: usize, t: &str) -> rusqlite::Result<DateTime<Utc>> {
+    DateTime::parse_from_rfc3339(t)
+        .map(|d| d.with_timezone(&Utc))
+        .map_err(|e| conversion(col, e))
+}
+
+fn time_col(r: &rusqlite::Row<'_>, col: usize) -> rusqlite::Result<DateTime<Utc>> {
+    parse_time_text(col, &r.get::<_, String>(col)?)
+}
+
+fn opt_time_col(r: &rusqlite::Row<'_>, col: usize) -> rusqlite::Result<Option<DateTime<Utc>>> {
+    r.get::<_, Option<String>>(col)?
+        .map(|t| parse_time_text(col, &t))
+        .transpose()
+}
+
+/// A stored status name that this build does not know.
+#[derive(Debug, thiserror::Error)]
+#[error("unknown status {0:?} in the history")]
+struct UnknownStatus(String);
+
+fn parse_status(col: usize, t: &str) -> rusqlite::Result<Status> {
+    Status::parse(t).ok_or_else(|| conversion(col, UnknownStatus(t.to_string())))
+}
+
+fn status_col(r: &rusqlite::Row<'_>, col: usize) -> rusqlite::Result<Status> {
+    parse_status(col, &r.get::<_, String>(col)?)
+}
+
 fn run_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RunRow> {
     Ok(RunRow {
         id: r.get(0)?,
         task: r.get(1)?,
         trigger: r.get(2)?,
-        started_at: r.get(3)?,
-        finished_at: r.get(4)?,
-        status: r.get(5)?,
+        started_at: time_col(r, 3)?,
+        finished_at: opt_time_col(r, 4)?,
+        status: status_col(r, 5)?,
         error: r.get(6)?,
     })
 }
@@ -283,12 +343,12 @@ pub struct BackupMetrics {
     pub records: i64,
 }
 
-impl HistoryDb {
-    /// Per-backup figures for syncs started at or after `since` (RFC 3339).
+impl HistoryReader {
+    /// Per-backup figures for syncs started at or after `since`.
     ///
     /// # Errors
     /// [`super::HistoryError::Sql`].
-    pub fn metrics(&self, since: &str) -> Result<Vec<BackupMetrics>> {
+    pub fn metrics(&self, since: DateTime<Utc>) -> Result<Vec<BackupMetrics>> {
         let mut stmt = self
             .conn
             .prepare(
@@ -301,7 +361,7 @@ impl HistoryDb {
             )
             .map_err(super::sql_err(&self.path, "query metrics"))?;
         let rows = stmt
-            .query_map([since], |r| {
+            .query_map([super::time_text(since)], |r| {
                 let syncs: i64 = r.get(1)?;
                 let successes: i64 = r.get(2)?;
                 Ok(BackupMetrics {
@@ -337,13 +397,13 @@ pub struct HourlyThroughput {
     pub failures: i64,
 }
 
-impl HistoryDb {
+impl HistoryReader {
     /// Records copied and failed syncs per backup and hour, for syncs started at or after
-    /// `since` (RFC 3339), oldest hour first. Hours without syncs are absent.
+    /// `since`, oldest hour first. Hours without syncs are absent.
     ///
     /// # Errors
     /// [`super::HistoryError::Sql`].
-    pub fn hourly_throughput(&self, since: &str) -> Result<Vec<HourlyThroughput>> {
+    pub fn hourly_throughput(&self, since: DateTime<Utc>) -> Result<Vec<HourlyThroughput>> {
         let mut stmt = self
             .conn
             .prepare(
@@ -354,7 +414,7 @@ impl HistoryDb {
             )
             .map_err(super::sql_err(&self.path, "query throughput"))?;
         let rows = stmt
-            .query_map([since], |r| {
+            .query_map([super::time_text(since)], |r| {
                 Ok(HourlyThroughput {
                     backup: r.get(0)?,
                     hour: r.get(1)?,

@@ -1,5 +1,6 @@
 //! The node interface: what the sync engine needs from a time-series store, and the kinds that
-//! implement it ([`sqlite`], [`influxdb`]).
+//! implement it ([`sqlite`], [`influxdb`]), plus [`describe_reqwest`], the one place an HTTP
+//! client's error becomes text without its URL.
 //!
 //! Contract every node keeps:
 //! - `read` yields batches in time order and never splits the points that share one timestamp
@@ -7,15 +8,17 @@
 //! - `write` is idempotent: a point with the same series and timestamp replaces the old one;
 //! - errors say whether retrying can help ([`NodeError::retryable`]) and never contain secrets.
 
+mod http_error;
 pub mod influxdb;
 pub mod sqlite;
+
+pub use http_error::{ClientError, describe_reqwest};
 
 use crate::config::{NodeKind, NodeSettings};
 use crate::model::{Batch, Nanos, SeriesKey, TimeRange};
 use crate::schema::Schema;
 use futures::stream::BoxStream;
 use std::collections::HashMap;
-use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -97,7 +100,8 @@ impl ErrorKind {
 }
 
 /// A failure reported by (or about) one node.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("node {node}: {}: {message}", .kind.label())]
 pub struct NodeError {
     /// Node name.
     pub node: String,
@@ -133,20 +137,6 @@ impl NodeError {
         )
     }
 }
-
-impl fmt::Display for NodeError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "node {}: {}: {}",
-            self.node,
-            self.kind.label(),
-            self.message
-        )
-    }
-}
-
-impl std::error::Error for NodeError {}
 
 /// Opens the node described by `settings`.
 ///

@@ -352,6 +352,23 @@ fn tags_json(tags: &[(Name, Name)]) -> String {
     serde_json::to_string(&pairs).unwrap_or_default()
 }
 
+/// Why a stored point's fields cannot be decoded.
+#[derive(Debug, thiserror::Error)]
+enum Unreadable {
+    /// The blob ends inside a field.
+    #[error("truncated field data")]
+    Truncated,
+    /// A field key is not UTF-8.
+    #[error("field key: {0}")]
+    Key(std::str::Utf8Error),
+    /// A string value is not UTF-8.
+    #[error("{0}")]
+    Text(std::str::Utf8Error),
+    /// A type byte this encoding does not know.
+    #[error("unknown field type {0}")]
+    Type(u8),
+}
+
 /// Reuses one `Name` per distinct field key while decoding many points.
 #[derive(Default)]
 struct KeyInterner {
@@ -359,11 +376,11 @@ struct KeyInterner {
 }
 
 impl KeyInterner {
-    fn get(&mut self, bytes: &[u8]) -> Result<Name, String> {
+    fn get(&mut self, bytes: &[u8]) -> Result<Name, Unreadable> {
         if let Some(k) = self.keys.iter().find(|k| k.as_bytes() == bytes) {
             return Ok(k.clone());
         }
-        let s = std::str::from_utf8(bytes).map_err(|e| format!("field key: {e}"))?;
+        let s = std::str::from_utf8(bytes).map_err(Unreadable::Key)?;
         let k: Name = Arc::from(s);
         if self.keys.len() < 256 {
             self.keys.push(k.clone());
@@ -406,10 +423,13 @@ fn encode_fields(fields: &[(Name, FieldValue)], out: &mut Vec<u8>) {
     }
 }
 
-fn decode_fields(mut b: &[u8], keys: &mut KeyInterner) -> Result<Vec<(Name, FieldValue)>, String> {
-    fn take<'a>(b: &mut &'a [u8], n: usize) -> Result<&'a [u8], String> {
+fn decode_fields(
+    mut b: &[u8],
+    keys: &mut KeyInterner,
+) -> Result<Vec<(Name, FieldValue)>, Unreadable> {
+    fn take<'a>(b: &mut &'a [u8], n: usize) -> Result<&'a [u8], Unreadable> {
         if b.len() < n {
-            return Err("truncated field data".into());
+            return Err(Unreadable::Truncated);
         }
         let (head, tail) = b.split_at(n);
         *b = tail;
@@ -432,11 +452,11 @@ fn decode_fields(mut b: &[u8], keys: &mut KeyInterner) -> Result<Vec<(Name, Fiel
             T_STR => {
                 let l = take(&mut b, 4)?;
                 let len = u32::from_le_bytes([l[0], l[1], l[2], l[3]]) as usize;
-                let s = std::str::from_utf8(take(&mut b, len)?).map_err(|e| e.to_string())?;
+                let s = std::str::from_utf8(take(&mut b, len)?).map_err(Unreadable::Text)?;
                 FieldValue::String(s.to_string())
             }
             T_BOOL => FieldValue::Boolean(take(&mut b, 1)?[0] != 0),
-            other => return Err(format!("unknown field type {other}")),
+            other => return Err(Unreadable::Type(other)),
         };
         out.push((key, v));
     }
@@ -588,6 +608,9 @@ mod tests {
         encode_fields(&fields, &mut buf);
         let back = decode_fields(&buf, &mut KeyInterner::default()).unwrap();
         assert_eq!(back, fields);
-        assert!(decode_fields(&buf[..buf.len() - 1], &mut KeyInterner::default()).is_err());
+        assert!(matches!(
+            decode_fields(&buf[..buf.len() - 1], &mut KeyInterner::default()),
+            Err(Unreadable::Truncated)
+        ));
     }
 }

@@ -5,8 +5,8 @@
 //! once — a time that occurs twice when clocks fall back fires at its first occurrence, and a time
 //! skipped when clocks spring forward fires at the first instant after the gap.
 
-use crate::app::Trigger;
 use crate::config::TaskSettings;
+use crate::history::Trigger;
 use chrono::{DateTime, LocalResult, NaiveDateTime, TimeZone, Utc};
 use chrono_tz::Tz;
 use std::collections::HashMap;

@@ -2,6 +2,7 @@
 //! included), with a time limit and a cap on the body size.
 
 use crate::config::ScriptSettings;
+use crate::node::{ClientError, describe_reqwest};
 use std::sync::Arc;
 
 /// Largest response body a script may receive.
@@ -43,8 +44,8 @@ impl HttpAccess {
     /// A client restricted to the allow-list.
     ///
     /// # Errors
-    /// The client could not be built (TLS set-up).
-    pub fn new(settings: &ScriptSettings) -> Result<HttpAccess, String> {
+    /// [`ClientError`] when the client could not be built (TLS set-up).
+    pub fn new(settings: &ScriptSettings) -> Result<HttpAccess, ClientError> {
         let allow = Arc::new(settings.http_allow.clone());
         let policy_allow = allow.clone();
         let client = reqwest::Client::builder()
@@ -59,7 +60,7 @@ impl HttpAccess {
                 }
             }))
             .build()
-            .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
+            .map_err(ClientError)?;
         Ok(HttpAccess { client, allow })
     }
 
@@ -88,16 +89,7 @@ impl HttpAccess {
         if let Some(b) = body {
             req = req.body(b);
         }
-        let mut resp = req.send().await.map_err(|e| {
-            let e = e.without_url();
-            let mut msg = e.to_string();
-            let mut src = std::error::Error::source(&e);
-            while let Some(s) = src {
-                msg = format!("{msg}: {s}");
-                src = s.source();
-            }
-            msg
-        })?;
+        let mut resp = req.send().await.map_err(describe_reqwest)?;
         let status = resp.status().as_u16();
         let headers = resp
             .headers()
@@ -110,11 +102,7 @@ impl HttpAccess {
             })
             .collect();
         let mut body = Vec::new();
-        while let Some(chunk) = resp
-            .chunk()
-            .await
-            .map_err(|e| e.without_url().to_string())?
-        {
+        while let Some(chunk) = resp.chunk().await.map_err(describe_reqwest)? {
             if body.len() + chunk.len() > MAX_BODY {
                 return Err(format!("response body is larger than {MAX_BODY} bytes"));
             }

@@ -15,7 +15,7 @@ pub use retry::{GaveUp, with_retry};
 
 use crate::config::{SyncMode, SyncSettings};
 use crate::history::{History, HistoryError, Status};
-use crate::model::{NANOS_PER_DAY, Nanos, SeriesKey, TimeRange, now_nanos};
+use crate::model::{BackupSeries, NANOS_PER_DAY, Nanos, SeriesKey, TimeRange, now_nanos};
 use crate::node::{Node, NodeError};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -94,12 +94,9 @@ impl SyncRequest {
 /// Outcome of one (backup, series).
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct UnitReport {
-    /// Backup node.
-    pub backup: String,
-    /// Symbol.
-    pub symbol: String,
-    /// Interval.
-    pub interval: String,
+    /// Backup and series.
+    #[serde(flatten)]
+    pub key: BackupSeries,
     /// `success` or `failed`.
     pub status: Status,
     /// Points acknowledged by the backup.
@@ -116,13 +113,6 @@ pub struct UnitReport {
     pub history_id: i64,
     /// Wall time in milliseconds.
     pub duration_ms: u64,
-}
-
-impl UnitReport {
-    /// The unit's series.
-    pub fn series(&self) -> SeriesKey {
-        SeriesKey::new(self.symbol.clone(), self.interval.clone())
-    }
 }
 
 /// Outcome of a request.
@@ -392,9 +382,9 @@ impl Engine {
                 Err(_) => {}
             }
         }
-        report.units.sort_by(|a, b| {
-            (&a.symbol, &a.interval, &a.backup).cmp(&(&b.symbol, &b.interval, &b.backup))
-        });
+        report
+            .units
+            .sort_by(|a, b| (&a.key.series, &a.key.backup).cmp(&(&b.key.series, &b.key.backup)));
         Ok(report)
     }
 
@@ -436,10 +426,8 @@ pub(crate) struct UnitPlan {
 /// Where one (backup, series) stands when a sync is planned.
 #[derive(Debug, Clone)]
 pub struct Lag {
-    /// Backup node.
-    pub backup: String,
-    /// Series.
-    pub series: SeriesKey,
+    /// Backup and series.
+    pub key: BackupSeries,
     /// The backup's checkpoint.
     pub checkpoint: Option<Nanos>,
     /// The primary's newest point.
@@ -480,7 +468,7 @@ fn plan_units(
     req: &SyncRequest,
     series: &[SeriesKey],
     newest: &HashMap<SeriesKey, Nanos>,
-    checkpoints: &HashMap<(String, SeriesKey), Nanos>,
+    checkpoints: &HashMap<BackupSeries, Nanos>,
     backups: &[Arc<dyn Node>],
     plan: &mut Plan,
 ) {
@@ -494,10 +482,10 @@ fn plan_units(
         // Group the backups of this series by window start, preserving backup order.
         let mut groups: BTreeMap<Nanos, Vec<Arc<dyn Node>>> = BTreeMap::new();
         for b in backups {
-            let cp = checkpoints.get(&(b.name().to_string(), s.clone())).copied();
+            let key = BackupSeries::new(b.name(), s.clone());
+            let cp = checkpoints.get(&key).copied();
             plan.lags.push(Lag {
-                backup: b.name().to_string(),
-                series: s.clone(),
+                key,
                 checkpoint: cp,
                 primary_newest,
             });

@@ -7,7 +7,7 @@ use super::retry::{GaveUp, with_retry};
 use super::{SyncControl, UnitPlan, UnitReport};
 use crate::config::{RetryPolicy, SyncMode};
 use crate::history::{CheckpointUpdate, History, HistoryError, Status, UnitStart};
-use crate::model::{Batch, Nanos, SeriesKey, TimeRange};
+use crate::model::{BackupSeries, Batch, Nanos, SeriesKey, TimeRange};
 use crate::node::{BatchStream, Node};
 use futures::StreamExt;
 use std::sync::Arc;
@@ -50,6 +50,7 @@ enum Msg {
 
 struct Lane {
     node: Arc<dyn Node>,
+    key: BackupSeries,
     row_id: i64,
     acked: Option<Nanos>,
     records: u64,
@@ -68,10 +69,10 @@ pub(crate) async fn run(
     } = plan;
     let mut lanes = Vec::with_capacity(nodes.len());
     for node in nodes {
+        let key = BackupSeries::new(node.name(), series.clone());
         let start = UnitStart {
             run_id: ctx.run_id,
-            backup: node.name().to_string(),
-            series: series.clone(),
+            key: key.clone(),
             mode: ctx.mode.as_str(),
             window_start: range.start,
             window_end: range.end,
@@ -79,6 +80,7 @@ pub(crate) async fn run(
         let row_id = ctx.history.write(move |db| db.begin_unit(&start)).await?;
         lanes.push(Lane {
             node,
+            key,
             row_id,
             acked: None,
             records: 0,
@@ -188,7 +190,6 @@ async fn drive_lane(
         Ok(()) => (Status::Success, None),
         Err(e) => (Status::Failed, Some(e)),
     };
-    let backup = lane.node.name().to_string();
     {
         let _g = span.enter();
         match &error {
@@ -196,10 +197,10 @@ async fn drive_lane(
             Some(e) => tracing::error!(records = lane.records, cause = %e, "sync failed"),
         }
     }
-    let (row_id, b, s, err) = (lane.row_id, backup.clone(), series.clone(), error.clone());
+    let (row_id, key, err) = (lane.row_id, lane.key.clone(), error.clone());
     let recorded = ctx
         .history
-        .write(move |db| db.finish_unit(row_id, &b, &s, status, err.as_deref()))
+        .write(move |db| db.finish_unit(row_id, &key, status, err.as_deref()))
         .await;
     let (status, error) = match recorded {
         Ok(()) => (status, error),
@@ -212,9 +213,7 @@ async fn drive_lane(
         ),
     };
     let report = UnitReport {
-        backup,
-        symbol: series.symbol.clone(),
-        interval: series.interval.clone(),
+        key: lane.key,
         status,
         records: lane.records,
         error,
@@ -250,14 +249,9 @@ async fn write_batch(
     })
     .await
     .map_err(|g| g.to_string())?;
-    let (row_id, backup, s, update) = (
-        lane.row_id,
-        node.name().to_string(),
-        series.clone(),
-        ctx.checkpoint_update(),
-    );
+    let (row_id, key, update) = (lane.row_id, lane.key.clone(), ctx.checkpoint_update());
     ctx.history
-        .write(move |db| db.commit_batch(row_id, &backup, &s, newest, n, update))
+        .write(move |db| db.commit_batch(row_id, &key, newest, n, update))
         .await
         .map_err(|e| {
             format!("the backup acknowledged a batch but its checkpoint could not be saved: {e}")

@@ -126,8 +126,8 @@ impl Project {
         Arc::new(SqliteNode::open(name, &path, Schema::default(), 2).expect("store opens"))
     }
 
-    pub fn history(&self) -> dms::history::HistoryDb {
-        dms::history::HistoryDb::open_readonly(&self.root().join("run/db/sync_history.db"))
+    pub fn history(&self) -> dms::history::HistoryReader {
+        dms::history::HistoryReader::open(&self.root().join("run/db/sync_history.db"))
             .expect("history opens")
     }
 
@@ -180,6 +180,9 @@ pub fn checkpoint(p: &Project, backup: &str, series: &SeriesKey) -> Option<Nanos
     p.history()
         .checkpoints()
         .unwrap()
-        .get(&(backup.to_string(), series.clone()))
+        .get(&dms::model::BackupSeries::new(
+            backup.to_string(),
+            series.clone(),
+        ))
         .copied()
 }

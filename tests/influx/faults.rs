@@ -40,7 +40,7 @@ impl Progress for KillAfter {
 fn unit<'a>(units: &'a [UnitReport], backup: &str, series: &SeriesKey) -> &'a UnitReport {
     units
         .iter()
-        .find(|u| u.backup == backup && &u.series() == series)
+        .find(|u| u.key.backup == backup && &u.key.series == series)
         .unwrap_or_else(|| panic!("no unit for {backup} {series}"))
 }
 
@@ -98,7 +98,7 @@ async fn sync_resumes_after_backup_killed_mid_sync() {
         "{error}"
     );
     let row = &project.history_rows("backup2")[0];
-    assert_eq!(row.status, "failed");
+    assert_eq!(row.status.as_str(), "failed");
     assert_eq!(row.error.as_deref(), Some(error.as_str()));
 
     // The checkpoint is the newest point the dead backup acknowledged, and it holds exactly that.

@@ -6,7 +6,7 @@ use crate::helper::influxd::InfluxServer;
 use chrono::{Datelike, NaiveDate, Weekday};
 use dms::app::{App, RunOutcome};
 use dms::config::{InfluxAuth, InfluxSettings, NodeKind, NodeSettings, Secret};
-use dms::history::{HistoryDb, HistoryFilter, HistoryRow};
+use dms::history::{HistoryFilter, HistoryReader, HistoryRow};
 use dms::model::{Batch, Nanos, Point, SeriesKey, TimeRange};
 use dms::node::{self, Node};
 use dms::sample;
@@ -188,8 +188,8 @@ impl Project {
     }
 
     /// Every checkpoint in the history.
-    pub fn checkpoints(&self) -> HashMap<(String, SeriesKey), Nanos> {
-        HistoryDb::open_readonly(&self.history)
+    pub fn checkpoints(&self) -> HashMap<dms::model::BackupSeries, Nanos> {
+        HistoryReader::open(&self.history)
             .expect("history")
             .checkpoints()
             .expect("checkpoints")
@@ -198,13 +198,16 @@ impl Project {
     /// The checkpoint of one (backup, series).
     pub fn checkpoint(&self, backup: &str, series: &SeriesKey) -> Option<Nanos> {
         self.checkpoints()
-            .get(&(backup.to_string(), series.clone()))
+            .get(&dms::model::BackupSeries::new(
+                backup.to_string(),
+                series.clone(),
+            ))
             .copied()
     }
 
     /// History rows of one backup, newest first.
     pub fn history_rows(&self, backup: &str) -> Vec<HistoryRow> {
-        HistoryDb::open_readonly(&self.history)
+        HistoryReader::open(&self.history)
             .expect("history")
             .history(&HistoryFilter {
                 backup: Some(backup.to_string()),

@@ -150,17 +150,14 @@ async fn incremental_sync_copies_only_new_and_updated_bars() {
     let second = sync(&app, Selection::Series(all.clone())).await;
     assert_eq!(second.status, Status::Success, "{:?}", second.error);
     for u in &second.report.units {
-        let k = u.series();
+        let k = &u.key.series;
         // Each window starts at the checkpoint, inclusive.
-        assert_eq!(
-            Some(u.window_start),
-            before.get(&(u.backup.clone(), k.clone())).copied()
-        );
-        let expected = if k == minute { 6 } else { 1 };
+        assert_eq!(Some(u.window_start), before.get(&u.key).copied());
+        let expected = if *k == minute { 6 } else { 1 };
         assert_eq!(
             u.records, expected,
             "{} {k}: the updated bar and the new ones, nothing else",
-            u.backup
+            u.key.backup
         );
     }
     for (i, t) in backups.iter().enumerate() {

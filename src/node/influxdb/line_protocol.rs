@@ -12,7 +12,8 @@
 use crate::model::{FieldValue, Name, Point};
 
 /// Why a point cannot be written as line protocol.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
 pub struct Invalid(pub String);
 
 /// Appends the line protocol of `points` to `out`, one line each.
@@ -30,33 +31,30 @@ pub fn encode(points: &[Point], out: &mut Vec<u8>) -> Result<(), Invalid> {
     let mut ints = itoa::Buffer::new();
     let mut floats = ryu::Buffer::new();
     for p in points {
-        let at = |what: String| {
-            Invalid(format!(
-                "point at {} in {:?}: {what}",
-                p.time, p.measurement
-            ))
+        let at = |why: &dyn std::fmt::Display| {
+            Invalid(format!("point at {} in {:?}: {why}", p.time, p.measurement))
         };
         // `Arc<str>` equality looks at the pointer first, so shared names compare at once.
         let same = prefix_of.is_some_and(|q| q.measurement == p.measurement && q.tags == p.tags);
         if !same {
             prefix.clear();
-            series_prefix(p, &mut prefix).map_err(at)?;
+            series_prefix(p, &mut prefix).map_err(|e| at(&e))?;
             prefix_of = Some(p);
         }
         if p.fields.is_empty() {
-            return Err(at("the point has no field".into()));
+            return Err(at(&"the point has no field"));
         }
         out.extend_from_slice(&prefix);
         let mut sep = b' ';
         for (k, v) in &p.fields {
             out.push(sep);
             sep = b',';
-            out.extend_from_slice(keys.escaped(k).map_err(at)?);
+            out.extend_from_slice(keys.escaped(k).map_err(|e| at(&e))?);
             out.push(b'=');
             match v {
                 FieldValue::Float(f) => {
                     if !f.is_finite() {
-                        return Err(at(format!(
+                        return Err(at(&format_args!(
                             "field {k:?} is {f}, which InfluxDB cannot store"
                         )));
                     }
@@ -94,25 +92,28 @@ pub fn encode(points: &[Point], out: &mut Vec<u8>) -> Result<(), Invalid> {
     Ok(())
 }
 
-/// `measurement,tag=value,…` of a point, checked and escaped.
-fn series_prefix(p: &Point, out: &mut Vec<u8>) -> Result<(), String> {
+/// `measurement,tag=value,…` of a point, checked and escaped. An error says what is wrong
+/// without naming the point; [`encode`] adds that.
+fn series_prefix(p: &Point, out: &mut Vec<u8>) -> Result<(), Invalid> {
     if p.measurement.is_empty() {
-        return Err("the measurement name is empty".into());
+        return Err(Invalid("the measurement name is empty".into()));
     }
     if p.measurement.starts_with('#') {
-        return Err("a measurement name cannot start with '#' (a comment)".into());
+        return Err(Invalid(
+            "a measurement name cannot start with '#' (a comment)".into(),
+        ));
     }
-    check_name(&p.measurement).map_err(|e| format!("measurement name {e}"))?;
+    check_name(&p.measurement).map_err(|e| Invalid(format!("measurement name {e}")))?;
     escape(&p.measurement, b", ", out);
     for (k, v) in p.tags.iter() {
         if k.is_empty() {
-            return Err("a tag key is empty".into());
+            return Err(Invalid("a tag key is empty".into()));
         }
         if v.is_empty() {
-            return Err(format!("tag {k:?} has an empty value"));
+            return Err(Invalid(format!("tag {k:?} has an empty value")));
         }
-        check_name(k).map_err(|e| format!("tag key {k:?} {e}"))?;
-        check_name(v).map_err(|e| format!("tag {k:?}: value {v:?} {e}"))?;
+        check_name(k).map_err(|e| Invalid(format!("tag key {k:?} {e}")))?;
+        check_name(v).map_err(|e| Invalid(format!("tag {k:?}: value {v:?} {e}")))?;
         out.push(b',');
         escape(k, b", =", out);
         out.push(b'=');
@@ -132,14 +133,15 @@ struct FieldKeys {
 const MAX_KEYS: usize = 64;
 
 impl FieldKeys {
-    fn escaped(&mut self, k: &Name) -> Result<&[u8], String> {
+    /// The escaped key; an error says what is wrong with it.
+    fn escaped(&mut self, k: &Name) -> Result<&[u8], Invalid> {
         if let Some(i) = self.keys.iter().position(|(known, _)| known == k) {
             return Ok(&self.keys[i].1);
         }
         if k.is_empty() {
-            return Err("a field key is empty".into());
+            return Err(Invalid("a field key is empty".into()));
         }
-        check_name(k).map_err(|e| format!("field key {k:?} {e}"))?;
+        check_name(k).map_err(|e| Invalid(format!("field key {k:?} {e}")))?;
         let mut e = Vec::with_capacity(k.len());
         escape(k, b", =", &mut e);
         if self.keys.len() < MAX_KEYS {

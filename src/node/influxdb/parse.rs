@@ -52,21 +52,14 @@ impl FieldType {
 pub type FieldTypes = HashMap<String, FieldType>;
 
 /// Why a response could not be read.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ParseError {
     /// A column is not in the measurement's [`FieldTypes`]: refresh them and parse again.
+    #[error("field {0:?} has no known type")]
     UnknownField(String),
     /// The body is not the JSON InfluxDB sends.
+    #[error("malformed query response: {0}")]
     Malformed(String),
-}
-
-impl std::fmt::Display for ParseError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            ParseError::UnknownField(k) => write!(f, "field {k:?} has no known type"),
-            ParseError::Malformed(m) => write!(f, "malformed query response: {m}"),
-        }
-    }
 }
 
 /// What to make of each series' `values`.

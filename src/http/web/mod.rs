@@ -12,19 +12,21 @@
 //! puts the answer's body in place, and sends "Run now" to the API with the header too. The
 //! token is never put in a URL or in a page.
 //!
-//! Like the API, the page only reads the history (through [`HistoryDb`]'s read-only queries)
-//! and triggers task runs through [`Daemon::trigger`].
+//! Like the API, the page only reads the history (through [`HistoryReader`]'s queries) and
+//! triggers task runs through [`Daemon::trigger`].
 
 mod cron;
 mod page;
 
-use crate::api::{Access, access};
-use crate::app::Trigger;
+use super::auth::{Access, access};
+use crate::app::health::NodeHealth;
 use crate::app::metrics::{self, BackupFigures};
 use crate::app::status::{self, SeriesStatus};
+use crate::app::tasks::{self, TaskSummary};
 use crate::daemon::{CHECK_TASK, Daemon, TriggerError};
 use crate::history::{
-    HistoryDb, HistoryFilter, HistoryRow, HourlyThroughput, RunRow, Status, StatusRow,
+    self, HistoryFilter, HistoryReader, HistoryRow, HourlyThroughput, RunRow, Status, StatusRow,
+    Trigger,
 };
 use axum::Router;
 use axum::extract::rejection::{FormRejection, QueryRejection};
@@ -46,12 +48,8 @@ const MAX_REFRESH: u32 = 3600;
 const MAX_ROWS: usize = 500;
 /// Latest failures shown.
 const MAX_FAILURES: usize = 10;
-/// How long a node gets to answer its ping (as `/healthz`).
-const PING_TIMEOUT: Duration = Duration::from_secs(3);
-/// How long the primary gets to say what it holds, for the series table.
-const STATUS_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// The page's routes, merged into the API router by [`crate::api::router`].
+/// The page's routes, merged with the API's by [`super::router`].
 pub fn routes() -> Router<Arc<Daemon>> {
     Router::new()
         .route("/", get(page))
@@ -193,12 +191,18 @@ impl View {
 
     /// Whether a status row passes the filters.
     fn shows(&self, r: &SeriesStatus) -> bool {
-        self.backup.as_ref().is_none_or(|b| &r.backup == b)
+        self.backup.as_ref().is_none_or(|b| &r.key.backup == b)
+            && self.symbol.as_ref().is_none_or(|s| {
+                r.key
+                    .series
+                    .symbol
+                    .to_lowercase()
+                    .contains(&s.to_lowercase())
+            })
             && self
-                .symbol
+                .interval
                 .as_ref()
-                .is_none_or(|s| r.symbol.to_lowercase().contains(&s.to_lowercase()))
-            && self.interval.as_ref().is_none_or(|i| &r.interval == i)
+                .is_none_or(|i| &r.key.series.interval == i)
             && (!self.behind || r.behind)
     }
 }
@@ -285,7 +289,7 @@ async fn page(
 ) -> Response {
     let pairs = q.map(|Query(p)| p).unwrap_or_default();
     let view = View::from_pairs(&pairs);
-    match access(&d, &headers) {
+    match access(d.app.settings.api.token.as_ref(), &headers) {
         Access::Missing => html(StatusCode::OK, page::shell().into_string()),
         Access::Wrong => unauthorized("That token was not accepted."),
         a @ (Access::Open | Access::Granted) => {
@@ -303,11 +307,8 @@ async fn run_now(
     headers: HeaderMap,
     form: Result<Form<Vec<(String, String)>>, FormRejection>,
 ) -> Response {
-    match access(&d, &headers) {
-        Access::Open | Access::Granted => {}
-        Access::Missing | Access::Wrong => {
-            return unauthorized("This dms needs its API token: sign in on the status page.");
-        }
+    if !access(d.app.settings.api.token.as_ref(), &headers).allowed() {
+        return unauthorized("This dms needs its API token: sign in on the status page.");
     }
     if !same_origin(&headers) {
         return html(
@@ -350,31 +351,11 @@ fn same_origin(headers: &HeaderMap) -> bool {
     }
 }
 
-/// Reachability of one node.
-struct NodeView {
-    name: String,
-    role: &'static str,
-    describe: String,
-    error: Option<String>,
-}
-
 /// One backup's card.
 struct BackupView {
-    node: NodeView,
+    node: NodeHealth,
     figures: BackupFigures,
     series: usize,
-}
-
-/// One task's row.
-struct TaskView {
-    name: String,
-    enabled: bool,
-    schedule: Option<String>,
-    words: Option<String>,
-    timezone: String,
-    next: Option<DateTime<chrono_tz::Tz>>,
-    running: bool,
-    last: Option<RunRow>,
 }
 
 /// Everything the page shows, read at one moment.
@@ -384,12 +365,12 @@ struct PageData {
     view: View,
     /// A token is configured (and was given): the page offers to forget it.
     signed_in: bool,
-    primary: NodeView,
+    primary: NodeHealth,
     backups: Vec<BackupView>,
     disabled_backups: Vec<String>,
     /// Every status row (before filters); empty when the status could not be built.
     status: Vec<SeriesStatus>,
-    tasks: Vec<TaskView>,
+    tasks: Vec<TaskSummary>,
     check: Option<RunRow>,
     check_every: Option<Duration>,
     failures: Vec<HistoryRow>,
@@ -409,11 +390,10 @@ struct HistoryView {
 }
 
 fn read_history(
-    path: &std::path::Path,
-    since: &str,
+    db: &HistoryReader,
+    since: DateTime<Utc>,
     view: &View,
 ) -> crate::history::Result<HistoryView> {
-    let db = HistoryDb::open_readonly(path)?;
     let mut failures = db.history(&HistoryFilter {
         backup: view.backup.clone(),
         interval: view.interval.clone(),
@@ -427,7 +407,7 @@ fn read_history(
     })?;
     if let Some(s) = &view.symbol {
         let s = s.to_lowercase();
-        failures.retain(|r| r.symbol.to_lowercase().contains(&s));
+        failures.retain(|r| r.key.series.symbol.to_lowercase().contains(&s));
     }
     failures.truncate(MAX_FAILURES);
     Ok(HistoryView {
@@ -439,69 +419,73 @@ fn read_history(
     })
 }
 
-async fn ping(node: Arc<dyn crate::node::Node>, role: &'static str) -> NodeView {
-    let error = match tokio::time::timeout(PING_TIMEOUT, node.ping()).await {
-        Ok(Ok(())) => None,
-        Ok(Err(e)) => Some(e.to_string()),
-        Err(_) => Some(format!(
-            "node {}: no answer within {} s",
-            node.name(),
-            PING_TIMEOUT.as_secs()
-        )),
+/// The history, then the status view built from it (which asks the primary for its newest
+/// points). Without the checkpoints every series would look never synced, so a history that
+/// cannot be read gives no table (the history problem is reported).
+async fn history_and_status(
+    d: &Daemon,
+    since: DateTime<Utc>,
+    view: View,
+) -> (
+    Result<HistoryView, String>,
+    Result<Vec<SeriesStatus>, String>,
+) {
+    let settings = &d.app.settings;
+    let history = history::read(&settings.history.path, move |db| {
+        read_history(db, since, &view)
+    })
+    .await
+    .map_err(|e| e.to_string());
+    let status = match &history {
+        Err(_) => Ok(Vec::new()),
+        Ok(h) => status::collect_timed(settings, &h.status_rows, d.app.engine.primary().as_ref())
+            .await
+            .map_err(|e| format!("cannot build the series status: {e}")),
     };
-    NodeView {
-        name: node.name().to_string(),
-        role,
-        describe: node.describe(),
-        error,
-    }
+    (history, status)
+}
+
+/// The backup cards: the figures of each enabled backup with its ping.
+fn backup_cards(
+    report: metrics::MetricsReport,
+    mut nodes: Vec<NodeHealth>,
+    status: &[SeriesStatus],
+) -> Vec<BackupView> {
+    report
+        .backups
+        .into_iter()
+        .map(|figures| {
+            let name = figures.figures.backup.clone();
+            let node = match nodes.iter().position(|n| n.name == name) {
+                Some(i) => nodes.swap_remove(i),
+                None => NodeHealth {
+                    name: name.clone(),
+                    role: "backup",
+                    describe: String::new(),
+                    reachable: false,
+                    error: Some("not opened by this daemon".into()),
+                },
+            };
+            BackupView {
+                series: status.iter().filter(|r| r.key.backup == name).count(),
+                node,
+                figures,
+            }
+        })
+        .collect()
 }
 
 /// Reads everything the page shows: pings the nodes, reads the history, asks the primary for
 /// its newest points — concurrently. Failures become `problems`, never a failed page.
 async fn gather(d: &Arc<Daemon>, view: View, signed_in: bool) -> PageData {
     let settings = &d.app.settings;
-    let engine = &d.app.engine;
     let now = Utc::now();
-    let since =
-        (now - chrono::Duration::hours(24)).to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    let since = now - chrono::Duration::hours(24);
     let mut problems = Vec::new();
 
-    let path = settings.history.path.clone();
-    let (s, v) = (since.clone(), view.clone());
-    // The history, then the status view built from it (which asks the primary for its newest
-    // points), alongside the pings.
-    let history_and_status = async move {
-        let history = tokio::task::spawn_blocking(move || read_history(&path, &s, &v))
-            .await
-            .map_err(|e| format!("history reader failed: {e}"))
-            .and_then(|r| r.map_err(|e| e.to_string()));
-        // Without the checkpoints every series would look never synced: no table then (the
-        // history problem is reported).
-        let status = match &history {
-            Err(_) => Ok(Vec::new()),
-            Ok(h) => {
-                let collect = status::collect(settings, &h.status_rows, engine.primary().as_ref());
-                match tokio::time::timeout(STATUS_TIMEOUT, collect).await {
-                    Ok(Ok(rows)) => Ok(rows),
-                    Ok(Err(e)) => Err(format!("cannot build the series status: {e}")),
-                    Err(_) => Err(format!(
-                        "cannot build the series status: the primary did not answer within {} s",
-                        STATUS_TIMEOUT.as_secs()
-                    )),
-                }
-            }
-        };
-        (history, status)
-    };
-    let (primary, mut nodes, (history, status)) = tokio::join!(
-        ping(engine.primary().clone(), "primary"),
-        futures::future::join_all(engine.backups().iter().map(|b| ping(b.clone(), "backup"))),
-        history_and_status
-    );
-    for n in nodes.iter().chain(std::iter::once(&primary)) {
-        d.metrics.set_node_up(&n.name, n.error.is_none());
-    }
+    let (mut nodes, (history, status)) =
+        tokio::join!(d.ping_nodes(), history_and_status(d, since, view.clone()));
+    let primary = nodes.remove(0);
     let history = history.unwrap_or_else(|e| {
         problems.push(e);
         HistoryView::default()
@@ -512,56 +496,14 @@ async fn gather(d: &Arc<Daemon>, view: View, signed_in: bool) -> PageData {
     });
 
     let report = metrics::report(settings, "24h".into(), since, history.figures, &status);
-    let backups = report
-        .backups
-        .into_iter()
-        .map(|figures| {
-            let name = figures.figures.backup.clone();
-            let node = match nodes.iter().position(|n| n.name == name) {
-                Some(i) => nodes.swap_remove(i),
-                None => NodeView {
-                    name: name.clone(),
-                    role: "backup",
-                    describe: String::new(),
-                    error: Some("not opened by this daemon".into()),
-                },
-            };
-            BackupView {
-                series: status.iter().filter(|r| r.backup == name).count(),
-                node,
-                figures,
-            }
-        })
-        .collect();
+    let backups = backup_cards(report, nodes, &status);
     let disabled_backups = settings
         .backups
         .iter()
         .filter(|b| !b.enabled)
         .map(|b| b.name.clone())
         .collect();
-
-    let tasks = settings
-        .tasks
-        .iter()
-        .map(|t| TaskView {
-            name: t.name.clone(),
-            enabled: t.enabled,
-            schedule: t.schedule.as_ref().map(|c| c.text.clone()),
-            words: t
-                .schedule
-                .as_ref()
-                .and_then(|c| cron::describe(&c.schedule)),
-            timezone: t.timezone.name().to_string(),
-            next: t
-                .schedule
-                .as_ref()
-                .filter(|_| t.enabled)
-                .and_then(|c| crate::scheduler::next_after(&c.schedule, t.timezone, now))
-                .map(|n| n.with_timezone(&t.timezone)),
-            running: d.app.is_running(&t.name),
-            last: history.last_runs.iter().find(|r| r.task == t.name).cloned(),
-        })
-        .collect();
+    let tasks = tasks::summaries(settings, &history.last_runs, now, |t| d.app.is_running(t));
     let check = history
         .last_runs
         .iter()

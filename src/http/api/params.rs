@@ -89,11 +89,11 @@ impl Params {
             .transpose()
     }
 
-    /// A time: RFC 3339, a date, or an age such as `24h` (before now), as stored text.
-    pub fn time(&self, key: &str) -> Result<Option<String>, ApiError> {
+    /// A time: RFC 3339, a date, or an age such as `24h` (before now).
+    pub fn time(&self, key: &str) -> Result<Option<chrono::DateTime<chrono::Utc>>, ApiError> {
         self.text(key)
             .map(|v| {
-                crate::model::parse_point_in_time(&v)
+                crate::input::parse_point_in_time(&v)
                     .map_err(|e| ApiError::bad_request(format!("{key}: {e}")))
             })
             .transpose()

@@ -3,11 +3,10 @@
 //! not given, and a bare message page. The CSS and the shell's script are constants whose
 //! hashes the Content-Security-Policy allows; nothing else runs or loads.
 
-use super::{
-    BackupView, DEFAULT_REFRESH, MAX_ROWS, NodeView, PageData, RunOutcome, TaskView, View,
-    history_href,
-};
+use super::{BackupView, DEFAULT_REFRESH, MAX_ROWS, PageData, RunOutcome, View, history_href};
+use crate::app::health::NodeHealth;
 use crate::app::status::SeriesStatus;
+use crate::app::tasks::TaskSummary;
 use crate::history::{HourlyThroughput, RunRow};
 use chrono::{DateTime, Timelike, Utc};
 use maud::{DOCTYPE, Markup, PreEscaped, html};
@@ -200,7 +199,7 @@ fn notice_text(task: &str, outcome: RunOutcome) -> (&'static str, String) {
     }
 }
 
-fn reach_badge(n: &NodeView) -> Markup {
+fn reach_badge(n: &NodeHealth) -> Markup {
     html! {
         @if n.error.is_none() {
             span.badge.ok.reach { "reachable" }
@@ -214,7 +213,7 @@ fn nodes(d: &PageData) -> Markup {
     let series: BTreeSet<(&str, &str)> = d
         .status
         .iter()
-        .map(|r| (r.symbol.as_str(), r.interval.as_str()))
+        .map(|r| (r.key.series.symbol.as_str(), r.key.series.interval.as_str()))
         .collect();
     let p = &d.primary;
     html! {
@@ -382,8 +381,16 @@ fn series(d: &PageData) -> Markup {
     let v = &d.view;
     let rows: Vec<&SeriesStatus> = d.status.iter().filter(|r| v.shows(r)).collect();
     let backups: BTreeSet<&str> = d.backups.iter().map(|b| b.node.name.as_str()).collect();
-    let symbols: BTreeSet<&str> = d.status.iter().map(|r| r.symbol.as_str()).collect();
-    let intervals: BTreeSet<&str> = d.status.iter().map(|r| r.interval.as_str()).collect();
+    let symbols: BTreeSet<&str> = d
+        .status
+        .iter()
+        .map(|r| r.key.series.symbol.as_str())
+        .collect();
+    let intervals: BTreeSet<&str> = d
+        .status
+        .iter()
+        .map(|r| r.key.series.interval.as_str())
+        .collect();
     let cleared = View {
         refresh: v.refresh,
         ..View::default()
@@ -431,14 +438,14 @@ fn series(d: &PageData) -> Markup {
                     } }
                     tbody {
                         @for r in rows.iter().take(MAX_ROWS) {
-                            tr.(if r.behind { "behind" } else { "" }) data-backup=(r.backup)
-                                data-symbol=(r.symbol) data-interval=(r.interval) data-behind=(r.behind) {
-                                td { (r.backup) }
-                                td { (r.symbol) }
-                                td { (r.interval) }
+                            tr.(if r.behind { "behind" } else { "" }) data-backup=(r.key.backup)
+                                data-symbol=(r.key.series.symbol) data-interval=(r.key.series.interval) data-behind=(r.behind) {
+                                td { (r.key.backup) }
+                                td { (r.key.series.symbol) }
+                                td { (r.key.series.interval) }
                                 td.state {
                                     @if r.behind { span.badge.behind { "behind" } " " }
-                                    @if r.last_status.as_deref() == Some("failed") {
+                                    @if r.last_status == Some(crate::history::Status::Failed) {
                                         span.badge.failed title=[r.last_error.as_deref()] { "last sync failed" }
                                     } @else if !r.behind {
                                         span.ok { "current" }
@@ -507,7 +514,7 @@ fn tasks(d: &PageData) -> Markup {
                         "Catch-up check every " (fmt_every(every.as_secs_f64())) "; "
                         @match &d.check {
                             Some(r) => {
-                                "last catch-up " (fmt_stored(&r.started_at)) " UTC (" (r.status) ")."
+                                "last catch-up " (fmt_stored(&r.started_at)) " UTC (" (r.status.as_str()) ")."
                             }
                             None => { "no catch-up was needed yet." }
                         }
@@ -519,7 +526,7 @@ fn tasks(d: &PageData) -> Markup {
     }
 }
 
-fn task_row(d: &PageData, t: &TaskView) -> Markup {
+fn task_row(d: &PageData, t: &TaskSummary) -> Markup {
     html! {
         tr data-task=(t.name) {
             td {
@@ -533,14 +540,14 @@ fn task_row(d: &PageData, t: &TaskView) -> Markup {
             td.wrap {
                 @match &t.schedule {
                     Some(expr) => {
-                        @if let Some(w) = &t.words { span.words { (w) } br; }
-                        code { (expr) } " " span.muted.small { (t.timezone) }
+                        @if let Some(w) = super::cron::describe(&expr.schedule) { span.words { (w) } br; }
+                        code { (expr.text) } " " span.muted.small { (t.timezone.name()) }
                     }
                     None => { span.muted { "manual runs only" } }
                 }
             }
             td {
-                @match &t.next {
+                @match &t.next_run {
                     Some(n) => {
                         (n.format("%a %Y-%m-%d %H:%M:%S %Z")) br;
                         span.muted.small { "in " (fmt_lag((n.with_timezone(&Utc) - d.now).num_milliseconds().max(0) as f64 / 1000.0)) }
@@ -550,7 +557,7 @@ fn task_row(d: &PageData, t: &TaskView) -> Markup {
             }
             td.wrap.last-run {
                 @if t.running { span.badge.running { "running" } " " }
-                @match &t.last {
+                @match &t.last_run {
                     Some(r) => { (last_run(r)) }
                     None => { @if !t.running { span.muted { "never" } } }
                 }
@@ -562,11 +569,9 @@ fn task_row(d: &PageData, t: &TaskView) -> Markup {
 fn last_run(r: &RunRow) -> Markup {
     let took = r
         .finished_at
-        .as_deref()
-        .and_then(|f| Some(parse_stored(f)? - parse_stored(&r.started_at)?))
-        .map(|d| fmt_duration(d.num_milliseconds()));
+        .map(|f| fmt_duration((f - r.started_at).num_milliseconds()));
     html! {
-        span.badge.run-status.(r.status) { (r.status) } " "
+        span.badge.run-status.(r.status.as_str()) { (r.status.as_str()) } " "
         span.trigger { (r.trigger) } " · " (fmt_stored(&r.started_at))
         @if let Some(t) = took { " · " (t) }
         @if let Some(e) = &r.error { div.err { (truncate(e, 400)) } }
@@ -590,14 +595,14 @@ fn failures(d: &PageData) -> Markup {
             } @else {
                 ol.failures {
                     @for f in &d.failures {
-                        li data-backup=(f.backup) data-symbol=(f.symbol) {
-                            strong { (f.backup) } " · " (f.symbol) " " (f.interval)
+                        li data-backup=(f.key.backup) data-symbol=(f.key.series.symbol) {
+                            strong { (f.key.backup) } " · " (f.key.series.symbol) " " (f.key.series.interval)
                             span.muted.small {
                                 " · " (fmt_stored(&f.started_at)) " UTC"
                                 @if let Some(run) = f.run_id { " · run " (run) }
                             }
                             div.err { (truncate(f.error.as_deref().unwrap_or("(no error text)"), 1000)) }
-                            a.small href=(history_href(&[("backup", &f.backup), ("symbol", &f.symbol), ("interval", &f.interval), ("status", "failed")]))
+                            a.small href=(history_href(&[("backup", &f.key.backup), ("symbol", &f.key.series.symbol), ("interval", &f.key.series.interval), ("status", "failed")]))
                                 data-api="" { "failed syncs of this backup·series (JSON)" }
                         }
                     }
@@ -709,18 +714,9 @@ fn fmt_ns(ns: i64) -> String {
         .to_string()
 }
 
-fn parse_stored(text: &str) -> Option<DateTime<Utc>> {
-    DateTime::parse_from_rfc3339(text)
-        .ok()
-        .map(|t| t.with_timezone(&Utc))
-}
-
-/// A stored wall-clock time (RFC 3339) as `2026-01-05 16:30:12` (UTC).
-fn fmt_stored(text: &str) -> String {
-    parse_stored(text).map_or_else(
-        || text.to_string(),
-        |t| t.format("%Y-%m-%d %H:%M:%S").to_string(),
-    )
+/// A wall-clock time as `2026-01-05 16:30:12` (UTC).
+fn fmt_stored(t: &DateTime<Utc>) -> String {
+    t.format("%Y-%m-%d %H:%M:%S").to_string()
 }
 
 fn truncate(s: &str, max: usize) -> String {

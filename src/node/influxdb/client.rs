@@ -1,0 +1,327 @@
+//! The HTTP side of the `influxdb` node: its reqwest client and credentials, sending requests
+//! under the node's permits, reading replies, and turning every failure into a [`NodeError`]
+//! of the right [`ErrorKind`].
+//!
+//! Classification: connection failures are `Unavailable`, timeouts `Timeout`, 5xx `Server`,
+//! 408/429 `Throttled` (with `Retry-After`), 401/403 `Auth`, other 4xx `Rejected` with the
+//! server's message. Errors inside a 200 answer (a whole request refused, or one statement's
+//! error) are classified by their text. Credentials go only into the `Authorization` header
+//! (basic for 1.x users, `Token` for 2.x/3.x), marked sensitive; transport errors are described
+//! without their URL ([`reqwest_detail`]), so no message repeats a secret.
+
+use super::Inner;
+use super::parse::{self, ParseError, Statement};
+use crate::config::{InfluxAuth, InfluxSettings, Secret};
+use crate::node::http_error::reqwest_detail;
+use crate::node::{ErrorKind, NodeError};
+use bytes::Bytes;
+use reqwest::header::{AUTHORIZATION, HeaderValue, RETRY_AFTER};
+use reqwest::{RequestBuilder, StatusCode};
+use std::time::Duration;
+
+/// Queries longer than this go in a POST form rather than the URL.
+const MAX_GET_QUERY: usize = 4096;
+/// Characters of an error body quoted in an error message.
+const MAX_MESSAGE: usize = 500;
+
+/// Credentials, ready to go into a request.
+pub(super) enum Auth {
+    None,
+    Basic {
+        username: String,
+        password: Secret,
+    },
+    /// `Token <token>`, marked sensitive.
+    Token(HeaderValue),
+}
+
+impl Auth {
+    /// Prepares the configured credentials; an error (without the secret) when the token
+    /// cannot go into an HTTP header.
+    pub(super) fn new(auth: &InfluxAuth) -> Result<Auth, &'static str> {
+        Ok(match auth {
+            InfluxAuth::None => Auth::None,
+            InfluxAuth::Basic { username, password } => Auth::Basic {
+                username: username.clone(),
+                password: password.clone(),
+            },
+            InfluxAuth::Token(token) => {
+                let mut v = HeaderValue::from_str(&format!("Token {}", token.expose()))
+                    .map_err(|_| "the token has characters an HTTP header cannot carry")?;
+                v.set_sensitive(true);
+                Auth::Token(v)
+            }
+        })
+    }
+
+    /// Which kind of credentials, for `Debug` output (never the secret).
+    pub(super) fn label(&self) -> &'static str {
+        match self {
+            Auth::None => "none",
+            Auth::Basic { .. } => "user/password",
+            Auth::Token(_) => "token",
+        }
+    }
+}
+
+/// The HTTP client of one node: at most `pool_size` idle connections, and the node's timeout
+/// (connecting gives up after at most 10 s).
+pub(super) fn http_client(
+    settings: &InfluxSettings,
+    pool_size: usize,
+) -> Result<reqwest::Client, String> {
+    let mut builder = reqwest::Client::builder()
+        .pool_max_idle_per_host(pool_size.max(1))
+        .tcp_nodelay(true)
+        .user_agent(concat!("dms/", env!("CARGO_PKG_VERSION")));
+    if !settings.timeout.is_zero() {
+        builder = builder
+            .timeout(settings.timeout)
+            .connect_timeout(settings.timeout.min(Duration::from_secs(10)));
+    }
+    builder
+        .build()
+        .map_err(|e| format!("cannot set up the HTTP client: {}", reqwest_detail(e)))
+}
+
+/// A response, read whole.
+pub(super) struct Reply {
+    pub(super) status: StatusCode,
+    pub(super) retry_after: Option<Duration>,
+    pub(super) body: Bytes,
+}
+
+/// `s` trimmed and cut to [`MAX_MESSAGE`] characters, for quoting a server in an error.
+pub(super) fn truncate(s: &str) -> String {
+    let s = s.trim();
+    match s.char_indices().nth(MAX_MESSAGE) {
+        Some((i, _)) => format!("{}…", &s[..i]),
+        None => s.to_string(),
+    }
+}
+
+/// Whether a server's message says the database (1.x, 3.x) or its 2.x bucket does not exist.
+pub(super) fn is_database_not_found(message: &str) -> bool {
+    let m = message.to_ascii_lowercase();
+    m.contains("not found") && (m.contains("database") || m.contains("bucket"))
+}
+
+/// The kind of a statement's error (these come with HTTP 200): the server's query limits and
+/// timeouts pass, anything else is the query being refused.
+fn statement_error_kind(message: &str) -> ErrorKind {
+    let m = message.to_ascii_lowercase();
+    if m.contains("timeout") || m.contains("timed out") {
+        ErrorKind::Timeout
+    } else if m.contains("limit exceeded") || m.contains("query killed") {
+        ErrorKind::Throttled
+    } else if m.contains("authoriz") || m.contains("not authorized") {
+        ErrorKind::Auth
+    } else {
+        ErrorKind::Rejected
+    }
+}
+
+impl Inner {
+    /// An error of this node.
+    pub(super) fn err(&self, kind: ErrorKind, message: impl Into<String>) -> NodeError {
+        NodeError::new(&self.name, kind, message)
+    }
+
+    fn authorize(&self, rb: RequestBuilder) -> RequestBuilder {
+        match &self.auth {
+            Auth::None => rb,
+            // reqwest marks the basic-auth header sensitive.
+            Auth::Basic { username, password } => rb.basic_auth(username, Some(password.expose())),
+            Auth::Token(v) => rb.header(AUTHORIZATION, v.clone()),
+        }
+    }
+
+    /// Sends a request and reads the whole answer, holding one of the node's permits.
+    pub(super) async fn call(&self, rb: RequestBuilder, what: &str) -> Result<Reply, NodeError> {
+        // The semaphore is never closed, so acquiring only waits.
+        let _permit = self.permits.acquire().await.ok();
+        let resp = self
+            .authorize(rb)
+            .send()
+            .await
+            .map_err(|e| self.transport_error(e, what))?;
+        self.read_reply(resp, what).await
+    }
+
+    /// Reads a whole answer with its status and `Retry-After`.
+    async fn read_reply(&self, resp: reqwest::Response, what: &str) -> Result<Reply, NodeError> {
+        let status = resp.status();
+        let retry_after = resp
+            .headers()
+            .get(RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .map(Duration::from_secs);
+        let body = resp
+            .bytes()
+            .await
+            .map_err(|e| self.transport_error(e, what))?;
+        Ok(Reply {
+            status,
+            retry_after,
+            body,
+        })
+    }
+
+    /// A failure to send or to receive: `Timeout`, or `Unavailable` with the cause.
+    pub(super) fn transport_error(&self, e: reqwest::Error, what: &str) -> NodeError {
+        if e.is_timeout() {
+            self.err(
+                ErrorKind::Timeout,
+                format!(
+                    "{what}: no answer from {} within {:.1} s",
+                    self.shown_url,
+                    self.timeout.as_secs_f64()
+                ),
+            )
+        } else if e.is_connect() {
+            self.err(
+                ErrorKind::Unavailable,
+                format!(
+                    "{what}: cannot connect to {}: {}",
+                    self.shown_url,
+                    reqwest_detail(e)
+                ),
+            )
+        } else {
+            self.err(
+                ErrorKind::Unavailable,
+                format!(
+                    "{what}: the connection to {} failed: {}",
+                    self.shown_url,
+                    reqwest_detail(e)
+                ),
+            )
+        }
+    }
+
+    /// The server's message in an error reply.
+    pub(super) fn message(reply: &Reply) -> String {
+        match parse::error_message(&reply.body) {
+            Some(m) => truncate(&m),
+            None => {
+                let text = String::from_utf8_lossy(&reply.body);
+                if text.trim().is_empty() {
+                    reply
+                        .status
+                        .canonical_reason()
+                        .unwrap_or("no message")
+                        .to_string()
+                } else {
+                    truncate(&text)
+                }
+            }
+        }
+    }
+
+    /// The error for a reply whose status is not a success.
+    pub(super) fn status_error(&self, reply: &Reply, what: &str) -> NodeError {
+        let s = reply.status;
+        let kind = match s.as_u16() {
+            401 | 403 => ErrorKind::Auth,
+            408 | 429 => ErrorKind::Throttled,
+            500..=599 => ErrorKind::Server,
+            400..=499 => ErrorKind::Rejected,
+            _ => ErrorKind::BadResponse,
+        };
+        let mut e = self.err(
+            kind,
+            format!("{what}: HTTP {}: {}", s.as_u16(), Self::message(reply)),
+        );
+        if matches!(kind, ErrorKind::Throttled | ErrorKind::Server) {
+            e.retry_after = reply.retry_after;
+        }
+        e
+    }
+
+    /// The `/query` parameters for `q`: database, nanosecond epochs, retention policy.
+    fn query_params<'a>(&'a self, q: &'a str) -> Vec<(&'a str, &'a str)> {
+        let mut params: Vec<(&str, &str)> = vec![("db", &self.database), ("epoch", "ns"), ("q", q)];
+        if let Some(rp) = &self.retention_policy {
+            params.push(("rp", rp));
+        }
+        params
+    }
+
+    /// Runs InfluxQL read statements and returns the body of a successful answer.
+    pub(super) async fn query(&self, q: &str, what: &str) -> Result<Bytes, NodeError> {
+        let params = self.query_params(q);
+        let rb = if q.len() <= MAX_GET_QUERY {
+            self.client.get(self.query_url.clone()).query(&params)
+        } else {
+            self.client.post(self.query_url.clone()).form(&params)
+        };
+        let reply = self.call(rb, what).await?;
+        if !reply.status.is_success() {
+            return Err(self.status_error(&reply, what));
+        }
+        Ok(reply.body)
+    }
+
+    /// Starts a chunked query (`chunk_size` rows per chunk) and returns the response once its
+    /// status says success, with the permit it holds while its body streams.
+    pub(super) async fn query_chunked(
+        &self,
+        q: &str,
+        chunk_size: usize,
+        what: &str,
+    ) -> Result<(reqwest::Response, Option<tokio::sync::OwnedSemaphorePermit>), NodeError> {
+        let chunk = chunk_size.to_string();
+        let mut params = self.query_params(q);
+        params.push(("chunked", "true"));
+        params.push(("chunk_size", &chunk));
+        // The semaphore is never closed, so acquiring only waits.
+        let permit = self.permits.clone().acquire_owned().await.ok();
+        let resp = self
+            .authorize(self.client.post(self.query_url.clone()).form(&params))
+            .send()
+            .await
+            .map_err(|e| self.transport_error(e, what))?;
+        if !resp.status().is_success() {
+            let reply = self.read_reply(resp, what).await?;
+            return Err(self.status_error(&reply, what));
+        }
+        Ok((resp, permit))
+    }
+
+    /// The statements of a parsed answer; an error for the whole request is the server
+    /// refusing it.
+    pub(super) fn statements(
+        &self,
+        parsed: Result<parse::Response, ParseError>,
+        what: &str,
+    ) -> Result<Vec<Statement>, NodeError> {
+        let resp = parsed.map_err(|e| self.err(ErrorKind::BadResponse, format!("{what}: {e}")))?;
+        match resp.error {
+            Some(e) => Err(self.err(ErrorKind::Rejected, format!("{what}: {}", truncate(&e)))),
+            None => Ok(resp.results),
+        }
+    }
+
+    /// Whether a statement found its database: `Ok(false)` for "database not found" (no data
+    /// yet), an error for any other failure.
+    pub(super) fn found(&self, st: &Statement, what: &str) -> Result<bool, NodeError> {
+        match &st.error {
+            None => Ok(true),
+            Some(e) if is_database_not_found(e) => Ok(false),
+            Some(e) => Err(self.err(statement_error_kind(e), format!("{what}: {}", truncate(e)))),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_missing_database_or_bucket_is_recognised() {
+        assert!(is_database_not_found(r#"database not found: "x""#));
+        assert!(is_database_not_found(r#"bucket "x/autogen" not found"#));
+        assert!(!is_database_not_found("retention policy not found: r"));
+    }
+}
