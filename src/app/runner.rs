@@ -116,22 +116,7 @@ impl App {
             .clone();
         let started = Instant::now();
         let Some(_guard) = self.running.try_start(name) else {
-            let reason = "skipped: the previous run of this task is still going";
-            let n = name.to_string();
-            let t = trigger.as_str();
-            let run_id = self
-                .history
-                .write(move |db| db.record_skipped_run(&n, t, reason))
-                .await?;
-            tracing::warn!(task = name, trigger = t, "{reason}");
-            return Ok(RunOutcome {
-                run_id,
-                task: name.to_string(),
-                status: Status::Skipped,
-                error: Some(reason.into()),
-                report: SyncReport::default(),
-                duration_ms: 0,
-            });
+            return self.record_skipped(name, trigger).await;
         };
         let (n, t) = (name.to_string(), trigger.as_str());
         let run_id = self.history.write(move |db| db.start_run(&n, t)).await?;
@@ -181,52 +166,14 @@ impl App {
             (None, false) => Status::Success,
             (Some(_), false) => Status::Failed,
         };
-        if interrupted && error.is_none() {
-            error = Some("interrupted by shutdown".into());
-        }
-
-        // The on-hooks run after the main part, with their own short deadline.
-        if let Some(script) = self.scripts.get(&task.name)
-            && !interrupted
-            && let Ok(ctx) = script.context(&info)
+        if interrupted {
+            error.get_or_insert_with(|| "interrupted by shutdown".into());
+        } else if let Some(e) = self
+            .call_on_hooks(&task, &info, &host, &report, error.as_deref(), &span)
+            .await
         {
-            let grace = HOOK_GRACE.min(task.timeout);
-            let hook_deadline = Instant::now() + grace;
-            match &error {
-                None => {
-                    let r = tokio::time::timeout(
-                        grace,
-                        script.call_on_success(&ctx, &report, &host, hook_deadline),
-                    )
-                    .await;
-                    let failed = match r {
-                        Ok(Ok(())) => None,
-                        Ok(Err(e)) => Some(e.to_string()),
-                        Err(_) => Some(format!(
-                            "script {}: hook on_success timed out",
-                            script.name()
-                        )),
-                    };
-                    if let Some(e) = failed {
-                        status = Status::Failed;
-                        error = Some(e);
-                    }
-                }
-                Some(err) => {
-                    let r = tokio::time::timeout(
-                        grace,
-                        script.call_on_failure(&ctx, err, &host, hook_deadline),
-                    )
-                    .await;
-                    match r {
-                        Ok(Ok(())) => {}
-                        Ok(Err(e)) => {
-                            tracing::error!(parent: &span, cause = %e, "on_failure hook failed")
-                        }
-                        Err(_) => tracing::error!(parent: &span, "on_failure hook timed out"),
-                    }
-                }
-            }
+            status = Status::Failed;
+            error = Some(e);
         }
 
         let (st, er) = (status, error.clone());
@@ -247,6 +194,75 @@ impl App {
             report,
             duration_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
         })
+    }
+
+    /// Records a run that did not start because the previous one is still going.
+    async fn record_skipped(&self, name: &str, trigger: Trigger) -> Result<RunOutcome, AppError> {
+        let reason = "skipped: the previous run of this task is still going";
+        let (n, t) = (name.to_string(), trigger.as_str());
+        let run_id = self
+            .history
+            .write(move |db| db.record_skipped_run(&n, t, reason))
+            .await?;
+        tracing::warn!(task = name, trigger = t, "{reason}");
+        Ok(RunOutcome {
+            run_id,
+            task: name.to_string(),
+            status: Status::Skipped,
+            error: Some(reason.into()),
+            report: SyncReport::default(),
+            duration_ms: 0,
+        })
+    }
+
+    /// Calls `on_success` (after a run without error) or `on_failure` (with `error`) under
+    /// their own short deadline. Returns the error that fails a run that had succeeded until
+    /// then: `on_success` failing or timing out. An `on_failure` problem is only logged.
+    async fn call_on_hooks(
+        &self,
+        task: &TaskSettings,
+        info: &RunInfo,
+        host: &Arc<Host>,
+        report: &SyncReport,
+        error: Option<&str>,
+        span: &tracing::Span,
+    ) -> Option<String> {
+        let script = self.scripts.get(&task.name)?;
+        let ctx = script.context(info).ok()?;
+        let grace = HOOK_GRACE.min(task.timeout);
+        let hook_deadline = Instant::now() + grace;
+        match error {
+            None => {
+                let r = tokio::time::timeout(
+                    grace,
+                    script.call_on_success(&ctx, report, host, hook_deadline),
+                )
+                .await;
+                match r {
+                    Ok(Ok(())) => None,
+                    Ok(Err(e)) => Some(e.to_string()),
+                    Err(_) => Some(format!(
+                        "script {}: hook on_success timed out",
+                        script.name()
+                    )),
+                }
+            }
+            Some(err) => {
+                let r = tokio::time::timeout(
+                    grace,
+                    script.call_on_failure(&ctx, err, host, hook_deadline),
+                )
+                .await;
+                match r {
+                    Ok(Ok(())) => {}
+                    Ok(Err(e)) => {
+                        tracing::error!(parent: span, cause = %e, "on_failure hook failed")
+                    }
+                    Err(_) => tracing::error!(parent: span, "on_failure hook timed out"),
+                }
+                None
+            }
+        }
     }
 
     async fn task_body(

@@ -249,40 +249,86 @@ pub struct TaskSettings {
 }
 
 /// Turns the raw files into settings, collecting every problem as `file: key: message`.
+///
+/// One `check_*` step per section, in file order; each returns its settings (or a stand-in when
+/// the section is broken) and pushes its problems onto `errs`, so every problem is reported at
+/// once and in the same order.
 pub(super) fn validate(
     config_dir: &Path,
     sync: raw::SyncFile,
     tasks: raw::TaskFile,
 ) -> Result<Settings, Vec<String>> {
     let mut errs = Vec::new();
-    let root = match &sync.root {
+    let root = root_dir(config_dir, sync.root.as_deref());
+    let sync_settings = check_sync(&sync.sync, &mut errs);
+    let (primary, backups) = check_nodes(&sync.nodes, &root, &mut errs);
+    let schema = check_schema(&sync.schema, &mut errs);
+    let history = check_history(&sync.history, &root);
+    let scripts = check_scripts(&sync.scripts, &root, &mut errs);
+    let tasks = check_tasks(tasks.tasks, &sync.sync, &backups, &root, &mut errs);
+    let api = check_api(&sync.api, &mut errs);
+    let alerts = check_alerts(&sync.alerts, &mut errs);
+
+    match (primary, schema) {
+        (Some(primary), Some(schema)) if errs.is_empty() => Ok(Settings {
+            config_dir: config_dir.to_path_buf(),
+            root,
+            sync: sync_settings,
+            primary,
+            backups,
+            schema,
+            history,
+            scripts,
+            api,
+            alerts,
+            shutdown_grace: sync.daemon.shutdown_grace,
+            tasks,
+        }),
+        _ => Err(errs),
+    }
+}
+
+/// The folder relative paths are resolved against: `root` relative to the config folder, else
+/// the config folder's parent; never an empty path.
+fn root_dir(config_dir: &Path, root: Option<&Path>) -> PathBuf {
+    let root = match root {
         Some(r) => config_dir.join(r),
         None => config_dir
             .parent()
             .map(Path::to_path_buf)
             .unwrap_or_else(|| PathBuf::from(".")),
     };
-    let root = if root.as_os_str().is_empty() {
+    if root.as_os_str().is_empty() {
         PathBuf::from(".")
     } else {
         root
-    };
-    let resolve = |p: &Path| {
-        if p.is_absolute() {
-            p.to_path_buf()
-        } else {
-            root.join(p)
-        }
-    };
+    }
+}
 
-    let s = &sync.sync;
+/// `p` as is when absolute, else under `root`.
+fn resolve(root: &Path, p: &Path) -> PathBuf {
+    if p.is_absolute() {
+        p.to_path_buf()
+    } else {
+        root.join(p)
+    }
+}
+
+/// `sync:`: the engine's settings. A bad `max_gap_hours` stands in as one day.
+fn check_sync(s: &raw::SyncBlock, errs: &mut Vec<String>) -> SyncSettings {
     let max_gap_ok = s.incremental.max_gap_hours.is_finite() && s.incremental.max_gap_hours > 0.0;
     if !max_gap_ok {
         errs.push(
             "sync.yaml: sync.incremental.max_gap_hours: must be a positive number of hours".into(),
         );
     }
-    let sync_settings = SyncSettings {
+    if s.incremental.check_interval.is_zero() {
+        errs.push("sync.yaml: sync.incremental.check_interval: must be more than 0 seconds".into());
+    }
+    if s.retry_times > 20 {
+        errs.push("sync.yaml: sync.retry_times: at most 20".into());
+    }
+    SyncSettings {
         default_mode: s.default_mode,
         check_enabled: s.incremental.enabled,
         check_interval: s.incremental.check_interval,
@@ -300,18 +346,19 @@ pub(super) fn validate(
             delay: s.retry_delay,
             backoff: s.retry_backoff,
         },
-    };
-    if s.incremental.check_interval.is_zero() {
-        errs.push("sync.yaml: sync.incremental.check_interval: must be more than 0 seconds".into());
     }
-    if s.retry_times > 20 {
-        errs.push("sync.yaml: sync.retry_times: at most 20".into());
-    }
+}
 
-    // Nodes.
+/// `nodes:`: the primary (`None` when missing or broken) and the backups that are valid, with
+/// the rules between nodes: unique names, an enabled primary, no backup on the primary's store.
+fn check_nodes(
+    nodes: &raw::NodesBlock,
+    root: &Path,
+    errs: &mut Vec<String>,
+) -> (Option<NodeSettings>, Vec<NodeSettings>) {
     let mut names = HashSet::new();
-    let primary = match sync.nodes.primary {
-        Some(p) => node(&p, "nodes.primary", &resolve, &mut errs),
+    let primary = match &nodes.primary {
+        Some(p) => check_node(p, "nodes.primary", root, errs),
         None => {
             errs.push(
                 "sync.yaml: nodes.primary: missing: every configuration needs a primary node"
@@ -327,9 +374,9 @@ pub(super) fn validate(
         }
     }
     let mut backups = Vec::new();
-    for (i, b) in sync.nodes.backups.iter().enumerate() {
+    for (i, b) in nodes.backups.iter().enumerate() {
         let at = format!("nodes.backups[{i}]");
-        if let Some(n) = node(b, &at, &resolve, &mut errs) {
+        if let Some(n) = check_node(b, &at, root, errs) {
             if !names.insert(n.name.clone()) {
                 errs.push(format!(
                     "sync.yaml: {at}.name: node name {:?} is used twice",
@@ -349,42 +396,52 @@ pub(super) fn validate(
             }
         }
     }
+    (primary, backups)
+}
 
-    let interval_tag = match &sync.schema.interval_tag {
+/// `schema:`: the series mapping, `None` when it is broken.
+fn check_schema(schema: &raw::SchemaBlock, errs: &mut Vec<String>) -> Option<Schema> {
+    let interval_tag = match &schema.interval_tag {
         Some(t) => Some(t.as_str()),
-        None if sync.schema.measurement.contains("{interval}") => None,
+        None if schema.measurement.contains("{interval}") => None,
         None => Some("interval"),
     };
-    let schema = match Schema::new(
-        &sync.schema.measurement,
-        &sync.schema.symbol_tag,
-        interval_tag,
-    ) {
+    match Schema::new(&schema.measurement, &schema.symbol_tag, interval_tag) {
         Ok(s) => Some(s),
         Err(e) => {
             errs.push(format!("sync.yaml: {e}"));
             None
         }
-    };
+    }
+}
 
-    let history = HistorySettings {
-        path: resolve(&sync.history.path),
-        retention_days: clamp_u32(sync.history.retention_days),
-        busy_timeout: sync.history.busy_timeout,
-    };
-    let scripts = ScriptSettings {
-        memory_limit: clamp_usize(sync.scripts.memory_limit_mb.saturating_mul(1024 * 1024)),
-        instruction_limit: sync.scripts.instruction_limit,
-        data_dir: resolve(&sync.scripts.data_dir),
-        http_allow: sync
-            .scripts
+/// `history:`: nothing to check beyond what the parser did; resolves the path.
+fn check_history(history: &raw::HistoryBlock, root: &Path) -> HistorySettings {
+    HistorySettings {
+        path: resolve(root, &history.path),
+        retention_days: clamp_u32(history.retention_days),
+        busy_timeout: history.busy_timeout,
+    }
+}
+
+/// `scripts:`: Lua limits; every `http_allow` entry must be a host name or `*.` pattern.
+fn check_scripts(
+    scripts: &raw::ScriptsBlock,
+    root: &Path,
+    errs: &mut Vec<String>,
+) -> ScriptSettings {
+    let settings = ScriptSettings {
+        memory_limit: clamp_usize(scripts.memory_limit_mb.saturating_mul(1024 * 1024)),
+        instruction_limit: scripts.instruction_limit,
+        data_dir: resolve(root, &scripts.data_dir),
+        http_allow: scripts
             .http_allow
             .iter()
             .map(|h| h.trim().to_ascii_lowercase())
             .collect(),
-        http_timeout: sync.scripts.http_timeout,
+        http_timeout: scripts.http_timeout,
     };
-    for h in &scripts.http_allow {
+    for h in &settings.http_allow {
         let name = h.strip_prefix("*.").unwrap_or(h);
         let ok = !name.is_empty()
             && !name.contains(['/', ':', '*', ' '])
@@ -395,79 +452,102 @@ pub(super) fn validate(
             ));
         }
     }
+    settings
+}
 
-    // Tasks.
-    let mut task_names = HashSet::new();
-    let mut out_tasks = Vec::new();
-    for (i, t) in tasks.tasks.into_iter().enumerate() {
+/// `task.yaml`: every task, in file order, with unique non-empty names. `defaults` is the
+/// `sync:` block tasks inherit from; `backups` the valid backup nodes they may name.
+fn check_tasks(
+    tasks: Vec<raw::TaskBlock>,
+    defaults: &raw::SyncBlock,
+    backups: &[NodeSettings],
+    root: &Path,
+    errs: &mut Vec<String>,
+) -> Vec<TaskSettings> {
+    let mut names = HashSet::new();
+    let mut out = Vec::new();
+    for (i, t) in tasks.into_iter().enumerate() {
         let at = format!("task.yaml: tasks[{i}] ({})", t.name);
         if t.name.trim().is_empty() {
             errs.push(format!("task.yaml: tasks[{i}].name: must not be empty"));
         }
-        if !task_names.insert(t.name.clone()) {
+        if !names.insert(t.name.clone()) {
             errs.push(format!("{at}.name: task name is used twice"));
         }
-        if let Some(list) = &t.backups {
-            for b in list {
-                match backups.iter().find(|n| &n.name == b) {
-                    None => errs.push(format!("{at}.backups: no backup node is called {b:?}")),
-                    Some(n) if !n.enabled => errs.push(format!(
-                        "{at}.backups: backup {b:?} is disabled in sync.yaml"
-                    )),
-                    Some(_) => {}
-                }
+        out.push(check_task(t, &at, defaults, backups, root, errs));
+    }
+    out
+}
+
+/// One task, `at` naming it in messages: its backups must exist and be enabled, its script
+/// must exist, its params must convert to JSON (`null` stands in when they do not).
+fn check_task(
+    t: raw::TaskBlock,
+    at: &str,
+    defaults: &raw::SyncBlock,
+    backups: &[NodeSettings],
+    root: &Path,
+    errs: &mut Vec<String>,
+) -> TaskSettings {
+    if let Some(list) = &t.backups {
+        for b in list {
+            match backups.iter().find(|n| &n.name == b) {
+                None => errs.push(format!("{at}.backups: no backup node is called {b:?}")),
+                Some(n) if !n.enabled => errs.push(format!(
+                    "{at}.backups: backup {b:?} is disabled in sync.yaml"
+                )),
+                Some(_) => {}
             }
         }
-        let script = t.script.as_deref().map(&resolve);
-        if let Some(p) = &script
-            && !p.is_file()
-        {
-            errs.push(format!("{at}.script: file not found: {}", p.display()));
-        }
-        let params = match t.params {
-            None => serde_json::Value::Object(Default::default()),
-            Some(v) => match serde_json::to_value(&v) {
-                Ok(j) => j,
-                Err(e) => {
-                    errs.push(format!("{at}.params: cannot be handed to a script: {e}"));
-                    serde_json::Value::Null
-                }
-            },
-        };
-        out_tasks.push(TaskSettings {
-            name: t.name,
-            mode: t.mode.unwrap_or(s.default_mode),
-            sync_backups: t.sync_backups,
-            backups: t.backups,
-            initial_days: clamp_u32(t.initial_days.unwrap_or(s.incremental.initial_days)),
-            schedule: t.schedule,
-            timezone: t.timezone,
-            script,
-            params,
-            enabled: t.enabled,
-            timeout: t.timeout,
-            catch_up: t.catch_up,
-        });
     }
+    let script = t.script.as_deref().map(|p| resolve(root, p));
+    if let Some(p) = &script
+        && !p.is_file()
+    {
+        errs.push(format!("{at}.script: file not found: {}", p.display()));
+    }
+    let params = match t.params {
+        None => serde_json::Value::Object(Default::default()),
+        Some(v) => match serde_json::to_value(&v) {
+            Ok(j) => j,
+            Err(e) => {
+                errs.push(format!("{at}.params: cannot be handed to a script: {e}"));
+                serde_json::Value::Null
+            }
+        },
+    };
+    TaskSettings {
+        name: t.name,
+        mode: t.mode.unwrap_or(defaults.default_mode),
+        sync_backups: t.sync_backups,
+        backups: t.backups,
+        initial_days: clamp_u32(t.initial_days.unwrap_or(defaults.incremental.initial_days)),
+        schedule: t.schedule,
+        timezone: t.timezone,
+        script,
+        params,
+        enabled: t.enabled,
+        timeout: t.timeout,
+        catch_up: t.catch_up,
+    }
+}
 
-    let listen = match sync.api.listen.parse::<std::net::SocketAddr>() {
+/// `api:`: the listen address must parse (127.0.0.1:8686 stands in when it does not), and an
+/// enabled API off loopback needs a token.
+fn check_api(api: &raw::ApiBlock, errs: &mut Vec<String>) -> ApiSettings {
+    let listen = match api.listen.parse::<std::net::SocketAddr>() {
         Ok(a) => Some(a),
         Err(_) => {
             errs.push(format!(
                 "sync.yaml: api.listen: {:?} is not an address:port such as 127.0.0.1:8686",
-                sync.api.listen
+                api.listen
             ));
             None
         }
     };
-    let token = sync
-        .api
-        .token
-        .clone()
-        .filter(|t| !t.is_empty())
-        .map(Secret::new);
+    let token = api.token.clone().filter(|t| !t.is_empty()).map(Secret::new);
     if let Some(a) = listen
-        && sync.api.enabled
+        && api.enabled
         && !a.ip().is_loopback()
         && token.is_none()
     {
@@ -475,40 +555,26 @@ pub(super) fn validate(
             "sync.yaml: api.listen: {a} is not a loopback address; set api.token (e.g. ${{DMS_API_TOKEN}}) before listening there"
         ));
     }
-    if let Some(w) = &sync.alerts.webhook
+    ApiSettings {
+        enabled: api.enabled,
+        listen: listen.unwrap_or(std::net::SocketAddr::from(([127, 0, 0, 1], 8686))),
+        token,
+    }
+}
+
+/// `alerts:`: the webhook, when given, must be an http(s) URL.
+fn check_alerts(alerts: &raw::AlertsBlock, errs: &mut Vec<String>) -> AlertSettings {
+    if let Some(w) = &alerts.webhook
         && !(w.starts_with("http://") || w.starts_with("https://"))
     {
         errs.push(format!(
             "sync.yaml: alerts.webhook: {w:?} is not an http:// or https:// URL"
         ));
     }
-    let api = ApiSettings {
-        enabled: sync.api.enabled,
-        listen: listen.unwrap_or(std::net::SocketAddr::from(([127, 0, 0, 1], 8686))),
-        token,
-    };
-    let alerts = AlertSettings {
-        webhook: sync.alerts.webhook.clone().filter(|w| !w.is_empty()),
-        timeout: sync.alerts.timeout.unwrap_or(Duration::from_secs(10)),
-        retries: sync.alerts.retries.unwrap_or(3).min(20),
-    };
-
-    match (primary, schema) {
-        (Some(primary), Some(schema)) if errs.is_empty() => Ok(Settings {
-            config_dir: config_dir.to_path_buf(),
-            root,
-            sync: sync_settings,
-            primary,
-            backups,
-            schema,
-            history,
-            scripts,
-            api,
-            alerts,
-            shutdown_grace: sync.daemon.shutdown_grace,
-            tasks: out_tasks,
-        }),
-        _ => Err(errs),
+    AlertSettings {
+        webhook: alerts.webhook.clone().filter(|w| !w.is_empty()),
+        timeout: alerts.timeout.unwrap_or(Duration::from_secs(10)),
+        retries: alerts.retries.unwrap_or(3).min(20),
     }
 }
 
@@ -530,10 +596,12 @@ fn same_store(a: &NodeKind, b: &NodeKind) -> bool {
     }
 }
 
-fn node(
+/// One node, `at` naming it in messages (`nodes.primary`, `nodes.backups[1]`); `None` when it
+/// has any problem.
+fn check_node(
     b: &raw::NodeBlock,
     at: &str,
-    resolve: &impl Fn(&Path) -> PathBuf,
+    root: &Path,
     errs: &mut Vec<String>,
 ) -> Option<NodeSettings> {
     let before = errs.len();
@@ -547,95 +615,9 @@ fn node(
             b.name
         ));
     }
-    let mut reject = |key: &str, set: bool, kind: &str| {
-        if set {
-            errs.push(format!(
-                "sync.yaml: {at}.{key}: not a setting of a {kind} node"
-            ));
-        }
-    };
     let kind = match b.kind {
-        NodeType::Sqlite => {
-            for (key, set) in [
-                ("url", b.url.is_some()),
-                ("database", b.database.is_some()),
-                ("retention_policy", b.retention_policy.is_some()),
-                ("username", b.username.is_some()),
-                ("password", b.password.is_some()),
-                ("token", b.token.is_some()),
-                ("timeout", b.timeout.is_some()),
-                ("gzip", b.gzip.is_some()),
-            ] {
-                reject(key, set, "sqlite");
-            }
-            match &b.path {
-                Some(p) if !p.is_empty() => Some(NodeKind::Sqlite {
-                    path: resolve(Path::new(p)),
-                }),
-                _ => {
-                    errs.push(format!("sync.yaml: {at}.path: a sqlite node needs a path"));
-                    None
-                }
-            }
-        }
-        NodeType::Influxdb => {
-            reject("path", b.path.is_some(), "influxdb");
-            let url = match &b.url {
-                Some(u) if u.starts_with("http://") || u.starts_with("https://") => Some(u.clone()),
-                Some(u) => {
-                    errs.push(format!(
-                        "sync.yaml: {at}.url: {u:?} is not an http:// or https:// URL"
-                    ));
-                    None
-                }
-                None => {
-                    errs.push(format!("sync.yaml: {at}.url: an influxdb node needs a url"));
-                    None
-                }
-            };
-            let database = match &b.database {
-                Some(d) if !d.is_empty() => Some(d.clone()),
-                _ => {
-                    errs.push(format!(
-                        "sync.yaml: {at}.database: an influxdb node needs a database"
-                    ));
-                    None
-                }
-            };
-            let auth = match (&b.username, &b.password, &b.token) {
-                (None, None, None) => Some(InfluxAuth::None),
-                (Some(u), Some(p), None) => Some(InfluxAuth::Basic {
-                    username: u.clone(),
-                    password: Secret::new(p.clone()),
-                }),
-                (None, None, Some(t)) => Some(InfluxAuth::Token(Secret::new(t.clone()))),
-                (_, _, Some(_)) => {
-                    errs.push(format!(
-                        "sync.yaml: {at}: give either username/password or token, not both"
-                    ));
-                    None
-                }
-                _ => {
-                    errs.push(format!(
-                        "sync.yaml: {at}: username and password go together"
-                    ));
-                    None
-                }
-            };
-            match (url, database, auth) {
-                (Some(url), Some(database), Some(auth)) => {
-                    Some(NodeKind::Influxdb(InfluxSettings {
-                        url,
-                        database,
-                        retention_policy: b.retention_policy.clone().filter(|r| !r.is_empty()),
-                        auth,
-                        timeout: b.timeout.unwrap_or(Duration::from_secs(30)),
-                        gzip: b.gzip.unwrap_or(false),
-                    }))
-                }
-                _ => None,
-            }
-        }
+        NodeType::Sqlite => check_sqlite_node(b, at, root, errs),
+        NodeType::Influxdb => check_influxdb_node(b, at, errs),
     };
     if errs.len() > before {
         return None;
@@ -645,6 +627,107 @@ fn node(
         enabled: b.enabled,
         kind,
     })
+}
+
+/// Pushes a problem for each `(key, set)` that is set: keys that are no setting of a `kind` node.
+fn reject_keys(at: &str, kind: &str, keys: &[(&str, bool)], errs: &mut Vec<String>) {
+    for (key, set) in keys {
+        if *set {
+            errs.push(format!(
+                "sync.yaml: {at}.{key}: not a setting of a {kind} node"
+            ));
+        }
+    }
+}
+
+/// A sqlite node: only `path`, which it needs.
+fn check_sqlite_node(
+    b: &raw::NodeBlock,
+    at: &str,
+    root: &Path,
+    errs: &mut Vec<String>,
+) -> Option<NodeKind> {
+    let influx_keys = [
+        ("url", b.url.is_some()),
+        ("database", b.database.is_some()),
+        ("retention_policy", b.retention_policy.is_some()),
+        ("username", b.username.is_some()),
+        ("password", b.password.is_some()),
+        ("token", b.token.is_some()),
+        ("timeout", b.timeout.is_some()),
+        ("gzip", b.gzip.is_some()),
+    ];
+    reject_keys(at, "sqlite", &influx_keys, errs);
+    match &b.path {
+        Some(p) if !p.is_empty() => Some(NodeKind::Sqlite {
+            path: resolve(root, Path::new(p)),
+        }),
+        _ => {
+            errs.push(format!("sync.yaml: {at}.path: a sqlite node needs a path"));
+            None
+        }
+    }
+}
+
+/// An influxdb node: no `path`; an http(s) `url`, a `database`, and at most one kind of
+/// credentials.
+fn check_influxdb_node(b: &raw::NodeBlock, at: &str, errs: &mut Vec<String>) -> Option<NodeKind> {
+    reject_keys(at, "influxdb", &[("path", b.path.is_some())], errs);
+    let url = match &b.url {
+        Some(u) if u.starts_with("http://") || u.starts_with("https://") => Some(u.clone()),
+        Some(u) => {
+            errs.push(format!(
+                "sync.yaml: {at}.url: {u:?} is not an http:// or https:// URL"
+            ));
+            None
+        }
+        None => {
+            errs.push(format!("sync.yaml: {at}.url: an influxdb node needs a url"));
+            None
+        }
+    };
+    let database = match &b.database {
+        Some(d) if !d.is_empty() => Some(d.clone()),
+        _ => {
+            errs.push(format!(
+                "sync.yaml: {at}.database: an influxdb node needs a database"
+            ));
+            None
+        }
+    };
+    let auth = check_influx_auth(b, at, errs);
+    Some(NodeKind::Influxdb(InfluxSettings {
+        url: url?,
+        database: database?,
+        retention_policy: b.retention_policy.clone().filter(|r| !r.is_empty()),
+        auth: auth?,
+        timeout: b.timeout.unwrap_or(Duration::from_secs(30)),
+        gzip: b.gzip.unwrap_or(false),
+    }))
+}
+
+/// An influxdb node's credentials: none, username with password, or a token.
+fn check_influx_auth(b: &raw::NodeBlock, at: &str, errs: &mut Vec<String>) -> Option<InfluxAuth> {
+    match (&b.username, &b.password, &b.token) {
+        (None, None, None) => Some(InfluxAuth::None),
+        (Some(u), Some(p), None) => Some(InfluxAuth::Basic {
+            username: u.clone(),
+            password: Secret::new(p.clone()),
+        }),
+        (None, None, Some(t)) => Some(InfluxAuth::Token(Secret::new(t.clone()))),
+        (_, _, Some(_)) => {
+            errs.push(format!(
+                "sync.yaml: {at}: give either username/password or token, not both"
+            ));
+            None
+        }
+        _ => {
+            errs.push(format!(
+                "sync.yaml: {at}: username and password go together"
+            ));
+            None
+        }
+    }
 }
 
 #[cfg(test)]
@@ -666,6 +749,34 @@ mod tests {
         };
         let d: Vec<u64> = (0..3).map(|k| l.delay_for(k).as_secs()).collect();
         assert_eq!(d, [5, 10, 15]);
+    }
+
+    #[test]
+    fn problems_of_every_section_are_reported_together_in_file_order() {
+        let sync = r#"
+sync: {retry_times: 21}
+nodes: {primary: {name: p, type: sqlite}}
+schema: {measurement: ""}
+scripts: {http_allow: ["a/b"]}
+api: {listen: nonsense}
+alerts: {webhook: "ftp://x"}
+"#;
+        let tasks = "tasks: [{name: t, backups: [nobody]}]\n";
+        let sync = super::super::parse_str(Path::new("sync.yaml"), sync).unwrap();
+        let tasks = super::super::parse_str(Path::new("task.yaml"), tasks).unwrap();
+        let errs = validate(Path::new("/nonexistent/config"), sync, tasks).unwrap_err();
+        assert_eq!(
+            errs,
+            [
+                "sync.yaml: sync.retry_times: at most 20",
+                "sync.yaml: nodes.primary.path: a sqlite node needs a path",
+                "sync.yaml: schema.measurement must not be empty",
+                "sync.yaml: scripts.http_allow: \"a/b\" is not a host name (use api.example.com or *.example.com)",
+                "task.yaml: tasks[0] (t).backups: no backup node is called \"nobody\"",
+                "sync.yaml: api.listen: \"nonsense\" is not an address:port such as 127.0.0.1:8686",
+                "sync.yaml: alerts.webhook: \"ftp://x\" is not an http:// or https:// URL",
+            ]
+        );
     }
 
     #[test]
