@@ -6,6 +6,7 @@
 //! # Layout
 //! - [`model`]: points, series keys, time ranges, batches.
 //! - [`input`]: times and ages as people type them (CLI flags, API parameters).
+//! - [`retry`]: the retry policy and loop every caller uses.
 //! - [`sample`]: deterministic OHLCV data (shipped sample, tests, benchmark).
 //! - [`schema`]: how (symbol, interval) maps onto measurements and tags.
 //! - [`config`]: `sync.yaml` + `task.yaml`, raw serde mirror → validated [`config::Settings`].
@@ -29,6 +30,7 @@ pub mod http;
 pub mod input;
 pub mod model;
 pub mod node;
+pub mod retry;
 pub mod sample;
 pub mod scheduler;
 pub mod schema;

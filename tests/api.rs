@@ -50,7 +50,7 @@ async fn api(token: Option<&str>) -> Api {
         .unwrap();
     }
     let stop = tokio_util::sync::CancellationToken::new();
-    let daemon = dms::daemon::Daemon::new(Arc::new(app), stop.clone());
+    let daemon = dms::daemon::Daemon::new(Arc::new(app), stop.clone()).expect("daemon");
     let router = dms::http::router(daemon);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());

@@ -258,7 +258,8 @@ async fn a_run_still_going_is_not_overlapped_and_the_skip_is_recorded() {
     let app = std::sync::Arc::new(
         App::with_nodes(p.settings(), p.node("primary"), vec![slow.clone()], "test").unwrap(),
     );
-    let daemon = dms::daemon::Daemon::new(app.clone(), tokio_util::sync::CancellationToken::new());
+    let daemon = dms::daemon::Daemon::new(app.clone(), tokio_util::sync::CancellationToken::new())
+        .expect("daemon");
     // A cron run starts…
     daemon.trigger("slow", Trigger::Cron).unwrap();
     while !app.is_running("slow") {
@@ -323,7 +324,8 @@ async fn a_failed_run_posts_an_alert_and_an_unreachable_webhook_is_not_fatal() {
         );
         let app = std::sync::Arc::new(p.app());
         let daemon =
-            dms::daemon::Daemon::new(app.clone(), tokio_util::sync::CancellationToken::new());
+            dms::daemon::Daemon::new(app.clone(), tokio_util::sync::CancellationToken::new())
+                .expect("daemon");
         daemon.trigger("bad", Trigger::Api).unwrap();
         let deadline = std::time::Instant::now() + Duration::from_secs(10);
         loop {

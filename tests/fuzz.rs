@@ -85,7 +85,8 @@ async fn the_api_never_answers_500_to_any_query_or_path() {
     )
     .await
     .unwrap();
-    let daemon = dms::daemon::Daemon::new(app, tokio_util::sync::CancellationToken::new());
+    let daemon =
+        dms::daemon::Daemon::new(app, tokio_util::sync::CancellationToken::new()).expect("daemon");
     let router = dms::http::router(daemon);
     let routes = [
         "/api/dms/sync/history",

@@ -78,7 +78,8 @@ async fn a_full_disk_fails_clearly_loses_no_checkpoint_and_heals_when_space_retu
     checkpoints_never_ahead(&p, &history, &symbols).await;
 
     // The daemon reports it.
-    let daemon = dms::daemon::Daemon::new(app.clone(), tokio_util::sync::CancellationToken::new());
+    let daemon = dms::daemon::Daemon::new(app.clone(), tokio_util::sync::CancellationToken::new())
+        .expect("daemon");
     let health = health(&daemon).await;
     assert_eq!(health["status"], "degraded", "{health}");
     assert!(

@@ -25,7 +25,7 @@ pub async fn run(config: &Path, args: RunArgs) -> anyhow::Result<ExitCode> {
     if !args.once {
         let api = settings.api.enabled;
         let app = App::open(settings, "dms run (daemon)")?;
-        let daemon = Daemon::new(Arc::new(app), super::shutdown_on_signal());
+        let daemon = Daemon::new(Arc::new(app), super::shutdown_on_signal())?;
         let routes = api.then(|| crate::http::router(daemon.clone()));
         crate::daemon::run(daemon, routes).await?;
         return Ok(ExitCode::SUCCESS);

@@ -6,7 +6,7 @@ pub mod de;
 pub mod raw;
 pub mod settings;
 
-pub use raw::{Backoff, SyncMode};
+pub use raw::SyncMode;
 pub use settings::*;
 
 use std::path::{Path, PathBuf};

@@ -3,6 +3,7 @@
 //! parser's line and column. Rules between fields are checked in [`super::settings`].
 
 use super::de;
+use crate::retry::Backoff;
 use serde::Deserialize;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -125,17 +126,6 @@ impl SyncMode {
             SyncMode::Full => "full",
         }
     }
-}
-
-/// How retry delays grow.
-#[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq, Default)]
-#[serde(rename_all = "lowercase")]
-pub enum Backoff {
-    /// `retry_delay · 2^k`: 5, 10, 20 s.
-    #[default]
-    Exponential,
-    /// `retry_delay · (k+1)`: 5, 10, 15 s.
-    Linear,
 }
 
 /// The seed's `sync:` block, keys and defaults exactly.

@@ -2,7 +2,8 @@
 //! between fields. Validation collects every problem before reporting.
 
 use super::de::CronExpr;
-use super::raw::{self, Backoff, NodeType, SyncMode};
+use super::raw::{self, NodeType, SyncMode};
+use crate::retry::RetryPolicy;
 use crate::schema::Schema;
 use std::collections::HashSet;
 use std::fmt;
@@ -93,27 +94,6 @@ pub struct SyncSettings {
     pub pool_size: usize,
     /// Retry policy for failed batches.
     pub retry: RetryPolicy,
-}
-
-/// How failed batches are retried.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct RetryPolicy {
-    /// Retries after the first try.
-    pub times: u32,
-    /// Base delay.
-    pub delay: Duration,
-    /// Growth of the delay.
-    pub backoff: Backoff,
-}
-
-impl RetryPolicy {
-    /// Delay before retry number `k` (0-based): `delay·2^k` or `delay·(k+1)`.
-    pub fn delay_for(&self, k: u32) -> Duration {
-        match self.backoff {
-            Backoff::Exponential => self.delay.saturating_mul(1u32 << k.min(20)),
-            Backoff::Linear => self.delay.saturating_mul(k.saturating_add(1)),
-        }
-    }
 }
 
 /// A secret that never prints.
@@ -345,6 +325,7 @@ fn check_sync(s: &raw::SyncBlock, errs: &mut Vec<String>) -> SyncSettings {
             times: s.retry_times,
             delay: s.retry_delay,
             backoff: s.retry_backoff,
+            max_delay: Duration::MAX,
         },
     }
 }
@@ -733,23 +714,6 @@ fn check_influx_auth(b: &raw::NodeBlock, at: &str, errs: &mut Vec<String>) -> Op
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn retry_delays_follow_the_seed() {
-        let p = RetryPolicy {
-            times: 3,
-            delay: Duration::from_secs(5),
-            backoff: Backoff::Exponential,
-        };
-        let d: Vec<u64> = (0..3).map(|k| p.delay_for(k).as_secs()).collect();
-        assert_eq!(d, [5, 10, 20]);
-        let l = RetryPolicy {
-            backoff: Backoff::Linear,
-            ..p
-        };
-        let d: Vec<u64> = (0..3).map(|k| l.delay_for(k).as_secs()).collect();
-        assert_eq!(d, [5, 10, 15]);
-    }
 
     #[test]
     fn problems_of_every_section_are_reported_together_in_file_order() {

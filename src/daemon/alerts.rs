@@ -2,7 +2,10 @@
 //! turns behind. Delivery is retried in the background; failing to alert is logged, never fatal.
 
 use crate::config::AlertSettings;
+use crate::node::{ClientError, describe_reqwest};
+use crate::retry::{Backoff, RetryPolicy, Retryable, with_retry};
 use std::time::Duration;
+use tokio_util::sync::CancellationToken;
 
 /// Posts alert events to the webhook, if one is configured.
 #[derive(Clone)]
@@ -36,18 +39,42 @@ pub enum Alert {
     },
 }
 
+/// Why one delivery failed.
+#[derive(Debug)]
+struct DeliveryError(String);
+
+impl std::fmt::Display for DeliveryError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl Retryable for DeliveryError {
+    /// A webhook that refuses one alert may take the next try (a restarting receiver, a
+    /// proxy's 502): every failure is retried.
+    fn retryable(&self) -> bool {
+        true
+    }
+}
+
 impl Alerter {
     /// An alerter, or `None` when no webhook is configured.
-    pub fn new(settings: &AlertSettings) -> Option<Alerter> {
-        settings.webhook.as_ref()?;
+    ///
+    /// # Errors
+    /// [`ClientError`] when a webhook is configured but no HTTP client can be built: alerts
+    /// are never turned off in silence.
+    pub fn new(settings: &AlertSettings) -> Result<Option<Alerter>, ClientError> {
+        if settings.webhook.is_none() {
+            return Ok(None);
+        }
         let client = reqwest::Client::builder()
             .timeout(settings.timeout)
             .build()
-            .ok()?;
-        Some(Alerter {
+            .map_err(ClientError)?;
+        Ok(Some(Alerter {
             client,
             settings: settings.clone(),
-        })
+        }))
     }
 
     /// Sends `alert` in the background with retries.
@@ -64,50 +91,32 @@ impl Alerter {
             "source": "dms",
             "time": chrono::Utc::now().to_rfc3339(),
             "alert": alert,
-        });
-        let mut delay = Duration::from_secs(1);
-        for attempt in 0..=self.settings.retries {
+        })
+        .to_string();
+        let policy = RetryPolicy {
+            times: self.settings.retries,
+            delay: Duration::from_secs(1),
+            backoff: Backoff::Exponential,
+            max_delay: Duration::from_secs(60),
+        };
+        let post = || async {
             let res = self
                 .client
                 .post(url)
                 .header(reqwest::header::CONTENT_TYPE, "application/json")
-                .body(body.to_string())
+                .body(body.clone())
                 .send()
                 .await;
-            let why = match res {
-                Ok(r) if r.status().is_success() => return,
-                Ok(r) => format!("HTTP {}", r.status()),
-                Err(e) => without_url(&e),
-            };
-            if attempt == self.settings.retries {
-                tracing::error!(cause = %why, attempts = attempt + 1, "could not deliver an alert to the webhook");
-                return;
+            match res {
+                Ok(r) if r.status().is_success() => Ok(()),
+                Ok(r) => Err(DeliveryError(format!("HTTP {}", r.status()))),
+                Err(e) => Err(DeliveryError(describe_reqwest(e))),
             }
-            tracing::warn!(cause = %why, attempt = attempt + 1, "alert delivery failed; retrying");
-            tokio::time::sleep(delay).await;
-            delay = (delay * 2).min(Duration::from_secs(60));
+        };
+        // Delivery never stops for shutdown: an alert in flight is worth its retries.
+        let never = CancellationToken::new();
+        if let Err(g) = with_retry(&policy, &never, "alert delivery", post).await {
+            tracing::error!(cause = %g.error, attempts = g.attempts, "could not deliver an alert to the webhook");
         }
-    }
-}
-
-/// An error's text without the URL (a webhook URL often carries a secret).
-fn without_url(e: &reqwest::Error) -> String {
-    let kind = if e.is_timeout() {
-        "timed out"
-    } else if e.is_connect() {
-        "cannot connect"
-    } else {
-        "request failed"
-    };
-    let mut src: Option<&dyn std::error::Error> = std::error::Error::source(e);
-    let mut detail = String::new();
-    while let Some(s) = src {
-        detail = s.to_string();
-        src = s.source();
-    }
-    if detail.is_empty() {
-        kind.to_string()
-    } else {
-        format!("{kind}: {detail}")
     }
 }

@@ -42,6 +42,9 @@ pub enum DaemonError {
     /// Opening or using the application failed.
     #[error(transparent)]
     App(#[from] AppError),
+    /// A webhook is configured but alerts cannot be sent.
+    #[error("alerts.webhook: {0}")]
+    Alerts(#[from] crate::node::ClientError),
 }
 
 /// Why a trigger was refused.
@@ -75,9 +78,12 @@ pub struct Daemon {
 
 impl Daemon {
     /// Builds the daemon around an opened app.
-    pub fn new(app: Arc<App>, shutdown: CancellationToken) -> Arc<Daemon> {
-        let alerter = Alerter::new(&app.settings.alerts);
-        Arc::new(Daemon {
+    ///
+    /// # Errors
+    /// [`DaemonError::Alerts`] when a webhook is configured but no HTTP client can be built.
+    pub fn new(app: Arc<App>, shutdown: CancellationToken) -> Result<Arc<Daemon>, DaemonError> {
+        let alerter = Alerter::new(&app.settings.alerts)?;
+        Ok(Arc::new(Daemon {
             app,
             metrics: Arc::new(Metrics::new()),
             alerter,
@@ -86,7 +92,7 @@ impl Daemon {
             tracker: TaskTracker::new(),
             behind: Mutex::new(HashSet::new()),
             started_at: chrono::Utc::now(),
-        })
+        }))
     }
 
     /// When the daemon started.

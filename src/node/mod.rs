@@ -138,6 +138,15 @@ impl NodeError {
     }
 }
 
+impl crate::retry::Retryable for NodeError {
+    fn retryable(&self) -> bool {
+        NodeError::retryable(self)
+    }
+    fn retry_after(&self) -> Option<Duration> {
+        self.retry_after
+    }
+}
+
 /// Opens the node described by `settings`.
 ///
 /// # Errors

@@ -3,8 +3,9 @@
 
 use crate::config::{SyncMode, TaskSettings};
 use crate::model::{Batch, Nanos, Point, SeriesKey};
+use crate::retry::with_retry;
 use crate::schema::Schema;
-use crate::sync::{Engine, Selection, SyncControl, SyncReport, SyncRequest, with_retry};
+use crate::sync::{Engine, Selection, SyncControl, SyncReport, SyncRequest};
 use std::path::{Component, Path, PathBuf};
 use std::sync::{Arc, Mutex};
 

@@ -8,15 +8,13 @@
 //!
 //! The engine knows nothing of Lua, cron or HTTP.
 
-mod retry;
 mod unit;
-
-pub use retry::{GaveUp, with_retry};
 
 use crate::config::{SyncMode, SyncSettings};
 use crate::history::{History, HistoryError, Status};
 use crate::model::{BackupSeries, NANOS_PER_DAY, Nanos, SeriesKey, TimeRange, now_nanos};
 use crate::node::{Node, NodeError};
+use crate::retry::{GaveUp, with_retry};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
@@ -156,7 +154,7 @@ pub enum SyncError {
     UnknownBackup(String),
     /// The primary could not list its series or their newest points.
     #[error("primary unavailable: {0}")]
-    Primary(GaveUp),
+    Primary(GaveUp<NodeError>),
     /// The history could not be read or written.
     #[error(transparent)]
     History(#[from] HistoryError),

@@ -3,12 +3,12 @@
 //! that falls behind (retrying, or slow) is detached and continues on a reader of its own from
 //! its last acknowledged point, so it never holds up the others.
 
-use super::retry::{GaveUp, with_retry};
 use super::{SyncControl, UnitPlan, UnitReport};
-use crate::config::{RetryPolicy, SyncMode};
+use crate::config::SyncMode;
 use crate::history::{CheckpointUpdate, History, HistoryError, Status, UnitStart};
 use crate::model::{BackupSeries, Batch, Nanos, SeriesKey, TimeRange};
 use crate::node::{BatchStream, Node};
+use crate::retry::{Retrier, RetryPolicy, with_retry};
 use futures::StreamExt;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -272,7 +272,7 @@ struct Reader<'a> {
     end: Nanos,
     cursor: Option<Nanos>,
     stream: Option<BatchStream>,
-    failures: u32,
+    retrier: Retrier<'a>,
 }
 
 impl<'a> Reader<'a> {
@@ -283,7 +283,7 @@ impl<'a> Reader<'a> {
             end: range.end,
             cursor: (!range.is_empty()).then_some(range.start),
             stream: None,
-            failures: 0,
+            retrier: Retrier::new(&ctx.retry, &ctx.control.cancel, "reading the primary"),
         }
     }
 
@@ -312,7 +312,7 @@ impl<'a> Reader<'a> {
                     return Ok(None);
                 }
                 Some(Ok(batch)) => {
-                    self.failures = 0;
+                    self.retrier.succeeded();
                     if let Some(last) = batch.last_time() {
                         self.cursor = last.checked_add(1).filter(|c| *c <= self.end);
                     }
@@ -323,26 +323,10 @@ impl<'a> Reader<'a> {
                 }
                 Some(Err(error)) => {
                     self.stream = None;
-                    let k = self.failures;
-                    if !error.retryable() || k >= self.ctx.retry.times {
-                        return Err(format!(
-                            "reading the primary: {}",
-                            GaveUp {
-                                error,
-                                attempts: k + 1,
-                                cancelled: false
-                            }
-                        ));
-                    }
-                    self.failures += 1;
-                    let mut delay = self.ctx.retry.delay_for(k);
-                    if let Some(ra) = error.retry_after {
-                        delay = delay.max(ra);
-                    }
-                    tracing::warn!(node = %error.node, cause = %error.message, attempt = k + 1, "read failed; retrying");
-                    tokio::select! {
-                        _ = tokio::time::sleep(delay) => {}
-                        _ = self.ctx.control.cancel.cancelled() => return Err(INTERRUPTED.into()),
+                    match self.retrier.failed(error).await {
+                        Ok(()) => {}
+                        Err(g) if g.cancelled => return Err(INTERRUPTED.into()),
+                        Err(g) => return Err(format!("reading the primary: {g}")),
                     }
                 }
             }
