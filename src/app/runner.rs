@@ -11,6 +11,17 @@ use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+/// Why the main part of a task run failed.
+#[derive(Debug, thiserror::Error)]
+enum TaskError {
+    /// A hook failed.
+    #[error(transparent)]
+    Script(#[from] ScriptError),
+    /// The sync could not be planned.
+    #[error(transparent)]
+    Sync(#[from] crate::sync::SyncError),
+}
+
 /// The outcome of a task run.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct RunOutcome {
@@ -151,7 +162,7 @@ impl App {
         let report = host.take_report();
         let mut error = match result {
             Ok(Ok(())) => None,
-            Ok(Err(e)) => Some(e),
+            Ok(Err(e)) => Some(e.to_string()),
             Err(_) => Some(format!(
                 "timed out after {} s (task timeout); finished batches are kept",
                 task.timeout.as_secs_f64()
@@ -271,26 +282,19 @@ impl App {
         host: &Arc<Host>,
         info: &RunInfo,
         deadline: Instant,
-    ) -> Result<(), String> {
+    ) -> Result<(), TaskError> {
         let Some(script) = self.scripts.get(&task.name) else {
             if task.sync_backups {
                 host.sync(SyncArgs::default()).await?;
             }
             return Ok(());
         };
-        let ctx = script.context(info).map_err(|e| e.to_string())?;
-        let err = |e: ScriptError| e.to_string();
+        let ctx = script.context(info)?;
         if script.has("run") {
-            return script.call_run(&ctx, host, deadline).await.map_err(err);
+            return Ok(script.call_run(&ctx, host, deadline).await?);
         }
-        let symbols = script
-            .call_list("symbols", &ctx, host, deadline)
-            .await
-            .map_err(err)?;
-        let intervals = script
-            .call_list("intervals", &ctx, host, deadline)
-            .await
-            .map_err(err)?;
+        let symbols = script.call_list("symbols", &ctx, host, deadline).await?;
+        let intervals = script.call_list("intervals", &ctx, host, deadline).await?;
         if task.sync_backups {
             host.sync(SyncArgs {
                 symbols,

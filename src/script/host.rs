@@ -3,9 +3,10 @@
 
 use crate::config::{SyncMode, TaskSettings};
 use crate::model::{Batch, Nanos, Point, SeriesKey};
-use crate::retry::with_retry;
+use crate::node::NodeError;
+use crate::retry::{GaveUp, with_retry};
 use crate::schema::Schema;
-use crate::sync::{Engine, Selection, SyncControl, SyncReport, SyncRequest};
+use crate::sync::{Engine, Selection, SyncControl, SyncError, SyncReport, SyncRequest};
 use std::path::{Component, Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
@@ -26,6 +27,19 @@ pub struct Host {
     /// `dms.http`'s client.
     pub http: super::HttpAccess,
     reports: Mutex<SyncReport>,
+}
+
+/// A path a script gave that leads outside `scripts.data_dir`.
+#[derive(Debug, thiserror::Error)]
+pub enum OutsideDataDir {
+    /// Absolute, or climbing out with `..`.
+    #[error(
+        "{0:?} is outside the data folder: give a path relative to scripts.data_dir without '..'"
+    )]
+    Path(String),
+    /// A link inside the folder points outside it.
+    #[error("{0:?} resolves outside the data folder")]
+    Resolves(String),
 }
 
 /// Options of one `dms.sync{...}` call; unset ones come from the task.
@@ -69,8 +83,8 @@ impl Host {
     /// Runs a sync with the task's defaults and keeps its report for the run's outcome.
     ///
     /// # Errors
-    /// The engine's error as text.
-    pub async fn sync(&self, args: SyncArgs) -> Result<SyncReport, String> {
+    /// The engine's [`SyncError`] when the request cannot be planned.
+    pub async fn sync(&self, args: SyncArgs) -> Result<SyncReport, SyncError> {
         let selection = match (&args.symbols, &args.intervals) {
             (Some(s), Some(i)) => Selection::cross(s, i),
             (symbols, intervals) => Selection::Primary {
@@ -87,11 +101,7 @@ impl Host {
             window: None,
             only_behind: false,
         };
-        let report = self
-            .engine
-            .sync(&req, &self.control)
-            .await
-            .map_err(|e| e.to_string())?;
+        let report = self.engine.sync(&req, &self.control).await?;
         self.reports
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -107,8 +117,8 @@ impl Host {
     /// Series the primary holds.
     ///
     /// # Errors
-    /// The primary's error as text.
-    pub async fn primary_series(&self) -> Result<Vec<SeriesKey>, String> {
+    /// The primary's error after retries.
+    pub async fn primary_series(&self) -> Result<Vec<SeriesKey>, GaveUp<NodeError>> {
         let primary = self.engine.primary().clone();
         with_retry(
             &self.engine.settings().retry,
@@ -117,14 +127,16 @@ impl Host {
             || primary.list_series(),
         )
         .await
-        .map_err(|e| e.to_string())
     }
 
     /// Newest point of a series on the primary.
     ///
     /// # Errors
-    /// The primary's error as text.
-    pub async fn primary_newest(&self, series: SeriesKey) -> Result<Option<Nanos>, String> {
+    /// The primary's error after retries.
+    pub async fn primary_newest(
+        &self,
+        series: SeriesKey,
+    ) -> Result<Option<Nanos>, GaveUp<NodeError>> {
         let primary = self.engine.primary().clone();
         let list = [series.clone()];
         let map = with_retry(
@@ -133,16 +145,15 @@ impl Host {
             "reading the primary's newest point",
             || primary.newest(&list),
         )
-        .await
-        .map_err(|e| e.to_string())?;
+        .await?;
         Ok(map.get(&series).copied())
     }
 
     /// Writes points to the primary in batches of `batch_size`.
     ///
     /// # Errors
-    /// The primary's error as text; batches before the failing one stay written.
-    pub async fn primary_write(&self, points: Vec<Point>) -> Result<usize, String> {
+    /// The primary's error after retries; batches before the failing one stay written.
+    pub async fn primary_write(&self, points: Vec<Point>) -> Result<usize, GaveUp<NodeError>> {
         let primary = self.engine.primary().clone();
         let size = self.engine.settings().batch_size.max(1);
         let total = points.len();
@@ -156,8 +167,7 @@ impl Host {
                 "writing to the primary",
                 || primary.write(batch.clone()),
             )
-            .await
-            .map_err(|e| e.to_string())?;
+            .await?;
         }
         Ok(total)
     }
@@ -165,8 +175,8 @@ impl Host {
     /// Resolves a path a script gave against the data folder, refusing anything outside it.
     ///
     /// # Errors
-    /// A message naming the path.
-    pub fn data_path(&self, rel: &str) -> Result<PathBuf, String> {
+    /// [`OutsideDataDir`] naming the path.
+    pub fn data_path(&self, rel: &str) -> Result<PathBuf, OutsideDataDir> {
         let p = Path::new(rel);
         let escapes = p.is_absolute()
             || p.components().any(|c| {
@@ -176,16 +186,14 @@ impl Host {
                 )
             });
         if escapes {
-            return Err(format!(
-                "{rel:?} is outside the data folder: give a path relative to scripts.data_dir without '..'"
-            ));
+            return Err(OutsideDataDir::Path(rel.to_string()));
         }
         let full = self.data_dir.join(p);
         // Symlinks could still point outside; compare canonical forms when the file exists.
         if let (Ok(real), Ok(base)) = (full.canonicalize(), self.data_dir.canonicalize())
             && !real.starts_with(&base)
         {
-            return Err(format!("{rel:?} resolves outside the data folder"));
+            return Err(OutsideDataDir::Resolves(rel.to_string()));
         }
         Ok(full)
     }
