@@ -8,10 +8,12 @@
 //! - `write` is idempotent: a point with the same series and timestamp replaces the old one;
 //! - errors say whether retrying can help ([`NodeError::retryable`]) and never contain secrets.
 
+pub mod digest;
 mod http_error;
 pub mod influxdb;
 pub mod sqlite;
 
+pub use digest::{Depth, Digest, Digests, Tip};
 pub use http_error::{ClientError, describe_reqwest};
 
 use crate::config::{NodeKind, NodeSettings};
@@ -50,6 +52,39 @@ pub trait Node: Send + Sync {
     async fn newest_all(&self) -> Result<HashMap<SeriesKey, Nanos>, NodeError> {
         let series = self.list_series().await?;
         self.newest(&series).await
+    }
+
+    /// The tip of each given series that has data: its newest timestamp at or before
+    /// `horizon` with the fingerprint of the points there, and its newest timestamp after
+    /// `horizon` — looked up in a constant number of requests, not one per series.
+    async fn tips(
+        &self,
+        series: &[SeriesKey],
+        horizon: Nanos,
+    ) -> Result<HashMap<SeriesKey, Tip>, NodeError> {
+        let _ = (series, horizon);
+        Err(NodeError::new(self.name(), ErrorKind::Rejected, "tips: not yet supported"))
+    }
+
+    /// Per-window digests of the given series over `range` (windows of `window` ns aligned
+    /// to the epoch; empty windows absent), computed by the node — many series per request.
+    async fn digests(
+        &self,
+        series: &[SeriesKey],
+        range: TimeRange,
+        window: Nanos,
+        depth: Depth,
+    ) -> Result<Digests, NodeError> {
+        let _ = (series, range, window, depth);
+        Err(NodeError::new(self.name(), ErrorKind::Rejected, "digests: not yet supported"))
+    }
+
+    /// Deletes every point of `series` (all its tag sets) at exactly these timestamps;
+    /// returns how many timestamps were asked to go. Only reconciliation with
+    /// `mirror_deletes` calls it.
+    async fn delete(&self, series: &SeriesKey, times: &[Nanos]) -> Result<u64, NodeError> {
+        let _ = (series, times);
+        Err(NodeError::new(self.name(), ErrorKind::Rejected, "delete: not yet supported"))
     }
 
     /// Streams the points of `series` in `range`, oldest first, in batches of about

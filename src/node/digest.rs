@@ -1,0 +1,312 @@
+//! What the check loop and reconciliation compare between the primary and a backup without
+//! reading every point: a series' [`Tip`] (its newest point, fingerprinted, and the newest
+//! point past the horizon) and per-window [`Digest`]s (per-field counts and sums), computed by
+//! the node itself — InfluxQL aggregates on an InfluxDB server, a pass over the rows of the
+//! embedded SQLite store.
+//!
+//! Both kinds produce the same digest for the same points, so a primary of one kind compares
+//! with a backup of the other. Float sums depend on the order of addition; [`Digest::same`]
+//! allows the rounding error of the sum and nothing more (a false alarm costs one exact
+//! comparison of that window, never a wrong repair).
+
+use crate::model::{FieldValue, Nanos, Point, SeriesKey};
+use std::collections::BTreeMap;
+
+/// The newest points of one series on one node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Tip {
+    /// The newest timestamp at or before the horizon, with the fingerprint of the points at
+    /// that timestamp ([`fingerprint`]).
+    pub newest: Option<(Nanos, u64)>,
+    /// The newest timestamp after the horizon (a future-dated point), if any.
+    pub future: Option<Nanos>,
+}
+
+impl Tip {
+    /// The newest timestamp at or before the horizon.
+    pub fn newest_time(&self) -> Option<Nanos> {
+        self.newest.map(|(t, _)| t)
+    }
+
+    /// The newest timestamp of all, future ones included.
+    pub fn latest(&self) -> Option<Nanos> {
+        self.future.or(self.newest_time())
+    }
+
+    /// Folds the points of one timestamp (or a later one) into the tip.
+    pub fn add_newest(&mut self, time: Nanos, fp: u64) {
+        self.newest = match self.newest {
+            Some((t, f)) if t == time => Some((t, f.wrapping_add(fp))),
+            Some((t, f)) if t > time => Some((t, f)),
+            _ => Some((time, fp)),
+        };
+    }
+
+    /// Notes a point after the horizon.
+    pub fn add_future(&mut self, time: Nanos) {
+        self.future = Some(self.future.map_or(time, |t| t.max(time)));
+    }
+}
+
+/// A stable fingerprint of one point's measurement, tags and typed field values (not its
+/// time): equal points give equal fingerprints on every node kind. Fingerprints of the points
+/// that share a timestamp are added (wrapping), so their order does not matter.
+pub fn fingerprint(p: &Point) -> u64 {
+    let mut h = Fnv::default();
+    h.bytes(p.measurement.as_bytes());
+    let mut tags: Vec<_> = p.tags.iter().collect();
+    tags.sort();
+    for (k, v) in tags {
+        h.bytes(k.as_bytes());
+        h.bytes(v.as_bytes());
+    }
+    let mut fields: Vec<_> = p.fields.iter().collect();
+    fields.sort_by(|a, b| a.0.cmp(&b.0));
+    for (k, v) in fields {
+        h.bytes(k.as_bytes());
+        match v {
+            FieldValue::Float(f) => h.tagged(0, &f.to_bits().to_le_bytes()),
+            FieldValue::Integer(i) => h.tagged(1, &i.to_le_bytes()),
+            FieldValue::String(s) => h.tagged(2, s.as_bytes()),
+            FieldValue::Boolean(b) => h.tagged(3, &[u8::from(*b)]),
+        }
+    }
+    h.0
+}
+
+/// FNV-1a, 64 bit: fixed across builds and platforms (unlike `DefaultHasher`), with lengths
+/// mixed in so that adjacent strings cannot run together.
+struct Fnv(u64);
+
+impl Default for Fnv {
+    fn default() -> Self {
+        Fnv(0xcbf2_9ce4_8422_2325)
+    }
+}
+
+impl Fnv {
+    fn raw(&mut self, b: &[u8]) {
+        for &x in b {
+            self.0 ^= u64::from(x);
+            self.0 = self.0.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+    }
+
+    fn bytes(&mut self, b: &[u8]) {
+        self.raw(&(b.len() as u64).to_le_bytes());
+        self.raw(b);
+    }
+
+    fn tagged(&mut self, tag: u8, b: &[u8]) {
+        self.raw(&[tag]);
+        self.bytes(b);
+    }
+}
+
+/// How much a digest covers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Depth {
+    /// Per-field counts, and the sum of the `close` field only: finds missing and extra
+    /// points and changed closes at a fraction of the cost of a full digest.
+    Cheap,
+    /// Per-field counts and the sum of every numeric field: finds a changed value in any
+    /// numeric field.
+    Full,
+}
+
+/// The field a cheap digest sums.
+pub const CHEAP_SUM_FIELD: &str = "close";
+
+impl Depth {
+    /// Whether this depth sums `field`.
+    pub fn sums(self, field: &str) -> bool {
+        match self {
+            Depth::Cheap => field == CHEAP_SUM_FIELD,
+            Depth::Full => true,
+        }
+    }
+
+    /// Name for people and the history.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Depth::Cheap => "cheap",
+            Depth::Full => "full",
+        }
+    }
+}
+
+/// A sum of one field's values in one window.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Sum {
+    /// Integer fields: exact (wrapping, as InfluxDB's own integer sum).
+    Integer(i64),
+    /// Float fields: summed in time order, as InfluxDB does.
+    Float(f64),
+}
+
+/// One field in one window.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct FieldDigest {
+    /// Points that carry the field.
+    pub count: u64,
+    /// Sum of its values (numeric fields the depth sums).
+    pub sum: Option<Sum>,
+}
+
+/// One series in one window: what each field holds, in a form that does not depend on how
+/// the node stores the points.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Digest {
+    /// By field name.
+    pub fields: BTreeMap<String, FieldDigest>,
+}
+
+/// Digests of several series, by series and window start.
+pub type Digests = BTreeMap<SeriesKey, BTreeMap<Nanos, Digest>>;
+
+impl Digest {
+    /// Adds one point (callers add a window's points in time order).
+    pub fn add(&mut self, p: &Point, depth: Depth) {
+        for (k, v) in &p.fields {
+            let f = self.fields.entry(k.to_string()).or_default();
+            f.count += 1;
+            if !depth.sums(k) {
+                continue;
+            }
+            f.sum = match (f.sum, v) {
+                (None, FieldValue::Integer(i)) => Some(Sum::Integer(*i)),
+                (Some(Sum::Integer(s)), FieldValue::Integer(i)) => {
+                    Some(Sum::Integer(s.wrapping_add(*i)))
+                }
+                (None, FieldValue::Float(x)) => Some(Sum::Float(*x)),
+                (Some(Sum::Float(s)), FieldValue::Float(x)) => Some(Sum::Float(s + x)),
+                (s, _) => s,
+            };
+        }
+    }
+
+    /// Points in the window (the largest per-field count).
+    pub fn points(&self) -> u64 {
+        self.fields.values().map(|f| f.count).max().unwrap_or(0)
+    }
+
+    /// Whether two digests of the same window describe the same points, allowing float sums
+    /// the rounding error of adding `count` values in another order.
+    pub fn same(&self, other: &Digest) -> bool {
+        self.fields.len() == other.fields.len()
+            && self.fields.iter().zip(&other.fields).all(|((ka, a), (kb, b))| {
+                ka == kb
+                    && a.count == b.count
+                    && match (a.sum, b.sum) {
+                        (Some(Sum::Float(x)), Some(Sum::Float(y))) => close_sums(x, y, a.count),
+                        (x, y) => x == y,
+                    }
+            })
+    }
+}
+
+/// Whether two float sums of `n` values can be the same values added in another order:
+/// naive summation's error is at most about `n·ε·Σ|x|`; with `Σ|x|` unknown, `|sum|` stands in
+/// (market data is positive), with room to spare.
+fn close_sums(x: f64, y: f64, n: u64) -> bool {
+    if x == y {
+        return true;
+    }
+    if !x.is_finite() || !y.is_finite() {
+        return false;
+    }
+    let scale = x.abs().max(y.abs());
+    let tolerance = 8.0 * (n.max(1) as f64) * f64::EPSILON * scale;
+    (x - y).abs() <= tolerance
+}
+
+/// The start of the window of `window` nanoseconds (aligned to the epoch, as InfluxDB's
+/// `GROUP BY time(…)`) that holds `t`.
+pub fn window_start(t: Nanos, window: Nanos) -> Nanos {
+    t.div_euclid(window.max(1)) * window.max(1)
+}
+
+/// Digests of points already in time order, by window: the reference computation every node
+/// kind must agree with (the SQLite store uses it directly).
+pub fn digest_points<'a>(
+    points: impl IntoIterator<Item = &'a Point>,
+    window: Nanos,
+    depth: Depth,
+    out: &mut BTreeMap<Nanos, Digest>,
+) {
+    for p in points {
+        out.entry(window_start(p.time, window))
+            .or_default()
+            .add(p, depth);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Name, Tags};
+    use std::sync::Arc;
+
+    fn bar(t: Nanos, close: f64, volume: i64) -> Point {
+        let name = |s: &str| -> Name { Arc::from(s) };
+        let tags: Tags = Arc::from(vec![(name("symbol"), name("A"))]);
+        Point {
+            measurement: name("kline"),
+            tags,
+            fields: vec![
+                (name("close"), FieldValue::Float(close)),
+                (name("volume"), FieldValue::Integer(volume)),
+            ],
+            time: t,
+        }
+    }
+
+    #[test]
+    fn fingerprints_see_values_and_types_but_not_field_order() {
+        let a = bar(1, 1.5, 10);
+        let mut b = a.clone();
+        b.fields.reverse();
+        assert_eq!(fingerprint(&a), fingerprint(&b));
+        assert_ne!(fingerprint(&a), fingerprint(&bar(1, 1.5000000001, 10)));
+        let mut c = a.clone();
+        c.fields[1].1 = FieldValue::Float(10.0);
+        assert_ne!(fingerprint(&a), fingerprint(&c), "integer 10 is not float 10");
+    }
+
+    #[test]
+    fn sums_in_another_order_match_and_one_changed_value_does_not() {
+        let values: Vec<f64> = (0..1440).map(|i| 100.0 + (i as f64) * 0.01 + 0.1).collect();
+        let mut fwd = Digest::default();
+        let mut rev = Digest::default();
+        for (i, v) in values.iter().enumerate() {
+            fwd.add(&bar(i as i64, *v, 1), Depth::Full);
+        }
+        for (i, v) in values.iter().enumerate().rev() {
+            rev.add(&bar(i as i64, *v, 1), Depth::Full);
+        }
+        assert!(fwd.same(&rev));
+        let mut changed = Digest::default();
+        for (i, v) in values.iter().enumerate() {
+            let v = if i == 700 { v + 0.0001 } else { *v };
+            changed.add(&bar(i as i64, v, 1), Depth::Full);
+        }
+        assert!(!fwd.same(&changed), "a change of one tick in one bar is seen");
+    }
+
+    #[test]
+    fn cheap_digests_count_every_field_but_sum_only_close() {
+        let mut d = Digest::default();
+        d.add(&bar(0, 2.0, 7), Depth::Cheap);
+        assert_eq!(d.fields["volume"].count, 1);
+        assert_eq!(d.fields["volume"].sum, None);
+        assert_eq!(d.fields["close"].sum, Some(Sum::Float(2.0)));
+        assert_eq!(d.points(), 1);
+    }
+
+    #[test]
+    fn windows_align_to_the_epoch() {
+        let day = 86_400_000_000_000;
+        assert_eq!(window_start(day + 5, day), day);
+        assert_eq!(window_start(-1, day), -day);
+    }
+}
