@@ -168,21 +168,47 @@ impl Digest {
     /// Adds one point (callers add a window's points in time order).
     pub fn add(&mut self, p: &Point, depth: Depth) {
         for (k, v) in &p.fields {
-            let f = self.fields.entry(k.to_string()).or_default();
-            f.count += 1;
+            self.add_count(k, 1);
             if !depth.sums(k) {
                 continue;
             }
-            f.sum = match (f.sum, v) {
-                (None, FieldValue::Integer(i)) => Some(Sum::Integer(*i)),
-                (Some(Sum::Integer(s)), FieldValue::Integer(i)) => {
-                    Some(Sum::Integer(s.wrapping_add(*i)))
-                }
-                (None, FieldValue::Float(x)) => Some(Sum::Float(*x)),
-                (Some(Sum::Float(s)), FieldValue::Float(x)) => Some(Sum::Float(s + x)),
-                (s, _) => s,
-            };
+            match v {
+                FieldValue::Integer(i) => self.add_sum(k, Sum::Integer(*i)),
+                FieldValue::Float(x) => self.add_sum(k, Sum::Float(*x)),
+                FieldValue::String(_) | FieldValue::Boolean(_) => {}
+            }
         }
+    }
+
+    /// Adds `count` points that carry `field` (a node's own count of them); a count of zero
+    /// adds nothing, so a field never shows with no points.
+    pub fn add_count(&mut self, field: &str, count: u64) {
+        if count == 0 {
+            return;
+        }
+        match self.fields.get_mut(field) {
+            Some(f) => f.count += count,
+            None => {
+                self.fields
+                    .insert(field.to_string(), FieldDigest { count, sum: None });
+            }
+        }
+    }
+
+    /// Adds values of `field` (one value, or a node's own sum of several) to its sum:
+    /// integers wrap, floats add; a sum of the other type than the one held is left out, as
+    /// a field typed differently in two places cannot be summed. Only fields already counted
+    /// take a sum.
+    pub fn add_sum(&mut self, field: &str, sum: Sum) {
+        let Some(f) = self.fields.get_mut(field) else {
+            return;
+        };
+        f.sum = match (f.sum, sum) {
+            (None, s) => Some(s),
+            (Some(Sum::Integer(a)), Sum::Integer(b)) => Some(Sum::Integer(a.wrapping_add(b))),
+            (Some(Sum::Float(a)), Sum::Float(b)) => Some(Sum::Float(a + b)),
+            (s, _) => s,
+        };
     }
 
     /// Points in the window (the largest per-field count).
@@ -194,14 +220,18 @@ impl Digest {
     /// the rounding error of adding `count` values in another order.
     pub fn same(&self, other: &Digest) -> bool {
         self.fields.len() == other.fields.len()
-            && self.fields.iter().zip(&other.fields).all(|((ka, a), (kb, b))| {
-                ka == kb
-                    && a.count == b.count
-                    && match (a.sum, b.sum) {
-                        (Some(Sum::Float(x)), Some(Sum::Float(y))) => close_sums(x, y, a.count),
-                        (x, y) => x == y,
-                    }
-            })
+            && self
+                .fields
+                .iter()
+                .zip(&other.fields)
+                .all(|((ka, a), (kb, b))| {
+                    ka == kb
+                        && a.count == b.count
+                        && match (a.sum, b.sum) {
+                            (Some(Sum::Float(x)), Some(Sum::Float(y))) => close_sums(x, y, a.count),
+                            (x, y) => x == y,
+                        }
+                })
     }
 }
 
@@ -221,9 +251,11 @@ fn close_sums(x: f64, y: f64, n: u64) -> bool {
 }
 
 /// The start of the window of `window` nanoseconds (aligned to the epoch, as InfluxDB's
-/// `GROUP BY time(…)`) that holds `t`.
+/// `GROUP BY time(…)`) that holds `t`; the earliest time there is when that start lies
+/// before it (the first window of the time line).
 pub fn window_start(t: Nanos, window: Nanos) -> Nanos {
-    t.div_euclid(window.max(1)) * window.max(1)
+    let w = window.max(1);
+    t.div_euclid(w).checked_mul(w).unwrap_or(Nanos::MIN)
 }
 
 /// Digests of points already in time order, by window: the reference computation every node
@@ -270,7 +302,11 @@ mod tests {
         assert_ne!(fingerprint(&a), fingerprint(&bar(1, 1.5000000001, 10)));
         let mut c = a.clone();
         c.fields[1].1 = FieldValue::Float(10.0);
-        assert_ne!(fingerprint(&a), fingerprint(&c), "integer 10 is not float 10");
+        assert_ne!(
+            fingerprint(&a),
+            fingerprint(&c),
+            "integer 10 is not float 10"
+        );
     }
 
     #[test]
@@ -290,7 +326,10 @@ mod tests {
             let v = if i == 700 { v + 0.0001 } else { *v };
             changed.add(&bar(i as i64, v, 1), Depth::Full);
         }
-        assert!(!fwd.same(&changed), "a change of one tick in one bar is seen");
+        assert!(
+            !fwd.same(&changed),
+            "a change of one tick in one bar is seen"
+        );
     }
 
     #[test]
@@ -304,9 +343,42 @@ mod tests {
     }
 
     #[test]
+    fn partial_counts_and_sums_add_up_to_the_points_digest() {
+        let points: Vec<Point> = (0..10)
+            .map(|i| bar(i, 0.1 * i as f64, i64::MAX - i))
+            .collect();
+        let mut whole = Digest::default();
+        for p in &points {
+            whole.add(p, Depth::Full);
+        }
+        // Two nodes' partial aggregates of the same window (e.g. two tag sets).
+        let mut parts = Digest::default();
+        for half in points.chunks(5) {
+            let mut d = Digest::default();
+            for p in half {
+                d.add(p, Depth::Full);
+            }
+            for (k, f) in &d.fields {
+                parts.add_count(k, f.count);
+                parts.add_sum(k, f.sum.unwrap());
+            }
+        }
+        assert!(whole.same(&parts));
+        assert_eq!(
+            parts.fields["volume"], whole.fields["volume"],
+            "integers wrap exactly"
+        );
+        parts.add_count("gone", 0);
+        parts.add_sum("never_counted", Sum::Integer(1));
+        assert_eq!(parts.fields.len(), 2);
+    }
+
+    #[test]
     fn windows_align_to_the_epoch() {
         let day = 86_400_000_000_000;
         assert_eq!(window_start(day + 5, day), day);
         assert_eq!(window_start(-1, day), -day);
+        assert_eq!(window_start(Nanos::MIN + 5, day), Nanos::MIN);
+        assert_eq!(window_start(Nanos::MAX, 1), Nanos::MAX);
     }
 }

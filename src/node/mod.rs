@@ -6,6 +6,10 @@
 //! - `read` yields batches in time order and never splits the points that share one timestamp
 //!   across two batches, so resuming from a batch's last timestamp (inclusive) loses nothing;
 //! - `write` is idempotent: a point with the same series and timestamp replaces the old one;
+//! - `tips` and `digests` are the same on every kind for the same points ([`digest`] defines
+//!   them), so a primary of one kind compares with a backup of another;
+//! - `delete` removes the points of one series (all its tag sets) at exactly the given
+//!   timestamps, and nothing else;
 //! - errors say whether retrying can help ([`NodeError::retryable`]) and never contain secrets.
 
 pub mod digest;
@@ -61,31 +65,38 @@ pub trait Node: Send + Sync {
         &self,
         series: &[SeriesKey],
         horizon: Nanos,
-    ) -> Result<HashMap<SeriesKey, Tip>, NodeError> {
-        let _ = (series, horizon);
-        Err(NodeError::new(self.name(), ErrorKind::Rejected, "tips: not yet supported"))
+    ) -> Result<HashMap<SeriesKey, Tip>, NodeError>;
+
+    /// The tip of every series the node holds. The default lists the series, then looks up
+    /// their tips; kinds that learn both from one request override it.
+    async fn tips_all(&self, horizon: Nanos) -> Result<HashMap<SeriesKey, Tip>, NodeError> {
+        let series = self.list_series().await?;
+        self.tips(&series, horizon).await
     }
 
-    /// Per-window digests of the given series over `range` (windows of `window` ns aligned
-    /// to the epoch; empty windows absent), computed by the node — many series per request.
+    /// Per-window digests of the given series over `range` (both ends included; windows of
+    /// `window` ns aligned to the epoch; empty windows and series absent), computed by the
+    /// node — many series per request.
+    ///
+    /// # Errors
+    /// [`ErrorKind::InvalidData`] for a window that is not positive; otherwise as reads.
     async fn digests(
         &self,
         series: &[SeriesKey],
         range: TimeRange,
         window: Nanos,
         depth: Depth,
-    ) -> Result<Digests, NodeError> {
-        let _ = (series, range, window, depth);
-        Err(NodeError::new(self.name(), ErrorKind::Rejected, "digests: not yet supported"))
-    }
+    ) -> Result<Digests, NodeError>;
 
     /// Deletes every point of `series` (all its tag sets) at exactly these timestamps;
-    /// returns how many timestamps were asked to go. Only reconciliation with
-    /// `mirror_deletes` calls it.
-    async fn delete(&self, series: &SeriesKey, times: &[Nanos]) -> Result<u64, NodeError> {
-        let _ = (series, times);
-        Err(NodeError::new(self.name(), ErrorKind::Rejected, "delete: not yet supported"))
-    }
+    /// returns how many timestamps were asked to go (`times.len()`). Only reconciliation
+    /// with `mirror_deletes` calls it.
+    ///
+    /// # Errors
+    /// As writes (refused credentials are [`ErrorKind::Auth`]). An InfluxDB node refuses
+    /// ([`ErrorKind::Rejected`]) when another retention policy of its database holds points
+    /// of the series in that time span, since InfluxDB would delete them there too.
+    async fn delete(&self, series: &SeriesKey, times: &[Nanos]) -> Result<u64, NodeError>;
 
     /// Streams the points of `series` in `range`, oldest first, in batches of about
     /// `batch_size` points (more only when one timestamp holds more points than that).

@@ -4,13 +4,20 @@
 //! time, fields)` is a `WITHOUT ROWID` table keyed by (series, time), so a point with the same
 //! series and timestamp replaces the old one, as in InfluxDB. Fields are a compact binary
 //! encoding that keeps each field's type. WAL mode; one transaction per batch.
+//!
+//! Reconciliation: tips read each tag set's newest row at or before the horizon (and the
+//! newest after it); digests fold the points of a range, a page at a time, with
+//! [`digest_points`], the reference every node kind agrees with; deletes remove the rows of
+//! every tag set of one series at the given times in one transaction, and tag sets left
+//! without a point (an InfluxDB series without points is gone too).
 
+use super::digest::{Depth, Digests, Tip, digest_points, fingerprint};
 use super::{BatchStream, ErrorKind, Node, NodeError};
 use crate::model::{Batch, FieldValue, Name, Nanos, Point, SeriesKey, TimeRange};
 use crate::schema::Schema;
 use r2d2_sqlite::SqliteConnectionManager;
 use rusqlite::{OptionalExtension, TransactionBehavior, params};
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -31,6 +38,9 @@ CREATE TABLE IF NOT EXISTS points (
     PRIMARY KEY (series_id, time)
 ) WITHOUT ROWID;
 ";
+
+/// Points a digest reads per page: the most it holds in memory at once.
+const DIGEST_PAGE: usize = 10_000;
 
 /// An embedded SQLite time-series store.
 #[derive(Clone)]
@@ -146,7 +156,7 @@ impl Inner {
     /// Every stored tag set that belongs to `series` (or all, with `None`), per the schema.
     fn series_rows(
         &self,
-        conn: &Conn,
+        conn: &rusqlite::Connection,
         wanted: Option<&SeriesKey>,
     ) -> Result<Vec<(SeriesKey, SeriesRow)>, NodeError> {
         let mut stmt = conn
@@ -307,13 +317,7 @@ impl Inner {
             let time: i64 = r.get(1).map_err(|e| self.storage(&e))?;
             let blob = r.get_ref(2).map_err(|e| self.storage(&e))?;
             let bytes = blob.as_blob().map_err(|e| self.storage(&e))?;
-            let fields = decode_fields(bytes, keys).map_err(|m| {
-                NodeError::new(
-                    &self.name,
-                    ErrorKind::Storage,
-                    format!("point {sid}/{time} is unreadable: {m}"),
-                )
-            })?;
+            let fields = decode_fields(bytes, keys).map_err(|m| self.unreadable(sid, time, &m))?;
             let Some(row) = rows.iter().find(|s| s.id == sid) else {
                 continue;
             };
@@ -325,6 +329,142 @@ impl Inner {
             });
         }
         Ok(out)
+    }
+}
+
+/// The stored tag sets of each wanted series.
+type TagSets = BTreeMap<SeriesKey, Vec<SeriesRow>>;
+
+impl Inner {
+    /// The stored tag sets of the `wanted` series, grouped by series.
+    fn tag_sets(
+        &self,
+        conn: &rusqlite::Connection,
+        wanted: &HashSet<SeriesKey>,
+    ) -> Result<TagSets, NodeError> {
+        let mut out = TagSets::new();
+        for (key, row) in self.series_rows(conn, None)? {
+            if wanted.contains(&key) {
+                out.entry(key).or_default().push(row);
+            }
+        }
+        Ok(out)
+    }
+
+    /// The tips of the `wanted` series: per tag set, its newest row at or before `horizon`
+    /// (fingerprinted, as a point) and its newest time after it, folded per series.
+    fn tips(
+        &self,
+        wanted: &HashSet<SeriesKey>,
+        horizon: Nanos,
+    ) -> Result<HashMap<SeriesKey, Tip>, NodeError> {
+        let conn = self.conn()?;
+        let mut newest = conn
+            .prepare_cached(
+                "SELECT time, fields FROM points WHERE series_id = ?1 AND time <= ?2 \
+                 ORDER BY time DESC LIMIT 1",
+            )
+            .map_err(|e| self.storage(&e))?;
+        let mut future = conn
+            .prepare_cached("SELECT MAX(time) FROM points WHERE series_id = ?1 AND time > ?2")
+            .map_err(|e| self.storage(&e))?;
+        let mut keys = KeyInterner::default();
+        let mut out: HashMap<SeriesKey, Tip> = HashMap::new();
+        for (key, rows) in self.tag_sets(&conn, wanted)? {
+            for row in rows {
+                let found: Option<(i64, Vec<u8>)> = newest
+                    .query_row(params![row.id, horizon], |r| Ok((r.get(0)?, r.get(1)?)))
+                    .optional()
+                    .map_err(|e| self.storage(&e))?;
+                if let Some((time, blob)) = found {
+                    let fields = decode_fields(&blob, &mut keys)
+                        .map_err(|m| self.unreadable(row.id, time, &m))?;
+                    let point = Point {
+                        measurement: row.measurement.clone(),
+                        tags: row.tags.clone(),
+                        fields,
+                        time,
+                    };
+                    let tip = out.entry(key.clone()).or_default();
+                    tip.add_newest(time, fingerprint(&point));
+                }
+                let after: Option<i64> = future
+                    .query_row(params![row.id, horizon], |r| r.get(0))
+                    .map_err(|e| self.storage(&e))?;
+                if let Some(t) = after {
+                    out.entry(key.clone()).or_default().add_future(t);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Digests of the `wanted` series over `range`: each series' points read in time order,
+    /// [`DIGEST_PAGE`] at a time, and folded with [`digest_points`].
+    fn digests(
+        &self,
+        wanted: &HashSet<SeriesKey>,
+        range: TimeRange,
+        window: Nanos,
+        depth: Depth,
+    ) -> Result<Digests, NodeError> {
+        let sets = self.tag_sets(&*self.conn()?, wanted)?;
+        let mut keys = KeyInterner::default();
+        let mut out = Digests::new();
+        for (key, rows) in sets {
+            let mut windows = BTreeMap::new();
+            let mut cursor = (!range.is_empty()).then_some(range.start);
+            while let Some(from) = cursor {
+                let (points, next) =
+                    self.read_page(&rows, from, range.end, DIGEST_PAGE, &mut keys)?;
+                digest_points(&points, window, depth, &mut windows);
+                cursor = next;
+            }
+            if !windows.is_empty() {
+                out.insert(key, windows);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Deletes the rows of every tag set of `series` at `times`, and the tag sets this
+    /// leaves empty, in one transaction.
+    fn delete(&self, series: &SeriesKey, times: &[Nanos]) -> Result<(), NodeError> {
+        let mut conn = self.conn()?;
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(|e| self.storage(&e))?;
+        {
+            let mut delete_point = tx
+                .prepare_cached("DELETE FROM points WHERE series_id = ?1 AND time = ?2")
+                .map_err(|e| self.storage(&e))?;
+            let mut delete_empty = tx
+                .prepare_cached(
+                    "DELETE FROM series WHERE id = ?1 \
+                     AND NOT EXISTS (SELECT 1 FROM points WHERE series_id = ?1)",
+                )
+                .map_err(|e| self.storage(&e))?;
+            for (_, row) in self.series_rows(&tx, Some(series))? {
+                for t in times {
+                    delete_point
+                        .execute(params![row.id, t])
+                        .map_err(|e| self.storage(&e))?;
+                }
+                delete_empty
+                    .execute(params![row.id])
+                    .map_err(|e| self.storage(&e))?;
+            }
+        }
+        tx.commit().map_err(|e| self.storage(&e))
+    }
+
+    /// The error for a stored point whose fields cannot be decoded.
+    fn unreadable(&self, series_id: i64, time: Nanos, why: &Unreadable) -> NodeError {
+        NodeError::new(
+            &self.name,
+            ErrorKind::Storage,
+            format!("point {series_id}/{time} is unreadable: {why}"),
+        )
     }
 }
 
@@ -535,6 +675,45 @@ impl Node for SqliteNode {
         .await
     }
 
+    async fn tips(
+        &self,
+        series: &[SeriesKey],
+        horizon: Nanos,
+    ) -> Result<HashMap<SeriesKey, Tip>, NodeError> {
+        let wanted: HashSet<SeriesKey> = series.iter().cloned().collect();
+        self.blocking(move |inner| inner.tips(&wanted, horizon))
+            .await
+    }
+
+    async fn digests(
+        &self,
+        series: &[SeriesKey],
+        range: TimeRange,
+        window: Nanos,
+        depth: Depth,
+    ) -> Result<Digests, NodeError> {
+        if window <= 0 {
+            return Err(NodeError::new(
+                self.name(),
+                ErrorKind::InvalidData,
+                format!("a digest window must be positive, not {window} ns"),
+            ));
+        }
+        let wanted: HashSet<SeriesKey> = series.iter().cloned().collect();
+        self.blocking(move |inner| inner.digests(&wanted, range, window, depth))
+            .await
+    }
+
+    async fn delete(&self, series: &SeriesKey, times: &[Nanos]) -> Result<u64, NodeError> {
+        if times.is_empty() {
+            return Ok(0);
+        }
+        let (key, asked) = (series.clone(), times.to_vec());
+        self.blocking(move |inner| inner.delete(&key, &asked))
+            .await?;
+        Ok(times.len() as u64)
+    }
+
     fn read(&self, series: &SeriesKey, range: TimeRange, batch_size: usize) -> BatchStream {
         let state = ReadState {
             node: self.clone(),
@@ -595,6 +774,157 @@ impl Node for SqliteNode {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::node::digest::Digest;
+    use futures::TryStreamExt;
+
+    fn open_node(dir: &tempfile::TempDir) -> SqliteNode {
+        SqliteNode::open("s1", &dir.path().join("s.db"), Schema::default(), 2).unwrap()
+    }
+
+    /// A 1m bar of `symbol`, with an extra `venue` tag when given.
+    fn bar(symbol: &str, venue: Option<&str>, time: Nanos, close: f64) -> Point {
+        let (measurement, tags) = Schema::default().identity(&SeriesKey::new(symbol, "1m"));
+        let mut tags = tags.to_vec();
+        if let Some(v) = venue {
+            tags.push((Arc::from("venue"), Arc::from(v)));
+        }
+        Point {
+            measurement,
+            tags: tags.into(),
+            fields: vec![
+                (Arc::from("close"), FieldValue::Float(close)),
+                (Arc::from("volume"), FieldValue::Integer(time)),
+                (Arc::from("note"), FieldValue::String("n".into())),
+            ],
+            time,
+        }
+    }
+
+    async fn put(node: &SqliteNode, points: Vec<Point>) {
+        node.write(Arc::new(Batch::new(points))).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn tips_add_the_tag_sets_at_the_newest_time_and_keep_the_future_apart() {
+        let dir = tempfile::tempdir().unwrap();
+        let node = open_node(&dir);
+        let (a, b) = (SeriesKey::new("A", "1m"), SeriesKey::new("B", "1m"));
+        let x = bar("A", Some("x"), 20, 2.0);
+        let y = bar("A", Some("y"), 20, 3.0);
+        let future = bar("A", None, 90, 9.0);
+        put(
+            &node,
+            vec![bar("A", Some("x"), 10, 1.0), x.clone(), y.clone()],
+        )
+        .await;
+        put(
+            &node,
+            vec![bar("A", Some("y"), 5, 0.5), future, bar("B", None, 7, 1.0)],
+        )
+        .await;
+        let tips = node
+            .tips(&[a.clone(), SeriesKey::new("C", "1m")], 50)
+            .await
+            .unwrap();
+        assert_eq!(tips.len(), 1, "only asked series with data: {tips:?}");
+        let fp = fingerprint(&x).wrapping_add(fingerprint(&y));
+        assert_eq!(tips[&a].newest, Some((20, fp)));
+        assert_eq!(tips[&a].future, Some(90));
+        // Before the horizon moves past 20, only x's older point counts.
+        let early = node.tips(&[a.clone(), b.clone()], 12).await.unwrap();
+        assert_eq!(
+            early[&a].newest,
+            Some((10, fingerprint(&bar("A", Some("x"), 10, 1.0))))
+        );
+        assert_eq!(early[&a].future, Some(90));
+        assert_eq!(early[&b].newest_time(), Some(7));
+        assert_eq!(early[&b].future, None);
+    }
+
+    #[tokio::test]
+    async fn digests_are_the_reference_fold_of_the_points_in_range() {
+        let dir = tempfile::tempdir().unwrap();
+        let node = open_node(&dir);
+        let a = SeriesKey::new("A", "1m");
+        let mut points = Vec::new();
+        for t in 0..25_000 {
+            points.push(bar("A", None, t, 0.1 * t as f64));
+            if t % 7 == 0 {
+                points.push(bar("A", Some("v"), t, 1.0 + t as f64));
+            }
+        }
+        put(&node, points.clone()).await;
+        put(&node, vec![bar("B", None, 100, 5.0)]).await;
+        let range = TimeRange::new(3, 23_456);
+        for depth in [Depth::Cheap, Depth::Full] {
+            let got = node
+                .digests(std::slice::from_ref(&a), range, 1000, depth)
+                .await
+                .unwrap();
+            let mut want = BTreeMap::new();
+            let in_range: Vec<&Point> = points
+                .iter()
+                .filter(|p| p.time >= range.start && p.time <= range.end)
+                .collect();
+            digest_points(in_range, 1000, depth, &mut want);
+            assert_eq!(got.len(), 1);
+            assert_eq!(got[&a].len(), 24);
+            for (w, d) in &want {
+                assert!(got[&a][w].same(d), "window {w}: {:?} vs {d:?}", got[&a][w]);
+            }
+        }
+        let err = node.digests(&[a], range, 0, Depth::Full).await.unwrap_err();
+        assert_eq!(err.kind, ErrorKind::InvalidData);
+    }
+
+    #[tokio::test]
+    async fn delete_removes_exactly_those_times_of_that_series() {
+        let dir = tempfile::tempdir().unwrap();
+        let node = open_node(&dir);
+        let (a, b) = (SeriesKey::new("A", "1m"), SeriesKey::new("B", "1m"));
+        let mut points = Vec::new();
+        for t in 1..=5 {
+            points.push(bar("A", None, t, 1.0));
+            points.push(bar("B", None, t, 1.0));
+        }
+        points.push(bar("A", Some("v"), 3, 1.0));
+        put(&node, points).await;
+        assert_eq!(node.delete(&a, &[2, 3, 42]).await.unwrap(), 3);
+        let left = |s: &SeriesKey| {
+            let node = node.clone();
+            let s = s.clone();
+            async move {
+                let batches: Vec<Batch> = node
+                    .read(&s, TimeRange::new(0, 100), 100)
+                    .try_collect()
+                    .await
+                    .unwrap();
+                batches
+                    .into_iter()
+                    .flat_map(|b| b.points)
+                    .map(|p| (p.time, p.tags.len()))
+                    .collect::<Vec<_>>()
+            }
+        };
+        assert_eq!(left(&a).await, [(1, 2), (4, 2), (5, 2)]);
+        assert_eq!(left(&b).await.len(), 5, "another series keeps every point");
+        // A series whose last points go is gone from the listing, as on InfluxDB.
+        node.delete(&a, &[1, 4, 5]).await.unwrap();
+        assert_eq!(node.list_series().await.unwrap(), std::slice::from_ref(&b));
+        assert_eq!(node.delete(&b, &[]).await.unwrap(), 0);
+        let digests = node
+            .digests(&[a, b.clone()], TimeRange::new(0, 100), 10, Depth::Cheap)
+            .await
+            .unwrap();
+        assert_eq!(digests.len(), 1);
+        assert_eq!(digests[&b][&0], {
+            let mut d = Digest::default();
+            for t in 1..=5 {
+                d.add(&bar("B", None, t, 1.0), Depth::Cheap);
+            }
+            d
+        });
+    }
 
     #[test]
     fn field_encoding_round_trips_every_type() {

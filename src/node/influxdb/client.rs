@@ -263,6 +263,34 @@ impl Inner {
         Ok(reply.body)
     }
 
+    /// Runs InfluxQL statements that change data (`DELETE`), sent by POST as InfluxDB
+    /// requires; `Ok(false)` when the database does not exist (nothing to change), an error
+    /// of the right kind when the request or one statement fails.
+    pub(super) async fn execute(&self, q: &str, what: &str) -> Result<bool, NodeError> {
+        let rb = self
+            .client
+            .post(self.query_url.clone())
+            .form(&self.query_params(q));
+        let reply = self.call(rb, what).await?;
+        if !reply.status.is_success() {
+            return Err(self.status_error(&reply, what));
+        }
+        let results = self.statements(
+            parse::parse_query(
+                &reply.body,
+                parse::Rows::Table,
+                &mut parse::Interner::default(),
+            ),
+            what,
+        )?;
+        for st in &results {
+            if !self.found_among(st, what).await? {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
     /// Starts a chunked query (`chunk_size` rows per chunk) and returns the response once its
     /// status says success, with the permit it holds while its body streams.
     pub(super) async fn query_chunked(
@@ -289,6 +317,21 @@ impl Inner {
         Ok((resp, permit))
     }
 
+    /// Starts a chunked query (`chunk_size` rows per chunk), to be read chunk by chunk.
+    pub(super) async fn open_chunks(
+        &self,
+        q: &str,
+        chunk_size: usize,
+        what: &str,
+    ) -> Result<Chunks, NodeError> {
+        let (resp, permit) = self.query_chunked(q, chunk_size, what).await?;
+        Ok(Chunks {
+            resp,
+            buf: Vec::new(),
+            _permit: permit,
+        })
+    }
+
     /// The statements of a parsed answer; an error for the whole request is the server
     /// refusing it.
     pub(super) fn statements(
@@ -303,6 +346,42 @@ impl Inner {
         }
     }
 
+    /// Whether a statement of a query of several found its database, as [`Inner::found`];
+    /// InfluxDB 1.x answers such a query on a missing database (or any first statement that
+    /// fails) with "not executed" alone, so that answer asks whether the database exists:
+    /// `Ok(false)` if not, an error if so (the cause went missing: try again).
+    pub(super) async fn found_among(&self, st: &Statement, what: &str) -> Result<bool, NodeError> {
+        match &st.error {
+            Some(e) if e.trim() == "not executed" => {
+                if self.database_exists(what).await? {
+                    Err(self.err(
+                        ErrorKind::BadResponse,
+                        format!(
+                            "{what}: a statement was not executed, and the server did not say why"
+                        ),
+                    ))
+                } else {
+                    Ok(false)
+                }
+            }
+            _ => self.found(st, what),
+        }
+    }
+
+    /// Whether the node's database exists.
+    async fn database_exists(&self, what: &str) -> Result<bool, NodeError> {
+        let q = super::influxql::show_retention_policies(&self.database);
+        let body = self.query(&q, what).await?;
+        let results = self.statements(
+            parse::parse_query(&body, parse::Rows::Table, &mut parse::Interner::default()),
+            what,
+        )?;
+        match results.first() {
+            Some(st) => self.found(st, what),
+            None => Err(self.err(ErrorKind::BadResponse, format!("{what}: no result"))),
+        }
+    }
+
     /// Whether a statement found its database: `Ok(false)` for "database not found" (no data
     /// yet), an error for any other failure.
     pub(super) fn found(&self, st: &Statement, what: &str) -> Result<bool, NodeError> {
@@ -310,6 +389,46 @@ impl Inner {
             None => Ok(true),
             Some(e) if is_database_not_found(e) => Ok(false),
             Some(e) => Err(self.err(statement_error_kind(e), format!("{what}: {}", truncate(e)))),
+        }
+    }
+}
+
+/// An open chunked `/query` answer: one JSON document per line, each a chunk of at most
+/// `chunk_size` rows (a chunk with `"partial": true` continues in the next one; chunked
+/// answers are not cut at the server's `max-row-limit`). Holds one of the node's permits
+/// until dropped.
+pub(super) struct Chunks {
+    resp: reqwest::Response,
+    buf: Vec<u8>,
+    _permit: Option<tokio::sync::OwnedSemaphorePermit>,
+}
+
+impl Chunks {
+    /// The next chunk, or `None` at the end of the answer.
+    pub(super) async fn next(
+        &mut self,
+        inner: &Inner,
+        what: &str,
+    ) -> Result<Option<Vec<u8>>, NodeError> {
+        loop {
+            if let Some(pos) = self.buf.iter().position(|&b| b == b'\n') {
+                let mut line: Vec<u8> = self.buf.drain(..=pos).collect();
+                line.pop();
+                if line.iter().all(u8::is_ascii_whitespace) {
+                    continue;
+                }
+                return Ok(Some(line));
+            }
+            match self
+                .resp
+                .chunk()
+                .await
+                .map_err(|e| inner.transport_error(e, what))?
+            {
+                Some(bytes) => self.buf.extend_from_slice(&bytes),
+                None if self.buf.iter().all(u8::is_ascii_whitespace) => return Ok(None),
+                None => return Ok(Some(std::mem::take(&mut self.buf))),
+            }
         }
     }
 }

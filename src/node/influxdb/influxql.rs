@@ -82,6 +82,147 @@ pub fn select_newest(measurement: &str) -> String {
     )
 }
 
+/// The earliest time InfluxDB stores: conditions go no further (past it the server's time
+/// arithmetic overflows and a condition can match everything).
+pub const MIN_TIME: Nanos = i64::MIN + 2;
+/// The latest time InfluxDB stores.
+pub const MAX_TIME: Nanos = i64::MAX - 1;
+
+/// The newest point of every tag set of `measurement` at or before `horizon`.
+pub fn select_newest_until(measurement: &str, horizon: Nanos) -> String {
+    format!(
+        "SELECT * FROM {} WHERE time <= {horizon} GROUP BY * ORDER BY time DESC LIMIT 1",
+        quote_ident(measurement)
+    )
+}
+
+/// The newest point of every tag set of `measurement` after `horizon`.
+pub fn select_newest_after(measurement: &str, horizon: Nanos) -> String {
+    format!(
+        "SELECT * FROM {} WHERE time > {horizon} GROUP BY * ORDER BY time DESC LIMIT 1",
+        quote_ident(measurement)
+    )
+}
+
+/// One condition matching any of several tag sets, each given by its tag conditions
+/// ([`tag_equals`]): `(a AND b) OR (c AND d)`.
+pub fn any_of(tag_sets: &[Vec<String>]) -> String {
+    let sets: Vec<String> = tag_sets
+        .iter()
+        .map(|c| format!("({})", c.join(" AND ")))
+        .collect();
+    sets.join(" OR ")
+}
+
+/// `WHERE` with an optional condition (from [`any_of`]) and a time range, both inclusive.
+fn where_in(filter: Option<&str>, start: Nanos, end: Nanos) -> String {
+    match filter {
+        Some(f) => format!("WHERE ({f}) AND time >= {start} AND time <= {end}"),
+        None => format!("WHERE time >= {start} AND time <= {end}"),
+    }
+}
+
+/// The first (`first`) or last point of `measurement` from `start` to `end` matching
+/// `filter`, over all its tag sets.
+pub fn select_edge(
+    measurement: &str,
+    filter: Option<&str>,
+    start: Nanos,
+    end: Nanos,
+    first: bool,
+) -> String {
+    format!(
+        "SELECT * FROM {} {} ORDER BY time {} LIMIT 1",
+        quote_ident(measurement),
+        where_in(filter, start, end),
+        if first { "ASC" } else { "DESC" }
+    )
+}
+
+/// What a digest statement sums, besides counting every field.
+#[derive(Debug, Clone, Copy)]
+pub enum DigestSums<'a> {
+    /// Nothing.
+    None,
+    /// One field, as column `sum_<field>`.
+    Field(&'a str),
+    /// Every numeric field (`sum(*)`: columns `sum_<field>`).
+    All,
+}
+
+/// Per-window aggregates of `measurement` from `start` to `end` (both inclusive) matching
+/// `filter`: `count(*)` (columns `count_<field>`) and `sums`, in windows of `window` ns
+/// aligned to the epoch, per value of `group_tags`; windows without points are left out.
+pub fn select_digests(
+    measurement: &str,
+    filter: Option<&str>,
+    (start, end): (Nanos, Nanos),
+    window: Nanos,
+    group_tags: &[&str],
+    sums: DigestSums<'_>,
+) -> String {
+    let mut q = String::from("SELECT count(*)");
+    match sums {
+        DigestSums::None => {}
+        DigestSums::Field(f) => {
+            let alias = format!("sum_{f}");
+            let _ = write!(q, ", sum({}) AS {}", quote_ident(f), quote_ident(&alias));
+        }
+        DigestSums::All => q.push_str(", sum(*)"),
+    }
+    let _ = write!(
+        q,
+        " FROM {} {} GROUP BY time({window}ns)",
+        quote_ident(measurement),
+        where_in(filter, start, end)
+    );
+    for t in group_tags {
+        q.push_str(", ");
+        q.push_str(&quote_ident(t));
+    }
+    q.push_str(" fill(none)");
+    q
+}
+
+/// Deletes the points of the tag sets matching `conditions` at exactly `time`. InfluxDB
+/// applies it to every retention policy of the database.
+pub fn delete_at(measurement: &str, conditions: &[String], time: Nanos) -> String {
+    let mut q = format!("DELETE FROM {} WHERE ", quote_ident(measurement));
+    for c in conditions {
+        q.push_str(c);
+        q.push_str(" AND ");
+    }
+    let _ = write!(q, "time >= {time} AND time <= {time}");
+    q
+}
+
+/// The retention policies of `database`.
+pub fn show_retention_policies(database: &str) -> String {
+    format!("SHOW RETENTION POLICIES ON {}", quote_ident(database))
+}
+
+/// One point, if retention policy `policy` holds any, of the tag sets matching `conditions`
+/// from `start` to `end`.
+pub fn select_any_in_policy(
+    policy: &str,
+    measurement: &str,
+    conditions: &[String],
+    start: Nanos,
+    end: Nanos,
+) -> String {
+    let mut q = format!(
+        "SELECT * FROM {}.{} WHERE ",
+        quote_ident(policy),
+        quote_ident(measurement)
+    );
+    for c in conditions {
+        q.push_str(c);
+        q.push_str(" AND ");
+    }
+    let _ = write!(q, "time >= {start} AND time <= {end} LIMIT 1");
+    q
+}
+
 /// The field keys and types of `measurement`.
 pub fn show_field_keys(measurement: &str) -> String {
     format!("SHOW FIELD KEYS FROM {}", quote_ident(measurement))
@@ -155,5 +296,49 @@ mod tests {
             r#"SELECT * FROM "k\"1" GROUP BY * ORDER BY time DESC LIMIT 1"#
         );
         assert_eq!(create_database("my db"), r#"CREATE DATABASE "my db""#);
+    }
+
+    #[test]
+    fn reconciliation_statements_quote_every_name() {
+        let evil = [
+            tag_equals("symbol", "X' OR symbol!='"),
+            tag_equals("in\"terval", "1d"),
+        ];
+        assert_eq!(
+            select_newest_until(r#"k"1"#, 5),
+            r#"SELECT * FROM "k\"1" WHERE time <= 5 GROUP BY * ORDER BY time DESC LIMIT 1"#
+        );
+        assert_eq!(
+            select_newest_after("kline", -5),
+            r#"SELECT * FROM "kline" WHERE time > -5 GROUP BY * ORDER BY time DESC LIMIT 1"#
+        );
+        let filter = any_of(&[evil.to_vec(), vec![tag_equals("symbol", "B")]]);
+        assert_eq!(
+            select_digests(
+                "kline",
+                Some(&filter),
+                (0, 9),
+                86_400_000_000_000,
+                &["symbol", "in\"terval"],
+                DigestSums::Field("close\""),
+            ),
+            r#"SELECT count(*), sum("close\"") AS "sum_close\"" FROM "kline" WHERE (("symbol"::tag = 'X\' OR symbol!=\'' AND "in\"terval"::tag = '1d') OR ("symbol"::tag = 'B')) AND time >= 0 AND time <= 9 GROUP BY time(86400000000000ns), "symbol", "in\"terval" fill(none)"#
+        );
+        assert_eq!(
+            select_digests("kline_1d", None, (1, 2), 7, &["symbol"], DigestSums::All),
+            r#"SELECT count(*), sum(*) FROM "kline_1d" WHERE time >= 1 AND time <= 2 GROUP BY time(7ns), "symbol" fill(none)"#
+        );
+        assert_eq!(
+            select_edge("kline", None, 1, 2, false),
+            r#"SELECT * FROM "kline" WHERE time >= 1 AND time <= 2 ORDER BY time DESC LIMIT 1"#
+        );
+        assert_eq!(
+            delete_at("kline", &evil, 42),
+            r#"DELETE FROM "kline" WHERE "symbol"::tag = 'X\' OR symbol!=\'' AND "in\"terval"::tag = '1d' AND time >= 42 AND time <= 42"#
+        );
+        assert_eq!(
+            select_any_in_policy("one year", "kline", &evil[..1], 3, 4),
+            r#"SELECT * FROM "one year"."kline" WHERE "symbol"::tag = 'X\' OR symbol!=\'' AND time >= 3 AND time <= 4 LIMIT 1"#
+        );
     }
 }

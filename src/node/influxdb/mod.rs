@@ -9,6 +9,9 @@
 //!   one statement per measurement, all in one request.
 //! - `/write` (line protocol, `precision=ns`, optionally gzip) takes writes. A missing database
 //!   is created once (`CREATE DATABASE` is idempotent) and the write retried.
+//! - Reconciliation (`reconcile`): tips and per-window digests computed by the server
+//!   (`GROUP BY * … LIMIT 1` selectors, `count(*)`/`sum(*)` by window), read as chunked
+//!   answers; deletes as `DELETE` statements, never across retention policies.
 //!
 //! Failures are classified into [`ErrorKind`]s (`client`: connection failures `Unavailable`,
 //! timeouts `Timeout`, 5xx `Server`, 408/429 `Throttled`, 401/403 `Auth`, other 4xx
@@ -17,16 +20,18 @@
 //!
 //! This file holds [`InfluxNode`] (settings → URLs, client, credentials), its [`Node`] impl,
 //! the field-type cache, the newest/list look-ups and writes. Submodules: `client` (HTTP
-//! client, requests, replies, error classification), `read` (streamed reads), [`influxql`]
-//! (quoting and statements), [`line_protocol`] (write bodies), [`parse`] (query responses).
+//! client, requests, chunked answers, replies, error classification), `read` (streamed
+//! reads), `reconcile` (tips, digests, deletes), [`influxql`] (quoting and statements),
+//! [`line_protocol`] (write bodies), [`parse`] (query responses).
 
 mod client;
 pub mod influxql;
 pub mod line_protocol;
 pub mod parse;
 mod read;
+mod reconcile;
 
-use super::{BatchStream, ErrorKind, Node, NodeError};
+use super::{BatchStream, Depth, Digests, ErrorKind, Node, NodeError, Tip};
 use crate::config::InfluxSettings;
 use crate::model::{Batch, Nanos, SeriesKey, TimeRange};
 use crate::schema::Schema;
@@ -160,42 +165,56 @@ impl Inner {
         measurement: &str,
         refresh: bool,
     ) -> Result<Arc<FieldTypes>, NodeError> {
-        if !refresh && let Some(t) = self.lock_types().get(measurement) {
-            return Ok(t.clone());
-        }
-        let what = format!("reading the field types of {measurement:?}");
-        let body = self
-            .query(&influxql::show_field_keys(measurement), &what)
+        let mut types = self
+            .field_types_of(&[measurement.to_string()], refresh)
             .await?;
+        Ok(types.remove(measurement).unwrap_or_default())
+    }
+
+    /// Field types of each of `measurements`, from the cache unless `refresh`; the ones
+    /// to load are asked for in one request.
+    async fn field_types_of(
+        &self,
+        measurements: &[String],
+        refresh: bool,
+    ) -> Result<HashMap<String, Arc<FieldTypes>>, NodeError> {
+        let mut out = HashMap::new();
+        let mut missing = Vec::new();
+        {
+            let cache = self.lock_types();
+            for m in measurements {
+                match cache.get(m) {
+                    Some(t) if !refresh => {
+                        out.insert(m.clone(), t.clone());
+                    }
+                    _ => missing.push(m.clone()),
+                }
+            }
+        }
+        if missing.is_empty() {
+            return Ok(out);
+        }
+        let what = format!("reading the field types of {}", missing.join(", "));
+        let q: Vec<String> = missing
+            .iter()
+            .map(|m| influxql::show_field_keys(m))
+            .collect();
+        let body = self.query(&q.join("; "), &what).await?;
         let results = self.statements(
             parse::parse_query(&body, Rows::Table, &mut Interner::default()),
             &what,
         )?;
-        let mut types = FieldTypes::new();
-        for st in &results {
-            if !self.found(st, &what)? {
-                continue;
-            }
-            for s in &st.series {
-                let col = |name: &str| s.columns.iter().position(|c| c == name);
-                let (Some(k), Some(t)) = (col("fieldKey"), col("fieldType")) else {
-                    continue;
-                };
-                for row in &s.table {
-                    if let (Some(Some(key)), Some(Some(ty))) = (row.get(k), row.get(t))
-                        && let Some(ty) = FieldType::from_influx(ty)
-                    {
-                        // A field typed differently in two shards: the first type decides
-                        // integers; a fraction in the text still reads as a float.
-                        types.entry(key.clone()).or_insert(ty);
-                    }
-                }
-            }
+        let mut results = results.into_iter();
+        for m in missing {
+            let types = match results.next() {
+                Some(st) if self.found_among(&st, &what).await? => types_of(&st),
+                _ => FieldTypes::new(),
+            };
+            let types = Arc::new(types);
+            self.lock_types().insert(m.clone(), types.clone());
+            out.insert(m, types);
         }
-        let types = Arc::new(types);
-        self.lock_types()
-            .insert(measurement.to_string(), types.clone());
-        Ok(types)
+        Ok(out)
     }
 
     fn lock_types(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<FieldTypes>>> {
@@ -220,7 +239,7 @@ impl Inner {
         )?;
         let mut out = Vec::new();
         for st in results {
-            if self.found(&st, what)? {
+            if self.found_among(&st, what).await? {
                 out.extend(st.series);
             }
         }
@@ -340,6 +359,27 @@ impl Inner {
     }
 }
 
+/// The field types a `SHOW FIELD KEYS` statement lists.
+fn types_of(st: &parse::Statement) -> FieldTypes {
+    let mut types = FieldTypes::new();
+    for s in &st.series {
+        let col = |name: &str| s.columns.iter().position(|c| c == name);
+        let (Some(k), Some(t)) = (col("fieldKey"), col("fieldType")) else {
+            continue;
+        };
+        for row in &s.table {
+            if let (Some(Some(key)), Some(Some(ty))) = (row.get(k), row.get(t))
+                && let Some(ty) = FieldType::from_influx(ty)
+            {
+                // A field typed differently in two shards: the first type decides
+                // integers; a fraction in the text still reads as a float.
+                types.entry(key.clone()).or_insert(ty);
+            }
+        }
+    }
+    types
+}
+
 #[async_trait::async_trait]
 impl Node for InfluxNode {
     fn name(&self) -> &str {
@@ -417,6 +457,29 @@ impl Node for InfluxNode {
             }
         }
         Ok(out)
+    }
+
+    async fn tips(
+        &self,
+        series: &[SeriesKey],
+        horizon: Nanos,
+    ) -> Result<HashMap<SeriesKey, Tip>, NodeError> {
+        self.inner.tips(series, horizon).await
+    }
+
+    async fn digests(
+        &self,
+        series: &[SeriesKey],
+        range: TimeRange,
+        window: Nanos,
+        depth: Depth,
+    ) -> Result<Digests, NodeError> {
+        self.inner.digests(series, range, window, depth).await
+    }
+
+    async fn delete(&self, series: &SeriesKey, times: &[Nanos]) -> Result<u64, NodeError> {
+        self.inner.delete(series, times).await?;
+        Ok(times.len() as u64)
     }
 
     fn read(&self, series: &SeriesKey, range: TimeRange, batch_size: usize) -> BatchStream {

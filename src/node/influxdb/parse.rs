@@ -14,8 +14,10 @@
 //! field's type in `SHOW FIELD KEYS` ([`FieldTypes`]): a float field gives
 //! [`FieldValue::Float`] whatever the spelling, an integer field [`FieldValue::Integer`] (or a
 //! float if the text has a fraction or exponent: another shard may hold that field as a
-//! float). Strings and booleans speak for themselves. A `null` cell means the point lacks that
-//! field; a row with no field left is dropped (it still counts as a returned row).
+//! float); a response to statements on several measurements types each series by its own
+//! measurement ([`Rows::PointsOf`]). Strings and booleans speak for themselves. A `null` cell
+//! means the point lacks that field; a row with no field left is dropped (it still counts as
+//! a returned row).
 
 use crate::model::{FieldValue, Name, Nanos, Point};
 use std::borrow::Cow;
@@ -69,6 +71,9 @@ pub enum Rows<'t> {
     Times,
     /// Whole points; fields typed by the measurement's field types.
     Points(&'t FieldTypes),
+    /// Whole points of several measurements (one request, a statement per measurement),
+    /// each series typed by its own measurement's field types.
+    PointsOf(&'t HashMap<String, Arc<FieldTypes>>),
     /// A table of strings (`SHOW` statements).
     Table,
 }
@@ -133,6 +138,9 @@ impl SeriesData {
 /// One statement's result.
 #[derive(Debug, Default)]
 pub struct Statement {
+    /// Which statement of the query this answers (`statement_id`, from 0): in a chunked
+    /// answer, the chunks of one statement follow each other.
+    pub id: Option<usize>,
     /// Series returned.
     pub series: Vec<SeriesData>,
     /// The statement's error, if it failed.
@@ -226,6 +234,10 @@ fn statement(
             }
             "error" => st.error = lx.opt_string()?.map(Cow::into_owned),
             "partial" => st.partial = lx.boolean()?,
+            "statement_id" => {
+                let n = lx.number()?;
+                st.id = std::str::from_utf8(n).ok().and_then(|n| n.parse().ok());
+            }
             _ => lx.skip_value(0)?,
         }
     }
@@ -254,6 +266,8 @@ fn series(
     // the values, and if a server did not, they are set again at the end.
     let mut values_read = false;
     let mut late_identity = false;
+    // Typing by measurement needs the name before the values.
+    let mut name_read = !matches!(rows, Rows::PointsOf(_));
     lx.eat(b'{')?;
     let mut first = true;
     while lx.more(b'}', &mut first)? {
@@ -262,6 +276,7 @@ fn series(
             "name" => {
                 s.measurement = names.name(&lx.opt_string()?.unwrap_or_default());
                 late_identity |= values_read;
+                name_read = true;
             }
             "tags" => {
                 s.tags = tags(lx, names)?.into();
@@ -278,12 +293,13 @@ fn series(
                 columns = Some(cols);
             }
             "values" => match &columns {
-                Some(cols) => {
+                Some(cols) if name_read => {
                     values(lx, cols, rows, names, &mut s)?;
                     values_read = true;
                 }
-                None => {
-                    // Columns come first in every InfluxDB version; if not, come back later.
+                _ => {
+                    // Columns (and the name) come first in every InfluxDB version; if not,
+                    // come back later.
                     values_at = Some(lx.i);
                     lx.skip_value(0)?;
                 }
@@ -347,20 +363,7 @@ fn values(
         }
         return Ok(());
     }
-    if columns.first().map(String::as_str) != Some("time") {
-        return Err(ParseError::Malformed("the first column is not time".into()));
-    }
-    let mut cols = Vec::with_capacity(columns.len());
-    cols.push(Col::Time);
-    for c in &columns[1..] {
-        cols.push(match rows {
-            Rows::Points(types) => match types.get(c) {
-                Some(ty) => Col::Field(names.name(c), *ty),
-                None => return Err(ParseError::UnknownField(c.clone())),
-            },
-            _ => Col::Skip,
-        });
-    }
+    let cols = column_kinds(columns, rows, &s.measurement, names)?;
     let fields_per_row = cols.len() - 1;
     lx.eat(b'[')?;
     let mut first = true;
@@ -400,6 +403,40 @@ fn values(
         }
     }
     Ok(())
+}
+
+/// How each column of a series of `measurement` is read: time first, then fields typed
+/// per `rows` (or skipped).
+fn column_kinds(
+    columns: &[String],
+    rows: Rows<'_>,
+    measurement: &str,
+    names: &mut Interner,
+) -> Result<Vec<Col>, ParseError> {
+    if columns.first().map(String::as_str) != Some("time") {
+        return Err(ParseError::Malformed("the first column is not time".into()));
+    }
+    let mut cols = Vec::with_capacity(columns.len());
+    cols.push(Col::Time);
+    // A measurement PointsOf was not given types for has no known field.
+    let no_types = FieldTypes::new();
+    let types = match rows {
+        Rows::Points(types) => Some(types),
+        Rows::PointsOf(by_measurement) => {
+            Some(by_measurement.get(measurement).map_or(&no_types, |t| &**t))
+        }
+        Rows::Times | Rows::Table => None,
+    };
+    for c in &columns[1..] {
+        cols.push(match types {
+            Some(types) => match types.get(c) {
+                Some(ty) => Col::Field(names.name(c), *ty),
+                None => return Err(ParseError::UnknownField(c.clone())),
+            },
+            None => Col::Skip,
+        });
+    }
+    Ok(cols)
 }
 
 fn table_row(lx: &mut Lexer<'_>) -> Result<Vec<Option<String>>, ParseError> {
@@ -834,6 +871,35 @@ mod tests {
     }
 
     #[test]
+    fn each_measurement_types_its_own_fields() {
+        let body = r#"{"results":[
+            {"statement_id":0,"series":[{"values":[[5,1]],"name":"a","columns":["time","v"]}]},
+            {"statement_id":1,"series":[{"name":"b","columns":["time","v"],"values":[[6,1]]}]}]}"#;
+        let by: HashMap<String, Arc<FieldTypes>> =
+            [("a", FieldType::Float), ("b", FieldType::Integer)]
+                .into_iter()
+                .map(|(m, t)| (m.to_string(), Arc::new([("v".to_string(), t)].into())))
+                .collect();
+        let r = parse_query(
+            body.as_bytes(),
+            Rows::PointsOf(&by),
+            &mut Interner::default(),
+        )
+        .unwrap();
+        let v = |i: usize| r.results[i].series[0].points[0].field("v").cloned();
+        assert_eq!(v(0), Some(FieldValue::Float(1.0)), "values before the name");
+        assert_eq!(v(1), Some(FieldValue::Integer(1)));
+        let only_a: HashMap<String, Arc<FieldTypes>> =
+            by.into_iter().filter(|(m, _)| m == "a").collect();
+        let err = parse_query(
+            body.as_bytes(),
+            Rows::PointsOf(&only_a),
+            &mut Interner::default(),
+        );
+        assert_eq!(err.unwrap_err(), ParseError::UnknownField("v".into()));
+    }
+
+    #[test]
     fn values_before_columns_still_parse() {
         let body = r#"{"results":[{"series":[{"values":[[5,1]],"name":"m","columns":["time","close"]}]}]}"#;
         let t = types();
@@ -850,6 +916,7 @@ mod tests {
         let r = parse_query(body.as_bytes(), Rows::Table, &mut Interner::default()).unwrap();
         assert_eq!(r.results.len(), 3);
         assert_eq!(r.results[0].error.as_deref(), Some("database not found: x"));
+        assert_eq!(r.results[2].id, Some(2));
         let table = &r.results[1].series[0].table;
         assert_eq!(
             table[1],

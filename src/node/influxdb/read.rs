@@ -14,6 +14,7 @@
 //!
 //! Tags stay tags. A field missing from the cached field types reloads them once.
 
+use super::client::Chunks;
 use super::parse::{self, FieldTypes, Interner, ParseError, Rows, SeriesData};
 use super::{InfluxNode, Inner, influxql};
 use crate::model::{Batch, Nanos, Point, SeriesKey, TimeRange};
@@ -78,14 +79,12 @@ enum ReadMode {
 
 /// An open chunked `/query` response.
 struct Chunked {
-    resp: reqwest::Response,
-    buf: Vec<u8>,
+    chunks: Chunks,
     /// Points received in this request.
     got: usize,
     /// Points asked for (`LIMIT`).
     cap: usize,
     types: Arc<FieldTypes>,
-    _permit: Option<tokio::sync::OwnedSemaphorePermit>,
 }
 
 impl ReadState {
@@ -176,7 +175,7 @@ impl ReadState {
 
 impl Inner {
     /// The tag conditions that select `series`.
-    fn conditions(&self, series: &SeriesKey) -> Vec<String> {
+    pub(super) fn conditions(&self, series: &SeriesKey) -> Vec<String> {
         let mut c = vec![influxql::tag_equals(
             &self.schema.symbol_tag,
             &series.symbol,
@@ -224,14 +223,12 @@ impl Inner {
         let cap = batch.saturating_mul(CHUNKS_PER_REQUEST);
         let q = influxql::select_page(measurement, conditions, start, end, cap);
         let types = self.field_types(measurement, false).await?;
-        let (resp, permit) = self.query_chunked(&q, batch, &what).await?;
+        let chunks = self.open_chunks(&q, batch, &what).await?;
         Ok(Chunked {
-            resp,
-            buf: Vec::new(),
+            chunks,
             got: 0,
             cap,
             types,
-            _permit: permit,
         })
     }
 
@@ -243,34 +240,12 @@ impl Inner {
         names: &mut Interner,
     ) -> Result<Option<Vec<Point>>, NodeError> {
         let what = format!("reading {measurement:?}");
-        loop {
-            if let Some(pos) = c.buf.iter().position(|&b| b == b'\n') {
-                let line: Vec<u8> = c.buf.drain(..=pos).collect();
-                let line = &line[..line.len() - 1];
-                if line.iter().all(u8::is_ascii_whitespace) {
-                    continue;
-                }
-                return self
-                    .chunk_points(c, line, measurement, names)
-                    .await
-                    .map(Some);
-            }
-            match c
-                .resp
-                .chunk()
+        match c.chunks.next(self, &what).await? {
+            Some(line) => self
+                .chunk_points(c, &line, measurement, names)
                 .await
-                .map_err(|e| self.transport_error(e, &what))?
-            {
-                Some(bytes) => c.buf.extend_from_slice(&bytes),
-                None if c.buf.iter().all(u8::is_ascii_whitespace) => return Ok(None),
-                None => {
-                    let line = std::mem::take(&mut c.buf);
-                    return self
-                        .chunk_points(c, &line, measurement, names)
-                        .await
-                        .map(Some);
-                }
-            }
+                .map(Some),
+            None => Ok(None),
         }
     }
 
