@@ -6,6 +6,7 @@ mod api;
 mod cli;
 mod config_errors;
 mod daemon;
+mod digests;
 mod fuzz;
 mod grafana;
 mod helper;

@@ -3,10 +3,10 @@
 //! run that then shows, and with a token nothing leaks without it. Every test also checks the
 //! browser console stayed free of errors; screenshots go to `target/test-artifacts/web/`.
 
-use crate::helper::browser::{Browser, PHONE};
-use crate::helper::daemon::{DaemonProcess, free_port};
+use crate::helper::browser::PHONE;
+use crate::helper::fixture::{Page, get_json};
 use crate::helper::influxd::InfluxServer;
-use crate::helper::project::{Project, bars, put, sync_yaml};
+use crate::helper::project::{Project, bars, mixed_daemon_yaml, put, sync_yaml};
 use dms::model::{NANOS_PER_DAY, NANOS_PER_SEC};
 use serde_json::Value;
 use std::time::Duration;
@@ -49,29 +49,10 @@ async fn sqlite_project(port: u16, token: Option<&str>) -> Project {
     p
 }
 
-/// GET a JSON document, with a bearer token when given.
-async fn get_json(url: &str, token: Option<&str>) -> Value {
-    let mut r = reqwest::Client::new().get(url);
-    if let Some(t) = token {
-        r = r.bearer_auth(t);
-    }
-    let r = r.send().await.expect("the daemon answers");
-    assert!(r.status().is_success(), "GET {url}: {}", r.status());
-    serde_json::from_str(&r.text().await.expect("a body")).expect("JSON")
-}
-
-/// Waits until every backup·series is current (checkpoint = primary newest).
-async fn wait_all_current(d: &DaemonProcess, rows: usize, token: Option<&str>) {
-    let url = format!("{}/api/dms/sync/status", d.url);
-    d.wait_for("every backup·series current", 30, || async {
-        let st = get_json(&url, token).await;
-        let st = st.as_array().cloned().unwrap_or_default();
-        st.len() == rows
-            && st
-                .iter()
-                .all(|r| r["behind"] == false && r["checkpoint"] == r["primary_newest"])
-    })
-    .await;
+/// The page over [`sqlite_project`] once its 8 backup·series are current; `None` without a
+/// browser.
+async fn sqlite_page(token: Option<&str>) -> Option<Page> {
+    Page::start(async |port| sqlite_project(port, token).await, 8, token).await
 }
 
 /// Rows of the series table.
@@ -82,26 +63,29 @@ async fn a_dead_backup_shows_as_unreachable_and_behind_with_its_failures() {
     let Some(mut influx) = InfluxServer::start().await else {
         return;
     };
-    let Some(browser) = Browser::start().await else {
+    let influx_url = influx.url();
+    let end = dms::model::now_nanos() / minute() * minute();
+    let page = Page::start(
+        async |port| {
+            let p = Project::with_sync(&mixed_daemon_yaml(&influx_url, "dms_web", port));
+            p.write("config/task.yaml", TASKS);
+            for sym in ["US.AAPL", "US.MSFT"] {
+                put(
+                    p.node("primary").as_ref(),
+                    bars(sym, "1m", 120, end - 30 * minute(), minute()),
+                )
+                .await;
+            }
+            p
+        },
+        4,
+        None,
+    )
+    .await;
+    let Some(page) = page else {
         return;
     };
-    let port = free_port();
-    let p = Project::with_sync(&crate::helper::project::mixed_daemon_yaml(
-        &influx.url(),
-        "dms_web",
-        port,
-    ));
-    p.write("config/task.yaml", TASKS);
-    let end = dms::model::now_nanos() / minute() * minute();
-    for sym in ["US.AAPL", "US.MSFT"] {
-        put(
-            p.node("primary").as_ref(),
-            bars(sym, "1m", 120, end - 30 * minute(), minute()),
-        )
-        .await;
-    }
-    let d = DaemonProcess::start(p.root(), port).await;
-    wait_all_current(&d, 4, None).await;
+    let (browser, p, d) = (page.browser, &page.project, &page.daemon);
 
     // backup1 dies; half an hour of new US.AAPL bars arrive (lag > max_gap_hours).
     influx.kill_hard();
@@ -228,14 +212,10 @@ async fn a_dead_backup_shows_as_unreachable_and_behind_with_its_failures() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn filters_narrow_the_table_and_auto_refresh_can_be_turned_off() {
-    let Some(browser) = Browser::start().await else {
+    let Some(page) = sqlite_page(None).await else {
         return;
     };
-    let port = free_port();
-    let p = sqlite_project(port, None).await;
-    let d = DaemonProcess::start(p.root(), port).await;
-    wait_all_current(&d, 8, None).await;
-    let base = d.url.clone();
+    let (browser, base) = (page.browser, page.daemon.url.clone());
 
     browser.goto(&format!("{base}/")).await;
     assert_eq!(browser.count(ROWS).await, 8);
@@ -336,13 +316,10 @@ async fn filters_narrow_the_table_and_auto_refresh_can_be_turned_off() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn run_now_starts_a_run_that_then_appears_on_the_page() {
-    let Some(browser) = Browser::start().await else {
+    let Some(page) = sqlite_page(None).await else {
         return;
     };
-    let port = free_port();
-    let p = sqlite_project(port, None).await;
-    let d = DaemonProcess::start(p.root(), port).await;
-    wait_all_current(&d, 8, None).await;
+    let (browser, d) = (page.browser, &page.daemon);
     let base = d.url.clone();
 
     browser.goto(&format!("{base}/?symbol=AAPL")).await;
@@ -404,14 +381,10 @@ async fn run_now_starts_a_run_that_then_appears_on_the_page() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_a_token_the_page_shows_nothing_without_it_and_everything_with_it() {
     const TOKEN: &str = "pAge-t0ken-7f3a9c";
-    let Some(browser) = Browser::start().await else {
+    let Some(page) = sqlite_page(Some(TOKEN)).await else {
         return;
     };
-    let port = free_port();
-    let p = sqlite_project(port, Some(TOKEN)).await;
-    let d = DaemonProcess::start(p.root(), port).await;
-    wait_all_current(&d, 8, Some(TOKEN)).await;
-    let base = d.url.clone();
+    let (browser, base) = (page.browser, page.daemon.url.clone());
     let http = reqwest::Client::new();
     let data = [
         "US.AAPL",

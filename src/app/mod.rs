@@ -3,6 +3,7 @@
 
 pub mod health;
 pub mod metrics;
+pub mod reconcile;
 pub mod runner;
 pub mod status;
 pub mod tasks;

@@ -5,7 +5,7 @@
 use super::{App, AppError};
 use crate::config::TaskSettings;
 use crate::history::{Status, Trigger};
-use crate::script::{Host, RunInfo, ScriptError, SyncArgs};
+use crate::script::{Host, RunInfo, ScriptEnv, ScriptError, SyncArgs};
 use crate::sync::{Plan, SyncControl, SyncReport, SyncRequest};
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
@@ -141,12 +141,15 @@ impl App {
 
         let host = Arc::new(Host::new(
             self.engine.clone(),
-            self.settings.schema.clone(),
             task.clone(),
             Some(run_id),
             control.clone(),
-            self.settings.scripts.data_dir.clone(),
-            self.http.clone(),
+            ScriptEnv {
+                schema: self.settings.schema.clone(),
+                data_dir: self.settings.scripts.data_dir.clone(),
+                http: self.http.clone(),
+                reconcile: self.settings.reconcile.clone(),
+            },
         ));
         let info = RunInfo {
             task: task.name.clone(),

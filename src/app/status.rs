@@ -1,31 +1,62 @@
-//! The status view: per (backup, series), the checkpoint, the primary's newest point, the lag
-//! and whether it is `behind` (lag over `max_gap_hours`, or never synced while the primary has
-//! data). Shared by `dms status` and the API.
+//! The status view: per (backup, series), what the primary and the backup each hold (their
+//! newest points, looked up on each node in one batched request), the checkpoint, the lag
+//! (primary newest − backup newest) and a state: `current`, `lagging`, `behind` or `unknown`
+//! (the backup could not be asked). Shared by `dms status`, the API, `/metrics` and the page.
 
 use crate::config::Settings;
 use crate::history::{Status, StatusRow};
 use crate::model::{BackupSeries, NANOS_PER_SEC, Nanos, SeriesKey, format_nanos};
-use crate::node::{Node, NodeError};
+use crate::node::{Node, NodeError, Tip};
 use chrono::{DateTime, Utc};
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 use std::time::Duration;
 
-/// How long the status view may wait for the primary (below a typical 10 s Prometheus scrape
+/// How long the status view may wait for the nodes (below a typical 10 s Prometheus scrape
 /// timeout), for the API, `/metrics` and the status page.
 pub const STATUS_TIMEOUT: Duration = Duration::from_secs(8);
 
-/// The `behind` rule: the primary has data and the backup was never synced, or its lag
-/// (primary newest − checkpoint) exceeds `max_gap`.
+/// How long one backup may take to say what it holds before its lines are `unknown`.
+const BACKUP_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The `behind` rule: the primary has data and the backup holds none of the series, or the
+/// lag (primary newest − backup newest) exceeds `max_gap`.
 pub fn is_behind(
     primary_newest: Option<Nanos>,
-    checkpoint: Option<Nanos>,
+    backup_newest: Option<Nanos>,
     max_gap: Duration,
 ) -> bool {
     let max_gap = i64::try_from(max_gap.as_nanos()).unwrap_or(i64::MAX);
-    match (primary_newest, checkpoint) {
+    match (primary_newest, backup_newest) {
         (Some(_), None) => true,
-        (Some(p), Some(c)) => p.saturating_sub(c) > max_gap,
+        (Some(p), Some(b)) => p.saturating_sub(b) > max_gap,
         (None, _) => false,
+    }
+}
+
+/// Where a backup·series stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum State {
+    /// The backup holds the primary's newest point, with the same values.
+    Current,
+    /// The backup differs at the tip but by no more than `max_gap_hours`.
+    Lagging,
+    /// Lag over `max_gap_hours`, or the backup holds none of a series the primary has.
+    Behind,
+    /// The backup could not be asked: nothing is known.
+    Unknown,
+}
+
+impl State {
+    /// Name as shown.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            State::Current => "current",
+            State::Lagging => "lagging",
+            State::Behind => "behind",
+            State::Unknown => "unknown",
+        }
     }
 }
 
@@ -35,14 +66,24 @@ pub struct SeriesStatus {
     /// Backup and series.
     #[serde(flatten)]
     pub key: BackupSeries,
-    /// Newest point the backup acknowledged (RFC 3339).
+    /// Where it stands.
+    pub state: State,
+    /// Newest point the backup acknowledged to dms (RFC 3339).
     pub checkpoint: Option<String>,
-    /// Primary's newest point (RFC 3339).
+    /// Primary's newest point at or before now + `future_tolerance` (RFC 3339).
     pub primary_newest: Option<String>,
-    /// Primary newest − checkpoint, in seconds.
+    /// The backup's own newest point at or before now + `future_tolerance` (RFC 3339).
+    pub backup_newest: Option<String>,
+    /// Primary newest − backup newest, in seconds (− the checkpoint when the backup cannot
+    /// be asked: at least this much).
     pub lag_seconds: Option<f64>,
-    /// Lag over `max_gap_hours`, or never synced while the primary has data.
+    /// Lag over `max_gap_hours`, or the backup holds none of a series the primary has (a
+    /// backup that cannot be asked: judged from its checkpoint).
     pub behind: bool,
+    /// The primary's newest future-dated point (after now + `future_tolerance`), if any.
+    pub future: Option<String>,
+    /// Why the state is `unknown`.
+    pub error: Option<String>,
     /// Status of the last sync.
     pub last_status: Option<Status>,
     /// Error of the last sync.
@@ -56,74 +97,143 @@ pub struct SeriesStatus {
     /// Primary newest in nanoseconds.
     #[serde(skip)]
     pub primary_newest_ns: Option<Nanos>,
+    /// Backup newest in nanoseconds.
+    #[serde(skip)]
+    pub backup_newest_ns: Option<Nanos>,
 }
 
 /// Builds the status of every enabled backup × every series the primary holds or the history
-/// knows. `primary_newest` comes from one batched look-up.
+/// knows, from one tips look-up on the primary and one on each backup (all at once).
 ///
 /// # Errors
-/// [`StatusError::Primary`] when the primary cannot be asked.
+/// [`StatusError::Primary`] when the primary cannot be asked (a backup that cannot be asked
+/// makes its lines `unknown`).
 pub async fn collect(
     settings: &Settings,
     rows: &[StatusRow],
     primary: &dyn Node,
+    backups: &[Arc<dyn Node>],
 ) -> Result<Vec<SeriesStatus>, StatusError> {
-    let mut series: Vec<SeriesKey> = primary.list_series().await.map_err(StatusError::Primary)?;
-    let backups: Vec<String> = settings.enabled_backups().map(|b| b.name.clone()).collect();
-    for r in rows {
-        if backups.contains(&r.key.backup) {
-            series.push(r.key.series.clone());
-        }
+    let horizon = settings.sync.horizon();
+    let enabled: Vec<&str> = settings
+        .enabled_backups()
+        .map(|b| b.name.as_str())
+        .collect();
+    let mut primary_tips = primary
+        .tips_all(horizon)
+        .await
+        .map_err(StatusError::Primary)?;
+    let mut series: Vec<SeriesKey> = primary_tips.keys().cloned().collect();
+    let known: Vec<SeriesKey> = rows
+        .iter()
+        .filter(|r| enabled.contains(&r.key.backup.as_str()))
+        .map(|r| r.key.series.clone())
+        .filter(|s| !primary_tips.contains_key(s))
+        .collect();
+    if !known.is_empty() {
+        // Series the history knows but the primary no longer lists: still shown.
+        primary_tips.extend(
+            primary
+                .tips(&known, horizon)
+                .await
+                .map_err(StatusError::Primary)?,
+        );
+        series.extend(known);
     }
     series.sort();
     series.dedup();
-    let newest: HashMap<SeriesKey, Nanos> = primary
-        .newest(&series)
-        .await
-        .map_err(StatusError::Primary)?;
+    let backup_tips =
+        futures::future::join_all(backups.iter().filter(|b| enabled.contains(&b.name())).map(
+            |b| async {
+                let tips =
+                    match tokio::time::timeout(BACKUP_TIMEOUT, b.tips(&series, horizon)).await {
+                        Ok(r) => r.map_err(|e| e.to_string()),
+                        Err(_) => Err(format!(
+                            "node {}: no answer within {} s",
+                            b.name(),
+                            BACKUP_TIMEOUT.as_secs()
+                        )),
+                    };
+                (b.name().to_string(), tips)
+            },
+        ))
+        .await;
     let by_key: HashMap<&BackupSeries, &StatusRow> = rows.iter().map(|r| (&r.key, r)).collect();
     let mut out = BTreeMap::new();
-    for b in &backups {
+    for (backup, tips) in &backup_tips {
         for s in &series {
-            let key = BackupSeries::new(b.clone(), s.clone());
-            let row = by_key.get(&key);
-            let cp = row.and_then(|r| r.last_sync_time);
-            let pn = newest.get(s).copied();
-            let lag = match (pn, cp) {
-                (Some(p), Some(c)) => Some(p.saturating_sub(c).max(0)),
-                _ => None,
-            };
-            let behind = is_behind(pn, cp, settings.sync.max_gap);
-            out.insert(
+            let key = BackupSeries::new(backup.clone(), s.clone());
+            let line = line(
+                settings,
                 key.clone(),
-                SeriesStatus {
-                    key,
-                    checkpoint: cp.map(format_nanos),
-                    primary_newest: pn.map(format_nanos),
-                    lag_seconds: lag.map(|l| l as f64 / NANOS_PER_SEC as f64),
-                    behind,
-                    last_status: row.and_then(|r| r.last_status),
-                    last_error: row.and_then(|r| r.last_error.clone()),
-                    updated_at: row.map(|r| r.updated_at),
-                    checkpoint_ns: cp,
-                    primary_newest_ns: pn,
-                },
+                primary_tips.get(s).copied(),
+                tips.as_ref().map(|t| t.get(s).copied()),
+                by_key.get(&key).copied(),
             );
+            out.insert(key, line);
         }
     }
     Ok(out.into_values().collect())
 }
 
-/// [`collect`] waiting at most [`STATUS_TIMEOUT`] for the primary.
+/// One line from the two tips and the history row.
+fn line(
+    settings: &Settings,
+    key: BackupSeries,
+    primary: Option<Tip>,
+    backup: Result<Option<Tip>, &String>,
+    row: Option<&StatusRow>,
+) -> SeriesStatus {
+    let pn = primary.and_then(|t| t.newest_time());
+    let (bn, error) = match &backup {
+        Ok(t) => (t.and_then(|t| t.newest_time()), None),
+        Err(e) => (None, Some((*e).clone())),
+    };
+    let cp = row.and_then(|r| r.last_sync_time);
+    // A backup that cannot be asked holds at least what it acknowledged: its lag is at least
+    // primary newest − checkpoint, and it is behind when that is over max_gap.
+    let held = if error.is_some() { cp } else { bn };
+    let lag = match (pn, held) {
+        (Some(p), Some(b)) => Some(p.saturating_sub(b).max(0)),
+        _ => None,
+    };
+    let behind = is_behind(pn, held, settings.sync.max_gap);
+    let state = match backup {
+        Err(_) => State::Unknown,
+        Ok(_) if behind => State::Behind,
+        Ok(b) if b == primary => State::Current,
+        Ok(_) => State::Lagging,
+    };
+    SeriesStatus {
+        key,
+        state,
+        checkpoint: cp.map(format_nanos),
+        primary_newest: pn.map(format_nanos),
+        backup_newest: bn.map(format_nanos),
+        lag_seconds: lag.map(|l| l as f64 / NANOS_PER_SEC as f64),
+        behind,
+        future: primary.and_then(|t| t.future).map(format_nanos),
+        error,
+        last_status: row.and_then(|r| r.last_status),
+        last_error: row.and_then(|r| r.last_error.clone()),
+        updated_at: row.map(|r| r.updated_at),
+        checkpoint_ns: cp,
+        primary_newest_ns: pn,
+        backup_newest_ns: bn,
+    }
+}
+
+/// [`collect`] waiting at most [`STATUS_TIMEOUT`] for the nodes.
 ///
 /// # Errors
-/// [`StatusError`] when the primary cannot be asked or does not answer in time.
+/// [`StatusError`] when the primary cannot be asked or the nodes do not answer in time.
 pub async fn collect_timed(
     settings: &Settings,
     rows: &[StatusRow],
     primary: &dyn Node,
+    backups: &[Arc<dyn Node>],
 ) -> Result<Vec<SeriesStatus>, StatusError> {
-    tokio::time::timeout(STATUS_TIMEOUT, collect(settings, rows, primary))
+    tokio::time::timeout(STATUS_TIMEOUT, collect(settings, rows, primary, backups))
         .await
         .map_err(|_| StatusError::Timeout {
             node: primary.name().to_string(),
@@ -137,12 +247,12 @@ pub enum StatusError {
     /// The primary could not be asked.
     #[error("primary: {0}")]
     Primary(NodeError),
-    /// The primary did not answer in time.
-    #[error("primary {node} did not answer within {} s", after.as_secs())]
+    /// The nodes did not answer in time.
+    #[error("primary {node} or a backup did not answer within {} s", after.as_secs())]
     Timeout {
         /// Primary's name.
         node: String,
-        /// How long it was given.
+        /// How long they were given.
         after: Duration,
     },
 }

@@ -24,8 +24,8 @@ pub async fn run(config: &Path, args: MetricsArgs) -> anyhow::Result<ExitCode> {
         Some(db) => (db.metrics(since)?, db.status_rows()?),
         None => (Vec::new(), Vec::new()),
     };
-    let primary = crate::node::open(&settings.primary, &settings.schema, 1)?;
-    let st = status::collect(&settings, &rows, primary.as_ref()).await?;
+    let nodes = crate::app::open_nodes(&settings)?;
+    let st = status::collect(&settings, &rows, nodes.primary.as_ref(), &nodes.backups).await?;
     let report = metrics::report(&settings, args.window, since, figures, &st);
     if args.json {
         super::output::json(&report.backups)?;

@@ -5,6 +5,7 @@ mod history;
 mod metrics;
 mod output;
 mod progress;
+mod reconcile;
 mod run;
 mod status;
 mod sync;
@@ -59,6 +60,8 @@ pub enum Command {
     Metrics(metrics::MetricsArgs),
     /// Compare primary and backups window by window; exit 1 on any difference.
     Verify(verify::VerifyArgs),
+    /// Compare server-computed digests of every window and repair the windows that differ.
+    Reconcile(reconcile::ReconcileCliArgs),
     /// Validate the configuration.
     #[command(subcommand)]
     Config(ConfigCommand),
@@ -77,6 +80,7 @@ impl Cli {
         match &self.command {
             Command::Run(_) | Command::Sync(_) => "info",
             Command::Verify(v) if v.repair => "info",
+            Command::Reconcile(_) => "info",
             Command::Task(task::TaskCommand::Run { .. }) => "info",
             _ => "warn",
         }
@@ -93,6 +97,7 @@ pub async fn run(cli: Cli) -> ExitCode {
         Command::Status(args) => status::run(&cli.config, args).await,
         Command::Metrics(args) => metrics::run(&cli.config, args).await,
         Command::Verify(args) => verify::run(&cli.config, args).await,
+        Command::Reconcile(args) => reconcile::run(&cli.config, args).await,
         Command::Config(ConfigCommand::Check) => config_check(&cli.config),
     };
     match result {

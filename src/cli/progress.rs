@@ -50,4 +50,8 @@ impl Progress for Bar {
     fn unit_finished(&self, _report: &UnitReport) {
         self.bar.inc(1);
     }
+
+    fn reconciled(&self, n: usize) {
+        self.bar.inc(n as u64);
+    }
 }

@@ -1,6 +1,6 @@
 //! `dms status`.
 
-use crate::app::status;
+use crate::app::status::{self, State};
 use crate::history::{HistoryReader, Status};
 use std::path::Path;
 use std::process::ExitCode;
@@ -28,14 +28,17 @@ pub async fn run(config: &Path, args: StatusArgs) -> anyhow::Result<ExitCode> {
         Some(db) => db.status_rows()?,
         None => Vec::new(),
     };
-    let primary = crate::node::open(&settings.primary, &settings.schema, 1)?;
-    let mut lines = status::collect(&settings, &rows, primary.as_ref()).await?;
+    let nodes = crate::app::open_nodes(&settings)?;
+    let mut lines =
+        status::collect(&settings, &rows, nodes.primary.as_ref(), &nodes.backups).await?;
     lines.retain(|l| {
         args.backup.as_ref().is_none_or(|b| &l.key.backup == b)
             && args.symbol.as_ref().is_none_or(|s| l.key.symbol() == s)
             && (!args.behind || l.behind)
     });
-    let any_behind = lines.iter().any(|l| l.behind);
+    let any_behind = lines
+        .iter()
+        .any(|l| matches!(l.state, State::Behind | State::Unknown));
     if args.json {
         super::output::json(&lines)?;
     } else {
@@ -43,10 +46,11 @@ pub async fn run(config: &Path, args: StatusArgs) -> anyhow::Result<ExitCode> {
             "backup",
             "symbol",
             "interval",
-            "checkpoint",
-            "primary newest",
+            "state",
             "lag",
-            "behind",
+            "primary newest",
+            "backup newest",
+            "checkpoint",
             "last",
         ]);
         for l in &lines {
@@ -54,31 +58,50 @@ pub async fn run(config: &Path, args: StatusArgs) -> anyhow::Result<ExitCode> {
                 l.key.backup.clone(),
                 l.key.series.symbol.clone(),
                 l.key.series.interval.clone(),
-                super::output::opt(l.checkpoint.clone()),
-                super::output::opt(l.primary_newest.clone()),
+                state_text(l),
                 l.lag_seconds
                     .map(super::output::duration)
                     .unwrap_or_else(|| "—".into()),
-                if l.behind {
-                    "BEHIND".into()
-                } else {
-                    String::new()
-                },
+                super::output::opt(l.primary_newest.clone()),
+                super::output::opt(l.backup_newest.clone()),
+                super::output::opt(l.checkpoint.clone()),
                 super::output::opt(l.last_status.map(Status::as_str)),
             ]);
         }
         println!("{t}");
-        let behind = lines.iter().filter(|l| l.behind).count();
+        let count = |s: State| lines.iter().filter(|l| l.state == s).count();
         println!(
-            "{} backup·series, {} behind (max_gap_hours = {})",
+            "{} backup·series: {} current, {} lagging, {} behind, {} unknown (lag = primary newest − backup newest; behind: over max_gap_hours = {})",
             lines.len(),
-            behind,
+            count(State::Current),
+            count(State::Lagging),
+            count(State::Behind),
+            count(State::Unknown),
             settings.sync.max_gap.as_secs_f64() / 3600.0
         );
+        for l in lines.iter().filter(|l| l.state == State::Unknown).take(3) {
+            eprintln!(
+                "unknown: {}: {}",
+                l.key,
+                l.error.as_deref().unwrap_or("not answering")
+            );
+        }
     }
     Ok(if any_behind {
         ExitCode::from(1)
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// The state column: the state, in capitals when it needs attention, and a future flag.
+fn state_text(l: &status::SeriesStatus) -> String {
+    let mut s = match l.state {
+        State::Behind | State::Unknown => l.state.as_str().to_uppercase(),
+        _ => l.state.as_str().to_string(),
+    };
+    if l.future.is_some() {
+        s.push_str(" +FUTURE");
+    }
+    s
 }

@@ -29,6 +29,11 @@ pub struct VerifyArgs {
     /// Print JSON (the mismatching windows).
     #[arg(long)]
     pub json: bool,
+    /// Also fail (exit 1) on windows where a backup only holds extra points the primary no
+    /// longer has (by default they are reported, exit 0: dms never deletes unless
+    /// reconcile.mirror_deletes is on).
+    #[arg(long)]
+    pub strict: bool,
 }
 
 pub async fn run(config: &Path, args: VerifyArgs) -> anyhow::Result<ExitCode> {
@@ -91,10 +96,14 @@ pub async fn run(config: &Path, args: VerifyArgs) -> anyhow::Result<ExitCode> {
         );
     }
     print(&report, args.json)?;
-    Ok(if report.mismatches.is_empty() {
-        ExitCode::SUCCESS
-    } else {
+    let failing = report
+        .mismatches
+        .iter()
+        .any(|m| args.strict || m.kind != "extra");
+    Ok(if failing {
         ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
     })
 }
 
@@ -134,6 +143,11 @@ fn print(report: &VerifyReport, json: bool) -> anyhow::Result<()> {
         report.primary_points,
         if report.mismatches.is_empty() {
             "every backup equals the primary".to_string()
+        } else if report.mismatches.iter().all(|m| m.kind == "extra") {
+            format!(
+                "{} window(s) where a backup keeps points the primary no longer has (extra: reported, not a failure without --strict)",
+                report.mismatches.len()
+            )
         } else {
             format!("{} window(s) differ", report.mismatches.len())
         }

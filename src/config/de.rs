@@ -163,6 +163,43 @@ pub fn opt_seconds<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, 
     Option::<Secs>::deserialize(d).map(|v| v.map(|v| v.0))
 }
 
+/// A duration given as seconds (`90`, `0.5`) or as a number with a unit (`30m`, `6h`, `2d`,
+/// `1w`, `45s`).
+struct Span(Duration);
+
+impl<'de> Deserialize<'de> for Span {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl serde::de::Visitor<'_> for V {
+            type Value = Span;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a duration: seconds, or a number with s, m, h, d or w (e.g. 2d)")
+            }
+            fn visit_f64<E: Error>(self, v: f64) -> Result<Span, E> {
+                to_duration(v).map(Span).map_err(E::custom)
+            }
+            fn visit_u64<E: Error>(self, v: u64) -> Result<Span, E> {
+                self.visit_f64(v as f64)
+            }
+            fn visit_i64<E: Error>(self, v: i64) -> Result<Span, E> {
+                self.visit_f64(v as f64)
+            }
+            fn visit_str<E: Error>(self, v: &str) -> Result<Span, E> {
+                let age = crate::input::parse_age(v).map_err(E::custom)?;
+                age.to_std()
+                    .map(Span)
+                    .map_err(|_| E::custom(format!("{v:?} is not a duration of 0 or more")))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// A duration written as seconds or with a unit (`30m`, `6h`, `2d`, `1w`).
+pub fn span<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+    Span::deserialize(d).map(|v| v.0)
+}
+
 fn to_duration(v: f64) -> Result<Duration, String> {
     if !v.is_finite() || v < 0.0 {
         return Err(format!("{v} is not a duration: give seconds, 0 or more"));
@@ -279,6 +316,11 @@ fn standard_weekdays(full: &str) -> Result<String, String> {
 /// An optional cron expression.
 pub fn opt_cron<'de, D: Deserializer<'de>>(d: D) -> Result<Option<CronExpr>, D::Error> {
     Option::<Cron>::deserialize(d).map(|v| v.map(|v| v.0))
+}
+
+/// A cron expression.
+pub fn cron<'de, D: Deserializer<'de>>(d: D) -> Result<CronExpr, D::Error> {
+    Cron::deserialize(d).map(|v| v.0)
 }
 
 #[cfg(test)]

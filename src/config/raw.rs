@@ -40,6 +40,114 @@ pub struct SyncFile {
     /// Daemon behaviour.
     #[serde(default)]
     pub daemon: DaemonBlock,
+    /// Reconciliation: digests of primary and backups compared window by window.
+    #[serde(default)]
+    pub reconcile: ReconcileBlock,
+}
+
+/// `reconcile:`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReconcileBlock {
+    /// Whether the daemon runs the scheduled passes.
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// Length of one compared window (seconds or `6h`, `1d`).
+    #[serde(default = "default_reconcile_window", deserialize_with = "de::span")]
+    pub window: Duration,
+    /// The frequent pass over recent windows, with full-field digests.
+    #[serde(default)]
+    pub recent: RecentPass,
+    /// The rarer pass over the whole `initial_days` range: cheap digests of every window and
+    /// full-field digests of a rolling slice.
+    #[serde(default)]
+    pub history: HistoryPass,
+    /// Seconds (or `10m`) a scheduled pass may take; it stops there and says so.
+    #[serde(default = "default_reconcile_budget", deserialize_with = "de::span")]
+    pub budget: Duration,
+    /// Delete from a backup the points the primary no longer has, inside the compared
+    /// windows. Off by default: such points are reported as `extra`.
+    #[serde(default)]
+    pub mirror_deletes: bool,
+    /// IANA zone the schedules are read in (default UTC).
+    #[serde(default = "utc", deserialize_with = "de::timezone")]
+    pub timezone: chrono_tz::Tz,
+}
+
+impl Default for ReconcileBlock {
+    fn default() -> Self {
+        ReconcileBlock {
+            enabled: true,
+            window: default_reconcile_window(),
+            recent: RecentPass::default(),
+            history: HistoryPass::default(),
+            budget: default_reconcile_budget(),
+            mirror_deletes: false,
+            timezone: utc(),
+        }
+    }
+}
+
+/// `reconcile.recent`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RecentPass {
+    /// Cron schedule (default: every hour at :15).
+    #[serde(default = "default_recent_schedule", deserialize_with = "de::cron")]
+    pub schedule: de::CronExpr,
+    /// Days before now it covers.
+    #[serde(default = "default_recent_days", deserialize_with = "de::positive")]
+    pub days: u64,
+}
+
+impl Default for RecentPass {
+    fn default() -> Self {
+        RecentPass {
+            schedule: default_recent_schedule(),
+            days: default_recent_days(),
+        }
+    }
+}
+
+/// `reconcile.history`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HistoryPass {
+    /// Cron schedule (default: every day at 02:45).
+    #[serde(default = "default_history_schedule", deserialize_with = "de::cron")]
+    pub schedule: de::CronExpr,
+    /// Full-field digests cover 1/slices of the range per pass, so the whole range is
+    /// compared in full every `slices` passes (default 7: a week of nightly passes).
+    #[serde(default = "default_slices", deserialize_with = "de::positive")]
+    pub slices: u64,
+}
+
+impl Default for HistoryPass {
+    fn default() -> Self {
+        HistoryPass {
+            schedule: default_history_schedule(),
+            slices: default_slices(),
+        }
+    }
+}
+
+fn default_reconcile_window() -> Duration {
+    Duration::from_secs(86_400)
+}
+fn default_reconcile_budget() -> Duration {
+    Duration::from_secs(600)
+}
+fn default_recent_schedule() -> de::CronExpr {
+    de::CronExpr::parse("15 * * * *").unwrap_or_else(|e| unreachable!("fixed expression: {e}"))
+}
+fn default_recent_days() -> u64 {
+    7
+}
+fn default_history_schedule() -> de::CronExpr {
+    de::CronExpr::parse("45 2 * * *").unwrap_or_else(|e| unreachable!("fixed expression: {e}"))
+}
+fn default_slices() -> u64 {
+    7
 }
 
 /// `api:`.
@@ -191,6 +299,14 @@ pub struct IncrementalBlock {
     /// Days of history copied on a first sync.
     #[serde(default = "default_initial_days", deserialize_with = "de::positive")]
     pub initial_days: u64,
+    /// How far before the checkpoint every incremental sync re-reads, so revisions of recent
+    /// bars reach the backups (seconds or `30m`, `2h`, `1d`); 0: the newest bar only.
+    #[serde(default, deserialize_with = "de::span")]
+    pub lookback: Duration,
+    /// Points newer than now + this are future-dated: copied, but no checkpoint passes
+    /// now + this, so later bars keep flowing (seconds or `6h`, `2d`).
+    #[serde(default = "default_future_tolerance", deserialize_with = "de::span")]
+    pub future_tolerance: Duration,
 }
 
 impl Default for IncrementalBlock {
@@ -201,8 +317,16 @@ impl Default for IncrementalBlock {
             batch_size: default_batch_size(),
             max_gap_hours: default_max_gap_hours(),
             initial_days: default_initial_days(),
+            lookback: Duration::ZERO,
+            future_tolerance: default_future_tolerance(),
         }
     }
+}
+
+fn default_future_tolerance() -> Duration {
+    // A daily bar stamped at the end of its trading date, in UTC+14, is up to 38 h ahead of
+    // UTC: two days cover every zone.
+    Duration::from_secs(2 * 86_400)
 }
 
 pub(crate) fn yes() -> bool {

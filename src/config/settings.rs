@@ -37,6 +37,8 @@ pub struct Settings {
     pub shutdown_grace: Duration,
     /// Tasks in file order.
     pub tasks: Vec<TaskSettings>,
+    /// Reconciliation.
+    pub reconcile: ReconcileSettings,
 }
 
 /// The daemon's HTTP API.
@@ -94,6 +96,46 @@ pub struct SyncSettings {
     pub pool_size: usize,
     /// Retry policy for failed batches.
     pub retry: RetryPolicy,
+    /// How far before the checkpoint an incremental sync re-reads.
+    pub lookback: Duration,
+    /// Points newer than now + this are future-dated; no checkpoint passes now + this.
+    pub future_tolerance: Duration,
+}
+
+impl SyncSettings {
+    /// The newest data time a checkpoint may take now: now + `future_tolerance`.
+    pub fn horizon(&self) -> crate::model::Nanos {
+        let tol = i64::try_from(self.future_tolerance.as_nanos()).unwrap_or(i64::MAX);
+        crate::model::now_nanos().saturating_add(tol)
+    }
+
+    /// `lookback` in nanoseconds.
+    pub fn lookback_nanos(&self) -> crate::model::Nanos {
+        i64::try_from(self.lookback.as_nanos()).unwrap_or(i64::MAX)
+    }
+}
+
+/// Reconciliation: scheduled digest comparisons of primary and backups.
+#[derive(Debug, Clone)]
+pub struct ReconcileSettings {
+    /// Whether the daemon runs the scheduled passes.
+    pub enabled: bool,
+    /// Window length in nanoseconds.
+    pub window: crate::model::Nanos,
+    /// Schedule of the recent pass.
+    pub recent_schedule: CronExpr,
+    /// Days the recent pass covers.
+    pub recent_days: u32,
+    /// Schedule of the history pass.
+    pub history_schedule: CronExpr,
+    /// Passes over which the history pass's full-field slice covers the whole range.
+    pub slices: u32,
+    /// Longest a scheduled pass may take.
+    pub budget: Duration,
+    /// Delete points the primary no longer has from the backups.
+    pub mirror_deletes: bool,
+    /// Zone of the schedules.
+    pub timezone: chrono_tz::Tz,
 }
 
 /// A secret that never prints.
@@ -248,6 +290,7 @@ pub(super) fn validate(
     let tasks = check_tasks(tasks.tasks, &sync.sync, &backups, &root, &mut errs);
     let api = check_api(&sync.api, &mut errs);
     let alerts = check_alerts(&sync.alerts, &mut errs);
+    let reconcile = check_reconcile(&sync.reconcile, &mut errs);
 
     match (primary, schema) {
         (Some(primary), Some(schema)) if errs.is_empty() => Ok(Settings {
@@ -263,6 +306,7 @@ pub(super) fn validate(
             alerts,
             shutdown_grace: sync.daemon.shutdown_grace,
             tasks,
+            reconcile,
         }),
         _ => Err(errs),
     }
@@ -327,6 +371,30 @@ fn check_sync(s: &raw::SyncBlock, errs: &mut Vec<String>) -> SyncSettings {
             backoff: s.retry_backoff,
             max_delay: Duration::MAX,
         },
+        lookback: s.incremental.lookback,
+        future_tolerance: s.incremental.future_tolerance,
+    }
+}
+
+/// `reconcile:`.
+fn check_reconcile(r: &raw::ReconcileBlock, errs: &mut Vec<String>) -> ReconcileSettings {
+    let window = i64::try_from(r.window.as_nanos()).unwrap_or(i64::MAX);
+    if r.window < Duration::from_secs(60) || r.window > Duration::from_secs(366 * 86_400) {
+        errs.push("sync.yaml: reconcile.window: give 1 minute to 366 days (e.g. 1d, 6h)".into());
+    }
+    if r.budget.is_zero() {
+        errs.push("sync.yaml: reconcile.budget: must be more than 0 seconds".into());
+    }
+    ReconcileSettings {
+        enabled: r.enabled,
+        window,
+        recent_schedule: r.recent.schedule.clone(),
+        recent_days: clamp_u32(r.recent.days),
+        history_schedule: r.history.schedule.clone(),
+        slices: clamp_u32(r.history.slices),
+        budget: r.budget,
+        mirror_deletes: r.mirror_deletes,
+        timezone: r.timezone,
     }
 }
 

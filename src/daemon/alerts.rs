@@ -37,6 +37,25 @@ pub enum Alert {
         /// Lag in seconds, if it was ever synced.
         lag_seconds: Option<f64>,
     },
+    /// A checkpoint claimed more than its backup holds (restored, wiped, database dropped)
+    /// and was moved back; the gap is being synced.
+    Rewound {
+        /// Backup and series.
+        #[serde(flatten)]
+        key: crate::model::BackupSeries,
+        /// The checkpoint before (RFC 3339).
+        from: String,
+        /// The backup's newest point, the new checkpoint (RFC 3339); `null` when it holds none.
+        to: Option<String>,
+    },
+    /// The primary holds a point stamped after now + `future_tolerance`.
+    Future {
+        /// Backup and series.
+        #[serde(flatten)]
+        key: crate::model::BackupSeries,
+        /// The future-dated point's time (RFC 3339).
+        time: String,
+    },
 }
 
 /// Why one delivery failed.

@@ -11,11 +11,13 @@ pub mod alerts;
 pub mod metrics;
 
 use crate::app::health::{self, NodeHealth};
+use crate::app::reconcile::RECONCILE_TASK;
 use crate::app::status::is_behind;
 use crate::app::{App, AppError, RunOutcome};
 use crate::history::{self, Status, Trigger};
-use crate::model::{BackupSeries, NANOS_PER_SEC};
+use crate::model::{BackupSeries, NANOS_PER_SEC, Nanos, format_nanos};
 use crate::scheduler::Scheduler;
+use crate::sync::{Pass, ReconcileArgs};
 use crate::sync::{Selection, SyncControl, SyncRequest};
 use alerts::{Alert, Alerter};
 use metrics::Metrics;
@@ -59,6 +61,9 @@ pub enum TriggerError {
     /// The daemon is stopping.
     #[error("the daemon is shutting down")]
     ShuttingDown,
+    /// A reconciliation is going.
+    #[error("a reconcile is already running")]
+    Reconciling,
 }
 
 /// The running daemon, shared by its loops and the API.
@@ -73,6 +78,8 @@ pub struct Daemon {
     work: CancellationToken,
     tracker: TaskTracker,
     behind: Mutex<HashSet<BackupSeries>>,
+    future: Mutex<HashSet<BackupSeries>>,
+    reconciling: std::sync::atomic::AtomicBool,
     started_at: chrono::DateTime<chrono::Utc>,
 }
 
@@ -91,6 +98,8 @@ impl Daemon {
             work: CancellationToken::new(),
             tracker: TaskTracker::new(),
             behind: Mutex::new(HashSet::new()),
+            future: Mutex::new(HashSet::new()),
+            reconciling: std::sync::atomic::AtomicBool::new(false),
             started_at: chrono::Utc::now(),
         }))
     }
@@ -139,6 +148,50 @@ impl Daemon {
         Ok(())
     }
 
+    /// Starts a reconciliation in the background (one at a time).
+    ///
+    /// # Errors
+    /// [`TriggerError::Reconciling`] when one is going, [`TriggerError::ShuttingDown`].
+    pub fn trigger_reconcile(
+        self: &Arc<Self>,
+        args: ReconcileArgs,
+        pass: Pass,
+        trigger: Trigger,
+    ) -> Result<(), TriggerError> {
+        use std::sync::atomic::Ordering;
+        if self.shutdown.is_cancelled() {
+            return Err(TriggerError::ShuttingDown);
+        }
+        if self.reconciling.swap(true, Ordering::SeqCst) {
+            return Err(TriggerError::Reconciling);
+        }
+        let this = self.clone();
+        self.tracker.spawn(async move {
+            let control = this.control();
+            match this.app.reconcile(&args, pass, trigger, &control).await {
+                Ok(run) if run.status == Status::Failed => {
+                    if let Some(a) = &this.alerter {
+                        a.send(Alert::TaskFailed {
+                            task: RECONCILE_TASK.to_string(),
+                            run_id: run.run_id,
+                            trigger: trigger.as_str().to_string(),
+                            error: run.error.clone().unwrap_or_default(),
+                        });
+                    }
+                }
+                Ok(_) => {}
+                Err(e) => tracing::error!(cause = %e, "reconcile failed"),
+            }
+            this.reconciling.store(false, Ordering::SeqCst);
+        });
+        Ok(())
+    }
+
+    /// Whether a reconciliation is going.
+    pub fn is_reconciling(&self) -> bool {
+        self.reconciling.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
     fn spawn_run(self: &Arc<Self>, task: String, trigger: Trigger) {
         let this = self.clone();
         self.tracker.spawn(async move {
@@ -182,6 +235,7 @@ impl Daemon {
             }
         };
         self.note_lags(&plan.lags);
+        self.note_rewinds(&plan.rewinds);
         if plan.is_empty() || self.shutdown.is_cancelled() {
             return None;
         }
@@ -210,11 +264,23 @@ impl Daemon {
         }
     }
 
+    fn note_rewinds(&self, rewinds: &[crate::sync::Rewind]) {
+        let Some(a) = &self.alerter else { return };
+        for r in rewinds {
+            a.send(Alert::Rewound {
+                key: r.key.clone(),
+                from: format_nanos(r.from),
+                to: r.to.map(format_nanos),
+            });
+        }
+    }
+
     fn note_lags(&self, lags: &[crate::sync::Lag]) {
+        self.note_future(lags);
         let max_gap = self.app.settings.sync.max_gap;
         let now_behind: HashMap<&BackupSeries, Option<f64>> = lags
             .iter()
-            .filter(|l| is_behind(Some(l.primary_newest), l.checkpoint, max_gap))
+            .filter(|l| is_behind(l.primary.newest_time(), l.held(), max_gap))
             .map(|l| (&l.key, l.lag().map(|n| n as f64 / NANOS_PER_SEC as f64)))
             .collect();
         let mut known = self.behind.lock().unwrap_or_else(|p| p.into_inner());
@@ -242,6 +308,34 @@ impl Daemon {
         *known = now_behind.into_keys().cloned().collect();
     }
 
+    /// Alerts once per (backup, series) when the primary holds a future-dated point.
+    fn note_future(&self, lags: &[crate::sync::Lag]) {
+        let now: HashMap<&BackupSeries, Nanos> = lags
+            .iter()
+            .filter_map(|l| Some((&l.key, l.primary.future?)))
+            .collect();
+        let mut known = self.future.lock().unwrap_or_else(|p| p.into_inner());
+        for (key, &t) in &now {
+            if known.contains(*key) {
+                continue;
+            }
+            tracing::warn!(
+                backup = %key.backup,
+                symbol = %key.series.symbol,
+                interval = %key.series.interval,
+                time = %format_nanos(t),
+                "the primary holds a point stamped after now + future_tolerance; it is copied, the checkpoint stays before it"
+            );
+            if let Some(a) = &self.alerter {
+                a.send(Alert::Future {
+                    key: (*key).clone(),
+                    time: format_nanos(t),
+                });
+            }
+        }
+        *known = now.into_keys().cloned().collect();
+    }
+
     async fn scheduler_loop(self: Arc<Self>) {
         let tasks = self.app.settings.tasks.clone();
         let mut sched = Scheduler::new(&tasks, chrono::Utc::now());
@@ -266,6 +360,67 @@ impl Daemon {
                 .min(Duration::from_secs(30));
             tokio::select! {
                 _ = tokio::time::sleep(wait) => {}
+                _ = self.shutdown.cancelled() => return,
+            }
+        }
+    }
+
+    /// Runs the scheduled reconcile passes: the recent one (full-field digests of the last
+    /// days) and the history one (cheap digests of the whole range, full-field ones of a
+    /// rolling slice), each on its cron schedule, one at a time, within the budget.
+    async fn reconcile_loop(self: Arc<Self>) {
+        let r = self.app.settings.reconcile.clone();
+        let next = |c: &crate::config::de::CronExpr, after| {
+            crate::scheduler::next_after(&c.schedule, r.timezone, after)
+        };
+        let now = chrono::Utc::now();
+        let (mut recent, mut history) = (
+            next(&r.recent_schedule, now),
+            next(&r.history_schedule, now),
+        );
+        loop {
+            let now = chrono::Utc::now();
+            for (due, pass) in [
+                (
+                    &mut recent,
+                    Pass::Recent {
+                        days: r.recent_days,
+                    },
+                ),
+                (
+                    &mut history,
+                    Pass::history_for(crate::model::now_nanos(), r.slices),
+                ),
+            ] {
+                if due.is_some_and(|d| d.with_timezone(&chrono::Utc) <= now) {
+                    let schedule = match pass {
+                        Pass::Recent { .. } => &r.recent_schedule,
+                        _ => &r.history_schedule,
+                    };
+                    *due = next(schedule, now);
+                    match self.trigger_reconcile(ReconcileArgs::default(), pass, Trigger::Cron) {
+                        Ok(()) => {
+                            tracing::info!(pass = pass.as_str(), "scheduled reconcile started")
+                        }
+                        Err(e) => {
+                            tracing::info!(pass = pass.as_str(), cause = %e, "scheduled reconcile skipped")
+                        }
+                    }
+                }
+            }
+            let wake = [recent, history]
+                .into_iter()
+                .flatten()
+                .map(|t| {
+                    (t.with_timezone(&chrono::Utc) - now)
+                        .to_std()
+                        .unwrap_or(Duration::ZERO)
+                })
+                .min()
+                .unwrap_or(Duration::from_secs(30))
+                .min(Duration::from_secs(30));
+            tokio::select! {
+                _ = tokio::time::sleep(wake) => {}
                 _ = self.shutdown.cancelled() => return,
             }
         }
@@ -362,6 +517,9 @@ pub async fn run(daemon: Arc<Daemon>, routes: Option<axum::Router>) -> Result<()
         loops.spawn(daemon.clone().check_loop());
     }
     loops.spawn(daemon.clone().retention_loop());
+    if settings.reconcile.enabled {
+        loops.spawn(daemon.clone().reconcile_loop());
+    }
     if let Some((l, router)) = server {
         let stop = shutdown.clone();
         loops.spawn(async move {

@@ -91,10 +91,11 @@ pub enum CheckpointUpdate {
 }
 
 /// Status of a sync unit or task run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Status {
     /// In progress.
+    #[default]
     Running,
     /// Done.
     Success,
@@ -173,6 +174,48 @@ impl Trigger {
     }
 }
 
+/// What one backup's reconciliation found and did, as the history keeps it.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct ReconcileCounts {
+    /// `success` or `failed` (`running` until it ends).
+    pub status: Status,
+    /// Series compared.
+    pub series: u64,
+    /// Windows compared.
+    pub windows: u64,
+    /// Windows whose points differed.
+    pub differing: u64,
+    /// Of those, windows left equal to the primary (but for `extra` points kept).
+    pub repaired: u64,
+    /// Points written from the primary.
+    pub rewritten: u64,
+    /// Points deleted (`mirror_deletes`).
+    pub deleted: u64,
+    /// Points only the backup holds, left in place.
+    pub extra: u64,
+    /// Why it failed, or what cut it short.
+    pub error: Option<String>,
+}
+
+/// One acknowledged batch, as [`HistoryWriter::commit_batch`] records it.
+#[derive(Debug, Clone)]
+pub struct Commit {
+    /// The `sync_history` row.
+    pub row_id: i64,
+    /// Backup and series.
+    pub key: BackupSeries,
+    /// Points the backup acknowledged.
+    pub records: u64,
+    /// The new checkpoint: the newest acknowledged point that is not future-dated (`None`
+    /// leaves the checkpoint where it is).
+    pub checkpoint: Option<Nanos>,
+    /// How the checkpoint moves.
+    pub update: CheckpointUpdate,
+    /// Set when the backup now holds the series contiguously from this time (a first sync's
+    /// window start): `synced_from` becomes the earlier of it and the old value.
+    pub synced_from: Option<Nanos>,
+}
+
 /// A new `sync_history` row.
 #[derive(Debug, Clone)]
 pub struct UnitStart {
@@ -203,6 +246,8 @@ pub struct History {
 pub struct HistoryReader {
     conn: Connection,
     path: PathBuf,
+    /// Schema version of the file (a reader cannot migrate an old one).
+    version: i64,
 }
 
 /// The writer's connection: the [`WriterLock`] and a read-write connection. Write methods
@@ -392,6 +437,7 @@ impl HistoryReader {
         Ok(HistoryReader {
             conn,
             path: path.to_path_buf(),
+            version,
         })
     }
 
@@ -443,6 +489,7 @@ impl HistoryWriter {
             db: HistoryReader {
                 conn,
                 path: path.to_path_buf(),
+                version: schema::VERSION,
             },
             _lock: lock,
         })
@@ -564,53 +611,146 @@ impl HistoryWriter {
         Ok(self.db.conn.last_insert_rowid())
     }
 
-    /// Records an acknowledged batch: adds `records` to the row and moves the checkpoint, in
-    /// one transaction.
+    /// Records an acknowledged batch: adds its records to the row and moves the checkpoint
+    /// (and `synced_from`), in one transaction.
     ///
     /// # Errors
     /// [`HistoryError::Sql`]; then neither change happened.
-    pub fn commit_batch(
-        &mut self,
-        row_id: i64,
-        key: &BackupSeries,
-        newest: Nanos,
-        records: u64,
-        update: CheckpointUpdate,
-    ) -> Result<()> {
+    pub fn commit_batch(&mut self, c: &Commit) -> Result<()> {
         let now = now_text();
-        let records = i64::try_from(records).unwrap_or(i64::MAX);
+        let records = i64::try_from(c.records).unwrap_or(i64::MAX);
         let tx = self
             .db
             .conn
             .transaction()
             .map_err(sql_err(&self.db.path, "commit batch"))?;
         tx.prepare_cached("UPDATE sync_history SET records = records + ?2 WHERE id = ?1")
-            .and_then(|mut s| s.execute(params![row_id, records]))
+            .and_then(|mut s| s.execute(params![c.row_id, records]))
             .map_err(sql_err(&self.db.path, "commit batch"))?;
-        let sql = match update {
+        let checkpoint = match c.update {
             CheckpointUpdate::Advance => {
-                "INSERT INTO sync_status (backup, symbol, interval, last_sync_time, last_status, updated_at) \
-                 VALUES (?1, ?2, ?3, ?4, 'running', ?5) ON CONFLICT (backup, symbol, interval) DO UPDATE SET \
-                 last_sync_time = max(coalesce(last_sync_time, ?4), ?4), last_status = 'running', updated_at = ?5"
+                "CASE WHEN ?4 IS NULL THEN last_sync_time ELSE max(coalesce(last_sync_time, ?4), ?4) END"
             }
-            CheckpointUpdate::Set => {
-                "INSERT INTO sync_status (backup, symbol, interval, last_sync_time, last_status, updated_at) \
-                 VALUES (?1, ?2, ?3, ?4, 'running', ?5) ON CONFLICT (backup, symbol, interval) DO UPDATE SET \
-                 last_sync_time = ?4, last_status = 'running', updated_at = ?5"
-            }
+            CheckpointUpdate::Set => "coalesce(?4, last_sync_time)",
         };
-        tx.prepare_cached(sql)
+        let sql = format!(
+            "INSERT INTO sync_status (backup, symbol, interval, last_sync_time, last_status, updated_at, synced_from) \
+             VALUES (?1, ?2, ?3, ?4, 'running', ?5, ?6) ON CONFLICT (backup, symbol, interval) DO UPDATE SET \
+             last_sync_time = {checkpoint}, last_status = 'running', updated_at = ?5, \
+             synced_from = CASE WHEN ?6 IS NULL THEN synced_from ELSE min(coalesce(synced_from, ?6), ?6) END"
+        );
+        tx.prepare_cached(&sql)
             .and_then(|mut s| {
                 s.execute(params![
-                    key.backup,
-                    key.series.symbol,
-                    key.series.interval,
-                    newest,
-                    now
+                    c.key.backup,
+                    c.key.series.symbol,
+                    c.key.series.interval,
+                    c.checkpoint,
+                    now,
+                    c.synced_from
                 ])
             })
             .map_err(sql_err(&self.db.path, "commit batch"))?;
         tx.commit().map_err(sql_err(&self.db.path, "commit batch"))
+    }
+
+    /// Moves a checkpoint back to what its backup holds (`to`; `None` when it holds nothing of
+    /// the series) and records a `rewound` event saying why, in one transaction.
+    ///
+    /// # Errors
+    /// [`HistoryError::Sql`].
+    pub fn rewind(
+        &mut self,
+        key: &BackupSeries,
+        to: Option<Nanos>,
+        run_id: Option<i64>,
+        detail: &str,
+    ) -> Result<()> {
+        let now = now_text();
+        let tx = self
+            .db
+            .conn
+            .transaction()
+            .map_err(sql_err(&self.db.path, "rewind checkpoint"))?;
+        tx.execute(
+            "UPDATE sync_status SET last_sync_time = ?4, updated_at = ?5, \
+             synced_from = CASE WHEN ?4 IS NULL THEN NULL ELSE synced_from END \
+             WHERE backup = ?1 AND symbol = ?2 AND interval = ?3",
+            params![key.backup, key.series.symbol, key.series.interval, to, now],
+        )
+        .map_err(sql_err(&self.db.path, "rewind checkpoint"))?;
+        insert_event(&tx, &now, run_id, "rewound", Some(key), detail)
+            .map_err(sql_err(&self.db.path, "rewind checkpoint"))?;
+        tx.commit()
+            .map_err(sql_err(&self.db.path, "rewind checkpoint"))
+    }
+
+    /// Starts a `reconcile_history` row for one backup; returns its id.
+    ///
+    /// # Errors
+    /// [`HistoryError::Sql`].
+    pub fn begin_reconcile(
+        &mut self,
+        run_id: Option<i64>,
+        backup: &str,
+        depth: &str,
+        range: crate::model::TimeRange,
+    ) -> Result<i64> {
+        self.db
+            .conn
+            .execute(
+                "INSERT INTO reconcile_history (run_id, backup, depth, range_start, range_end, \
+                 started_at, status) VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'running')",
+                params![run_id, backup, depth, range.start, range.end, now_text()],
+            )
+            .map_err(sql_err(&self.db.path, "begin reconcile"))?;
+        Ok(self.db.conn.last_insert_rowid())
+    }
+
+    /// Closes a `reconcile_history` row with what the reconciliation found and did.
+    ///
+    /// # Errors
+    /// [`HistoryError::Sql`].
+    pub fn finish_reconcile(&mut self, row_id: i64, r: &ReconcileCounts) -> Result<()> {
+        let n = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+        self.db
+            .conn
+            .execute(
+                "UPDATE reconcile_history SET finished_at = ?2, status = ?3, series = ?4, \
+                 windows = ?5, differing = ?6, repaired = ?7, rewritten = ?8, deleted = ?9, \
+                 extra = ?10, error = ?11 WHERE id = ?1",
+                params![
+                    row_id,
+                    now_text(),
+                    r.status.as_str(),
+                    n(r.series),
+                    n(r.windows),
+                    n(r.differing),
+                    n(r.repaired),
+                    n(r.rewritten),
+                    n(r.deleted),
+                    n(r.extra),
+                    r.error
+                ],
+            )
+            .map_err(sql_err(&self.db.path, "finish reconcile"))?;
+        Ok(())
+    }
+
+    /// Records an event (`future`, `reconcile`, …) about a backup·series, or about the run.
+    ///
+    /// # Errors
+    /// [`HistoryError::Sql`].
+    pub fn record_event(
+        &mut self,
+        kind: &str,
+        key: Option<&BackupSeries>,
+        run_id: Option<i64>,
+        detail: &str,
+    ) -> Result<()> {
+        insert_event(&self.db.conn, &now_text(), run_id, kind, key, detail)
+            .map(|_| ())
+            .map_err(sql_err(&self.db.path, "record event"))
     }
 
     /// Closes a sync row with its final status and error, and notes it in `sync_status`.
@@ -670,16 +810,47 @@ impl HistoryWriter {
                 params![cutoff],
             )
             .map_err(sql_err(&self.db.path, "prune"))?;
+        tx.execute(
+            "DELETE FROM reconcile_history WHERE started_at < ?1 AND status != 'running'",
+            params![cutoff],
+        )
+        .map_err(sql_err(&self.db.path, "prune"))?;
+        tx.execute("DELETE FROM sync_events WHERE at < ?1", params![cutoff])
+            .map_err(sql_err(&self.db.path, "prune"))?;
         let runs = tx
             .execute(
                 "DELETE FROM task_runs WHERE started_at < ?1 AND status != 'running' \
-                 AND NOT EXISTS (SELECT 1 FROM sync_history h WHERE h.run_id = task_runs.id)",
+                 AND NOT EXISTS (SELECT 1 FROM sync_history h WHERE h.run_id = task_runs.id) \
+                 AND NOT EXISTS (SELECT 1 FROM reconcile_history r WHERE r.run_id = task_runs.id)",
                 params![cutoff],
             )
             .map_err(sql_err(&self.db.path, "prune"))?;
         tx.commit().map_err(sql_err(&self.db.path, "prune"))?;
         Ok((rows, runs))
     }
+}
+
+fn insert_event(
+    conn: &Connection,
+    at: &str,
+    run_id: Option<i64>,
+    kind: &str,
+    key: Option<&BackupSeries>,
+    detail: &str,
+) -> rusqlite::Result<usize> {
+    conn.execute(
+        "INSERT INTO sync_events (at, run_id, kind, backup, symbol, interval, detail) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        params![
+            at,
+            run_id,
+            kind,
+            key.map(|k| &k.backup),
+            key.map(|k| &k.series.symbol),
+            key.map(|k| &k.series.interval),
+            detail
+        ],
+    )
 }
 
 /// Maps a rusqlite error to [`HistoryError::Sql`] for `path` and `op`.

@@ -427,3 +427,145 @@ impl HistoryReader {
             .map_err(super::sql_err(&self.path, "query throughput"))
     }
 }
+
+/// One `reconcile_history` row: one backup in one reconcile run.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ReconcileRow {
+    /// Row id.
+    pub id: i64,
+    /// Task run id.
+    pub run_id: Option<i64>,
+    /// Backup node.
+    pub backup: String,
+    /// `full` or `cheap+full`.
+    pub depth: String,
+    /// Range start (RFC 3339).
+    pub range_start: String,
+    /// Range end (RFC 3339).
+    pub range_end: String,
+    /// Wall-clock start.
+    #[serde(with = "super::wallclock")]
+    pub started_at: DateTime<Utc>,
+    /// Wall-clock end.
+    #[serde(with = "super::wallclock::option")]
+    pub finished_at: Option<DateTime<Utc>>,
+    /// What it found and did.
+    #[serde(flatten)]
+    pub counts: super::ReconcileCounts,
+}
+
+/// One `sync_events` row.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct EventRow {
+    /// Row id.
+    pub id: i64,
+    /// When.
+    #[serde(with = "super::wallclock")]
+    pub at: DateTime<Utc>,
+    /// Task run id.
+    pub run_id: Option<i64>,
+    /// `rewound`, …
+    pub kind: String,
+    /// Backup, when about one.
+    pub backup: Option<String>,
+    /// Symbol, when about one series.
+    pub symbol: Option<String>,
+    /// Interval, when about one series.
+    pub interval: Option<String>,
+    /// What happened.
+    pub detail: String,
+}
+
+impl HistoryReader {
+    /// Reconcile rows, newest first, optionally of one backup; only the latest per backup
+    /// with `latest_only`.
+    ///
+    /// # Errors
+    /// [`super::HistoryError::Sql`].
+    pub fn reconciles(&self, latest_only: bool, limit: usize) -> Result<Vec<ReconcileRow>> {
+        if self.version < 2 {
+            return Ok(Vec::new());
+        }
+        let limit =
+            i64::try_from(if limit == 0 { usize::MAX >> 1 } else { limit }).unwrap_or(i64::MAX);
+        let filter = if latest_only {
+            "WHERE id IN (SELECT max(id) FROM reconcile_history GROUP BY backup)"
+        } else {
+            ""
+        };
+        let sql = format!(
+            "SELECT id, run_id, backup, depth, range_start, range_end, started_at, finished_at, \
+             status, series, windows, differing, repaired, rewritten, deleted, extra, error \
+             FROM reconcile_history {filter} ORDER BY id DESC LIMIT ?1"
+        );
+        let mut stmt = self
+            .conn
+            .prepare(&sql)
+            .map_err(super::sql_err(&self.path, "query reconciles"))?;
+        let n = |r: &rusqlite::Row<'_>, i: usize| -> rusqlite::Result<u64> {
+            Ok(u64::try_from(r.get::<_, i64>(i)?).unwrap_or(0))
+        };
+        let rows = stmt
+            .query_map([limit], |r| {
+                Ok(ReconcileRow {
+                    id: r.get(0)?,
+                    run_id: r.get(1)?,
+                    backup: r.get(2)?,
+                    depth: r.get(3)?,
+                    range_start: format_nanos(r.get(4)?),
+                    range_end: format_nanos(r.get(5)?),
+                    started_at: time_col(r, 6)?,
+                    finished_at: opt_time_col(r, 7)?,
+                    counts: super::ReconcileCounts {
+                        status: status_col(r, 8)?,
+                        series: n(r, 9)?,
+                        windows: n(r, 10)?,
+                        differing: n(r, 11)?,
+                        repaired: n(r, 12)?,
+                        rewritten: n(r, 13)?,
+                        deleted: n(r, 14)?,
+                        extra: n(r, 15)?,
+                        error: r.get(16)?,
+                    },
+                })
+            })
+            .map_err(super::sql_err(&self.path, "query reconciles"))?;
+        rows.collect::<std::result::Result<_, _>>()
+            .map_err(super::sql_err(&self.path, "query reconciles"))
+    }
+
+    /// Recorded events, newest first.
+    ///
+    /// # Errors
+    /// [`super::HistoryError::Sql`].
+    pub fn events(&self, limit: usize) -> Result<Vec<EventRow>> {
+        if self.version < 2 {
+            return Ok(Vec::new());
+        }
+        let limit =
+            i64::try_from(if limit == 0 { usize::MAX >> 1 } else { limit }).unwrap_or(i64::MAX);
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT id, at, run_id, kind, backup, symbol, interval, detail FROM sync_events \
+                 ORDER BY id DESC LIMIT ?1",
+            )
+            .map_err(super::sql_err(&self.path, "query events"))?;
+        let rows = stmt
+            .query_map([limit], |r| {
+                Ok(EventRow {
+                    id: r.get(0)?,
+                    at: time_col(r, 1)?,
+                    run_id: r.get(2)?,
+                    kind: r.get(3)?,
+                    backup: r.get(4)?,
+                    symbol: r.get(5)?,
+                    interval: r.get(6)?,
+                    detail: r.get(7)?,
+                })
+            })
+            .map_err(super::sql_err(&self.path, "query events"))?;
+        rows.collect::<std::result::Result<_, _>>()
+            .map_err(super::sql_err(&self.path, "query events"))
+    }
+}

@@ -5,7 +5,7 @@ use rusqlite::Connection;
 use std::path::Path;
 
 /// The schema version this build writes.
-pub const VERSION: i64 = 1;
+pub const VERSION: i64 = 2;
 
 const V1: &str = "
 CREATE TABLE task_runs (
@@ -49,6 +49,50 @@ CREATE TABLE sync_status (
 );
 ";
 
+/// Version 2: where each (backup, series) was first synced from (back-fills after
+/// `initial_days` grows), recorded events (checkpoints rewound, future-dated points), and one
+/// row per backup and reconcile run.
+const V2: &str = "
+ALTER TABLE sync_status ADD COLUMN synced_from INTEGER;
+UPDATE sync_status SET synced_from = (
+    SELECT min(h.window_start) FROM sync_history h
+    WHERE h.backup = sync_status.backup AND h.symbol = sync_status.symbol
+      AND h.interval = sync_status.interval AND h.records > 0
+);
+CREATE TABLE sync_events (
+    id       INTEGER PRIMARY KEY,
+    at       TEXT NOT NULL,
+    run_id   INTEGER REFERENCES task_runs (id) ON DELETE SET NULL,
+    kind     TEXT NOT NULL,
+    backup   TEXT,
+    symbol   TEXT,
+    interval TEXT,
+    detail   TEXT NOT NULL
+);
+CREATE INDEX sync_events_at ON sync_events (at);
+CREATE TABLE reconcile_history (
+    id          INTEGER PRIMARY KEY,
+    run_id      INTEGER REFERENCES task_runs (id) ON DELETE SET NULL,
+    backup      TEXT NOT NULL,
+    depth       TEXT NOT NULL,
+    range_start INTEGER NOT NULL,
+    range_end   INTEGER NOT NULL,
+    started_at  TEXT NOT NULL,
+    finished_at TEXT,
+    status      TEXT NOT NULL,
+    series      INTEGER NOT NULL DEFAULT 0,
+    windows     INTEGER NOT NULL DEFAULT 0,
+    differing   INTEGER NOT NULL DEFAULT 0,
+    repaired    INTEGER NOT NULL DEFAULT 0,
+    rewritten   INTEGER NOT NULL DEFAULT 0,
+    deleted     INTEGER NOT NULL DEFAULT 0,
+    extra       INTEGER NOT NULL DEFAULT 0,
+    error       TEXT
+);
+CREATE INDEX reconcile_history_backup ON reconcile_history (backup, id);
+CREATE INDEX reconcile_history_started ON reconcile_history (started_at);
+";
+
 /// Brings the database to [`VERSION`].
 pub fn migrate(conn: &mut Connection, path: &Path) -> Result<()> {
     let err = |cause| HistoryError::Open {
@@ -69,6 +113,12 @@ pub fn migrate(conn: &mut Connection, path: &Path) -> Result<()> {
         let tx = conn.transaction().map_err(err)?;
         tx.execute_batch(V1).map_err(err)?;
         tx.pragma_update(None, "user_version", 1).map_err(err)?;
+        tx.commit().map_err(err)?;
+    }
+    if version < 2 {
+        let tx = conn.transaction().map_err(err)?;
+        tx.execute_batch(V2).map_err(err)?;
+        tx.pragma_update(None, "user_version", 2).map_err(err)?;
         tx.commit().map_err(err)?;
     }
     Ok(())

@@ -5,7 +5,7 @@
 use super::host::{Host, SyncArgs};
 use crate::config::SyncMode;
 use crate::model::{FieldValue, Name, Nanos, Point, SeriesKey, format_nanos, parse_time};
-use crate::sync::SyncReport;
+use crate::sync::{ReconcileArgs, SyncReport};
 use mlua::{Lua, LuaSerdeExt, Table, Value};
 use std::sync::Arc;
 
@@ -51,6 +51,7 @@ fn readonly(lua: &Lua, t: Table) -> mlua::Result<Table> {
 pub(crate) fn install(lua: &Lua) -> mlua::Result<()> {
     let dms = lua.create_table()?;
     dms.set("sync", lua.create_async_function(lua_sync)?)?;
+    dms.set("reconcile", lua.create_async_function(lua_reconcile)?)?;
     dms.set("primary", readonly(lua, primary_table(lua)?)?)?;
     dms.set("log", readonly(lua, log_table(lua)?)?)?;
     dms.set("time", readonly(lua, time_table(lua)?)?)?;
@@ -143,6 +144,56 @@ async fn lua_sync(lua: Lua, opts: Option<Table>) -> mlua::Result<Value> {
     }
     let report = host.sync(args).await.map_err(mlua::Error::runtime)?;
     report_value(&lua, &report)
+}
+
+/// `dms.reconcile{symbols=, intervals=, backups=, since=, until=, dry_run=}`: full-field
+/// digests of every window, repairs what differs; returns the report as a table.
+async fn lua_reconcile(lua: Lua, opts: Option<Table>) -> mlua::Result<Value> {
+    let host = host(&lua)?;
+    let mut args = ReconcileArgs::default();
+    let time = |v: Value, key: &str| -> mlua::Result<Option<Nanos>> {
+        match v {
+            Value::Nil => Ok(None),
+            Value::Integer(n) => Ok(Some(n)),
+            Value::String(s) => parse_time(&s.to_str()?)
+                .map(Some)
+                .map_err(|e| mlua::Error::runtime(format!("dms.reconcile: {key}: {e}"))),
+            other => Err(mlua::Error::runtime(format!(
+                "dms.reconcile: {key} must be integer nanoseconds or an RFC 3339 string, found a {}",
+                other.type_name()
+            ))),
+        }
+    };
+    if let Some(t) = opts {
+        for pair in t.pairs::<String, Value>() {
+            let (k, v) = pair?;
+            match k.as_str() {
+                "symbols" => args.symbols = string_list(v, "symbols")?,
+                "intervals" => args.intervals = string_list(v, "intervals")?,
+                "backups" => args.backups = string_list(v, "backups")?,
+                "since" => args.since = time(v, "since")?,
+                "until" => args.until = time(v, "until")?,
+                "dry_run" => {
+                    args.dry_run = match v {
+                        Value::Nil => false,
+                        Value::Boolean(b) => b,
+                        _ => {
+                            return Err(mlua::Error::runtime(
+                                "dms.reconcile: dry_run must be a boolean",
+                            ));
+                        }
+                    }
+                }
+                other => {
+                    return Err(mlua::Error::runtime(format!(
+                        "dms.reconcile: unknown option {other:?} (symbols, intervals, backups, since, until, dry_run)"
+                    )));
+                }
+            }
+        }
+    }
+    let report = host.reconcile(args).await.map_err(mlua::Error::runtime)?;
+    lua.to_value(&report)
 }
 
 /// A report as a Lua table: `{records, failed, units = {...}, empty_on_primary = {...}}`.
@@ -260,7 +311,7 @@ fn lua_points(host: &Host, points: Table) -> mlua::Result<Vec<Point>> {
         let time = lua_time(p.get("time")?, at)?;
         let key = SeriesKey::new(symbol, interval);
         if identity.as_ref().is_none_or(|(k, _, _)| k != &key) {
-            let (m, t) = host.schema.identity(&key);
+            let (m, t) = host.env.schema.identity(&key);
             identity = Some((key, m, t));
         }
         let Some((_, measurement, base_tags)) = &identity else {
@@ -458,7 +509,7 @@ fn csv_table(lua: &Lua) -> mlua::Result<Table> {
             let host = host(lua)?;
             let dir = dir.unwrap_or_default();
             let full = if dir.is_empty() {
-                host.data_dir.clone()
+                host.env.data_dir.clone()
             } else {
                 host.data_path(&dir)
                     .map_err(|e| mlua::Error::runtime(format!("dms.csv.list: {e}")))?
@@ -526,6 +577,7 @@ fn http_table(lua: &Lua) -> mlua::Result<Table> {
             let host = host(&lua)?;
             let headers = header_list(&opts)?;
             let answer = host
+                .env
                 .http
                 .request(reqwest::Method::GET, &url, None, headers)
                 .await
@@ -540,6 +592,7 @@ fn http_table(lua: &Lua) -> mlua::Result<Table> {
                 let host = host(&lua)?;
                 let headers = header_list(&opts)?;
                 let answer = host
+                    .env
                     .http
                     .request(reqwest::Method::POST, &url, Some(body), headers)
                     .await

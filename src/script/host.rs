@@ -1,12 +1,15 @@
 //! What a running script can reach: the engine (for `dms.sync`), the primary (for
 //! `dms.primary`), the data folder (for `dms.csv`) and the task's defaults.
 
-use crate::config::{SyncMode, TaskSettings};
+use crate::config::{ReconcileSettings, SyncMode, TaskSettings};
 use crate::model::{Batch, Nanos, Point, SeriesKey};
 use crate::node::NodeError;
 use crate::retry::{GaveUp, with_retry};
 use crate::schema::Schema;
-use crate::sync::{Engine, Selection, SyncControl, SyncError, SyncReport, SyncRequest};
+use crate::sync::{
+    Engine, Pass, ReconcileArgs, ReconcileReport, ReconcileRequest, Selection, SyncControl,
+    SyncError, SyncReport, SyncRequest,
+};
 use std::path::{Component, Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
@@ -14,19 +17,29 @@ use std::sync::{Arc, Mutex};
 pub struct Host {
     /// The sync engine.
     pub engine: Arc<Engine>,
-    /// Series mapping, for building points.
-    pub schema: Schema,
     /// The task being run.
     pub task: TaskSettings,
     /// Its history run id.
     pub run_id: Option<i64>,
     /// Cancellation and progress.
     pub control: SyncControl,
+    /// What every run of every task shares.
+    pub env: ScriptEnv,
+    reports: Mutex<SyncReport>,
+}
+
+/// What scripts reach that is the same for every run: the schema, the data folder,
+/// `dms.http`'s client and the reconcile settings.
+#[derive(Clone)]
+pub struct ScriptEnv {
+    /// Series mapping, for building points.
+    pub schema: Schema,
     /// Folder `dms.csv` reads from.
     pub data_dir: PathBuf,
     /// `dms.http`'s client.
     pub http: super::HttpAccess,
-    reports: Mutex<SyncReport>,
+    /// Window and `mirror_deletes` for `dms.reconcile`.
+    pub reconcile: ReconcileSettings,
 }
 
 /// A path a script gave that leads outside `scripts.data_dir`.
@@ -61,23 +74,40 @@ impl Host {
     /// Builds the services for one run.
     pub fn new(
         engine: Arc<Engine>,
-        schema: Schema,
         task: TaskSettings,
         run_id: Option<i64>,
         control: SyncControl,
-        data_dir: PathBuf,
-        http: super::HttpAccess,
+        env: ScriptEnv,
     ) -> Self {
         Host {
             engine,
-            schema,
             task,
             run_id,
             control,
-            data_dir,
-            http,
+            env,
             reports: Mutex::new(SyncReport::default()),
         }
+    }
+
+    /// Reconciles with full-field digests of every window of the range (the task's backups
+    /// and `initial_days` by default), recorded under the task's run.
+    ///
+    /// # Errors
+    /// The engine's [`SyncError`].
+    pub async fn reconcile(&self, mut args: ReconcileArgs) -> Result<ReconcileReport, SyncError> {
+        if args.backups.is_none() {
+            args.backups = self.task.backups.clone();
+        }
+        let mut req = ReconcileRequest::new(
+            &args,
+            Pass::Complete,
+            self.env.reconcile.window,
+            self.task.initial_days,
+            self.engine.settings().horizon(),
+            self.env.reconcile.mirror_deletes,
+        );
+        req.run_id = self.run_id;
+        self.engine.reconcile(&req, &self.control).await
     }
 
     /// Runs a sync with the task's defaults and keeps its report for the run's outcome.
@@ -188,9 +218,10 @@ impl Host {
         if escapes {
             return Err(OutsideDataDir::Path(rel.to_string()));
         }
-        let full = self.data_dir.join(p);
+        let data_dir = &self.env.data_dir;
+        let full = data_dir.join(p);
         // Symlinks could still point outside; compare canonical forms when the file exists.
-        if let (Ok(real), Ok(base)) = (full.canonicalize(), self.data_dir.canonicalize())
+        if let (Ok(real), Ok(base)) = (full.canonicalize(), data_dir.canonicalize())
             && !real.starts_with(&base)
         {
             return Err(OutsideDataDir::Resolves(rel.to_string()));

@@ -11,7 +11,7 @@ mod host;
 mod http;
 mod sandbox;
 
-pub use host::{Host, SyncArgs};
+pub use host::{Host, ScriptEnv, SyncArgs};
 pub use http::HttpAccess;
 
 use crate::config::ScriptSettings;

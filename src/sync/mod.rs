@@ -8,14 +8,21 @@
 //!
 //! The engine knows nothing of Lua, cron or HTTP.
 
+mod plan;
+mod reconcile;
 mod unit;
+
+pub use plan::{BackupTips, Lag, Plan, Rewind};
+pub use reconcile::{
+    BackupReconcile, Pass, ReconcileArgs, ReconcileReport, ReconcileRequest, WindowDiff, windows_in,
+};
 
 use crate::config::{SyncMode, SyncSettings};
 use crate::history::{History, HistoryError, Status};
-use crate::model::{BackupSeries, NANOS_PER_DAY, Nanos, SeriesKey, TimeRange, now_nanos};
-use crate::node::{Node, NodeError};
+use crate::model::{BackupSeries, Nanos, SeriesKey, TimeRange, format_nanos};
+use crate::node::{Node, NodeError, Tip};
 use crate::retry::{GaveUp, with_retry};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
@@ -171,6 +178,10 @@ pub trait Progress: Send + Sync {
     fn batch_written(&self, backup: &str, series: &SeriesKey, records: u64);
     /// A unit finished.
     fn unit_finished(&self, report: &UnitReport);
+    /// `n` more (backup, series) were reconciled (after [`Progress::planned`] counted them).
+    fn reconciled(&self, n: usize) {
+        let _ = n;
+    }
 }
 
 /// Cancellation and progress for one sync call.
@@ -260,41 +271,71 @@ impl Engine {
             return Err(SyncError::Cancelled);
         }
         let backups = self.select_backups(req.backups.as_deref())?;
-        let mut plan = Plan {
-            units: Vec::new(),
-            report: SyncReport::default(),
-            lags: Vec::new(),
-            mode: req.mode,
-            repair: req.window.is_some(),
-        };
+        let mut plan = Plan::new(req);
         if backups.is_empty() {
             return Ok(plan);
         }
+        let horizon = self.settings.horizon();
+        let (series, primary) = self.primary_tips(req, ctl, horizon).await?;
+        if series.is_empty() {
+            return Ok(plan);
+        }
+        // One look-up per backup, all at once; a backup that does not answer is planned from
+        // its checkpoints (and skipped by the check loop), never retried here.
+        let wanted = &series;
+        let backups: Vec<(Arc<dyn Node>, BackupTips)> =
+            futures::future::join_all(backups.into_iter().map(|b| async move {
+                let tips = b.tips(wanted, horizon).await.map_err(|e| e.to_string());
+                (b, tips)
+            }))
+            .await;
+        let checkpoints = self.history.read(|db| db.checkpoints()).await?;
+        plan::plan_units(
+            &plan::Inputs {
+                req,
+                series: &series,
+                primary: &primary,
+                backups: &backups,
+                checkpoints: &checkpoints,
+                lookback: self.settings.lookback_nanos(),
+            },
+            &mut plan,
+        );
+        self.record_rewinds(&plan.rewinds, req.run_id).await?;
+        Ok(plan)
+    }
+
+    /// The series a request covers and the primary's tip of each, in one look-up: for the
+    /// named series, or for every series the primary holds (which also lists them).
+    async fn primary_tips(
+        &self,
+        req: &SyncRequest,
+        ctl: &SyncControl,
+        horizon: Nanos,
+    ) -> Result<(Vec<SeriesKey>, HashMap<SeriesKey, Tip>), SyncError> {
         let policy = self.settings.retry;
-        // One look-up of the primary's newest points: for the named series, or for every series
-        // it holds (which also lists them).
-        let (series, newest) = match &req.selection {
+        match &req.selection {
             Selection::Series(list) => {
                 let mut v = list.clone();
                 v.sort();
                 v.dedup();
                 if v.is_empty() {
-                    return Ok(plan);
+                    return Ok((v, HashMap::new()));
                 }
-                let newest = with_retry(
+                let tips = with_retry(
                     &policy,
                     &ctl.cancel,
                     "reading the primary's newest points",
-                    || self.primary.newest(&v),
+                    || self.primary.tips(&v, horizon),
                 )
                 .await
                 .map_err(SyncError::Primary)?;
-                (v, newest)
+                Ok((v, tips))
             }
             Selection::Primary { symbols, intervals } => {
                 let mut all =
                     with_retry(&policy, &ctl.cancel, "listing the primary's series", || {
-                        self.primary.newest_all()
+                        self.primary.tips_all(horizon)
                     })
                     .await
                     .map_err(SyncError::Primary)?;
@@ -304,15 +345,36 @@ impl Engine {
                 });
                 let mut v: Vec<SeriesKey> = all.keys().cloned().collect();
                 v.sort();
-                (v, all)
+                Ok((v, all))
             }
-        };
-        if series.is_empty() {
-            return Ok(plan);
         }
-        let checkpoints = self.history.read(|db| db.checkpoints()).await?;
-        plan_units(req, &series, &newest, &checkpoints, &backups, &mut plan);
-        Ok(plan)
+    }
+
+    /// Moves the checkpoints of `rewinds` back and records why.
+    async fn record_rewinds(
+        &self,
+        rewinds: &[Rewind],
+        run_id: Option<i64>,
+    ) -> Result<(), SyncError> {
+        for r in rewinds {
+            let detail = match r.to {
+                Some(t) => format!(
+                    "checkpoint {} is newer than the backup's newest point {}: moved back to it",
+                    format_nanos(r.from),
+                    format_nanos(t)
+                ),
+                None => format!(
+                    "checkpoint {} but the backup holds none of the series: synced from scratch",
+                    format_nanos(r.from)
+                ),
+            };
+            tracing::warn!(backup = %r.key.backup, series = %r.key.series, "{detail}");
+            let (key, to) = (r.key.clone(), r.to);
+            self.history
+                .write(move |db| db.rewind(&key, to, run_id, &detail))
+                .await?;
+        }
+        Ok(())
     }
 
     /// Copies what a plan says, recording history rows under `run_id`.
@@ -332,6 +394,7 @@ impl Engine {
             repair,
             ..
         } = plan;
+        let horizon = self.settings.horizon();
         let lanes: usize = units.iter().map(|p| p.lanes.len()).sum();
         if let Some(p) = &ctl.progress {
             p.planned(lanes);
@@ -355,6 +418,7 @@ impl Engine {
             run_id,
             control: ctl.clone(),
             detach_after: self.detach_after,
+            horizon,
         });
         let permits = Arc::new(tokio::sync::Semaphore::new(
             self.settings.max_workers.max(1),
@@ -411,103 +475,5 @@ impl Engine {
         series: &[SeriesKey],
     ) -> Result<HashMap<SeriesKey, Nanos>, NodeError> {
         self.primary.newest(series).await
-    }
-}
-
-/// One fan-out: a series window read once and written to each lane's backup.
-pub(crate) struct UnitPlan {
-    series: SeriesKey,
-    range: TimeRange,
-    lanes: Vec<Arc<dyn Node>>,
-}
-
-/// Where one (backup, series) stands when a sync is planned.
-#[derive(Debug, Clone)]
-pub struct Lag {
-    /// Backup and series.
-    pub key: BackupSeries,
-    /// The backup's checkpoint.
-    pub checkpoint: Option<Nanos>,
-    /// The primary's newest point.
-    pub primary_newest: Nanos,
-}
-
-impl Lag {
-    /// Primary newest − checkpoint; `None` when never synced.
-    pub fn lag(&self) -> Option<Nanos> {
-        self.checkpoint
-            .map(|c| self.primary_newest.saturating_sub(c).max(0))
-    }
-}
-
-/// What a request will copy, made by [`Engine::plan`] and run by [`Engine::execute`].
-pub struct Plan {
-    units: Vec<UnitPlan>,
-    report: SyncReport,
-    /// Where every planned (backup, series) stood.
-    pub lags: Vec<Lag>,
-    mode: SyncMode,
-    repair: bool,
-}
-
-impl Plan {
-    /// Whether nothing needs copying.
-    pub fn is_empty(&self) -> bool {
-        self.units.is_empty()
-    }
-
-    /// (backup, series) pairs that will be synced.
-    pub fn lanes(&self) -> usize {
-        self.units.iter().map(|u| u.lanes.len()).sum()
-    }
-}
-
-fn plan_units(
-    req: &SyncRequest,
-    series: &[SeriesKey],
-    newest: &HashMap<SeriesKey, Nanos>,
-    checkpoints: &HashMap<BackupSeries, Nanos>,
-    backups: &[Arc<dyn Node>],
-    plan: &mut Plan,
-) {
-    let initial_start =
-        now_nanos().saturating_sub(i64::from(req.initial_days).saturating_mul(NANOS_PER_DAY));
-    for s in series {
-        let Some(&primary_newest) = newest.get(s) else {
-            plan.report.empty_on_primary.push(s.clone());
-            continue;
-        };
-        // Group the backups of this series by window start, preserving backup order.
-        let mut groups: BTreeMap<Nanos, Vec<Arc<dyn Node>>> = BTreeMap::new();
-        for b in backups {
-            let key = BackupSeries::new(b.name(), s.clone());
-            let cp = checkpoints.get(&key).copied();
-            plan.lags.push(Lag {
-                key,
-                checkpoint: cp,
-                primary_newest,
-            });
-            if req.only_behind && cp.is_some_and(|c| c >= primary_newest) {
-                plan.report.up_to_date += 1;
-                continue;
-            }
-            let start = match (req.window, req.mode) {
-                (Some(w), _) => w.start,
-                (None, SyncMode::Full) => initial_start,
-                (None, SyncMode::Incremental) => cp.unwrap_or(initial_start),
-            };
-            groups.entry(start).or_default().push(b.clone());
-        }
-        let end = match req.window {
-            Some(w) => w.end.min(primary_newest),
-            None => primary_newest,
-        };
-        for (start, lanes) in groups {
-            plan.units.push(UnitPlan {
-                series: s.clone(),
-                range: TimeRange::new(start, end),
-                lanes,
-            });
-        }
     }
 }

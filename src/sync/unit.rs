@@ -3,9 +3,10 @@
 //! that falls behind (retrying, or slow) is detached and continues on a reader of its own from
 //! its last acknowledged point, so it never holds up the others.
 
-use super::{SyncControl, UnitPlan, UnitReport};
+use super::plan::UnitPlan;
+use super::{SyncControl, UnitReport};
 use crate::config::SyncMode;
-use crate::history::{CheckpointUpdate, History, HistoryError, Status, UnitStart};
+use crate::history::{CheckpointUpdate, Commit, History, HistoryError, Status, UnitStart};
 use crate::model::{BackupSeries, Batch, Nanos, SeriesKey, TimeRange};
 use crate::node::{BatchStream, Node};
 use crate::retry::{Retrier, RetryPolicy, with_retry};
@@ -30,6 +31,8 @@ pub(crate) struct UnitCtx {
     pub run_id: Option<i64>,
     pub control: SyncControl,
     pub detach_after: Duration,
+    /// No checkpoint passes this data time (now + `future_tolerance` when the sync started).
+    pub horizon: Nanos,
 }
 
 impl UnitCtx {
@@ -51,6 +54,8 @@ enum Msg {
 struct Lane {
     node: Arc<dyn Node>,
     key: BackupSeries,
+    /// The window start, when the backup will hold the series contiguously from there.
+    synced_from: Option<Nanos>,
     row_id: i64,
     acked: Option<Nanos>,
     records: u64,
@@ -66,6 +71,7 @@ pub(crate) async fn run(
         series,
         range,
         lanes: nodes,
+        contiguous_from_start,
     } = plan;
     let mut lanes = Vec::with_capacity(nodes.len());
     for node in nodes {
@@ -81,6 +87,7 @@ pub(crate) async fn run(
         lanes.push(Lane {
             node,
             key,
+            synced_from: contiguous_from_start.then_some(range.start),
             row_id,
             acked: None,
             records: 0,
@@ -242,6 +249,14 @@ async fn write_batch(
     let Some(newest) = batch.last_time() else {
         return Ok(());
     };
+    // Future-dated points are copied, but the checkpoint stays at the newest point that is
+    // not, so bars that arrive later with earlier timestamps are still read.
+    let checkpoint = batch
+        .points
+        .iter()
+        .map(|p| p.time)
+        .filter(|t| *t <= ctx.horizon)
+        .max();
     let n = batch.len() as u64;
     let node = lane.node.clone();
     with_retry(&ctx.retry, &ctx.control.cancel, "writing a batch", || {
@@ -249,9 +264,16 @@ async fn write_batch(
     })
     .await
     .map_err(|g| g.to_string())?;
-    let (row_id, key, update) = (lane.row_id, lane.key.clone(), ctx.checkpoint_update());
+    let commit = Commit {
+        row_id: lane.row_id,
+        key: lane.key.clone(),
+        records: n,
+        checkpoint,
+        update: ctx.checkpoint_update(),
+        synced_from: lane.synced_from,
+    };
     ctx.history
-        .write(move |db| db.commit_batch(row_id, &key, newest, n, update))
+        .write(move |db| db.commit_batch(&commit))
         .await
         .map_err(|e| {
             format!("the backup acknowledged a batch but its checkpoint could not be saved: {e}")

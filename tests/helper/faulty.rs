@@ -4,21 +4,19 @@
 use dms::model::{Batch, Nanos, SeriesKey, TimeRange};
 use dms::node::{BatchStream, ErrorKind, Node, NodeError};
 use std::collections::HashMap;
+use std::ops::RangeInclusive;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+use tokio::time::Instant;
 
 /// Which write calls fail.
 #[derive(Clone, Debug)]
 pub enum Plan {
     /// Never fail.
     Healthy,
-    /// Write calls number `from..=to` (1-based) fail with `kind`.
-    Calls {
-        from: usize,
-        to: usize,
-        kind: ErrorKind,
-    },
+    /// Write calls with these numbers (1-based) fail with `kind`.
+    Calls(RangeInclusive<usize>, ErrorKind),
     /// Every write call fails with `kind`.
     Always(ErrorKind),
 }
@@ -29,7 +27,7 @@ pub struct Faulty {
     delay: Duration,
     calls: AtomicUsize,
     reads: AtomicUsize,
-    /// Start time of every write call.
+    /// Start time of every write call (on tokio's clock, so paused time shows exact waits).
     pub attempts: Mutex<Vec<Instant>>,
 }
 
@@ -80,6 +78,31 @@ impl Node for Faulty {
     async fn newest(&self, series: &[SeriesKey]) -> Result<HashMap<SeriesKey, Nanos>, NodeError> {
         self.inner.newest(series).await
     }
+    async fn tips(
+        &self,
+        series: &[SeriesKey],
+        horizon: Nanos,
+    ) -> Result<HashMap<SeriesKey, dms::node::Tip>, NodeError> {
+        self.inner.tips(series, horizon).await
+    }
+    async fn tips_all(
+        &self,
+        horizon: Nanos,
+    ) -> Result<HashMap<SeriesKey, dms::node::Tip>, NodeError> {
+        self.inner.tips_all(horizon).await
+    }
+    async fn digests(
+        &self,
+        series: &[SeriesKey],
+        range: TimeRange,
+        window: Nanos,
+        depth: dms::node::Depth,
+    ) -> Result<dms::node::Digests, NodeError> {
+        self.inner.digests(series, range, window, depth).await
+    }
+    async fn delete(&self, series: &SeriesKey, times: &[Nanos]) -> Result<u64, NodeError> {
+        self.inner.delete(series, times).await
+    }
     fn read(&self, series: &SeriesKey, range: TimeRange, batch_size: usize) -> BatchStream {
         self.reads.fetch_add(1, Ordering::SeqCst);
         self.inner.read(series, range, batch_size)
@@ -93,7 +116,7 @@ impl Node for Faulty {
         let plan = self.plan.lock().unwrap().clone();
         let fail = match plan {
             Plan::Healthy => None,
-            Plan::Calls { from, to, kind } => (from..=to).contains(&n).then_some(kind),
+            Plan::Calls(calls, kind) => calls.contains(&n).then_some(kind),
             Plan::Always(kind) => Some(kind),
         };
         match fail {

@@ -1,10 +1,9 @@
 //! Test fixtures.
 
-#![allow(dead_code)]
-
 pub mod browser;
 pub mod daemon;
 pub mod faulty;
+pub mod fixture;
 pub mod influxd;
 pub mod project;
 pub mod proxy;

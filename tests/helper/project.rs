@@ -12,8 +12,24 @@ use futures::StreamExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-/// Settings every test project starts from; `{extra}` is appended to `sync:`.
+/// Settings every test project starts from: retries 50 ms apart, doubling; `extra_top` is
+/// appended at the top level.
 pub fn sync_yaml(batch_size: usize, retry_times: u32, extra_top: &str) -> String {
+    sync_yaml_retrying(batch_size, retry_times, "  retry_delay: 0.05\n", extra_top)
+}
+
+/// [`sync_yaml`] without `retry_delay`: retries wait the default 5, 10, 20 s (for tests on
+/// paused time).
+pub fn sync_yaml_default_delay(batch_size: usize, retry_times: u32) -> String {
+    sync_yaml_retrying(batch_size, retry_times, "", "")
+}
+
+fn sync_yaml_retrying(
+    batch_size: usize,
+    retry_times: u32,
+    retry_delay: &str,
+    extra_top: &str,
+) -> String {
     format!(
         r#"sync:
   incremental:
@@ -22,8 +38,7 @@ pub fn sync_yaml(batch_size: usize, retry_times: u32, extra_top: &str) -> String
   performance:
     max_workers: 4
   retry_times: {retry_times}
-  retry_delay: 0.05
-  retry_backoff: exponential
+{retry_delay}  retry_backoff: exponential
 nodes:
   primary:
     name: primary

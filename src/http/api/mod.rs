@@ -14,6 +14,7 @@ use crate::app::status::{self, SeriesStatus};
 use crate::app::tasks;
 use crate::daemon::{Daemon, TriggerError};
 use crate::history::{self, HistoryFilter, HistoryReader, HistoryRow, RunRow, Trigger};
+use crate::sync::{Pass, ReconcileArgs};
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -76,6 +77,8 @@ pub fn routes(daemon: Arc<Daemon>) -> Router<Arc<Daemon>> {
         .route("/sync/metrics", get(metrics_json))
         .route("/tasks", get(tasks))
         .route("/tasks/{name}/run", post(run_task))
+        .route("/reconcile", post(reconcile))
+        .route("/reconcile", get(reconciles))
         .route_layer(axum::middleware::from_fn_with_state(daemon, auth));
     Router::new()
         .nest("/api/dms", api)
@@ -154,9 +157,15 @@ async fn history(
 
 async fn collect_status(d: &Daemon) -> ApiResult<Vec<SeriesStatus>> {
     let rows = read_history(d, |db| db.status_rows()).await?;
-    status::collect_timed(&d.app.settings, &rows, d.app.engine.primary().as_ref())
-        .await
-        .map_err(|e| ApiError::unavailable(e.to_string()))
+    let engine = &d.app.engine;
+    status::collect_timed(
+        &d.app.settings,
+        &rows,
+        engine.primary().as_ref(),
+        engine.backups(),
+    )
+    .await
+    .map_err(|e| ApiError::unavailable(e.to_string()))
 }
 
 async fn sync_status(
@@ -239,11 +248,81 @@ async fn run_task(
         Err(e @ TriggerError::Unknown(_)) => {
             Err(ApiError::new(StatusCode::NOT_FOUND, e.to_string()))
         }
-        Err(e @ TriggerError::Running(_)) => {
+        Err(e @ (TriggerError::Running(_) | TriggerError::Reconciling)) => {
             Err(ApiError::new(StatusCode::CONFLICT, e.to_string()))
         }
         Err(e @ TriggerError::ShuttingDown) => Err(ApiError::unavailable(e.to_string())),
     }
+}
+
+/// Comma-separated list parameter.
+fn list(p: &Params, key: &str) -> Option<Vec<String>> {
+    p.text(key).map(|v| {
+        v.split(',')
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty())
+            .collect()
+    })
+}
+
+/// `POST /api/dms/reconcile?backup=&symbol=&interval=&since=&until=&dry_run=`: starts a
+/// reconciliation with full-field digests of every window (202), 409 while one runs.
+async fn reconcile(
+    State(d): State<Arc<Daemon>>,
+    q: Result<Query<Vec<(String, String)>>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult<(StatusCode, Json<serde_json::Value>)> {
+    let p = Params::new(
+        q,
+        &["backup", "symbol", "interval", "since", "until", "dry_run"],
+    )?;
+    let nanos = |t: Option<chrono::DateTime<chrono::Utc>>| {
+        t.map(|t| t.timestamp_nanos_opt().unwrap_or(i64::MIN))
+    };
+    let args = ReconcileArgs {
+        symbols: list(&p, "symbol"),
+        intervals: list(&p, "interval"),
+        backups: list(&p, "backup"),
+        since: nanos(p.time("since")?),
+        until: nanos(p.time("until")?),
+        dry_run: p.bool("dry_run")?.unwrap_or(false),
+    };
+    if let Some(b) = &args.backups {
+        let enabled: Vec<&str> = d
+            .app
+            .settings
+            .enabled_backups()
+            .map(|b| b.name.as_str())
+            .collect();
+        if let Some(bad) = b.iter().find(|n| !enabled.contains(&n.as_str())) {
+            return Err(ApiError::bad_request(format!(
+                "backup: no enabled backup is called {bad:?}; configured: {}",
+                enabled.join(", ")
+            )));
+        }
+    }
+    match d.trigger_reconcile(args, Pass::Complete, Trigger::Api) {
+        Ok(()) => Ok((
+            StatusCode::ACCEPTED,
+            Json(serde_json::json!({ "reconcile": "started" })),
+        )),
+        Err(e @ TriggerError::ShuttingDown) => Err(ApiError::unavailable(e.to_string())),
+        Err(e) => Err(ApiError::new(StatusCode::CONFLICT, e.to_string())),
+    }
+}
+
+/// `GET /api/dms/reconcile?latest=true&limit=`: recorded reconciliations, newest first.
+async fn reconciles(
+    State(d): State<Arc<Daemon>>,
+    q: Result<Query<Vec<(String, String)>>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult<Json<serde_json::Value>> {
+    let p = Params::new(q, &["latest", "limit"])?;
+    let latest = p.bool("latest")?.unwrap_or(false);
+    let limit = p.limit(100, MAX_LIMIT)?;
+    let rows = read_history(&d, move |db| db.reconciles(latest, limit)).await?;
+    Ok(Json(serde_json::json!({
+        "running": d.is_reconciling(),
+        "items": rows,
+    })))
 }
 
 async fn healthz(State(d): State<Arc<Daemon>>) -> Json<serde_json::Value> {

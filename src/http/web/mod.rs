@@ -319,7 +319,7 @@ async fn run_now(
     let pairs = form.map(|Form(p)| p).unwrap_or_default();
     let outcome = match d.trigger(&name, Trigger::Api) {
         Ok(()) => RunOutcome::Started,
-        Err(TriggerError::Running(_)) => RunOutcome::Running,
+        Err(TriggerError::Running(_) | TriggerError::Reconciling) => RunOutcome::Running,
         Err(TriggerError::Unknown(_)) => RunOutcome::Unknown,
         Err(TriggerError::ShuttingDown) => RunOutcome::Stopping,
     };
@@ -356,6 +356,7 @@ struct BackupView {
     node: NodeHealth,
     figures: BackupFigures,
     series: usize,
+    reconcile: Option<crate::history::ReconcileRow>,
 }
 
 /// Everything the page shows, read at one moment.
@@ -387,6 +388,7 @@ struct HistoryView {
     last_runs: Vec<RunRow>,
     failures: Vec<HistoryRow>,
     throughput: Vec<HourlyThroughput>,
+    reconciles: Vec<crate::history::ReconcileRow>,
 }
 
 fn read_history(
@@ -416,6 +418,7 @@ fn read_history(
         last_runs: db.last_runs()?,
         failures,
         throughput: db.hourly_throughput(since)?,
+        reconciles: db.reconciles(true, 0)?,
     })
 }
 
@@ -438,9 +441,14 @@ async fn history_and_status(
     .map_err(|e| e.to_string());
     let status = match &history {
         Err(_) => Ok(Vec::new()),
-        Ok(h) => status::collect_timed(settings, &h.status_rows, d.app.engine.primary().as_ref())
-            .await
-            .map_err(|e| format!("cannot build the series status: {e}")),
+        Ok(h) => status::collect_timed(
+            settings,
+            &h.status_rows,
+            d.app.engine.primary().as_ref(),
+            d.app.engine.backups(),
+        )
+        .await
+        .map_err(|e| format!("cannot build the series status: {e}")),
     };
     (history, status)
 }
@@ -450,6 +458,7 @@ fn backup_cards(
     report: metrics::MetricsReport,
     mut nodes: Vec<NodeHealth>,
     status: &[SeriesStatus],
+    reconciles: &[crate::history::ReconcileRow],
 ) -> Vec<BackupView> {
     report
         .backups
@@ -468,6 +477,7 @@ fn backup_cards(
             };
             BackupView {
                 series: status.iter().filter(|r| r.key.backup == name).count(),
+                reconcile: reconciles.iter().find(|r| r.backup == name).cloned(),
                 node,
                 figures,
             }
@@ -496,7 +506,7 @@ async fn gather(d: &Arc<Daemon>, view: View, signed_in: bool) -> PageData {
     });
 
     let report = metrics::report(settings, "24h".into(), since, history.figures, &status);
-    let backups = backup_cards(report, nodes, &status);
+    let backups = backup_cards(report, nodes, &status, &history.reconciles);
     let disabled_backups = settings
         .backups
         .iter()

@@ -5,9 +5,9 @@
 
 use super::{BackupView, DEFAULT_REFRESH, MAX_ROWS, PageData, RunOutcome, View, history_href};
 use crate::app::health::NodeHealth;
-use crate::app::status::SeriesStatus;
+use crate::app::status::{SeriesStatus, State};
 use crate::app::tasks::TaskSummary;
-use crate::history::{HourlyThroughput, RunRow};
+use crate::history::{HourlyThroughput, ReconcileRow, RunRow};
 use chrono::{DateTime, Timelike, Utc};
 use maud::{DOCTYPE, Markup, PreEscaped, html};
 use std::collections::{BTreeSet, HashMap};
@@ -262,8 +262,29 @@ fn backup_card(b: &BackupView) -> Markup {
                 dd.behind-count.(if b.figures.behind > 0 { "bad" } else { "" }) {
                     (b.figures.behind) " of " (b.series)
                 }
+                dt { "Last reconcile" }
+                dd.reconcile {
+                    @match &b.reconcile {
+                        None => { span.muted { "none yet" } }
+                        Some(r) => { (reconcile_line(r)) }
+                    }
+                }
             }
         }
+    }
+}
+
+/// What the last reconcile of a backup compared and fixed.
+fn reconcile_line(r: &ReconcileRow) -> Markup {
+    let c = &r.counts;
+    html! {
+        span.badge.run-status.(c.status.as_str()) { (c.status.as_str()) } " "
+        (fmt_stored(&r.started_at)) " UTC · " (fmt_int(i64::try_from(c.windows).unwrap_or(i64::MAX))) " windows, "
+        span.(if c.differing > c.repaired { "bad" } else { "" }) { (c.differing) " differed" }
+        ", " (c.repaired) " repaired, " (c.rewritten) " points rewritten"
+        @if c.deleted > 0 { ", " (c.deleted) " deleted" }
+        @if c.extra > 0 { ", " (c.extra) " extra kept" }
+        @if let Some(e) = &c.error { div.err { (truncate(e, 300)) } }
     }
 }
 
@@ -434,30 +455,40 @@ fn series(d: &PageData) -> Markup {
                 table #series-table {
                     thead { tr {
                         th { "Backup" } th { "Symbol" } th { "Interval" } th { "State" } th.num { "Lag" }
-                        th { "Checkpoint (UTC)" } th.wide { "Primary newest (UTC)" }
+                        th.wide { "Primary newest (UTC)" } th.wide { "Backup newest (UTC)" } th { "Checkpoint (UTC)" }
                     } }
                     tbody {
                         @for r in rows.iter().take(MAX_ROWS) {
                             tr.(if r.behind { "behind" } else { "" }) data-backup=(r.key.backup)
-                                data-symbol=(r.key.series.symbol) data-interval=(r.key.series.interval) data-behind=(r.behind) {
+                                data-symbol=(r.key.series.symbol) data-interval=(r.key.series.interval) data-behind=(r.behind)
+                                data-state=(r.state.as_str()) {
                                 td { (r.key.backup) }
                                 td { (r.key.series.symbol) }
                                 td { (r.key.series.interval) }
                                 td.state {
                                     @if r.behind { span.badge.behind { "behind" } " " }
+                                    @match r.state {
+                                        State::Unknown => { span.badge.failed title=[r.error.as_deref()] { "unknown" } " " }
+                                        State::Lagging => { span.muted { "lagging" } " " }
+                                        State::Behind | State::Current => {}
+                                    }
+                                    @if let Some(f) = &r.future {
+                                        span.badge.behind title=(format!("the primary holds a point stamped {f}, beyond future_tolerance")) { "future" } " "
+                                    }
                                     @if r.last_status == Some(crate::history::Status::Failed) {
                                         span.badge.failed title=[r.last_error.as_deref()] { "last sync failed" }
-                                    } @else if !r.behind {
+                                    } @else if r.state == State::Current {
                                         span.ok { "current" }
                                     }
                                 }
                                 td.num { (r.lag_seconds.map_or("—".into(), fmt_lag)) }
-                                td { (r.checkpoint_ns.map_or("never".into(), fmt_ns)) }
                                 td.wide { (r.primary_newest_ns.map_or("—".into(), fmt_ns)) }
+                                td.wide { (r.backup_newest_ns.map_or("—".into(), fmt_ns)) }
+                                td { (r.checkpoint_ns.map_or("never".into(), fmt_ns)) }
                             }
                         }
                         @if rows.is_empty() {
-                            tr { td.muted colspan="7" {
+                            tr { td.muted colspan="8" {
                                 @if d.status.is_empty() { "No series yet." } @else { "No series match the filter." }
                             } }
                         }
