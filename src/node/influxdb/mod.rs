@@ -467,6 +467,11 @@ impl Node for InfluxNode {
         self.inner.tips(series, horizon).await
     }
 
+    async fn tips_all(&self, horizon: Nanos) -> Result<HashMap<SeriesKey, Tip>, NodeError> {
+        let measurements = self.inner.measurements().await?;
+        self.inner.tips_in(&measurements, None, horizon).await
+    }
+
     async fn digests(
         &self,
         series: &[SeriesKey],

@@ -66,6 +66,17 @@ impl Inner {
             .collect::<BTreeSet<_>>()
             .into_iter()
             .collect();
+        self.tips_in(&measurements, Some(&wanted), horizon).await
+    }
+
+    /// The tips of every series of `measurements` (or only the `wanted` ones), in one
+    /// request.
+    pub(super) async fn tips_in(
+        &self,
+        measurements: &[String],
+        wanted: Option<&HashSet<&SeriesKey>>,
+        horizon: Nanos,
+    ) -> Result<HashMap<SeriesKey, Tip>, NodeError> {
         let statements = tip_statements(&measurements, horizon);
         if statements.is_empty() {
             return Ok(HashMap::new());
@@ -73,7 +84,7 @@ impl Inner {
         let what = "looking up the tips of series";
         let q: Vec<&str> = statements.iter().map(|(q, _)| q.as_str()).collect();
         let q = q.join("; ");
-        let mut types = self.field_types_of(&measurements, false).await?;
+        let mut types = self.field_types_of(measurements, false).await?;
         let mut refreshed = false;
         // Chunked, so that the server's max-row-limit cannot drop tag sets (InfluxDB 1.x does
         // that without saying so when the limit falls between two of them).
@@ -88,7 +99,7 @@ impl Inner {
                     // ask again.
                     Err(ParseError::UnknownField(_)) if !refreshed => {
                         drop(chunks);
-                        types = self.field_types_of(&measurements, true).await?;
+                        types = self.field_types_of(measurements, true).await?;
                         refreshed = true;
                         continue 'query;
                     }
@@ -109,7 +120,7 @@ impl Inner {
                             format!("{what}: a result for no statement ({:?})", st.id),
                         ));
                     };
-                    self.fold_tips(st, future, &wanted, &mut out);
+                    self.fold_tips(st, future, wanted, &mut out);
                 }
             }
             return Ok(out);
@@ -121,14 +132,14 @@ impl Inner {
         &self,
         st: Statement,
         future: bool,
-        wanted: &HashSet<&SeriesKey>,
+        wanted: Option<&HashSet<&SeriesKey>>,
         out: &mut HashMap<SeriesKey, Tip>,
     ) {
         for s in st.series {
             let Some(key) = self.schema.series_of_parts(&s.measurement, |k| s.tag(k)) else {
                 continue;
             };
-            if !wanted.contains(&key) {
+            if wanted.is_some_and(|w| !w.contains(&key)) {
                 continue;
             }
             if future {
