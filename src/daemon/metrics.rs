@@ -55,6 +55,12 @@ impl From<&BackupSeries> for SeriesLabel {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct BackupState {
+    backup: String,
+    state: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct NodeLabel {
     node: String,
 }
@@ -71,6 +77,8 @@ pub struct Metrics {
     behind: Family<SeriesLabel, Gauge>,
     max_lag: Family<BackupLabel, Gauge<f64, AtomicU64>>,
     behind_count: Family<BackupLabel, Gauge>,
+    by_state: Family<BackupState, Gauge>,
+    future: Family<SeriesLabel, Gauge>,
     node_up: Family<NodeLabel, Gauge>,
 }
 
@@ -119,7 +127,7 @@ impl Metrics {
         let lag = Family::<SeriesLabel, Gauge<f64, AtomicU64>>::default();
         r.register(
             "sync_lag_seconds",
-            "Primary newest minus the backup's checkpoint, per backup and series",
+            "Primary newest minus the backup's own newest point, per backup and series",
             lag.clone(),
         );
         let behind = Family::<SeriesLabel, Gauge>::default();
@@ -140,6 +148,18 @@ impl Metrics {
             "Series behind, per backup",
             behind_count.clone(),
         );
+        let by_state = Family::<BackupState, Gauge>::default();
+        r.register(
+            "backup_series",
+            "Backup·series per state: current, lagging, behind, unknown (the backup could not be asked)",
+            by_state.clone(),
+        );
+        let future = Family::<SeriesLabel, Gauge>::default();
+        r.register(
+            "sync_future",
+            "1 when the primary holds a point of the series stamped after now + future_tolerance",
+            future.clone(),
+        );
         let node_up = Family::<NodeLabel, Gauge>::default();
         r.register(
             "node_up",
@@ -157,6 +177,8 @@ impl Metrics {
             behind,
             max_lag,
             behind_count,
+            by_state,
+            future,
             node_up,
         }
     }
@@ -203,12 +225,23 @@ impl Metrics {
         self.behind.clear();
         self.max_lag.clear();
         self.behind_count.clear();
+        self.by_state.clear();
+        self.future.clear();
         for r in rows {
+            self.by_state
+                .get_or_create(&BackupState {
+                    backup: r.key.backup.clone(),
+                    state: r.state.as_str().to_string(),
+                })
+                .inc();
             let l = SeriesLabel::from(&r.key);
             if let Some(lag) = r.lag_seconds {
                 self.lag.get_or_create(&l).set(lag);
             }
             self.behind.get_or_create(&l).set(i64::from(r.behind));
+            self.future
+                .get_or_create(&l)
+                .set(i64::from(r.future.is_some()));
             let b = BackupLabel {
                 backup: r.key.backup.clone(),
             };
