@@ -674,6 +674,8 @@ async fn bench_influx(
         &format!("{} series × 2 backups", series.len()),
     );
 
+    let reconcile = bench_reconcile(rows, &cfg, &data, &b1, a.workers).await;
+
     let mut mem = serde_json::Value::Null;
     if a.memory_scale > 1 {
         let big = Dataset::new(a.points * a.memory_scale, "BIG");
@@ -723,9 +725,120 @@ async fn bench_influx(
                 "noop_1000_queries": { "primary": qm[0], "backup1": qm[1], "backup2": qm[2] },
                 "incremental_one_bar": inc,
             },
+            "reconcile": reconcile,
             "memory_scale": mem,
         }),
     );
+}
+
+/// Reconciliation against an exact `dms verify` of the same range, side by side: the daemon's
+/// scheduled passes (default settings; `initial_days` set to the data's span so the history
+/// pass's full-field slice holds a seventh of the data), a complete full-field reconcile, and
+/// one changed value in one field of one bar found and repaired.
+async fn bench_reconcile(
+    rows: &mut Vec<Row>,
+    cfg: &Path,
+    data: &Dataset,
+    backup1: &str,
+    workers: usize,
+) -> serde_json::Value {
+    let span_days = (chrono::Utc::now().date_naive() - data.days[0]).num_days() + 2;
+    let sync_yaml = cfg.join("sync.yaml");
+    let text = std::fs::read_to_string(&sync_yaml).unwrap();
+    std::fs::write(
+        &sync_yaml,
+        text.replace("initial_days: 3650", &format!("initial_days: {span_days}")),
+    )
+    .unwrap();
+    let verify = dms(cfg, &["verify"]);
+    row(
+        rows,
+        "dms verify (exact, every point) of the synced range",
+        format!("{:.1} s", verify.wall_s),
+        &format!("{span_days} days × 2 backups"),
+    );
+    let ratio = |p: &Proc| p.wall_s / verify.wall_s;
+    let history = dms(cfg, &["reconcile", "--pass", "history"]);
+    row(
+        rows,
+        "dms reconcile, scheduled history pass, nothing to fix",
+        format!(
+            "{:.2} s = {:.0}% of verify",
+            history.wall_s,
+            ratio(&history) * 100.0
+        ),
+        "cheap digests of every window, full-field of 1/7; target ≤ 10%",
+    );
+    let recent = dms(cfg, &["reconcile", "--pass", "recent"]);
+    row(
+        rows,
+        "dms reconcile, scheduled recent pass (7 days)",
+        format!(
+            "{:.2} s = {:.0}% of verify",
+            recent.wall_s,
+            ratio(&recent) * 100.0
+        ),
+        "full-field digests of the last 7 days",
+    );
+    let complete = dms(cfg, &["reconcile"]);
+    row(
+        rows,
+        "dms reconcile, complete (full-field digests of every window)",
+        format!(
+            "{:.2} s = {:.0}% of verify",
+            complete.wall_s,
+            ratio(&complete) * 100.0
+        ),
+        "target ≤ 30%",
+    );
+
+    // One changed value (the `open` of one 1m bar in the middle of the range) on backup1.
+    let s = SeriesKey::new(data.symbols[0].clone(), "1m");
+    let points = data.points_of(&s);
+    let mut changed = points[points.len() / 2].clone();
+    for (k, v) in &mut changed.fields {
+        if &**k == "open"
+            && let dms::model::FieldValue::Float(x) = v
+        {
+            *x += 0.01;
+        }
+    }
+    let b1 = influx_node("backup1", backup1, DB, workers);
+    b1.write(Arc::new(Batch::new(vec![changed]))).await.unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_dms"))
+        .arg("--config")
+        .arg(cfg)
+        .args(["reconcile", "--json"])
+        .env("RUST_LOG", "warn")
+        .output()
+        .expect("dms runs");
+    let run: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+    let b = run["report"]["backups"]
+        .as_array()
+        .and_then(|a| a.iter().find(|b| b["backup"] == "backup1"))
+        .cloned()
+        .unwrap_or_default();
+    let found = format!(
+        "{} window(s) differed, {} repaired, {} point(s) rewritten",
+        b["differing"], b["repaired"], b["rewritten"]
+    );
+    row(
+        rows,
+        "dms reconcile after one changed value in one field of one bar",
+        found.clone(),
+        "target: exactly that window, one point",
+    );
+    let after = dms(cfg, &["verify"]);
+    json!({
+        "verify": verify,
+        "history_pass": history,
+        "history_ratio": ratio(&history),
+        "recent_pass": recent,
+        "recent_ratio": ratio(&recent),
+        "complete": complete,
+        "complete_ratio": ratio(&complete),
+        "one_change": { "differing": b["differing"], "repaired": b["repaired"], "rewritten": b["rewritten"], "verify_after_s": after.wall_s },
+    })
 }
 
 fn sqlite_nodes() -> String {

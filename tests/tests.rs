@@ -7,6 +7,7 @@ mod cli;
 mod config_errors;
 mod daemon;
 mod digests;
+mod equal;
 mod fuzz;
 mod grafana;
 mod helper;

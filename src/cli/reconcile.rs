@@ -8,6 +8,17 @@ use crate::sync::{Pass, ReconcileArgs, SyncControl};
 use std::path::Path;
 use std::process::ExitCode;
 
+/// `--pass`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum PassArg {
+    /// Full-field digests of every window.
+    Complete,
+    /// The daemon's recent pass.
+    Recent,
+    /// The daemon's history pass.
+    History,
+}
+
 /// Arguments of `dms reconcile`.
 #[derive(Debug, clap::Args)]
 pub struct ReconcileCliArgs {
@@ -25,6 +36,12 @@ pub struct ReconcileCliArgs {
     /// Compare and report; change nothing.
     #[arg(long)]
     pub dry_run: bool,
+    /// Which comparison: `complete` (full-field digests of every window), or one of the
+    /// daemon's cheaper scheduled passes by hand: `recent` (full-field digests of the last
+    /// reconcile.recent.days) or `history` (cheap digests of the range, full-field ones of
+    /// tonight's slice), each within reconcile.budget.
+    #[arg(long, value_enum, default_value_t = PassArg::Complete)]
+    pub pass: PassArg,
     /// Print JSON.
     #[arg(long)]
     pub json: bool,
@@ -52,6 +69,13 @@ pub async fn run(config: &Path, args: ReconcileCliArgs) -> anyhow::Result<ExitCo
         until: when(&args.until)?,
         dry_run: args.dry_run,
     };
+    let pass = match args.pass {
+        PassArg::Complete => Pass::Complete,
+        PassArg::Recent => Pass::Recent {
+            days: settings.reconcile.recent_days,
+        },
+        PassArg::History => Pass::history_for(crate::model::now_nanos(), settings.reconcile.slices),
+    };
     let app = App::open(settings, "dms reconcile")?;
     let bar = super::progress::Bar::new();
     let control = SyncControl {
@@ -59,7 +83,7 @@ pub async fn run(config: &Path, args: ReconcileCliArgs) -> anyhow::Result<ExitCo
         progress: bar.clone().map(|b| b as _),
     };
     let run = app
-        .reconcile(&rargs, Pass::Complete, Trigger::Manual, &control)
+        .reconcile(&rargs, pass, Trigger::Manual, &control)
         .await?;
     if let Some(b) = bar {
         b.finish();

@@ -66,6 +66,26 @@ pub enum TriggerError {
     Reconciling,
 }
 
+/// The (backup, series) a condition (behind, future-dated) holds for, so each is alerted
+/// once when it starts, not at every check.
+#[derive(Default)]
+struct Flagged(Mutex<HashSet<BackupSeries>>);
+
+impl Flagged {
+    /// Replaces the set with `now`; returns the keys that joined and those that left.
+    fn update<'a>(
+        &self,
+        now: impl Iterator<Item = &'a BackupSeries>,
+    ) -> (HashSet<BackupSeries>, Vec<BackupSeries>) {
+        let now: HashSet<BackupSeries> = now.cloned().collect();
+        let mut known = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let joined = now.difference(&known).cloned().collect();
+        let left = known.difference(&now).cloned().collect();
+        *known = now;
+        (joined, left)
+    }
+}
+
 /// The running daemon, shared by its loops and the API.
 pub struct Daemon {
     /// The application.
@@ -77,8 +97,8 @@ pub struct Daemon {
     /// Cancelled on shutdown: stops engines from starting batches.
     work: CancellationToken,
     tracker: TaskTracker,
-    behind: Mutex<HashSet<BackupSeries>>,
-    future: Mutex<HashSet<BackupSeries>>,
+    behind: Flagged,
+    future: Flagged,
     reconciling: std::sync::atomic::AtomicBool,
     started_at: chrono::DateTime<chrono::Utc>,
 }
@@ -97,8 +117,8 @@ impl Daemon {
             shutdown,
             work: CancellationToken::new(),
             tracker: TaskTracker::new(),
-            behind: Mutex::new(HashSet::new()),
-            future: Mutex::new(HashSet::new()),
+            behind: Flagged::default(),
+            future: Flagged::default(),
             reconciling: std::sync::atomic::AtomicBool::new(false),
             started_at: chrono::Utc::now(),
         }))
@@ -278,16 +298,14 @@ impl Daemon {
     fn note_lags(&self, lags: &[crate::sync::Lag]) {
         self.note_future(lags);
         let max_gap = self.app.settings.sync.max_gap;
-        let now_behind: HashMap<&BackupSeries, Option<f64>> = lags
+        let behind: Vec<&crate::sync::Lag> = lags
             .iter()
             .filter(|l| is_behind(l.primary.newest_time(), l.held(), max_gap))
-            .map(|l| (&l.key, l.lag().map(|n| n as f64 / NANOS_PER_SEC as f64)))
             .collect();
-        let mut known = self.behind.lock().unwrap_or_else(|p| p.into_inner());
-        for (key, &lag) in &now_behind {
-            if known.contains(*key) {
-                continue;
-            }
+        let (turned, caught_up) = self.behind.update(behind.iter().map(|l| &l.key));
+        for l in behind.iter().filter(|l| turned.contains(&l.key)) {
+            let key = &l.key;
+            let lag = l.lag().map(|n| n as f64 / NANOS_PER_SEC as f64);
             tracing::warn!(
                 backup = %key.backup,
                 symbol = %key.series.symbol,
@@ -297,43 +315,38 @@ impl Daemon {
             );
             if let Some(a) = &self.alerter {
                 a.send(Alert::Behind {
-                    key: (*key).clone(),
+                    key: key.clone(),
                     lag_seconds: lag,
                 });
             }
         }
-        for key in known.iter().filter(|k| !now_behind.contains_key(k)) {
+        for key in caught_up {
             tracing::info!(backup = %key.backup, symbol = %key.series.symbol, interval = %key.series.interval, "backup caught up");
         }
-        *known = now_behind.into_keys().cloned().collect();
     }
 
     /// Alerts once per (backup, series) when the primary holds a future-dated point.
     fn note_future(&self, lags: &[crate::sync::Lag]) {
-        let now: HashMap<&BackupSeries, Nanos> = lags
+        let future: Vec<(&BackupSeries, Nanos)> = lags
             .iter()
             .filter_map(|l| Some((&l.key, l.primary.future?)))
             .collect();
-        let mut known = self.future.lock().unwrap_or_else(|p| p.into_inner());
-        for (key, &t) in &now {
-            if known.contains(*key) {
-                continue;
-            }
+        let (new, _) = self.future.update(future.iter().map(|(k, _)| *k));
+        for (key, t) in future.iter().filter(|(k, _)| new.contains(k)) {
             tracing::warn!(
                 backup = %key.backup,
                 symbol = %key.series.symbol,
                 interval = %key.series.interval,
-                time = %format_nanos(t),
+                time = %format_nanos(*t),
                 "the primary holds a point stamped after now + future_tolerance; it is copied, the checkpoint stays before it"
             );
             if let Some(a) = &self.alerter {
                 a.send(Alert::Future {
                     key: (*key).clone(),
-                    time: format_nanos(t),
+                    time: format_nanos(*t),
                 });
             }
         }
-        *known = now.into_keys().cloned().collect();
     }
 
     async fn scheduler_loop(self: Arc<Self>) {

@@ -655,12 +655,14 @@ impl HistoryWriter {
     }
 
     /// Moves a checkpoint back to what its backup holds (`to`; `None` when it holds nothing of
-    /// the series) and records a `rewound` event saying why, in one transaction.
+    /// the series) and records an event of `kind` saying why (`rewound`: the backup lost
+    /// data; `mirrored`: reconcile deleted its newest points), in one transaction.
     ///
     /// # Errors
     /// [`HistoryError::Sql`].
     pub fn rewind(
         &mut self,
+        kind: &str,
         key: &BackupSeries,
         to: Option<Nanos>,
         run_id: Option<i64>,
@@ -679,7 +681,7 @@ impl HistoryWriter {
             params![key.backup, key.series.symbol, key.series.interval, to, now],
         )
         .map_err(sql_err(&self.db.path, "rewind checkpoint"))?;
-        insert_event(&tx, &now, run_id, "rewound", Some(key), detail)
+        insert_event(&tx, &now, run_id, kind, Some(key), detail)
             .map_err(sql_err(&self.db.path, "rewind checkpoint"))?;
         tx.commit()
             .map_err(sql_err(&self.db.path, "rewind checkpoint"))

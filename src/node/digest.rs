@@ -104,26 +104,31 @@ impl Fnv {
 }
 
 /// How much a digest covers.
+///
+/// Both depths count the points of the key field `close` (missing and extra bars). A full
+/// digest adds the sum of every numeric field and the count of every other field (a changed
+/// value anywhere). Series without a `close` field are compared by full digests only.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Depth {
-    /// Per-field counts, and the sum of the `close` field only: finds missing and extra
-    /// points and changed closes at a fraction of the cost of a full digest.
+    /// The count of `close`: a fraction of the cost of a full digest.
     Cheap,
-    /// Per-field counts and the sum of every numeric field: finds a changed value in any
-    /// numeric field.
+    /// The count of `close`, the sum of every numeric field, the count of every string and
+    /// boolean field.
     Full,
 }
 
-/// The field a cheap digest sums.
-pub const CHEAP_SUM_FIELD: &str = "close";
+/// The field whose points every digest counts.
+pub const KEY_FIELD: &str = "close";
 
 impl Depth {
-    /// Whether this depth sums `field`.
-    pub fn sums(self, field: &str) -> bool {
-        match self {
-            Depth::Cheap => field == CHEAP_SUM_FIELD,
-            Depth::Full => true,
-        }
+    /// Whether this depth counts the points that carry `field` (`numeric`: it holds numbers).
+    pub fn counts(self, field: &str, numeric: bool) -> bool {
+        field == KEY_FIELD || (self == Depth::Full && !numeric)
+    }
+
+    /// Whether this depth sums `field` (`numeric`: it holds numbers).
+    pub fn sums(self, numeric: bool) -> bool {
+        self == Depth::Full && numeric
     }
 
     /// Name for people and the history.
@@ -147,7 +152,7 @@ pub enum Sum {
 /// One field in one window.
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub struct FieldDigest {
-    /// Points that carry the field.
+    /// Points that carry the field (0 where the depth does not count it).
     pub count: u64,
     /// Sum of its values (numeric fields the depth sums).
     pub sum: Option<Sum>,
@@ -168,8 +173,11 @@ impl Digest {
     /// Adds one point (callers add a window's points in time order).
     pub fn add(&mut self, p: &Point, depth: Depth) {
         for (k, v) in &p.fields {
-            self.add_count(k, 1);
-            if !depth.sums(k) {
+            let numeric = matches!(v, FieldValue::Integer(_) | FieldValue::Float(_));
+            if depth.counts(k, numeric) {
+                self.add_count(k, 1);
+            }
+            if !depth.sums(numeric) {
                 continue;
             }
             match v {
@@ -197,12 +205,9 @@ impl Digest {
 
     /// Adds values of `field` (one value, or a node's own sum of several) to its sum:
     /// integers wrap, floats add; a sum of the other type than the one held is left out, as
-    /// a field typed differently in two places cannot be summed. Only fields already counted
-    /// take a sum.
+    /// a field typed differently in two places cannot be summed.
     pub fn add_sum(&mut self, field: &str, sum: Sum) {
-        let Some(f) = self.fields.get_mut(field) else {
-            return;
-        };
+        let f = self.fields.entry(field.to_string()).or_default();
         f.sum = match (f.sum, sum) {
             (None, s) => Some(s),
             (Some(Sum::Integer(a)), Sum::Integer(b)) => Some(Sum::Integer(a.wrapping_add(b))),
@@ -211,7 +216,7 @@ impl Digest {
         };
     }
 
-    /// Points in the window (the largest per-field count).
+    /// Points in the window, as far as the digest counts them (the largest per-field count).
     pub fn points(&self) -> u64 {
         self.fields.values().map(|f| f.count).max().unwrap_or(0)
     }
@@ -219,6 +224,11 @@ impl Digest {
     /// Whether two digests of the same window describe the same points, allowing float sums
     /// the rounding error of adding `count` values in another order.
     pub fn same(&self, other: &Digest) -> bool {
+        // Without a counted field the number of values summed is unknown: assume many.
+        let n = match self.points().max(other.points()) {
+            0 => 1_000_000,
+            n => n,
+        };
         self.fields.len() == other.fields.len()
             && self
                 .fields
@@ -228,7 +238,7 @@ impl Digest {
                     ka == kb
                         && a.count == b.count
                         && match (a.sum, b.sum) {
-                            (Some(Sum::Float(x)), Some(Sum::Float(y))) => close_sums(x, y, a.count),
+                            (Some(Sum::Float(x)), Some(Sum::Float(y))) => close_sums(x, y, n),
                             (x, y) => x == y,
                         }
                 })
@@ -333,13 +343,28 @@ mod tests {
     }
 
     #[test]
-    fn cheap_digests_count_every_field_but_sum_only_close() {
+    fn cheap_digests_count_close_and_full_ones_sum_every_number() {
         let mut d = Digest::default();
         d.add(&bar(0, 2.0, 7), Depth::Cheap);
-        assert_eq!(d.fields["volume"].count, 1);
-        assert_eq!(d.fields["volume"].sum, None);
-        assert_eq!(d.fields["close"].sum, Some(Sum::Float(2.0)));
+        assert_eq!(d.fields.len(), 1, "{d:?}");
+        assert_eq!(
+            d.fields["close"],
+            FieldDigest {
+                count: 1,
+                sum: None
+            }
+        );
         assert_eq!(d.points(), 1);
+        let mut f = Digest::default();
+        f.add(&bar(0, 2.0, 7), Depth::Full);
+        assert_eq!(f.fields["close"].sum, Some(Sum::Float(2.0)));
+        assert_eq!(
+            f.fields["volume"],
+            FieldDigest {
+                count: 0,
+                sum: Some(Sum::Integer(7))
+            }
+        );
     }
 
     #[test]
@@ -369,8 +394,7 @@ mod tests {
             "integers wrap exactly"
         );
         parts.add_count("gone", 0);
-        parts.add_sum("never_counted", Sum::Integer(1));
-        assert_eq!(parts.fields.len(), 2);
+        assert_eq!(parts.fields.len(), 2, "a count of zero adds no field");
     }
 
     #[test]

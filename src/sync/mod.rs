@@ -371,7 +371,7 @@ impl Engine {
             tracing::warn!(backup = %r.key.backup, series = %r.key.series, "{detail}");
             let (key, to) = (r.key.clone(), r.to);
             self.history
-                .write(move |db| db.rewind(&key, to, run_id, &detail))
+                .write(move |db| db.rewind("rewound", &key, to, run_id, &detail))
                 .await?;
         }
         Ok(())

@@ -196,6 +196,12 @@ pub(crate) fn plan_units(i: &Inputs<'_>, plan: &mut Plan) {
             None => latest,
         };
         for ((start, first), lanes) in groups {
+            if start > end {
+                // Nothing newer than the checkpoint (the primary's newest bar was deleted):
+                // nothing to copy.
+                plan.report.up_to_date += lanes.len();
+                continue;
+            }
             plan.units.push(UnitPlan {
                 series: s.clone(),
                 range: TimeRange::new(start, end),

@@ -301,7 +301,23 @@ impl Engine {
                 report.complete = false;
                 break;
             }
-            let primary = match self.digests_of(&self.primary, chunk, req, ctl).await {
+            // Every node computes its digests of the chunk at the same time.
+            let active: Vec<bool> = report
+                .backups
+                .iter()
+                .map(|r| r.counts.error.is_none())
+                .collect();
+            let (primary, theirs) = tokio::join!(
+                self.digests_of(&self.primary, chunk, req, ctl),
+                futures::future::join_all(backups.iter().zip(&active).map(|(b, on)| async move {
+                    if *on {
+                        Some(self.digests_of(b, chunk, req, ctl).await)
+                    } else {
+                        None
+                    }
+                }))
+            );
+            let primary = match primary {
                 Ok(d) => d,
                 Err(e) => {
                     for r in report.backups.iter_mut() {
@@ -312,14 +328,25 @@ impl Engine {
                     break;
                 }
             };
-            for (b, r) in backups.iter().zip(report.backups.iter_mut()) {
-                if r.counts.error.is_some() {
-                    continue;
-                }
-                if let Err(e) = self
-                    .reconcile_backup(b, chunk, &primary, &checkpoints, req, ctl, r)
-                    .await
-                {
+            for ((b, r), theirs) in backups.iter().zip(report.backups.iter_mut()).zip(theirs) {
+                let outcome = match theirs {
+                    None => continue,
+                    Some(Err(e)) => Err(e),
+                    Some(Ok(theirs)) => {
+                        self.reconcile_backup(
+                            b,
+                            chunk,
+                            &primary,
+                            &theirs,
+                            &checkpoints,
+                            req,
+                            ctl,
+                            r,
+                        )
+                        .await
+                    }
+                };
+                if let Err(e) = outcome {
                     r.counts.error = Some(e.to_string());
                 }
                 if let Some(p) = &ctl.progress {
@@ -410,12 +437,12 @@ impl Engine {
         backup: &Arc<dyn Node>,
         series: &[SeriesKey],
         primary: &Digests,
+        theirs: &Digests,
         checkpoints: &HashMap<BackupSeries, Nanos>,
         req: &ReconcileRequest,
         ctl: &SyncControl,
         out: &mut BackupReconcile,
     ) -> Result<(), GaveUp<NodeError>> {
-        let theirs = self.digests_of(backup, series, req, ctl).await?;
         let empty = BTreeMap::new();
         for s in series {
             let key = BackupSeries::new(backup.name(), s.clone());
@@ -441,7 +468,7 @@ impl Engine {
                 }
                 let we = ws.saturating_add(req.window - 1).min(end);
                 let range = TimeRange::new(ws.max(req.range.start), we);
-                self.repair_window(backup, &key, range, req, ctl, out)
+                self.repair_window(backup, &key, cp, range, req, ctl, out)
                     .await?;
             }
         }
@@ -449,10 +476,12 @@ impl Engine {
     }
 
     /// Compares one window exactly and repairs it (unless a dry run).
+    #[allow(clippy::too_many_arguments)]
     async fn repair_window(
         &self,
         backup: &Arc<dyn Node>,
         key: &BackupSeries,
+        checkpoint: Nanos,
         range: TimeRange,
         req: &ReconcileRequest,
         ctl: &SyncControl,
@@ -492,6 +521,10 @@ impl Engine {
                 out.counts.deleted += self
                     .delete_points(backup, &key.series, &exact.extra, ctl)
                     .await?;
+                if exact.extra.iter().any(|t| *t >= checkpoint) {
+                    self.follow_deleted_checkpoint(backup, key, checkpoint, req.run_id, ctl)
+                        .await?;
+                }
             } else {
                 out.counts.extra += exact.extra.len() as u64;
             }
@@ -517,6 +550,45 @@ impl Engine {
         }
         if out.diffs.len() < LISTED {
             out.diffs.push(diff);
+        }
+        Ok(())
+    }
+
+    /// After deleting the point a checkpoint stood on, moves the checkpoint back to what the
+    /// backup now holds (recorded as a `mirrored` event, not a `rewound` one: nothing was lost).
+    async fn follow_deleted_checkpoint(
+        &self,
+        backup: &Arc<dyn Node>,
+        key: &BackupSeries,
+        checkpoint: Nanos,
+        run_id: Option<i64>,
+        ctl: &SyncControl,
+    ) -> Result<(), GaveUp<NodeError>> {
+        let series = [key.series.clone()];
+        let horizon = self.settings.horizon();
+        let tips = with_retry(
+            &self.settings.retry,
+            &ctl.cancel,
+            "looking up a tip",
+            || backup.tips(&series, horizon),
+        )
+        .await?;
+        let held = tips.get(&key.series).and_then(|t| t.newest_time());
+        if held.is_some_and(|h| h >= checkpoint) {
+            return Ok(());
+        }
+        let detail = format!(
+            "mirror_deletes removed the backup's newest point {}: checkpoint moved to {}",
+            format_nanos(checkpoint),
+            held.map_or_else(|| "none".to_string(), format_nanos)
+        );
+        let k = key.clone();
+        if let Err(e) = self
+            .history
+            .write(move |db| db.rewind("mirrored", &k, held, run_id, &detail))
+            .await
+        {
+            tracing::error!(backup = %key.backup, series = %key.series, cause = %e, "could not move a checkpoint after a mirrored delete");
         }
         Ok(())
     }

@@ -5,7 +5,9 @@
 //! generated config in a temporary folder, and waits until `/ping` answers. Dropping it stops
 //! the process by PID (SIGTERM, then SIGKILL after a grace period) and removes the folder.
 //! [`InfluxServer::kill_hard`] and [`InfluxServer::restart`] let a test kill a server mid-sync
-//! and bring it back on the same data and port.
+//! and bring it back on the same data and port; [`InfluxServer::shut_down`],
+//! [`InfluxServer::copy_data_to`] and [`InfluxServer::restore_data_from`] take a file-level
+//! backup of a stopped server and put it back.
 //!
 //! Without `influxd`: under `CI=true` the test fails; otherwise it prints a loud
 //! `SKIPPED: influxd not installed` and `start` returns `None`, so the test returns early.
@@ -298,6 +300,39 @@ impl InfluxServer {
         }
     }
 
+    /// Stops the server as an operator would (SIGTERM, then SIGKILL after a grace period);
+    /// [`InfluxServer::restart`] brings it back on the same data and port.
+    pub fn shut_down(&mut self) {
+        self.stop();
+    }
+
+    /// Copies the stopped server's meta, data and WAL folders to `dest` (a file-level backup).
+    pub fn copy_data_to(&self, dest: &Path) {
+        assert!(
+            self.child.is_none(),
+            "stop the server before copying its data"
+        );
+        for sub in ["meta", "data", "wal"] {
+            copy_tree(&self.dir.path().join(sub), &dest.join(sub));
+        }
+    }
+
+    /// Replaces the stopped server's meta, data and WAL folders with the copy in `src`
+    /// (restoring a file-level backup).
+    pub fn restore_data_from(&self, src: &Path) {
+        assert!(
+            self.child.is_none(),
+            "stop the server before restoring its data"
+        );
+        for sub in ["meta", "data", "wal"] {
+            let to = self.dir.path().join(sub);
+            if to.exists() {
+                std::fs::remove_dir_all(&to).expect("removing a data folder");
+            }
+            copy_tree(&src.join(sub), &to);
+        }
+    }
+
     /// SIGTERM, a grace period, then SIGKILL.
     fn stop(&mut self) {
         let Some(mut child) = self.child.take() else {
@@ -360,6 +395,24 @@ impl InfluxServer {
         v
     }
 
+    /// Runs InfluxQL that changes things (POST `/query`, e.g. `DROP DATABASE`) against `db`
+    /// as the admin; panics when the server reports an error.
+    pub async fn execute(&self, db: &str, q: &str) -> serde_json::Value {
+        let r = self
+            .http
+            .post(format!("{}/query", self.url()))
+            .form(&[("db", db), ("q", q)]);
+        let r = self.with_auth(r).send().await.expect("sending a query");
+        let status = r.status();
+        let text = r.text().await.expect("an answer");
+        let v: serde_json::Value = serde_json::from_str(&text).expect("a JSON answer");
+        assert!(
+            status.is_success() && v["results"][0].get("error").is_none(),
+            "{q}: HTTP {status}: {v}"
+        );
+        v
+    }
+
     /// Creates a database.
     pub async fn create_database(&self, db: &str) {
         let q = format!("CREATE DATABASE \"{db}\"");
@@ -383,6 +436,20 @@ impl InfluxServer {
 impl Drop for InfluxServer {
     fn drop(&mut self) {
         self.stop();
+    }
+}
+
+/// Copies a folder tree (files and sub-folders).
+fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("creating a folder");
+    for e in std::fs::read_dir(from).expect("reading a folder") {
+        let e = e.expect("a folder entry");
+        let dest = to.join(e.file_name());
+        if e.file_type().expect("a file type").is_dir() {
+            copy_tree(&e.path(), &dest);
+        } else {
+            std::fs::copy(e.path(), dest).expect("copying a file");
+        }
     }
 }
 

@@ -4,9 +4,12 @@
 //! - [`sync`]: initial and incremental syncs, template schemas, points sharing a timestamp;
 //! - [`faults`]: a backup killed mid-sync, an unreachable primary, wrong credentials, a field
 //!   type conflict;
+//! - [`equal`]: backups that provably equal the primary — future-dated bars, dropped databases
+//!   and restored data folders, revisions, deletes, unreachable backups, full-field digests;
 //! - [`escaping`]: symbols with quotes, spaces, commas, `=`, unicode and injection attempts;
 //! - [`support`]: a project folder with config for the servers, seeding and comparing.
 
+mod equal;
 mod escaping;
 mod faults;
 pub(crate) mod support;

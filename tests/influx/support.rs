@@ -104,6 +104,8 @@ pub struct Options {
     pub measurement: String,
     /// `schema.interval_tag` (`None`: the interval is in the measurement name).
     pub interval_tag: Option<String>,
+    /// More top-level `sync.yaml` blocks (e.g. `reconcile:`), as YAML text.
+    pub extra_yaml: String,
 }
 
 impl Default for Options {
@@ -114,6 +116,7 @@ impl Default for Options {
             retry_delay: 0.05,
             measurement: "kline".into(),
             interval_tag: Some("interval".into()),
+            extra_yaml: String::new(),
         }
     }
 }
@@ -162,12 +165,13 @@ impl Project {
              \x20 retry_times: {times}\n  retry_delay: {delay}\n  retry_backoff: exponential\n\
              {nodes}\
              schema:\n  measurement: {measurement:?}\n  symbol_tag: symbol\n{interval_tag}\
-             history:\n  path: {history:?}\n",
+             history:\n  path: {history:?}\n{extra}",
             batch = opts.batch_size,
             times = opts.retry_times,
             delay = opts.retry_delay,
             measurement = opts.measurement,
             history = history.display().to_string(),
+            extra = opts.extra_yaml,
         );
         std::fs::write(config.join("sync.yaml"), sync_yaml).expect("sync.yaml");
         std::fs::write(config.join("task.yaml"), "tasks: []\n").expect("task.yaml");
@@ -185,6 +189,18 @@ impl Project {
             panic!("{e:#}\nsync.yaml:\n{text}")
         });
         App::open(settings, "test").expect("opening the app")
+    }
+
+    /// Runs the built `dms` binary on this project's config.
+    pub fn cli(&self, args: &[&str]) -> std::process::Output {
+        std::process::Command::new(env!("CARGO_BIN_EXE_dms"))
+            .arg("--config")
+            .arg(&self.config)
+            .args(args)
+            .env_remove("DMS_CONFIG")
+            .env("RUST_LOG", "warn")
+            .output()
+            .expect("dms runs")
     }
 
     /// Every checkpoint in the history.

@@ -139,36 +139,37 @@ pub fn select_edge(
     )
 }
 
-/// What a digest statement sums, besides counting every field.
-#[derive(Debug, Clone, Copy)]
-pub enum DigestSums<'a> {
-    /// Nothing.
-    None,
-    /// One field, as column `sum_<field>`.
-    Field(&'a str),
-    /// Every numeric field (`sum(*)`: columns `sum_<field>`).
-    All,
+/// One aggregate column of a digest statement.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Aggregate<'a> {
+    /// `count(field)` as column `count_<field>`.
+    Count(&'a str),
+    /// `sum(field)` as column `sum_<field>`.
+    Sum(&'a str),
 }
 
 /// Per-window aggregates of `measurement` from `start` to `end` (both inclusive) matching
-/// `filter`: `count(*)` (columns `count_<field>`) and `sums`, in windows of `window` ns
-/// aligned to the epoch, per value of `group_tags`; windows without points are left out.
+/// `filter`: the `columns`, in windows of `window` ns aligned to the epoch, per value of
+/// `group_tags`; windows without points are left out.
 pub fn select_digests(
     measurement: &str,
     filter: Option<&str>,
     (start, end): (Nanos, Nanos),
     window: Nanos,
     group_tags: &[&str],
-    sums: DigestSums<'_>,
+    columns: &[Aggregate<'_>],
 ) -> String {
-    let mut q = String::from("SELECT count(*)");
-    match sums {
-        DigestSums::None => {}
-        DigestSums::Field(f) => {
-            let alias = format!("sum_{f}");
-            let _ = write!(q, ", sum({}) AS {}", quote_ident(f), quote_ident(&alias));
+    let mut q = String::from("SELECT ");
+    for (i, c) in columns.iter().enumerate() {
+        if i > 0 {
+            q.push_str(", ");
         }
-        DigestSums::All => q.push_str(", sum(*)"),
+        let (f, field) = match c {
+            Aggregate::Count(f) => ("count", f),
+            Aggregate::Sum(f) => ("sum", f),
+        };
+        let alias = format!("{f}_{field}");
+        let _ = write!(q, "{f}({}) AS {}", quote_ident(field), quote_ident(&alias));
     }
     let _ = write!(
         q,
@@ -320,13 +321,20 @@ mod tests {
                 (0, 9),
                 86_400_000_000_000,
                 &["symbol", "in\"terval"],
-                DigestSums::Field("close\""),
+                &[Aggregate::Count("close\""), Aggregate::Sum("close\"")],
             ),
-            r#"SELECT count(*), sum("close\"") AS "sum_close\"" FROM "kline" WHERE (("symbol"::tag = 'X\' OR symbol!=\'' AND "in\"terval"::tag = '1d') OR ("symbol"::tag = 'B')) AND time >= 0 AND time <= 9 GROUP BY time(86400000000000ns), "symbol", "in\"terval" fill(none)"#
+            r#"SELECT count("close\"") AS "count_close\"", sum("close\"") AS "sum_close\"" FROM "kline" WHERE (("symbol"::tag = 'X\' OR symbol!=\'' AND "in\"terval"::tag = '1d') OR ("symbol"::tag = 'B')) AND time >= 0 AND time <= 9 GROUP BY time(86400000000000ns), "symbol", "in\"terval" fill(none)"#
         );
         assert_eq!(
-            select_digests("kline_1d", None, (1, 2), 7, &["symbol"], DigestSums::All),
-            r#"SELECT count(*), sum(*) FROM "kline_1d" WHERE time >= 1 AND time <= 2 GROUP BY time(7ns), "symbol" fill(none)"#
+            select_digests(
+                "kline_1d",
+                None,
+                (1, 2),
+                7,
+                &["symbol"],
+                &[Aggregate::Sum("v")]
+            ),
+            r#"SELECT sum("v") AS "sum_v" FROM "kline_1d" WHERE time >= 1 AND time <= 2 GROUP BY time(7ns), "symbol" fill(none)"#
         );
         assert_eq!(
             select_edge("kline", None, 1, 2, false),

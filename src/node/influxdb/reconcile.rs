@@ -22,11 +22,9 @@
 use super::parse::{self, FieldType, FieldTypes, Interner, ParseError, Rows, Statement};
 use super::{Inner, influxql};
 use crate::model::{FieldValue, Nanos, Point, SeriesKey, TimeRange};
-use crate::node::digest::{
-    CHEAP_SUM_FIELD, Depth, Digest, Digests, Sum, Tip, fingerprint, window_start,
-};
+use crate::node::digest::{Depth, Digest, Digests, Sum, Tip, fingerprint, window_start};
 use crate::node::{ErrorKind, NodeError};
-use influxql::{DigestSums, MAX_TIME, MIN_TIME};
+use influxql::{Aggregate, MAX_TIME, MIN_TIME};
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 /// Rows (series × windows) one digest answer may hold.
@@ -77,7 +75,7 @@ impl Inner {
         wanted: Option<&HashSet<&SeriesKey>>,
         horizon: Nanos,
     ) -> Result<HashMap<SeriesKey, Tip>, NodeError> {
-        let statements = tip_statements(&measurements, horizon);
+        let statements = tip_statements(measurements, horizon);
         if statements.is_empty() {
             return Ok(HashMap::new());
         }
@@ -181,6 +179,10 @@ impl Inner {
             return Ok(out);
         }
         let mut scopes = self.digest_scopes(series);
+        // The statements name the fields: learn them afresh (a cache filled while the node
+        // was empty, or before a field was added, would leave them out).
+        let measurements: Vec<String> = scopes.iter().map(|s| s.measurement.clone()).collect();
+        self.field_types_of(&measurements, true).await?;
         self.plan_digests(&mut scopes, range).await?;
         for scope in &scopes {
             let Some((first, last)) = scope.extent else {
@@ -317,13 +319,18 @@ impl Inner {
         let mut types = self.field_types(m, false).await?;
         let mut refreshed = false;
         'query: loop {
+            let columns = digest_columns(&types, depth);
+            if columns.is_empty() {
+                // Nothing this depth looks at (no `close` for a cheap digest).
+                return Ok(());
+            }
             let q = influxql::select_digests(
                 m,
                 scope.filter.as_deref(),
                 (start, end),
                 window,
                 &self.group_tags(),
-                digest_sums(&types, depth),
+                &columns,
             );
             let columns = aggregate_types(&types, depth);
             let mut slice = Digests::new();
@@ -348,7 +355,7 @@ impl Inner {
                     if !self.found(&st, &what)? {
                         return Ok(());
                     }
-                    self.fold_digests(st, scope, window, depth, &mut slice);
+                    self.fold_digests(st, scope, window, &mut slice);
                 }
             }
             // Slices hold whole windows, so no window of one slice is in another.
@@ -360,14 +367,7 @@ impl Inner {
     }
 
     /// Adds one statement's aggregate rows of the wanted series to `out`.
-    fn fold_digests(
-        &self,
-        st: Statement,
-        scope: &Scope,
-        window: Nanos,
-        depth: Depth,
-        out: &mut Digests,
-    ) {
+    fn fold_digests(&self, st: Statement, scope: &Scope, window: Nanos, out: &mut Digests) {
         for s in st.series {
             let Some(key) = self.schema.series_of_parts(&s.measurement, |k| s.tag(k)) else {
                 continue;
@@ -378,7 +378,7 @@ impl Inner {
             let windows = out.entry(key).or_default();
             for row in &s.points {
                 let digest = windows.entry(window_start(row.time, window)).or_default();
-                fold_row(digest, row, depth);
+                fold_row(digest, row);
             }
         }
     }
@@ -532,34 +532,46 @@ fn policies(st: &Statement) -> (Vec<String>, Option<String>) {
     (names, default)
 }
 
-/// What a digest statement sums: every numeric field (full), or `close` when it is numeric
-/// (cheap; InfluxDB refuses to sum a string).
-fn digest_sums(types: &FieldTypes, depth: Depth) -> DigestSums<'static> {
-    match depth {
-        Depth::Full => DigestSums::All,
-        Depth::Cheap => match types.get(CHEAP_SUM_FIELD) {
-            Some(FieldType::Float | FieldType::Integer) => DigestSums::Field(CHEAP_SUM_FIELD),
-            _ => DigestSums::None,
-        },
+/// The aggregates a digest of `depth` asks for, per the field types (see [`Depth`]): the
+/// count of `close`, and for a full digest the sum of every numeric field and the count of
+/// every other one. Sorted, so the statement is the same for the same fields.
+fn digest_columns(types: &FieldTypes, depth: Depth) -> Vec<Aggregate<'_>> {
+    let mut fields: Vec<(&String, &FieldType)> = types.iter().collect();
+    fields.sort_by(|a, b| a.0.cmp(b.0));
+    let mut out = Vec::new();
+    for (field, ty) in fields {
+        let numeric = matches!(ty, FieldType::Float | FieldType::Integer);
+        if depth.counts(field, numeric) {
+            out.push(Aggregate::Count(field.as_str()));
+        }
+        if depth.sums(numeric) {
+            out.push(Aggregate::Sum(field.as_str()));
+        }
     }
+    out
 }
 
-/// The types of a digest answer's columns: `count_<f>` integers, `sum_<f>` of `f`'s type for
-/// the numeric fields the depth sums.
+/// The types of a digest answer's columns: `count_<f>` integers, `sum_<f>` of `f`'s type.
 fn aggregate_types(types: &FieldTypes, depth: Depth) -> FieldTypes {
     let mut out = FieldTypes::with_capacity(types.len() * 2);
-    for (field, ty) in types {
-        out.insert(format!("count_{field}"), FieldType::Integer);
-        if matches!(ty, FieldType::Float | FieldType::Integer) && depth.sums(field) {
-            out.insert(format!("sum_{field}"), *ty);
+    for c in digest_columns(types, depth) {
+        match c {
+            Aggregate::Count(f) => {
+                out.insert(format!("count_{f}"), FieldType::Integer);
+            }
+            Aggregate::Sum(f) => {
+                if let Some(ty) = types.get(f) {
+                    out.insert(format!("sum_{f}"), *ty);
+                }
+            }
         }
     }
     out
 }
 
 /// Adds one answer row (one series, one window: `count_<f>` and `sum_<f>` columns, absent
-/// where `null`) to a window's digest; a sum counts only for a field with points.
-fn fold_row(digest: &mut Digest, row: &Point, depth: Depth) {
+/// where `null`) to a window's digest.
+fn fold_row(digest: &mut Digest, row: &Point) {
     for (column, value) in &row.fields {
         if let (Some(field), FieldValue::Integer(n)) = (column.strip_prefix("count_"), value) {
             digest.add_count(field, u64::try_from(*n).unwrap_or(0));
@@ -569,9 +581,6 @@ fn fold_row(digest: &mut Digest, row: &Point, depth: Depth) {
         let Some(field) = column.strip_prefix("sum_") else {
             continue;
         };
-        if !depth.sums(field) {
-            continue;
-        }
         match value {
             FieldValue::Integer(i) => digest.add_sum(field, Sum::Integer(*i)),
             FieldValue::Float(x) => digest.add_sum(field, Sum::Float(*x)),
@@ -622,34 +631,39 @@ mod tests {
     }
 
     #[test]
-    fn cheap_digests_sum_close_only_when_it_is_numeric() {
-        let mut types = test_types();
-        assert!(matches!(digest_sums(&types, Depth::Full), DigestSums::All));
-        assert!(matches!(
-            digest_sums(&types, Depth::Cheap),
-            DigestSums::Field("close")
-        ));
-        types.insert("close".into(), FieldType::String);
-        assert!(matches!(
-            digest_sums(&types, Depth::Cheap),
-            DigestSums::None
-        ));
-        let columns = aggregate_types(&test_types(), Depth::Cheap);
-        assert_eq!(columns.len(), 5, "four counts and one sum: {columns:?}");
-        assert_eq!(columns["sum_close"], FieldType::Float);
-        let columns = aggregate_types(&test_types(), Depth::Full);
+    fn cheap_digests_count_close_and_full_ones_sum_every_number() {
+        let types = test_types();
+        assert_eq!(
+            digest_columns(&types, Depth::Cheap),
+            [Aggregate::Count("close")]
+        );
+        assert_eq!(
+            digest_columns(&types, Depth::Full),
+            [
+                Aggregate::Count("close"),
+                Aggregate::Sum("close"),
+                Aggregate::Count("halted"),
+                Aggregate::Count("note"),
+                Aggregate::Sum("volume"),
+            ]
+        );
+        let mut no_close = test_types();
+        no_close.remove("close");
+        assert!(digest_columns(&no_close, Depth::Cheap).is_empty());
+        let columns = aggregate_types(&types, Depth::Full);
         assert_eq!(columns["sum_volume"], FieldType::Integer);
+        assert_eq!(columns["sum_close"], FieldType::Float);
         assert!(!columns.contains_key("sum_note"));
     }
 
-    /// What InfluxDB answers for `count(*), sum(*)` over the points below.
+    /// What InfluxDB answers for a full digest's statement over the points below.
     const ANSWER: &str = r#"{"results":[{"statement_id":0,"series":[
         {"name":"kline","tags":{"interval":"1d","symbol":"A"},
-         "columns":["time","count_close","count_halted","count_note","count_volume","sum_close","sum_volume"],
-         "values":[[86400000000000,3,1,1,3,7.25,35],[172800000000000,null,null,1,null,null,null]]},
+         "columns":["time","count_close","sum_close","count_halted","count_note","sum_volume"],
+         "values":[[86400000000000,3,7.25,1,1,35],[172800000000000,null,null,null,1,null]]},
         {"name":"kline","tags":{"interval":"1d","symbol":"B"},
-         "columns":["time","count_close","count_halted","count_note","count_volume","sum_close","sum_volume"],
-         "values":[[172800000000000,2,null,null,2,101,-9223372036854775808]]}]}]}"#;
+         "columns":["time","count_close","sum_close","count_halted","count_note","sum_volume"],
+         "values":[[172800000000000,2,101,null,null,-9223372036854775808]]}]}]}"#;
 
     fn point(symbol: &str, time: Nanos, fields: Vec<(&str, FieldValue)>) -> Point {
         let name = |s: &str| -> Name { Arc::from(s) };
@@ -714,11 +728,7 @@ mod tests {
         for s in &parsed.results[0].series {
             let windows = got.entry(s.tag("symbol").unwrap().to_string()).or_default();
             for row in &s.points {
-                fold_row(
-                    windows.entry(window_start(row.time, DAY)).or_default(),
-                    row,
-                    Depth::Full,
-                );
+                fold_row(windows.entry(window_start(row.time, DAY)).or_default(), row);
             }
         }
         for (symbol, points) in [("A", &a), ("B", &b)] {
