@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use tracing_subscriber::EnvFilter;
 
 fn main() -> ExitCode {
+    limit_malloc_arenas();
     let cli = dms::cli::Cli::parse();
     let filter = match (&cli.log, std::env::var("RUST_LOG")) {
         (Some(f), _) => EnvFilter::try_new(f),
@@ -36,4 +37,15 @@ fn main() -> ExitCode {
         }
     };
     runtime.block_on(dms::cli::run(cli))
+}
+
+/// glibc gives each thread that allocates its own arena (up to 8 per core) and keeps their
+/// freed memory: with SQLite work spread over the blocking pool that grew a sync's peak RSS by
+/// half. Two arenas keep it flat at no measurable cost in speed.
+fn limit_malloc_arenas() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only sets an allocator parameter; called before any other thread runs.
+    unsafe {
+        libc::mallopt(libc::M_ARENA_MAX, 2);
+    }
 }

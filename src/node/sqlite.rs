@@ -120,7 +120,7 @@ impl SqliteNode {
 
 fn init_connection(c: &mut rusqlite::Connection) -> rusqlite::Result<()> {
     c.execute_batch(
-        "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA busy_timeout=30000;",
+        "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA busy_timeout=30000; PRAGMA cache_size=-1024;",
     )
 }
 
