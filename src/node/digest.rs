@@ -48,9 +48,11 @@ impl Tip {
     }
 }
 
-/// A stable fingerprint of one point's measurement, tags and typed field values (not its
-/// time): equal points give equal fingerprints on every node kind. Fingerprints of the points
-/// that share a timestamp are added (wrapping), so their order does not matter.
+/// A stable fingerprint of one point's measurement, tags and field values (not its time):
+/// equal points give equal fingerprints on every node kind. Numbers are fingerprinted by
+/// value — an integral float as the integer it equals — since InfluxDB's JSON prints `10.0`
+/// as `10` and the tips look-up reads values without asking for field types. Fingerprints of
+/// the points that share a timestamp are added (wrapping), so their order does not matter.
 pub fn fingerprint(p: &Point) -> u64 {
     let mut h = Fnv::default();
     h.bytes(p.measurement.as_bytes());
@@ -65,13 +67,23 @@ pub fn fingerprint(p: &Point) -> u64 {
     for (k, v) in fields {
         h.bytes(k.as_bytes());
         match v {
-            FieldValue::Float(f) => h.tagged(0, &f.to_bits().to_le_bytes()),
+            FieldValue::Float(f) => match integral(*f) {
+                Some(i) => h.tagged(1, &i.to_le_bytes()),
+                None => h.tagged(0, &f.to_bits().to_le_bytes()),
+            },
             FieldValue::Integer(i) => h.tagged(1, &i.to_le_bytes()),
             FieldValue::String(s) => h.tagged(2, s.as_bytes()),
             FieldValue::Boolean(b) => h.tagged(3, &[u8::from(*b)]),
         }
     }
     h.0
+}
+
+/// The integer a float equals, when it equals one an `i64` holds exactly.
+fn integral(f: f64) -> Option<i64> {
+    // 2^63 as f64; every integral float of smaller magnitude converts exactly.
+    const LIMIT: f64 = 9_223_372_036_854_775_808.0;
+    (f.fract() == 0.0 && f.abs() < LIMIT).then_some(f as i64)
 }
 
 /// FNV-1a, 64 bit: fixed across builds and platforms (unlike `DefaultHasher`), with lengths
@@ -304,7 +316,7 @@ mod tests {
     }
 
     #[test]
-    fn fingerprints_see_values_and_types_but_not_field_order() {
+    fn fingerprints_see_values_but_not_field_order() {
         let a = bar(1, 1.5, 10);
         let mut b = a.clone();
         b.fields.reverse();
@@ -312,11 +324,15 @@ mod tests {
         assert_ne!(fingerprint(&a), fingerprint(&bar(1, 1.5000000001, 10)));
         let mut c = a.clone();
         c.fields[1].1 = FieldValue::Float(10.0);
-        assert_ne!(
+        assert_eq!(
             fingerprint(&a),
             fingerprint(&c),
-            "integer 10 is not float 10"
+            "by value: InfluxDB's JSON prints 10.0 as 10"
         );
+        c.fields[1].1 = FieldValue::Float(10.5);
+        assert_ne!(fingerprint(&a), fingerprint(&c));
+        c.fields[1].1 = FieldValue::String("10".into());
+        assert_ne!(fingerprint(&a), fingerprint(&c), "a string is not a number");
     }
 
     #[test]

@@ -76,6 +76,10 @@ pub enum Rows<'t> {
     PointsOf(&'t HashMap<String, Arc<FieldTypes>>),
     /// A table of strings (`SHOW` statements).
     Table,
+    /// Whole points typed by their JSON alone: strings, booleans, and numbers as integers
+    /// when written without a fraction or exponent, else floats. For fingerprints, which see
+    /// values, not types (an integral float prints as an integer in InfluxDB's JSON).
+    Inferred,
 }
 
 /// Hands out one shared [`Name`] per distinct string.
@@ -424,6 +428,13 @@ fn column_kinds(
         Rows::Points(types) => Some(types),
         Rows::PointsOf(by_measurement) => {
             Some(by_measurement.get(measurement).map_or(&no_types, |t| &**t))
+        }
+        Rows::Inferred => {
+            for c in &columns[1..] {
+                // `cell` reads a number as an integer when it can, for any non-float type.
+                cols.push(Col::Field(names.name(c), FieldType::Integer));
+            }
+            return Ok(cols);
         }
         Rows::Times | Rows::Table => None,
     };

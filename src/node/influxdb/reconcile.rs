@@ -82,47 +82,33 @@ impl Inner {
         let what = "looking up the tips of series";
         let q: Vec<&str> = statements.iter().map(|(q, _)| q.as_str()).collect();
         let q = q.join("; ");
-        let mut types = self.field_types_of(measurements, false).await?;
-        let mut refreshed = false;
         // Chunked, so that the server's max-row-limit cannot drop tag sets (InfluxDB 1.x does
-        // that without saying so when the limit falls between two of them).
-        'query: loop {
-            let mut out: HashMap<SeriesKey, Tip> = HashMap::new();
-            let mut chunks = self.open_chunks(&q, TIP_CHUNK_ROWS, what).await?;
-            let mut names = Interner::default();
-            while let Some(chunk) = chunks.next(self, what).await? {
-                let parsed = parse::parse_query(&chunk, Rows::PointsOf(&types), &mut names);
-                let results = match parsed {
-                    // A new field: reload the types (the open answer holds a permit) and
-                    // ask again.
-                    Err(ParseError::UnknownField(_)) if !refreshed => {
-                        drop(chunks);
-                        types = self.field_types_of(measurements, true).await?;
-                        refreshed = true;
-                        continue 'query;
-                    }
-                    Err(ParseError::UnknownField(f)) => return Err(self.unknown_field(what, &f)),
-                    other => self.statements(other, what)?,
-                };
-                for st in results {
-                    if st.error.is_some() {
-                        drop(chunks);
-                        // An error, or no database: no series has a tip.
-                        self.found_among(&st, what).await?;
-                        return Ok(HashMap::new());
-                    }
-                    let future = st.id.and_then(|i| statements.get(i)).map(|(_, f)| *f);
-                    let Some(future) = future else {
-                        return Err(self.err(
-                            ErrorKind::BadResponse,
-                            format!("{what}: a result for no statement ({:?})", st.id),
-                        ));
-                    };
-                    self.fold_tips(st, future, wanted, &mut out);
+        // that without saying so when the limit falls between two of them). Values are read
+        // by their JSON alone (fingerprints see values, not types): no field-type look-up, so
+        // a check costs one request per node.
+        let mut out: HashMap<SeriesKey, Tip> = HashMap::new();
+        let mut chunks = self.open_chunks(&q, TIP_CHUNK_ROWS, what).await?;
+        let mut names = Interner::default();
+        while let Some(chunk) = chunks.next(self, what).await? {
+            let parsed = parse::parse_query(&chunk, Rows::Inferred, &mut names);
+            for st in self.statements(parsed, what)? {
+                if st.error.is_some() {
+                    drop(chunks);
+                    // An error, or no database: no series has a tip.
+                    self.found_among(&st, what).await?;
+                    return Ok(HashMap::new());
                 }
+                let future = st.id.and_then(|i| statements.get(i)).map(|(_, f)| *f);
+                let Some(future) = future else {
+                    return Err(self.err(
+                        ErrorKind::BadResponse,
+                        format!("{what}: a result for no statement ({:?})", st.id),
+                    ));
+                };
+                self.fold_tips(st, future, wanted, &mut out);
             }
-            return Ok(out);
         }
+        Ok(out)
     }
 
     /// Adds one statement's newest points (or, `future`, newest times) to the tips.
