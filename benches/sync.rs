@@ -733,7 +733,7 @@ async fn bench_influx(
 
 /// Reconciliation against an exact `dms verify` of the same range, side by side: the daemon's
 /// scheduled passes (default settings; `initial_days` set to the data's span so the history
-/// pass's full-field slice holds a seventh of the data), a complete full-field reconcile, and
+/// pass's slice holds a seventh of the data), a complete full-field reconcile, and
 /// one changed value in one field of one bar found and repaired.
 async fn bench_reconcile(
     rows: &mut Vec<Row>,
@@ -767,7 +767,7 @@ async fn bench_reconcile(
             history.wall_s,
             ratio(&history) * 100.0
         ),
-        "cheap digests of every window, full-field of 1/7; target ≤ 10%",
+        "full-field digests of tonight's 1/7 of the range; target ≤ 10%",
     );
     let recent = dms(cfg, &["reconcile", "--pass", "recent"]);
     row(

@@ -74,7 +74,11 @@ pub async fn run(config: &Path, args: ReconcileCliArgs) -> anyhow::Result<ExitCo
         PassArg::Recent => Pass::Recent {
             days: settings.reconcile.recent_days,
         },
-        PassArg::History => Pass::history_for(crate::model::now_nanos(), settings.reconcile.slices),
+        PassArg::History => Pass::history_for(
+            crate::model::now_nanos(),
+            settings.reconcile.slices,
+            settings.reconcile.counts_everywhere,
+        ),
     };
     let app = App::open(settings, "dms reconcile")?;
     let bar = super::progress::Bar::new();

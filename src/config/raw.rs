@@ -120,6 +120,10 @@ pub struct HistoryPass {
     /// compared in full every `slices` passes (default 7: a week of nightly passes).
     #[serde(default = "default_slices", deserialize_with = "de::positive")]
     pub slices: u64,
+    /// Also count the bars of every window of the range each pass (cheap digests: finds a
+    /// missing or extra bar anywhere the same night; roughly doubles the pass's cost).
+    #[serde(default)]
+    pub counts_everywhere: bool,
 }
 
 impl Default for HistoryPass {
@@ -127,6 +131,7 @@ impl Default for HistoryPass {
         HistoryPass {
             schedule: default_history_schedule(),
             slices: default_slices(),
+            counts_everywhere: false,
         }
     }
 }

@@ -130,6 +130,8 @@ pub struct ReconcileSettings {
     pub history_schedule: CronExpr,
     /// Passes over which the history pass's full-field slice covers the whole range.
     pub slices: u32,
+    /// The history pass also counts the bars of every window.
+    pub counts_everywhere: bool,
     /// Longest a scheduled pass may take.
     pub budget: Duration,
     /// Delete points the primary no longer has from the backups.
@@ -392,6 +394,7 @@ fn check_reconcile(r: &raw::ReconcileBlock, errs: &mut Vec<String>) -> Reconcile
         recent_days: clamp_u32(r.recent.days),
         history_schedule: r.history.schedule.clone(),
         slices: clamp_u32(r.history.slices),
+        counts_everywhere: r.history.counts_everywhere,
         budget: r.budget,
         mirror_deletes: r.mirror_deletes,
         timezone: r.timezone,

@@ -402,7 +402,7 @@ impl Daemon {
                 ),
                 (
                     &mut history,
-                    Pass::history_for(crate::model::now_nanos(), r.slices),
+                    Pass::history_for(crate::model::now_nanos(), r.slices, r.counts_everywhere),
                 ),
             ] {
                 if due.is_some_and(|d| d.with_timezone(&chrono::Utc) <= now) {

@@ -64,25 +64,29 @@ pub enum Pass {
         /// Days before now.
         days: u32,
     },
-    /// The daemon's rare pass over the whole range: cheap digests of every window, and
-    /// full-field ones of slice `slice` of `slices` contiguous slices of the range.
+    /// The daemon's nightly pass over the whole range, a slice at a time: full-field digests
+    /// of slice `slice` of `slices` contiguous slices of the range (and, with
+    /// `counts_everywhere`, cheap digests — counts of bars — of every other window too).
     History {
         /// Which slice, `0..slices`.
         slice: u32,
         /// How many slices the range is cut into.
         slices: u32,
+        /// Also count the bars of every window of the range.
+        counts_everywhere: bool,
     },
 }
 
 impl Pass {
     /// The history pass's slice for a day: day number since the epoch modulo `slices`, so
     /// `slices` consecutive nightly passes cover the whole range.
-    pub fn history_for(now: Nanos, slices: u32) -> Pass {
+    pub fn history_for(now: Nanos, slices: u32, counts_everywhere: bool) -> Pass {
         let day = now.div_euclid(crate::model::NANOS_PER_DAY);
         let slices = slices.max(1);
         Pass::History {
             slice: u32::try_from(day.rem_euclid(i64::from(slices))).unwrap_or(0),
             slices,
+            counts_everywhere,
         }
     }
 
@@ -137,7 +141,11 @@ impl ReconcileRequest {
                 range.start = range.start.max(days(d));
                 None
             }
-            Pass::History { slice, slices } => {
+            Pass::History {
+                slice,
+                slices,
+                counts_everywhere,
+            } => {
                 let len = (range.end.saturating_sub(range.start) / i64::from(slices.max(1))).max(1);
                 let start = range
                     .start
@@ -147,7 +155,13 @@ impl ReconcileRequest {
                 } else {
                     start.saturating_add(len - 1)
                 };
-                Some(TimeRange::new(start, end))
+                let part = TimeRange::new(start, end);
+                if counts_everywhere {
+                    Some(part)
+                } else {
+                    range = part;
+                    None
+                }
             }
         };
         ReconcileRequest {
