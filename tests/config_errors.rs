@@ -187,3 +187,45 @@ fn a_measurement_template_needs_no_interval_tag() {
         Some("interval")
     );
 }
+
+/// Values that would pass a type check and then overflow the clock arithmetic, allocate
+/// without bound or stop every run at once are refused where they are written.
+#[test]
+fn out_of_range_numbers_are_errors_with_their_position_never_a_panic() {
+    for (from, to, needle) in [
+        (
+            "initial_days: 3650",
+            "initial_days: 3650\n    max_gap_hours: 1e16",
+            "sync.incremental.max_gap_hours",
+        ),
+        (
+            "batch_size: 10",
+            "batch_size: 1000000000",
+            "at most 1000000",
+        ),
+        ("max_workers: 4", "max_workers: 1000000000", "at most 1024"),
+        ("retry_delay: 0.05", "retry_delay: 1e19", "too long"),
+    ] {
+        let yaml = sync_yaml(10, 2, "");
+        assert!(yaml.contains(from), "fixture has {from:?}");
+        let p = Project::with_sync(&yaml.replace(from, to));
+        assert_rejected(&p, &[needle, "line "]);
+    }
+    let p = Project::with_sync(&sync_yaml(10, 2, "").replace(
+        "path: run/db/sync_history.db",
+        "path: run/db/sync_history.db\n  retention_days: 1000000000",
+    ));
+    assert_rejected(&p, &["history.retention_days", "at most 36500", "line "]);
+    let p = Project::new();
+    for (task, needle) in [
+        ("timeout: 1e19", "too long"),
+        ("timeout: 0", "must be more than 0 seconds"),
+        ("initial_days: 99999999", "at most 36500"),
+    ] {
+        p.write(
+            "config/task.yaml",
+            &format!("tasks:\n  - name: t1\n    {task}\n"),
+        );
+        assert_rejected(&p, &["tasks[0]", needle, "line 3"]);
+    }
+}

@@ -124,6 +124,69 @@ checked!(
         Ok(v)
     }
 );
+/// Whole numbers between 1 and a bound: each setting's sane range, checked where the YAML
+/// parser still knows the line and column.
+macro_rules! bounded {
+    ($name:ident, $fn:ident, $max:expr, $what:literal) => {
+        checked!($name, u64, "a whole number", |v: u64| if v == 0 {
+            Err("must be at least 1".to_string())
+        } else if v > $max {
+            Err(format!("{v} is too large: at most {} ({})", $max, $what))
+        } else {
+            Ok(v)
+        });
+
+        #[doc = concat!("A whole number from 1 to ", stringify!($max), " (", $what, ").")]
+        pub fn $fn<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+            $name::deserialize(d).map(|v| v.0)
+        }
+    };
+}
+
+bounded!(Workers, workers, 1024, "parallel work and connections");
+bounded!(Days, days, 36_500, "a hundred years");
+bounded!(BatchSize, batch_size, 1_000_000, "points per request");
+bounded!(MemoryMb, memory_mb, 1_048_576, "a terabyte");
+bounded!(Slices, slices, 366, "slices of the range");
+
+/// Optional [`days`].
+pub fn opt_days<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+    Option::<Days>::deserialize(d).map(|v| v.map(|v| v.0))
+}
+
+checked!(
+    Hours,
+    f64,
+    "a number of hours",
+    |v: f64| if v.is_finite() && v > 0.0 && v <= 876_000.0 {
+        Ok(v)
+    } else {
+        Err(format!(
+            "{v} is not a number of hours from more than 0 to 876000 (a hundred years)"
+        ))
+    }
+);
+
+/// A positive number of hours, at most a hundred years.
+pub fn hours<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+    Hours::deserialize(d).map(|v| v.0)
+}
+
+checked!(Timeout, Duration, "a number of seconds", |v: f64| {
+    to_duration(v).and_then(|d| {
+        if d.is_zero() {
+            Err("must be more than 0 seconds".to_string())
+        } else {
+            Ok(d)
+        }
+    })
+});
+
+/// A duration in seconds, more than 0 (a time limit).
+pub fn timeout<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+    Timeout::deserialize(d).map(|v| v.0)
+}
+
 checked!(Zone, chrono_tz::Tz, "an IANA time zone name", |v: str| v
     .parse::<chrono_tz::Tz>()
     .map_err(|_| format!(
@@ -186,9 +249,10 @@ impl<'de> Deserialize<'de> for Span {
             }
             fn visit_str<E: Error>(self, v: &str) -> Result<Span, E> {
                 let age = crate::input::parse_age(v).map_err(E::custom)?;
-                age.to_std()
-                    .map(Span)
-                    .map_err(|_| E::custom(format!("{v:?} is not a duration of 0 or more")))
+                let d = age
+                    .to_std()
+                    .map_err(|_| E::custom(format!("{v:?} is not a duration of 0 or more")))?;
+                within_max(d).map(Span).map_err(E::custom)
             }
         }
         d.deserialize_any(V)
@@ -200,11 +264,27 @@ pub fn span<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
     Span::deserialize(d).map(|v| v.0)
 }
 
+/// The longest duration any setting takes: ten years. Longer values are typos (and would
+/// overflow the clock arithmetic they feed).
+pub const MAX_DURATION: Duration = Duration::from_secs(10 * 365 * 86_400);
+
 fn to_duration(v: f64) -> Result<Duration, String> {
     if !v.is_finite() || v < 0.0 {
         return Err(format!("{v} is not a duration: give seconds, 0 or more"));
     }
-    Duration::try_from_secs_f64(v).map_err(|e| format!("{v} seconds: {e}"))
+    let d = Duration::try_from_secs_f64(v).map_err(|e| format!("{v} seconds: {e}"))?;
+    within_max(d)
+}
+
+fn within_max(d: Duration) -> Result<Duration, String> {
+    if d > MAX_DURATION {
+        return Err(format!(
+            "{} seconds is too long: at most {} (ten years)",
+            d.as_secs_f64(),
+            MAX_DURATION.as_secs()
+        ));
+    }
+    Ok(d)
 }
 
 /// A time zone name from the IANA database (`America/New_York`, `UTC`).

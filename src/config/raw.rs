@@ -96,7 +96,7 @@ pub struct RecentPass {
     #[serde(default = "default_recent_schedule", deserialize_with = "de::cron")]
     pub schedule: de::CronExpr,
     /// Days before now it covers.
-    #[serde(default = "default_recent_days", deserialize_with = "de::positive")]
+    #[serde(default = "default_recent_days", deserialize_with = "de::days")]
     pub days: u64,
 }
 
@@ -118,7 +118,7 @@ pub struct HistoryPass {
     pub schedule: de::CronExpr,
     /// Full-field digests cover 1/slices of the range per pass, so the whole range is
     /// compared in full every `slices` passes (default 7: a week of nightly passes).
-    #[serde(default = "default_slices", deserialize_with = "de::positive")]
+    #[serde(default = "default_slices", deserialize_with = "de::slices")]
     pub slices: u64,
     /// Also count the bars of every window of the range each pass (cheap digests: finds a
     /// missing or extra bar anywhere the same night; roughly doubles the pass's cost).
@@ -293,16 +293,16 @@ pub struct IncrementalBlock {
     #[serde(default = "yes")]
     pub enabled: bool,
     /// Seconds between check-loop passes.
-    #[serde(default = "default_check_interval", deserialize_with = "de::seconds")]
+    #[serde(default = "default_check_interval", deserialize_with = "de::timeout")]
     pub check_interval: Duration,
     /// Points per read and per write request.
-    #[serde(default = "default_batch_size", deserialize_with = "de::positive")]
+    #[serde(default = "default_batch_size", deserialize_with = "de::batch_size")]
     pub batch_size: u64,
     /// Lag in hours beyond which a (backup, series) is `behind`.
-    #[serde(default = "default_max_gap_hours")]
+    #[serde(default = "default_max_gap_hours", deserialize_with = "de::hours")]
     pub max_gap_hours: f64,
     /// Days of history copied on a first sync.
-    #[serde(default = "default_initial_days", deserialize_with = "de::positive")]
+    #[serde(default = "default_initial_days", deserialize_with = "de::days")]
     pub initial_days: u64,
     /// How far before the checkpoint every incremental sync re-reads, so revisions of recent
     /// bars reach the backups (seconds or `30m`, `2h`, `1d`); 0: the newest bar only.
@@ -355,10 +355,10 @@ pub(crate) fn default_initial_days() -> u64 {
 #[serde(deny_unknown_fields)]
 pub struct PerformanceBlock {
     /// Series synced in parallel (each read once and fanned out to its backups).
-    #[serde(default = "five", deserialize_with = "de::positive")]
+    #[serde(default = "five", deserialize_with = "de::workers")]
     pub max_workers: u64,
     /// Connections per node.
-    #[serde(default = "five", deserialize_with = "de::positive")]
+    #[serde(default = "five", deserialize_with = "de::workers")]
     pub connection_pool_size: u64,
 }
 
@@ -479,7 +479,7 @@ pub struct HistoryBlock {
     #[serde(default = "default_history_path")]
     pub path: PathBuf,
     /// Days of `sync_history` and task-run rows to keep.
-    #[serde(default = "default_retention_days", deserialize_with = "de::positive")]
+    #[serde(default = "default_retention_days", deserialize_with = "de::days")]
     pub retention_days: u64,
     /// Seconds a write waits for another process's lock on the file before failing.
     #[serde(default = "default_busy_timeout", deserialize_with = "de::seconds")]
@@ -512,7 +512,7 @@ fn default_retention_days() -> u64 {
 #[serde(deny_unknown_fields)]
 pub struct ScriptsBlock {
     /// Memory limit per task's Lua state, in MiB.
-    #[serde(default = "default_memory_mb", deserialize_with = "de::positive")]
+    #[serde(default = "default_memory_mb", deserialize_with = "de::memory_mb")]
     pub memory_limit_mb: u64,
     /// Lua instructions allowed per hook call.
     #[serde(
@@ -582,7 +582,7 @@ pub struct TaskBlock {
     #[serde(default)]
     pub backups: Option<Vec<String>>,
     /// Days of history for this task's first syncs; the global `initial_days` when unset.
-    #[serde(default, deserialize_with = "de::opt_positive")]
+    #[serde(default, deserialize_with = "de::opt_days")]
     pub initial_days: Option<u64>,
     /// Cron expression (5 fields, or 6 with seconds); the task only runs by hand when unset.
     #[serde(default, deserialize_with = "de::opt_cron")]
@@ -600,7 +600,7 @@ pub struct TaskBlock {
     #[serde(default = "yes")]
     pub enabled: bool,
     /// Seconds a run may take before it is stopped and recorded as failed.
-    #[serde(default = "default_timeout", deserialize_with = "de::seconds")]
+    #[serde(default = "default_timeout", deserialize_with = "de::timeout")]
     pub timeout: Duration,
     /// After downtime, run a missed schedule once at start.
     #[serde(default = "yes")]
