@@ -259,10 +259,19 @@ fn a_non_loopback_listen_without_a_token_is_refused() {
     let out = p.cli(&["config", "check"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("not a loopback address; set api.token"));
+    // A token anyone could guess is no lock on a network.
     let p = Project::with_sync(&sync_yaml(
         100,
         1,
         "api:\n  listen: 0.0.0.0:8686\n  token: abc\n",
+    ));
+    let out = p.cli(&["config", "check"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("at least 16 characters"));
+    let p = Project::with_sync(&sync_yaml(
+        100,
+        1,
+        "api:\n  listen: 0.0.0.0:8686\n  token: 0123456789abcdef0123\n",
     ));
     assert!(p.cli(&["config", "check"]).status.success());
 }

@@ -26,8 +26,8 @@ pub async fn run(config: &Path, args: RunArgs) -> anyhow::Result<ExitCode> {
         let api = settings.api.enabled;
         let app = App::open(settings, "dms run (daemon)")?;
         let daemon = Daemon::new(Arc::new(app), super::shutdown_on_signal())?;
-        let routes = api.then(|| crate::http::router(daemon.clone()));
-        crate::daemon::run(daemon, routes).await?;
+        let server = api.then(|| crate::http::server(daemon.clone()));
+        crate::daemon::run(daemon, server).await?;
         return Ok(ExitCode::SUCCESS);
     }
     let app = App::open(settings, "dms run --once")?;

@@ -168,6 +168,10 @@ pub struct ApiBlock {
     /// Bearer token every `/api` route requires (use `${ENV_VAR}`); none by default.
     #[serde(default, deserialize_with = "de::opt_env_string")]
     pub token: Option<String>,
+    /// Host names browsers may reach the daemon as (besides IP addresses and `localhost`),
+    /// e.g. `[dms.internal.example]`; any other `Host` header is refused (DNS rebinding).
+    #[serde(default)]
+    pub allowed_hosts: Vec<String>,
 }
 
 impl Default for ApiBlock {
@@ -176,6 +180,7 @@ impl Default for ApiBlock {
             enabled: true,
             listen: default_listen(),
             token: None,
+            allowed_hosts: Vec::new(),
         }
     }
 }

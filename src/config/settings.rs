@@ -50,7 +50,13 @@ pub struct ApiSettings {
     pub listen: std::net::SocketAddr,
     /// Bearer token for `/api` routes.
     pub token: Option<Secret>,
+    /// Host names (lower case, no port) a request's `Host` may name besides IP addresses and
+    /// `localhost`.
+    pub allowed_hosts: Vec<String>,
 }
+
+/// The shortest token a daemon listening beyond loopback accepts.
+pub const MIN_TOKEN_LEN: usize = 16;
 
 /// Failure alerts.
 #[derive(Debug, Clone)]
@@ -607,10 +613,31 @@ fn check_api(api: &raw::ApiBlock, errs: &mut Vec<String>) -> ApiSettings {
             "sync.yaml: api.listen: {a} is not a loopback address; set api.token (e.g. ${{DMS_API_TOKEN}}) before listening there"
         ));
     }
+    if let (Some(a), Some(t)) = (listen, &token)
+        && api.enabled
+        && !a.ip().is_loopback()
+        && t.expose().chars().count() < MIN_TOKEN_LEN
+    {
+        errs.push(format!(
+            "sync.yaml: api.token: a daemon listening on {a} needs a token of at least {MIN_TOKEN_LEN} characters (e.g. from `openssl rand -hex 24`)"
+        ));
+    }
+    let mut allowed_hosts = Vec::new();
+    for h in &api.allowed_hosts {
+        let h = h.trim().to_ascii_lowercase();
+        if h.is_empty() || h.contains(['/', ':', ' ', '*']) {
+            errs.push(format!(
+                "sync.yaml: api.allowed_hosts: {h:?} is not a host name (no scheme, port or wildcard)"
+            ));
+        } else {
+            allowed_hosts.push(h);
+        }
+    }
     ApiSettings {
         enabled: api.enabled,
         listen: listen.unwrap_or(std::net::SocketAddr::from(([127, 0, 0, 1], 8686))),
         token,
+        allowed_hosts,
     }
 }
 
@@ -620,7 +647,8 @@ fn check_alerts(alerts: &raw::AlertsBlock, errs: &mut Vec<String>) -> AlertSetti
         && !(w.starts_with("http://") || w.starts_with("https://"))
     {
         errs.push(format!(
-            "sync.yaml: alerts.webhook: {w:?} is not an http:// or https:// URL"
+            "sync.yaml: alerts.webhook: not an http:// or https:// URL ({})",
+            scheme_of(w)
         ));
     }
     AlertSettings {
@@ -729,7 +757,8 @@ fn check_influxdb_node(b: &raw::NodeBlock, at: &str, errs: &mut Vec<String>) -> 
         Some(u) if u.starts_with("http://") || u.starts_with("https://") => Some(u.clone()),
         Some(u) => {
             errs.push(format!(
-                "sync.yaml: {at}.url: {u:?} is not an http:// or https:// URL"
+                "sync.yaml: {at}.url: not an http:// or https:// URL ({})",
+                scheme_of(u)
             ));
             None
         }
@@ -809,7 +838,7 @@ alerts: {webhook: "ftp://x"}
                 "sync.yaml: scripts.http_allow: \"a/b\" is not a host name (use api.example.com or *.example.com)",
                 "task.yaml: tasks[0] (t).backups: no backup node is called \"nobody\"",
                 "sync.yaml: api.listen: \"nonsense\" is not an address:port such as 127.0.0.1:8686",
-                "sync.yaml: alerts.webhook: \"ftp://x\" is not an http:// or https:// URL",
+                "sync.yaml: alerts.webhook: not an http:// or https:// URL (it begins with \"ftp\")",
             ]
         );
     }
@@ -818,5 +847,16 @@ alerts: {webhook: "ftp://x"}
     fn secrets_do_not_print() {
         let s = Secret::new("hunter2".into());
         assert!(!format!("{s:?}").contains("hunter2"));
+    }
+}
+
+/// How a URL begins, for an error about its scheme: only the part before `:` (at most 12
+/// characters), so a secret filled in from the environment is never shown.
+fn scheme_of(url: &str) -> String {
+    match url.split_once(':') {
+        Some((scheme, _)) if scheme.len() <= 12 && !scheme.is_empty() => {
+            format!("it begins with {scheme:?}")
+        }
+        _ => "it has no scheme".into(),
     }
 }

@@ -58,6 +58,9 @@ pub enum TriggerError {
     /// A run of the task is going.
     #[error("task {0:?} is already running")]
     Running(String),
+    /// The task is disabled and the trigger did not force it.
+    #[error("task {0:?} is disabled (enabled: false); force=true runs it anyway")]
+    Disabled(String),
     /// The daemon is stopping.
     #[error("the daemon is shutting down")]
     ShuttingDown,
@@ -150,16 +153,26 @@ impl Daemon {
         }
     }
 
-    /// Starts a run of `task` in the background.
+    /// Starts a run of `task` in the background; a disabled task only with `force`.
     ///
     /// # Errors
-    /// [`TriggerError`] when the task is unknown or running, or the daemon is stopping.
-    pub fn trigger(self: &Arc<Self>, task: &str, trigger: Trigger) -> Result<(), TriggerError> {
+    /// [`TriggerError`] when the task is unknown, disabled (without `force`) or running, or
+    /// the daemon is stopping.
+    pub fn trigger(
+        self: &Arc<Self>,
+        task: &str,
+        trigger: Trigger,
+        force: bool,
+    ) -> Result<(), TriggerError> {
         if self.shutdown.is_cancelled() {
             return Err(TriggerError::ShuttingDown);
         }
-        if self.app.settings.task(task).is_none() {
-            return Err(TriggerError::Unknown(task.to_string()));
+        match self.app.settings.task(task) {
+            None => return Err(TriggerError::Unknown(task.to_string())),
+            Some(t) if !t.enabled && !force => {
+                return Err(TriggerError::Disabled(task.to_string()));
+            }
+            Some(_) => {}
         }
         if self.app.is_running(task) {
             return Err(TriggerError::Running(task.to_string()));
@@ -495,24 +508,34 @@ impl Daemon {
     }
 }
 
-/// Runs the daemon until its shutdown token is cancelled, serving `routes` (when given) on
+/// Serves the HTTP surface on the listener the daemon bound, until the token is cancelled.
+/// Built by the caller (`dms run` hands in `crate::http::server`): the daemon knows no route.
+pub type Server = Box<
+    dyn FnOnce(
+            tokio::net::TcpListener,
+            CancellationToken,
+        ) -> futures::future::BoxFuture<'static, ()>
+        + Send,
+>;
+
+/// Runs the daemon until its shutdown token is cancelled, with `server` (when given) on
 /// `api.listen`, then stops gracefully.
 ///
 /// # Errors
 /// [`DaemonError::Listen`] when the API address cannot be bound.
-pub async fn run(daemon: Arc<Daemon>, routes: Option<axum::Router>) -> Result<(), DaemonError> {
+pub async fn run(daemon: Arc<Daemon>, server: Option<Server>) -> Result<(), DaemonError> {
     let app = daemon.app.clone();
     let shutdown = daemon.shutdown.clone();
     let settings = &app.settings;
 
-    let server = match routes {
-        Some(router) => {
+    let server = match server {
+        Some(serve) => {
             let addr = settings.api.listen;
             let l = tokio::net::TcpListener::bind(addr)
                 .await
                 .map_err(|cause| DaemonError::Listen { addr, cause })?;
             tracing::info!(addr = %l.local_addr().unwrap_or(addr), "HTTP API listening");
-            Some((l, router))
+            Some((l, serve))
         }
         None => None,
     };
@@ -533,16 +556,8 @@ pub async fn run(daemon: Arc<Daemon>, routes: Option<axum::Router>) -> Result<()
     if settings.reconcile.enabled {
         loops.spawn(daemon.clone().reconcile_loop());
     }
-    if let Some((l, router)) = server {
-        let stop = shutdown.clone();
-        loops.spawn(async move {
-            let served = axum::serve(l, router)
-                .with_graceful_shutdown(async move { stop.cancelled().await })
-                .await;
-            if let Err(e) = served {
-                tracing::error!(cause = %e, "HTTP API stopped");
-            }
-        });
+    if let Some((l, serve)) = server {
+        loops.spawn(serve(l, shutdown.clone()));
     }
 
     shutdown.cancelled().await;

@@ -7,6 +7,8 @@
 
 pub mod api;
 pub mod auth;
+pub mod guard;
+pub mod serve;
 pub mod web;
 
 use crate::daemon::Daemon;
@@ -17,12 +19,22 @@ use std::sync::Arc;
 /// Largest request body any route accepts.
 const BODY_LIMIT: usize = 64 * 1024;
 
+/// The daemon's HTTP server: [`router`] served with [`serve::serve`]'s limits.
+pub fn server(daemon: Arc<Daemon>) -> crate::daemon::Server {
+    let router = router(daemon);
+    Box::new(move |listener, stop| Box::pin(serve::serve(listener, router, stop)))
+}
+
 /// Every route of the daemon: the API, `/healthz`, `/metrics` and the status page.
 pub fn router(daemon: Arc<Daemon>) -> Router {
     Router::new()
         .merge(api::routes(daemon.clone()))
         .merge(web::routes())
         .fallback(|| async { api::ApiError::new(StatusCode::NOT_FOUND, "no such route") })
+        .layer(axum::middleware::from_fn_with_state(
+            daemon.clone(),
+            guard::guard,
+        ))
         .layer(axum::extract::DefaultBodyLimit::max(BODY_LIMIT))
         .with_state(daemon)
 }

@@ -217,7 +217,11 @@ pub struct TaskInfo {
     last_run: Option<RunRow>,
 }
 
-async fn tasks(State(d): State<Arc<Daemon>>) -> ApiResult<Json<Vec<TaskInfo>>> {
+async fn tasks(
+    State(d): State<Arc<Daemon>>,
+    q: Result<Query<Vec<(String, String)>>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult<Json<Vec<TaskInfo>>> {
+    Params::new(q, &[])?;
     let last = read_history(&d, |db| db.last_runs()).await?;
     let out = tasks::summaries(&d.app.settings, &last, chrono::Utc::now(), |t| {
         d.app.is_running(t)
@@ -239,8 +243,11 @@ async fn tasks(State(d): State<Arc<Daemon>>) -> ApiResult<Json<Vec<TaskInfo>>> {
 async fn run_task(
     State(d): State<Arc<Daemon>>,
     Path(name): Path<String>,
+    q: Result<Query<Vec<(String, String)>>, axum::extract::rejection::QueryRejection>,
 ) -> ApiResult<(StatusCode, Json<serde_json::Value>)> {
-    match d.trigger(&name, Trigger::Api) {
+    let p = Params::new(q, &["force"])?;
+    let force = p.bool("force")?.unwrap_or(false);
+    match d.trigger(&name, Trigger::Api, force) {
         Ok(()) => Ok((
             StatusCode::ACCEPTED,
             Json(serde_json::json!({ "task": name, "status": "started" })),
@@ -248,9 +255,9 @@ async fn run_task(
         Err(e @ TriggerError::Unknown(_)) => {
             Err(ApiError::new(StatusCode::NOT_FOUND, e.to_string()))
         }
-        Err(e @ (TriggerError::Running(_) | TriggerError::Reconciling)) => {
-            Err(ApiError::new(StatusCode::CONFLICT, e.to_string()))
-        }
+        Err(
+            e @ (TriggerError::Running(_) | TriggerError::Reconciling | TriggerError::Disabled(_)),
+        ) => Err(ApiError::new(StatusCode::CONFLICT, e.to_string())),
         Err(e @ TriggerError::ShuttingDown) => Err(ApiError::unavailable(e.to_string())),
     }
 }

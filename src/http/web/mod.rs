@@ -88,6 +88,7 @@ enum RunOutcome {
     Running,
     Unknown,
     Stopping,
+    Disabled,
 }
 
 impl RunOutcome {
@@ -97,6 +98,7 @@ impl RunOutcome {
             RunOutcome::Running => "running",
             RunOutcome::Unknown => "unknown",
             RunOutcome::Stopping => "stopping",
+            RunOutcome::Disabled => "disabled",
         }
     }
 
@@ -106,6 +108,7 @@ impl RunOutcome {
             "running" => RunOutcome::Running,
             "unknown" => RunOutcome::Unknown,
             "stopping" => RunOutcome::Stopping,
+            "disabled" => RunOutcome::Disabled,
             _ => return None,
         })
     }
@@ -288,7 +291,16 @@ async fn page(
     q: Result<Query<Vec<(String, String)>>, QueryRejection>,
 ) -> Response {
     let pairs = q.map(|Query(p)| p).unwrap_or_default();
-    let view = View::from_pairs(&pairs);
+    let mut view = View::from_pairs(&pairs);
+    // A notice is only a hint from the redirect; one about a task that does not exist can
+    // only say so (a link cannot make the page claim a run started).
+    if view
+        .notice
+        .as_ref()
+        .is_some_and(|n| d.app.settings.task(&n.task).is_none() && n.outcome != RunOutcome::Unknown)
+    {
+        view.notice = None;
+    }
     match access(d.app.settings.api.token.as_ref(), &headers) {
         Access::Missing => html(StatusCode::OK, page::shell().into_string()),
         Access::Wrong => unauthorized("That token was not accepted."),
@@ -310,16 +322,11 @@ async fn run_now(
     if !access(d.app.settings.api.token.as_ref(), &headers).allowed() {
         return unauthorized("This dms needs its API token: sign in on the status page.");
     }
-    if !same_origin(&headers) {
-        return html(
-            StatusCode::FORBIDDEN,
-            page::message("Refused: the form was not sent from this status page.").into_string(),
-        );
-    }
     let pairs = form.map(|Form(p)| p).unwrap_or_default();
-    let outcome = match d.trigger(&name, Trigger::Api) {
+    let outcome = match d.trigger(&name, Trigger::Api, false) {
         Ok(()) => RunOutcome::Started,
         Err(TriggerError::Running(_) | TriggerError::Reconciling) => RunOutcome::Running,
+        Err(TriggerError::Disabled(_)) => RunOutcome::Disabled,
         Err(TriggerError::Unknown(_)) => RunOutcome::Unknown,
         Err(TriggerError::ShuttingDown) => RunOutcome::Stopping,
     };
@@ -332,23 +339,6 @@ async fn run_now(
         r.headers_mut().insert(header::LOCATION, v);
     }
     r
-}
-
-/// Refuses cross-site form posts (a page elsewhere making the browser press "Run now"):
-/// browsers send `Sec-Fetch-Site` and `Origin` with a POST; both must say this site.
-fn same_origin(headers: &HeaderMap) -> bool {
-    let text = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
-    if text("sec-fetch-site").is_some_and(|s| s != "same-origin" && s != "none") {
-        return false;
-    }
-    match (text("origin"), text("host")) {
-        (None, _) => true,
-        (Some(origin), Some(host)) => origin
-            .strip_prefix("http://")
-            .or_else(|| origin.strip_prefix("https://"))
-            .is_some_and(|o| o == host),
-        (Some(_), None) => false,
-    }
 }
 
 /// One backup's card.
@@ -594,20 +584,5 @@ mod tests {
             "the notice is not part of the page's own URL"
         );
         assert_eq!(view("ran=daily&result=<script>").notice, None);
-    }
-
-    #[test]
-    fn cross_site_posts_are_refused() {
-        let mut h = HeaderMap::new();
-        h.insert("host", HeaderValue::from_static("127.0.0.1:8686"));
-        assert!(same_origin(&h), "no browser headers (curl)");
-        h.insert("origin", HeaderValue::from_static("http://127.0.0.1:8686"));
-        h.insert("sec-fetch-site", HeaderValue::from_static("same-origin"));
-        assert!(same_origin(&h));
-        h.insert("origin", HeaderValue::from_static("http://evil.example"));
-        assert!(!same_origin(&h));
-        h.insert("origin", HeaderValue::from_static("http://127.0.0.1:8686"));
-        h.insert("sec-fetch-site", HeaderValue::from_static("cross-site"));
-        assert!(!same_origin(&h));
     }
 }

@@ -196,6 +196,10 @@ fn notice_text(task: &str, outcome: RunOutcome) -> (&'static str, String) {
             "bad",
             format!("The daemon is shutting down; {task} was not started."),
         ),
+        RunOutcome::Disabled => (
+            "bad",
+            format!("{task} is disabled (enabled: false in task.yaml); not started."),
+        ),
     }
 }
 
