@@ -811,6 +811,17 @@ fn check_influx_auth(b: &raw::NodeBlock, at: &str, errs: &mut Vec<String>) -> Op
     }
 }
 
+/// How a URL begins, for an error about its scheme: only the part before `:` (at most 12
+/// characters), so a secret filled in from the environment is never shown.
+fn scheme_of(url: &str) -> String {
+    match url.split_once(':') {
+        Some((scheme, _)) if scheme.len() <= 12 && !scheme.is_empty() => {
+            format!("it begins with {scheme:?}")
+        }
+        _ => "it has no scheme".into(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -847,16 +858,5 @@ alerts: {webhook: "ftp://x"}
     fn secrets_do_not_print() {
         let s = Secret::new("hunter2".into());
         assert!(!format!("{s:?}").contains("hunter2"));
-    }
-}
-
-/// How a URL begins, for an error about its scheme: only the part before `:` (at most 12
-/// characters), so a secret filled in from the environment is never shown.
-fn scheme_of(url: &str) -> String {
-    match url.split_once(':') {
-        Some((scheme, _)) if scheme.len() <= 12 && !scheme.is_empty() => {
-            format!("it begins with {scheme:?}")
-        }
-        _ => "it has no scheme".into(),
     }
 }

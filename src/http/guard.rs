@@ -65,9 +65,7 @@ pub fn host_allowed(host: &str, allowed: &[String]) -> bool {
         }),
     };
     let name = name.trim_end_matches('.').to_ascii_lowercase();
-    name.parse::<std::net::IpAddr>().is_ok()
-        || name == "localhost"
-        || allowed.iter().any(|a| *a == name)
+    name.parse::<std::net::IpAddr>().is_ok() || name == "localhost" || allowed.contains(&name)
 }
 
 /// Why a state-changing request is cross-site, if it is.
