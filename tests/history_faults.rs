@@ -213,3 +213,80 @@ async fn a_corrupted_history_header_is_a_clear_error_everywhere() {
     // dms never rewrites a history it cannot read.
     assert_eq!(std::fs::read(&path).unwrap(), bytes);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_damaged_page_inside_the_history_is_refused_before_any_write() {
+    let p = Project::new();
+    seed(&p, &["A", "B", "C"], 3000).await;
+    assert!(p.cli(&["sync"]).status.success());
+    let path = p.root().join("run/db/sync_history.db");
+    // Fold the WAL into the file, then scribble over a page in the middle (not the header).
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);")
+        .unwrap();
+    drop(conn);
+    let mut bytes = std::fs::read(&path).unwrap();
+    assert!(bytes.len() > 3 * 4096, "a history of several pages");
+    let page = bytes.len() / 4096 / 2 * 4096;
+    bytes[page..page + 4096].fill(0x5a);
+    std::fs::write(&path, &bytes).unwrap();
+    for args in [&["sync"][..], &["run", "--once"][..]] {
+        let out = p.cli(args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(
+            err.contains("sync_history.db") && err.contains("damaged"),
+            "{args:?}: {err}"
+        );
+    }
+    assert_eq!(
+        std::fs::read(&path).unwrap(),
+        bytes,
+        "a damaged history is never written to"
+    );
+}
+
+#[test]
+fn two_paths_to_one_history_share_one_writer_lock() {
+    let p = Project::new();
+    let dir = p.root().join("run/db");
+    std::fs::create_dir_all(&dir).unwrap();
+    let real = dir.join("sync_history.db");
+    let link = p.root().join("alias.db");
+    std::os::unix::fs::symlink(&real, &link).unwrap();
+    let busy = std::time::Duration::from_secs(1);
+    let _first = dms::history::History::open(&real, "first", busy).expect("first writer");
+    for other in [link.clone(), dir.join("../db/sync_history.db")] {
+        let err = dms::history::History::open(&other, "second", busy)
+            .err()
+            .unwrap_or_else(|| panic!("{}: a second writer through another path", other.display()))
+            .to_string();
+        assert!(
+            err.contains("in use by another dms writer") && err.contains("first"),
+            "{err}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_history_deleted_under_the_writer_stops_writes_and_says_so() {
+    let p = Project::new();
+    let path = p.root().join("run/db/sync_history.db");
+    let history =
+        dms::history::History::open(&path, "test", std::time::Duration::from_secs(1)).unwrap();
+    history
+        .write(|db| db.start_run("t", "manual"))
+        .await
+        .expect("writes work");
+    std::fs::remove_file(&path).unwrap();
+    let err = history
+        .write(|db| db.start_run("t", "manual"))
+        .await
+        .expect_err("no write to an unlinked file");
+    assert!(err.to_string().contains("deleted or replaced"), "{err}");
+    assert!(history.write_error().is_some(), "health says so");
+    assert!(history.check_file().await.is_err());
+    // Replaced by another file: the same.
+    std::fs::write(&path, b"").unwrap();
+    assert!(history.check_file().await.is_err());
+}

@@ -48,6 +48,11 @@ pub enum Alert {
         /// The backup's newest point, the new checkpoint (RFC 3339); `null` when it holds none.
         to: Option<String>,
     },
+    /// The sync history cannot be written (deleted or replaced file, full disk, …).
+    HistoryFailed {
+        /// Why.
+        error: String,
+    },
     /// The primary holds a point stamped after now + `future_tolerance`.
     Future {
         /// Backup and series.

@@ -27,6 +27,9 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+/// How often the daemon checks that its history file is still there.
+const HISTORY_WATCH: Duration = Duration::from_secs(5);
+
 /// Pseudo-task name of the check loop's runs.
 pub const CHECK_TASK: &str = "@check";
 
@@ -452,6 +455,32 @@ impl Daemon {
         }
     }
 
+    /// Every few seconds, checks that the history file is still the one opened: a file
+    /// deleted or replaced under the daemon stops its writes, degrades `/healthz` and is
+    /// alerted once (until writes work again).
+    async fn history_watch_loop(self: Arc<Self>) {
+        let mut alerted = false;
+        loop {
+            match self.app.history.check_file().await {
+                Ok(()) => alerted = false,
+                Err(e) if !alerted => {
+                    alerted = true;
+                    tracing::error!(cause = %e, "the sync history cannot be written");
+                    if let Some(a) = &self.alerter {
+                        a.send(Alert::HistoryFailed {
+                            error: e.to_string(),
+                        });
+                    }
+                }
+                Err(_) => {}
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(HISTORY_WATCH) => {}
+                _ = self.shutdown.cancelled() => return,
+            }
+        }
+    }
+
     async fn check_loop(self: Arc<Self>) {
         let every = self.app.settings.sync.check_interval;
         loop {
@@ -553,6 +582,7 @@ pub async fn run(daemon: Arc<Daemon>, server: Option<Server>) -> Result<(), Daem
         loops.spawn(daemon.clone().check_loop());
     }
     loops.spawn(daemon.clone().retention_loop());
+    loops.spawn(daemon.clone().history_watch_loop());
     if settings.reconcile.enabled {
         loops.spawn(daemon.clone().reconcile_loop());
     }

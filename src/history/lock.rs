@@ -19,7 +19,8 @@ impl WriterLock {
     /// # Errors
     /// [`HistoryError::Locked`] when another process holds it, naming the holder.
     pub fn acquire(history: &Path, what: &str) -> Result<WriterLock> {
-        let path = lock_path(history);
+        // One lock per real file: two paths to it (a symlink, `..`) share the lock.
+        let path = lock_path(&canonical(history));
         let io = |cause| HistoryError::LockIo {
             path: history.to_path_buf(),
             cause,
@@ -63,6 +64,22 @@ impl WriterLock {
     /// The lock file.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+}
+
+/// The file's real path: symlinks and `..` resolved, also when the file does not exist yet
+/// (through its folder).
+pub(crate) fn canonical(path: &Path) -> PathBuf {
+    if let Ok(p) = std::fs::canonicalize(path) {
+        return p;
+    }
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    match (std::fs::canonicalize(dir), path.file_name()) {
+        (Ok(d), Some(name)) => d.join(name),
+        _ => path.to_path_buf(),
     }
 }
 

@@ -73,6 +73,20 @@ pub enum HistoryError {
     /// A blocking task could not run.
     #[error("sync history task failed: {0}")]
     Task(String),
+    /// The file fails SQLite's integrity check: it is not written to.
+    #[error("sync history {} is damaged ({detail}); it is not written to — move it away (a new one is made) or restore a copy", path.display())]
+    Corrupt {
+        /// File.
+        path: PathBuf,
+        /// What the check found.
+        detail: String,
+    },
+    /// The file was deleted or replaced under the running writer: writes stop.
+    #[error("sync history {} was deleted or replaced while dms was writing it; writes stopped — restart dms", path.display())]
+    Replaced {
+        /// File.
+        path: PathBuf,
+    },
 }
 
 /// How long a write waits for another connection's lock by default.
@@ -254,6 +268,8 @@ pub struct HistoryReader {
 /// exist only here; reads come through [`Deref`] to [`HistoryReader`]. Methods are blocking.
 pub struct HistoryWriter {
     db: HistoryReader,
+    /// Device and inode of the file when it was opened.
+    identity: Option<(u64, u64)>,
     _lock: WriterLock,
 }
 
@@ -346,15 +362,22 @@ impl History {
     }
 
     /// Runs a write `f` on the blocking pool and remembers whether writes work: a failure is
-    /// kept (see [`History::write_error`]) until a later write succeeds.
+    /// kept (see [`History::write_error`]) until a later write succeeds. Nothing is written
+    /// once the file was deleted or replaced under the writer.
     ///
     /// # Errors
-    /// What `f` returns, or [`HistoryError::Task`] when the blocking task died.
+    /// What `f` returns, [`HistoryError::Replaced`], or [`HistoryError::Task`] when the
+    /// blocking task died.
     pub async fn write<R: Send + 'static>(
         &self,
         f: impl FnOnce(&mut HistoryWriter) -> Result<R> + Send + 'static,
     ) -> Result<R> {
-        let r = self.call(f).await;
+        let r = self
+            .call(move |db| {
+                db.check_file()?;
+                f(db)
+            })
+            .await;
         let mut health = self.write_error.lock().unwrap_or_else(|p| p.into_inner());
         match &r {
             Ok(_) => *health = None,
@@ -381,6 +404,19 @@ impl History {
         f: impl FnOnce(&HistoryReader) -> Result<R> + Send + 'static,
     ) -> Result<R> {
         self.call(move |db| f(db)).await
+    }
+
+    /// Checks that the file is still the one opened (not deleted or replaced); a failure is
+    /// kept as [`History::write_error`] (a success does not clear an earlier write failure).
+    ///
+    /// # Errors
+    /// [`HistoryError::Replaced`].
+    pub async fn check_file(&self) -> Result<()> {
+        let r = self.call(|db| db.check_file()).await;
+        if let Err(e) = &r {
+            *self.write_error.lock().unwrap_or_else(|p| p.into_inner()) = Some(e.to_string());
+        }
+        r
     }
 
     /// The error of the last write, if it failed (disk full, read-only, locked, corrupt).
@@ -482,6 +518,7 @@ impl HistoryWriter {
         let lock = WriterLock::acquire(path, who)?;
         let mut conn = Connection::open(path).map_err(open_err)?;
         conn.busy_timeout(busy_timeout).map_err(open_err)?;
+        check_integrity(&conn, path)?;
         conn.execute_batch("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;")
             .map_err(open_err)?;
         schema::migrate(&mut conn, path)?;
@@ -491,8 +528,22 @@ impl HistoryWriter {
                 path: path.to_path_buf(),
                 version: schema::VERSION,
             },
+            identity: file_identity(path),
             _lock: lock,
         })
+    }
+
+    /// Whether the file at the path is still the one this writer opened.
+    ///
+    /// # Errors
+    /// [`HistoryError::Replaced`] when it was deleted or another file took its place.
+    pub fn check_file(&self) -> Result<()> {
+        match self.identity {
+            Some(id) if file_identity(&self.db.path) != Some(id) => Err(HistoryError::Replaced {
+                path: self.db.path.clone(),
+            }),
+            _ => Ok(()),
+        }
     }
 
     /// Marks rows a crash left `running`: sync rows become `failed` ("interrupted") and task
@@ -829,6 +880,40 @@ impl HistoryWriter {
             .map_err(sql_err(&self.db.path, "prune"))?;
         tx.commit().map_err(sql_err(&self.db.path, "prune"))?;
         Ok((rows, runs))
+    }
+}
+
+/// `PRAGMA quick_check`: refuses a damaged file before anything is written to it.
+fn check_integrity(conn: &Connection, path: &Path) -> Result<()> {
+    let corrupt = |detail: String| HistoryError::Corrupt {
+        path: path.to_path_buf(),
+        detail,
+    };
+    let found: Vec<String> = conn
+        .prepare("PRAGMA quick_check(5)")
+        .and_then(|mut s| {
+            s.query_map([], |r| r.get::<_, String>(0))?
+                .collect::<rusqlite::Result<_>>()
+        })
+        .map_err(|e| corrupt(e.to_string()))?;
+    if found.len() == 1 && found[0] == "ok" {
+        Ok(())
+    } else {
+        Err(corrupt(found.join("; ")))
+    }
+}
+
+/// Device and inode of a file (none off Unix, or when it cannot be read).
+fn file_identity(path: &Path) -> Option<(u64, u64)> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino()))
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = path;
+        None
     }
 }
 
