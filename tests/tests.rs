@@ -12,6 +12,7 @@ mod fuzz;
 mod grafana;
 mod helper;
 mod history_faults;
+mod hostile;
 mod influx;
 mod load;
 mod lua;
