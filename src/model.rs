@@ -213,6 +213,44 @@ impl Batch {
     }
 }
 
+/// Checks a name that becomes part of the stored data (symbol, interval, tag key or value):
+/// not empty, and no NUL or other control character, which no store keeps faithfully and
+/// which would make the series unreadable.
+///
+/// # Errors
+/// A message naming what is wrong.
+pub fn check_name(what: &str, name: &str) -> Result<(), String> {
+    if name.is_empty() {
+        return Err(format!("{what} must not be empty"));
+    }
+    if let Some(c) = name.chars().find(|c| c.is_control()) {
+        return Err(format!(
+            "{what} {:?} holds the control character {:?}; names cannot",
+            name, c
+        ));
+    }
+    Ok(())
+}
+
+/// `text` with control characters escaped (`\n`, `\u{1b}`), so a message cannot forge
+/// log lines or terminal sequences.
+pub fn escape_controls(text: &str) -> std::borrow::Cow<'_, str> {
+    if !text.chars().any(char::is_control) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    std::borrow::Cow::Owned(
+        text.chars()
+            .map(|c| {
+                if c.is_control() {
+                    c.escape_default().to_string()
+                } else {
+                    c.to_string()
+                }
+            })
+            .collect(),
+    )
+}
+
 /// Current wall-clock time in nanoseconds.
 pub fn now_nanos() -> Nanos {
     chrono::Utc::now().timestamp_nanos_opt().unwrap_or(i64::MAX)
@@ -261,6 +299,17 @@ mod tests {
         assert_eq!(parse_time("1970-01-02"), Ok(NANOS_PER_DAY));
         assert_eq!(parse_time("42"), Ok(42));
         assert!(parse_time("yesterday").is_err());
+    }
+
+    #[test]
+    fn names_with_control_characters_are_refused_and_escaped_in_logs() {
+        assert!(check_name("symbol", "US.AAPL").is_ok());
+        assert!(check_name("symbol", "株 A'B").is_ok());
+        assert!(check_name("symbol", "A\0B").is_err());
+        assert!(check_name("symbol", "A\nB").is_err());
+        assert!(check_name("symbol", "").is_err());
+        assert_eq!(escape_controls("a\nb\u{1b}[31m"), "a\\nb\\u{1b}[31m");
+        assert_eq!(escape_controls("plain"), "plain");
     }
 
     #[test]

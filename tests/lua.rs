@@ -234,9 +234,25 @@ async fn the_sandbox_has_no_io_os_execute_require_debug_or_bytecode() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_dms_module_cannot_be_tampered_with() {
+    // The module is not a table at all: neither its metatable nor rawset reach inside.
     assert_contained(
         "function run(ctx) setmetatable(dms, {}) end",
-        &["protected metatable"],
+        &["table expected"],
+    )
+    .await;
+    assert_contained(
+        "function run(ctx) rawset(dms, 'sync', function() end) end",
+        &["table expected"],
+    )
+    .await;
+    assert_contained(
+        "function run(ctx) rawset(dms.primary, 'write', nil) end",
+        &["table expected"],
+    )
+    .await;
+    assert_contained(
+        "function run(ctx) local mt = getmetatable(dms); if type(mt) == 'table' then mt.__index = {} end; dms.sync{symbols={'X'}}; error('sync intact') end",
+        &["sync intact"],
     )
     .await;
     assert_contained(
@@ -443,7 +459,7 @@ async fn deep_recursion_and_global_tricks_are_contained() {
     .await;
     // Rewiring globals only affects this script's own state; the dms module stays intact.
     assert_contained(
-        "function run(ctx)\n  setmetatable(_G, { __index = function() return os end })\n  rawset(dms, 'sync', nil)\n  dms.sync{}\n  error('still here')\nend\n",
+        "function run(ctx)\n  setmetatable(_G, { __index = function() return os end })\n  pcall(rawset, dms, 'sync', nil)\n  dms.sync{}\n  error('still here')\nend\n",
         &["still here"],
     )
     .await;

@@ -2,6 +2,7 @@
 //! `dms.csv`. Every table is a read-only proxy; functions that touch the outside world reach it
 //! through the run's [`Host`], which exists only while a hook runs.
 
+use super::data::DataDir;
 use super::host::{Host, SyncArgs};
 use crate::config::SyncMode;
 use crate::model::{FieldValue, Name, Nanos, Point, SeriesKey, format_nanos, parse_time};
@@ -31,20 +32,27 @@ fn script_name(lua: &Lua) -> String {
         .unwrap_or_default()
 }
 
+/// A read-only view of a table: a userdata whose `__index` reads the table, so neither
+/// assignment nor `rawset` (which works on tables only) nor its metatable can change it.
+struct ReadOnly(Table);
+
+impl mlua::UserData for ReadOnly {
+    fn add_methods<M: mlua::UserDataMethods<Self>>(methods: &mut M) {
+        methods.add_meta_method(mlua::MetaMethod::Index, |_, this, key: Value| {
+            this.0.raw_get::<Value>(key)
+        });
+        methods.add_meta_method(
+            mlua::MetaMethod::NewIndex,
+            |_, _, _: mlua::MultiValue| -> mlua::Result<()> {
+                Err(mlua::Error::runtime("the dms module is read-only"))
+            },
+        );
+    }
+}
+
 /// Wraps `t` so scripts can read it but not change it or its metatable.
-fn readonly(lua: &Lua, t: Table) -> mlua::Result<Table> {
-    let proxy = lua.create_table()?;
-    let mt = lua.create_table()?;
-    mt.set("__index", t)?;
-    mt.set(
-        "__newindex",
-        lua.create_function(|_, _: mlua::MultiValue| -> mlua::Result<()> {
-            Err(mlua::Error::runtime("the dms module is read-only"))
-        })?,
-    )?;
-    mt.set("__metatable", "locked")?;
-    proxy.set_metatable(Some(mt))?;
-    Ok(proxy)
+fn readonly(lua: &Lua, t: Table) -> mlua::Result<mlua::AnyUserData> {
+    lua.create_userdata(ReadOnly(t))
 }
 
 /// Installs `dms` (and a `print` that logs) into the state's globals.
@@ -303,10 +311,9 @@ fn lua_points(host: &Host, points: Table) -> mlua::Result<Vec<Point>> {
                 "dms.primary.write: point {at} needs interval (a string)"
             ))
         })?;
-        if symbol.is_empty() || interval.is_empty() {
-            return Err(mlua::Error::runtime(format!(
-                "dms.primary.write: point {at}: symbol and interval must not be empty"
-            )));
+        for (what, name) in [("symbol", &symbol), ("interval", &interval)] {
+            crate::model::check_name(what, name)
+                .map_err(|e| mlua::Error::runtime(format!("dms.primary.write: point {at}: {e}")))?;
         }
         let time = lua_time(p.get("time")?, at)?;
         let key = SeriesKey::new(symbol, interval);
@@ -326,6 +333,11 @@ fn lua_points(host: &Host, points: Table) -> mlua::Result<Vec<Point>> {
                     return Err(mlua::Error::runtime(format!(
                         "dms.primary.write: point {at}: tag {k:?} is set by the schema"
                     )));
+                }
+                for (what, name) in [("tag key", &k), ("tag value", &v)] {
+                    crate::model::check_name(what, name).map_err(|e| {
+                        mlua::Error::runtime(format!("dms.primary.write: point {at}: {e}"))
+                    })?;
                 }
                 with_extra.push((intern(&k), Arc::from(v.as_str())));
             }
@@ -383,6 +395,8 @@ fn log(lua: &Lua, level: tracing::Level, args: mlua::MultiValue) {
         }
     }
     let script = script_name(lua);
+    // A script's text cannot forge log lines.
+    let msg = crate::model::escape_controls(&msg);
     match level {
         tracing::Level::ERROR => tracing::error!(script = %script, "{msg}"),
         tracing::Level::WARN => tracing::warn!(script = %script, "{msg}"),
@@ -471,20 +485,25 @@ fn json_table(lua: &Lua) -> mlua::Result<Table> {
 /// Largest file `dms.csv.read` accepts.
 const MAX_CSV_BYTES: u64 = 256 * 1024 * 1024;
 
+fn data_dir(lua: &Lua, what: &str) -> mlua::Result<DataDir> {
+    let host = host(lua)?;
+    DataDir::open(&host.env.data_dir).map_err(|e| mlua::Error::runtime(format!("{what}: {e}")))
+}
+
 fn csv_table(lua: &Lua) -> mlua::Result<Table> {
     let t = lua.create_table()?;
     t.set(
         "read",
         lua.create_async_function(|lua, path: String| async move {
-            let host = host(&lua)?;
-            let full = host
-                .data_path(&path)
-                .map_err(|e| mlua::Error::runtime(format!("dms.csv.read: {e}")))?;
+            let dir = data_dir(&lua, "dms.csv.read")?;
             let shown = path.clone();
-            let (headers, rows) = tokio::task::spawn_blocking(move || read_csv(&full))
-                .await
-                .map_err(|e| mlua::Error::runtime(format!("dms.csv.read: {e}")))?
-                .map_err(|e| mlua::Error::runtime(format!("dms.csv.read {shown:?}: {e}")))?;
+            let (headers, rows) = tokio::task::spawn_blocking(move || {
+                let bytes = dir.read(&path, MAX_CSV_BYTES).map_err(|e| e.to_string())?;
+                read_csv(&bytes)
+            })
+            .await
+            .map_err(|e| mlua::Error::runtime(format!("dms.csv.read: {e}")))?
+            .map_err(|e| mlua::Error::runtime(format!("dms.csv.read {shown:?}: {e}")))?;
             let out = lua.create_table_with_capacity(rows.len(), 0)?;
             for row in rows {
                 let r = lua.create_table_with_capacity(0, headers.len())?;
@@ -499,31 +518,16 @@ fn csv_table(lua: &Lua) -> mlua::Result<Table> {
     t.set(
         "exists",
         lua.create_function(|lua, path: String| {
-            let host = host(lua)?;
-            Ok(host.data_path(&path).map(|p| p.is_file()).unwrap_or(false))
+            Ok(data_dir(lua, "dms.csv.exists").is_ok_and(|d| d.exists(&path)))
         })?,
     )?;
     t.set(
         "list",
         lua.create_function(|lua, dir: Option<String>| {
-            let host = host(lua)?;
-            let dir = dir.unwrap_or_default();
-            let full = if dir.is_empty() {
-                host.env.data_dir.clone()
-            } else {
-                host.data_path(&dir)
-                    .map_err(|e| mlua::Error::runtime(format!("dms.csv.list: {e}")))?
-            };
-            let mut names = Vec::new();
-            let entries = std::fs::read_dir(&full)
-                .map_err(|e| mlua::Error::runtime(format!("dms.csv.list {dir:?}: {e}")))?;
-            for e in entries.flatten() {
-                if e.file_type().map(|t| t.is_file()).unwrap_or(false) {
-                    names.push(e.file_name().to_string_lossy().into_owned());
-                }
-            }
-            names.sort();
-            Ok(names)
+            let rel = dir.unwrap_or_default();
+            data_dir(lua, "dms.csv.list")?
+                .list(&rel)
+                .map_err(|e| mlua::Error::runtime(format!("dms.csv.list: {e}")))
         })?,
     )?;
     Ok(t)
@@ -531,18 +535,10 @@ fn csv_table(lua: &Lua) -> mlua::Result<Table> {
 
 type CsvData = (Vec<String>, Vec<Vec<String>>);
 
-fn read_csv(path: &std::path::Path) -> Result<CsvData, String> {
-    let meta = std::fs::metadata(path).map_err(|e| e.to_string())?;
-    if meta.len() > MAX_CSV_BYTES {
-        return Err(format!(
-            "file is {} bytes; the limit is {MAX_CSV_BYTES}",
-            meta.len()
-        ));
-    }
+fn read_csv(bytes: &[u8]) -> Result<CsvData, String> {
     let mut rdr = csv::ReaderBuilder::new()
         .trim(csv::Trim::All)
-        .from_path(path)
-        .map_err(|e| e.to_string())?;
+        .from_reader(bytes);
     let headers: Vec<String> = rdr
         .headers()
         .map_err(|e| e.to_string())?

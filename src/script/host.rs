@@ -10,7 +10,7 @@ use crate::sync::{
     Engine, Pass, ReconcileArgs, ReconcileReport, ReconcileRequest, Selection, SyncControl,
     SyncError, SyncReport, SyncRequest,
 };
-use std::path::{Component, Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 /// Per-run services handed to a script's hooks.
@@ -40,19 +40,6 @@ pub struct ScriptEnv {
     pub http: super::HttpAccess,
     /// Window and `mirror_deletes` for `dms.reconcile`.
     pub reconcile: ReconcileSettings,
-}
-
-/// A path a script gave that leads outside `scripts.data_dir`.
-#[derive(Debug, thiserror::Error)]
-pub enum OutsideDataDir {
-    /// Absolute, or climbing out with `..`.
-    #[error(
-        "{0:?} is outside the data folder: give a path relative to scripts.data_dir without '..'"
-    )]
-    Path(String),
-    /// A link inside the folder points outside it.
-    #[error("{0:?} resolves outside the data folder")]
-    Resolves(String),
 }
 
 /// Options of one `dms.sync{...}` call; unset ones come from the task.
@@ -200,32 +187,5 @@ impl Host {
             .await?;
         }
         Ok(total)
-    }
-
-    /// Resolves a path a script gave against the data folder, refusing anything outside it.
-    ///
-    /// # Errors
-    /// [`OutsideDataDir`] naming the path.
-    pub fn data_path(&self, rel: &str) -> Result<PathBuf, OutsideDataDir> {
-        let p = Path::new(rel);
-        let escapes = p.is_absolute()
-            || p.components().any(|c| {
-                matches!(
-                    c,
-                    Component::ParentDir | Component::RootDir | Component::Prefix(_)
-                )
-            });
-        if escapes {
-            return Err(OutsideDataDir::Path(rel.to_string()));
-        }
-        let data_dir = &self.env.data_dir;
-        let full = data_dir.join(p);
-        // Symlinks could still point outside; compare canonical forms when the file exists.
-        if let (Ok(real), Ok(base)) = (full.canonicalize(), data_dir.canonicalize())
-            && !real.starts_with(&base)
-        {
-            return Err(OutsideDataDir::Resolves(rel.to_string()));
-        }
-        Ok(full)
     }
 }

@@ -7,6 +7,7 @@
 //! script name, line and a traceback and fails only that run.
 
 mod api;
+pub mod data;
 mod host;
 mod http;
 mod sandbox;

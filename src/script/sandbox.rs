@@ -126,7 +126,8 @@ pub fn new_state(memory_limit: usize, budget: Arc<Budget>) -> mlua::Result<Lua> 
     lua.load(
         r#"
         local tripped, raw_pcall, raw_xpcall, raw_resume = ...
-        local type, tostring = type, tostring
+        -- Captured now: a script that replaces the global `error` cannot swallow a limit.
+        local type, tostring, error = type, tostring, error
         local function pass(ok, err, ...)
             if not ok then
                 if tripped() then
