@@ -24,7 +24,7 @@ pub type Name = Arc<str>;
 pub type Tags = Arc<[(Name, Name)]>;
 
 /// A typed field value. Copies keep the type: an integer stays an integer.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub enum FieldValue {
     /// 64-bit float.
     Float(f64),
@@ -49,7 +49,7 @@ impl FieldValue {
 }
 
 /// One point of a time series.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Point {
     /// Measurement name.
     pub measurement: Name,
@@ -89,7 +89,9 @@ impl Point {
 }
 
 /// The operator's unit of data: one symbol at one bar interval.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+#[derive(
+    Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 pub struct SeriesKey {
     /// Instrument symbol, e.g. `US.AAPL`.
     pub symbol: String,
@@ -115,7 +117,9 @@ impl fmt::Display for SeriesKey {
 
 /// One backup's copy of one series: what checkpoints, history rows, status lines and alerts
 /// are kept per. Serializes flat, as `backup`, `symbol`, `interval`.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+#[derive(
+    Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 pub struct BackupSeries {
     /// Backup node name.
     pub backup: String,

@@ -14,7 +14,7 @@ pub use runner::RunOutcome;
 use crate::config::{ConfigError, Settings};
 use crate::history::{History, HistoryError};
 use crate::node::{self, Node, NodeError};
-use crate::script::{self, ScriptError, TaskScript};
+use crate::script::{self, Launcher, ScriptError, ScriptRef};
 use crate::sync::Engine;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -53,16 +53,46 @@ pub struct App {
     pub engine: Arc<Engine>,
     /// The history.
     pub history: History,
-    /// Compiled scripts by task name.
-    pub scripts: HashMap<String, Arc<TaskScript>>,
+    /// Task scripts (syntax checked; each run loads its script in its own process).
+    pub scripts: HashMap<String, ScriptRef>,
     /// The HTTP client scripts use (`dms.http`).
     pub http: crate::script::HttpAccess,
     running: runner::RunningTasks,
 }
 
 impl App {
+    /// How the task scripts' processes are started.
+    pub fn launcher(&self) -> Launcher {
+        Launcher {
+            program: self.settings.scripts.worker.clone(),
+            config_dir: self.settings.config_dir.clone(),
+            memory_limit: self.settings.scripts.memory_limit,
+        }
+    }
+
+    /// Loads every task's script in its own process, as a run would (top level, hooks): the
+    /// daemon refuses to start with a script that cannot load.
+    ///
+    /// # Errors
+    /// [`AppError::Scripts`] naming each task whose script does not load.
+    pub async fn check_scripts(&self) -> Result<(), AppError> {
+        let launcher = self.launcher();
+        let mut errors = Vec::new();
+        for s in self.scripts.values() {
+            if let Err(e) = script::process::check_load(&launcher, s).await {
+                errors.push((s.task.clone(), e));
+            }
+        }
+        errors.sort_by(|a, b| a.0.cmp(&b.0));
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(AppError::Scripts(errors))
+        }
+    }
+
     /// Opens nodes from the settings, takes the history writer lock (naming `who` in it),
-    /// repairs rows a crash left running, and compiles every task script.
+    /// repairs rows a crash left running, and checks every task script's syntax.
     ///
     /// # Errors
     /// [`AppError`] naming what failed.
@@ -90,8 +120,7 @@ impl App {
                 "marked work left running by an earlier crash as interrupted"
             );
         }
-        let (scripts, errors) =
-            script::compile_all(&settings.tasks, &settings.root, &settings.scripts);
+        let (scripts, errors) = script::check_all(&settings.tasks, &settings.root);
         if !errors.is_empty() {
             return Err(AppError::Scripts(errors));
         }

@@ -5,7 +5,7 @@
 use super::{App, AppError};
 use crate::config::TaskSettings;
 use crate::history::{Status, Trigger};
-use crate::script::{Host, RunInfo, ScriptEnv, ScriptError, SyncArgs};
+use crate::script::{Host, RunInfo, ScriptEnv, ScriptError, ScriptProcess, SyncArgs};
 use crate::sync::{Plan, SyncControl, SyncReport, SyncRequest};
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
@@ -160,16 +160,23 @@ impl App {
             params: task.params.clone(),
         };
         let deadline = Instant::now() + task.timeout;
-        let body = self.task_body(&task, &host, &info, deadline);
+        let mut process: Option<ScriptProcess> = None;
+        let body = self.task_body(&task, &host, &info, deadline, &mut process);
         let result = tokio::time::timeout(task.timeout, body).await;
         let report = host.take_report();
         let mut error = match result {
             Ok(Ok(())) => None,
             Ok(Err(e)) => Some(e.to_string()),
-            Err(_) => Some(format!(
-                "timed out after {} s (task timeout); finished batches are kept",
-                task.timeout.as_secs_f64()
-            )),
+            Err(_) => {
+                if let Some(p) = process.as_mut() {
+                    p.kill().await;
+                }
+                process = None;
+                Some(format!(
+                    "timed out after {} s (task timeout): the script's process was killed; finished batches are kept",
+                    task.timeout.as_secs_f64()
+                ))
+            }
         };
         if error.is_none() && report.failed() > 0 {
             error = Some(failed_summary(&report));
@@ -183,11 +190,22 @@ impl App {
         if interrupted {
             error.get_or_insert_with(|| "interrupted by shutdown".into());
         } else if let Some(e) = self
-            .call_on_hooks(&task, &info, &host, &report, error.as_deref(), &span)
+            .call_on_hooks(
+                &task,
+                &info,
+                &host,
+                &report,
+                error.as_deref(),
+                &span,
+                &mut process,
+            )
             .await
         {
             status = Status::Failed;
             error = Some(e);
+        }
+        if let Some(mut p) = process {
+            p.kill().await;
         }
 
         let (st, er) = (status, error.clone());
@@ -230,8 +248,10 @@ impl App {
     }
 
     /// Calls `on_success` (after a run without error) or `on_failure` (with `error`) under
-    /// their own short deadline. Returns the error that fails a run that had succeeded until
-    /// then: `on_success` failing or timing out. An `on_failure` problem is only logged.
+    /// their own short deadline, in the run's script process (a fresh one when the run's was
+    /// killed). Returns the error that fails a run that had succeeded until then:
+    /// `on_success` failing or timing out. An `on_failure` problem is only logged.
+    #[allow(clippy::too_many_arguments)]
     async fn call_on_hooks(
         &self,
         task: &TaskSettings,
@@ -240,42 +260,54 @@ impl App {
         report: &SyncReport,
         error: Option<&str>,
         span: &tracing::Span,
+        process: &mut Option<ScriptProcess>,
     ) -> Option<String> {
         let script = self.scripts.get(&task.name)?;
-        let ctx = script.context(info).ok()?;
         let grace = HOOK_GRACE.min(task.timeout);
-        let hook_deadline = Instant::now() + grace;
-        match error {
-            None => {
-                let r = tokio::time::timeout(
+        let cancel = &host.control.cancel;
+        let hooks = async {
+            if process.is_none() {
+                let p = ScriptProcess::start(
+                    &self.launcher(),
+                    script,
+                    info,
                     grace,
-                    script.call_on_success(&ctx, report, host, hook_deadline),
+                    Some(host.as_ref()),
+                    cancel,
                 )
-                .await;
-                match r {
-                    Ok(Ok(())) => None,
-                    Ok(Err(e)) => Some(e.to_string()),
-                    Err(_) => Some(format!(
-                        "script {}: hook on_success timed out",
-                        script.name()
-                    )),
-                }
+                .await?;
+                *process = Some(p);
             }
-            Some(err) => {
-                let r = tokio::time::timeout(
-                    grace,
-                    script.call_on_failure(&ctx, err, host, hook_deadline),
-                )
-                .await;
-                match r {
-                    Ok(Ok(())) => {}
-                    Ok(Err(e)) => {
-                        tracing::error!(parent: span, cause = %e, "on_failure hook failed")
-                    }
-                    Err(_) => tracing::error!(parent: span, "on_failure hook timed out"),
+            let Some(p) = process.as_mut() else {
+                return Ok(());
+            };
+            match error {
+                None => p.call_on_success(report, grace, host, cancel).await,
+                Some(err) => p.call_on_failure(err, grace, host, cancel).await,
+            }
+        };
+        let outcome = tokio::time::timeout(grace, hooks).await;
+        let failed = match outcome {
+            Ok(Ok(())) => None,
+            Ok(Err(e)) => Some(e.to_string()),
+            Err(_) => {
+                if let Some(p) = process.as_mut() {
+                    p.kill().await;
                 }
+                Some(format!(
+                    "script {}: the on-hook did not finish within {} s and was killed",
+                    script.shown,
+                    grace.as_secs()
+                ))
+            }
+        };
+        match (error, failed) {
+            (None, failed) => failed,
+            (Some(_), Some(e)) => {
+                tracing::error!(parent: span, cause = %e, "on_failure hook failed");
                 None
             }
+            (Some(_), None) => None,
         }
     }
 
@@ -285,6 +317,7 @@ impl App {
         host: &Arc<Host>,
         info: &RunInfo,
         deadline: Instant,
+        process: &mut Option<ScriptProcess>,
     ) -> Result<(), TaskError> {
         let Some(script) = self.scripts.get(&task.name) else {
             if task.sync_backups {
@@ -292,12 +325,25 @@ impl App {
             }
             return Ok(());
         };
-        let ctx = script.context(info)?;
-        if script.has("run") {
-            return Ok(script.call_run(&ctx, host, deadline).await?);
+        let cancel = &host.control.cancel;
+        let left = || deadline.saturating_duration_since(Instant::now());
+        let p = process.insert(
+            ScriptProcess::start(
+                &self.launcher(),
+                script,
+                info,
+                left(),
+                Some(host.as_ref()),
+                cancel,
+            )
+            .await?,
+        );
+        if p.has("run") {
+            p.call("run", None, left(), host, cancel).await?;
+            return Ok(());
         }
-        let symbols = script.call_list("symbols", &ctx, host, deadline).await?;
-        let intervals = script.call_list("intervals", &ctx, host, deadline).await?;
+        let symbols = p.call_list("symbols", left(), host, cancel).await?;
+        let intervals = p.call_list("intervals", left(), host, cancel).await?;
         if task.sync_backups {
             host.sync(SyncArgs {
                 symbols,

@@ -65,6 +65,12 @@ pub enum Command {
     /// Validate the configuration.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// (internal) The process a task's script runs in, started by dms itself.
+    #[command(name = "__script", hide = true)]
+    Script {
+        /// The task whose script to run.
+        task: String,
+    },
 }
 
 /// `dms config …`
@@ -98,7 +104,8 @@ pub async fn run(cli: Cli) -> ExitCode {
         Command::Metrics(args) => metrics::run(&cli.config, args).await,
         Command::Verify(args) => verify::run(&cli.config, args).await,
         Command::Reconcile(args) => reconcile::run(&cli.config, args).await,
-        Command::Config(ConfigCommand::Check) => config_check(&cli.config),
+        Command::Config(ConfigCommand::Check) => config_check(&cli.config).await,
+        Command::Script { task } => return crate::script::worker::run(&cli.config, &task).await,
     };
     match result {
         Ok(code) => code,
@@ -128,15 +135,26 @@ pub(crate) fn load(dir: &std::path::Path) -> anyhow::Result<Settings> {
     Ok(config::load(dir)?)
 }
 
-fn config_check(dir: &std::path::Path) -> anyhow::Result<ExitCode> {
+async fn config_check(dir: &std::path::Path) -> anyhow::Result<ExitCode> {
     let settings = load(dir)?;
-    let (scripts, errors) =
-        crate::script::compile_all(&settings.tasks, &settings.root, &settings.scripts);
+    let (scripts, mut errors) = crate::script::check_all(&settings.tasks, &settings.root);
+    // Load each script as a run would (top level, hooks), in its own process.
+    let launcher = crate::script::Launcher {
+        program: settings.scripts.worker.clone(),
+        config_dir: settings.config_dir.clone(),
+        memory_limit: settings.scripts.memory_limit,
+    };
+    for s in scripts.values() {
+        if let Err(e) = crate::script::process::check_load(&launcher, s).await {
+            errors.push((s.task.clone(), e));
+        }
+    }
+    errors.sort_by(|a, b| a.0.cmp(&b.0));
     if !errors.is_empty() {
         return Err(AppError::Scripts(errors).into());
     }
     println!(
-        "configuration OK: {} ({} backup{}, {} task{}, {} script{} compiled)",
+        "configuration OK: {} ({} backup{}, {} task{}, {} script{} loaded)",
         dir.display(),
         settings.backups.len(),
         if settings.backups.len() == 1 { "" } else { "s" },

@@ -25,12 +25,14 @@ pub async fn run(config: &Path, args: RunArgs) -> anyhow::Result<ExitCode> {
     if !args.once {
         let api = settings.api.enabled;
         let app = App::open(settings, "dms run (daemon)")?;
+        app.check_scripts().await?;
         let daemon = Daemon::new(Arc::new(app), super::shutdown_on_signal())?;
         let server = api.then(|| crate::http::server(daemon.clone()));
         crate::daemon::run(daemon, server).await?;
         return Ok(ExitCode::SUCCESS);
     }
     let app = App::open(settings, "dms run --once")?;
+    app.check_scripts().await?;
     let bar = super::progress::Bar::new();
     let control = SyncControl {
         cancel: super::shutdown_on_signal(),

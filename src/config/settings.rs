@@ -247,6 +247,8 @@ pub struct ScriptSettings {
     pub http_allow: Vec<String>,
     /// Time limit of one `dms.http` request.
     pub http_timeout: Duration,
+    /// The program task scripts run in (this `dms`, started as `dms __script TASK`).
+    pub worker: PathBuf,
 }
 
 /// One task.
@@ -498,6 +500,7 @@ fn check_scripts(
             .map(|h| h.trim().to_ascii_lowercase())
             .collect(),
         http_timeout: scripts.http_timeout,
+        worker: std::env::current_exe().unwrap_or_else(|_| PathBuf::from("dms")),
     };
     for h in &settings.http_allow {
         let name = h.strip_prefix("*.").unwrap_or(h);

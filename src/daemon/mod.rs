@@ -595,10 +595,8 @@ pub async fn run(daemon: Arc<Daemon>, server: Option<Server>) -> Result<(), Daem
         grace_s = settings.shutdown_grace.as_secs_f64(),
         "shutting down: no new work; letting batches in flight finish"
     );
+    // Cancelling the work token also kills every task's script process.
     daemon.work.cancel();
-    for s in app.scripts.values() {
-        s.interrupt();
-    }
     daemon.tracker.close();
     let grace = settings.shutdown_grace;
     let drained = tokio::time::timeout(grace, async {

@@ -105,7 +105,7 @@ pub enum CheckpointUpdate {
 }
 
 /// Status of a sync unit or task run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Status {
     /// In progress.

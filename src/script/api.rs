@@ -3,20 +3,20 @@
 //! through the run's [`Host`], which exists only while a hook runs.
 
 use super::data::DataDir;
-use super::host::{Host, SyncArgs};
+use super::host::{HttpCall, LogLevel, Services, SyncArgs};
 use crate::config::SyncMode;
 use crate::model::{FieldValue, Name, Nanos, Point, SeriesKey, format_nanos, parse_time};
 use crate::sync::{ReconcileArgs, SyncReport};
 use mlua::{Lua, LuaSerdeExt, Table, Value};
 use std::sync::Arc;
 
-/// The current run's host, stored as Lua app data.
-pub(crate) struct HostSlot(pub Option<Arc<Host>>);
+/// The services of the script's process, stored as Lua app data.
+pub(crate) struct HostSlot(pub Option<Arc<dyn Services>>);
 
 /// Name of the script, for log lines.
 pub(crate) struct ScriptName(pub String);
 
-fn host(lua: &Lua) -> mlua::Result<Arc<Host>> {
+fn host(lua: &Lua) -> mlua::Result<Arc<dyn Services>> {
     lua.app_data_ref::<HostSlot>()
         .and_then(|s| s.0.clone())
         .ok_or_else(|| {
@@ -255,7 +255,7 @@ fn primary_table(lua: &Lua) -> mlua::Result<Table> {
         "write",
         lua.create_async_function(|lua, points: Table| async move {
             let host = host(&lua)?;
-            let points = lua_points(&host, points)?;
+            let points = lua_points(host.as_ref(), points)?;
             let n = host
                 .primary_write(points)
                 .await
@@ -282,7 +282,7 @@ fn lua_time(v: Value, at: usize) -> mlua::Result<Nanos> {
 type Identity = (SeriesKey, Name, crate::model::Tags);
 
 /// Converts `{ {symbol=, interval=, time=, fields={...}, tags={...}}, ... }` into points.
-fn lua_points(host: &Host, points: Table) -> mlua::Result<Vec<Point>> {
+fn lua_points(host: &dyn Services, points: Table) -> mlua::Result<Vec<Point>> {
     let mut names: Vec<Name> = Vec::new();
     let mut intern = |s: &str| -> Name {
         if let Some(n) = names.iter().find(|n| &***n == s) {
@@ -318,7 +318,7 @@ fn lua_points(host: &Host, points: Table) -> mlua::Result<Vec<Point>> {
         let time = lua_time(p.get("time")?, at)?;
         let key = SeriesKey::new(symbol, interval);
         if identity.as_ref().is_none_or(|(k, _, _)| k != &key) {
-            let (m, t) = host.env.schema.identity(&key);
+            let (m, t) = host.schema().identity(&key);
             identity = Some((key, m, t));
         }
         let Some((_, measurement, base_tags)) = &identity else {
@@ -397,11 +397,15 @@ fn log(lua: &Lua, level: tracing::Level, args: mlua::MultiValue) {
     let script = script_name(lua);
     // A script's text cannot forge log lines.
     let msg = crate::model::escape_controls(&msg);
-    match level {
-        tracing::Level::ERROR => tracing::error!(script = %script, "{msg}"),
-        tracing::Level::WARN => tracing::warn!(script = %script, "{msg}"),
-        tracing::Level::DEBUG => tracing::debug!(script = %script, "{msg}"),
-        _ => tracing::info!(script = %script, "{msg}"),
+    let level = match level {
+        tracing::Level::ERROR => LogLevel::Error,
+        tracing::Level::WARN => LogLevel::Warn,
+        tracing::Level::DEBUG | tracing::Level::TRACE => LogLevel::Debug,
+        _ => LogLevel::Info,
+    };
+    match host(lua) {
+        Ok(h) => h.log(level, &script, &msg),
+        Err(_) => super::host::emit(level, &script, &msg),
     }
 }
 
@@ -487,7 +491,7 @@ const MAX_CSV_BYTES: u64 = 256 * 1024 * 1024;
 
 fn data_dir(lua: &Lua, what: &str) -> mlua::Result<DataDir> {
     let host = host(lua)?;
-    DataDir::open(&host.env.data_dir).map_err(|e| mlua::Error::runtime(format!("{what}: {e}")))
+    DataDir::open(host.data_dir()).map_err(|e| mlua::Error::runtime(format!("{what}: {e}")))
 }
 
 fn csv_table(lua: &Lua) -> mlua::Result<Table> {
@@ -573,9 +577,12 @@ fn http_table(lua: &Lua) -> mlua::Result<Table> {
             let host = host(&lua)?;
             let headers = header_list(&opts)?;
             let answer = host
-                .env
-                .http
-                .request(reqwest::Method::GET, &url, None, headers)
+                .http(HttpCall {
+                    post: false,
+                    url,
+                    body: None,
+                    headers,
+                })
                 .await
                 .map_err(|e| mlua::Error::runtime(format!("dms.http.get: {e}")))?;
             lua.to_value(&answer)
@@ -588,9 +595,12 @@ fn http_table(lua: &Lua) -> mlua::Result<Table> {
                 let host = host(&lua)?;
                 let headers = header_list(&opts)?;
                 let answer = host
-                    .env
-                    .http
-                    .request(reqwest::Method::POST, &url, Some(body), headers)
+                    .http(HttpCall {
+                        post: true,
+                        url,
+                        body: Some(body),
+                        headers,
+                    })
                     .await
                     .map_err(|e| mlua::Error::runtime(format!("dms.http.post: {e}")))?;
                 lua.to_value(&answer)

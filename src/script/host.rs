@@ -13,6 +13,56 @@ use crate::sync::{
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
+/// What the `dms` module asks of the outside world. In the script's process this is a proxy
+/// that asks the parent over the pipe ([`super::worker`]); the parent answers with [`Host`].
+#[async_trait::async_trait]
+pub trait Services: Send + Sync {
+    /// `dms.sync{...}`.
+    async fn sync(&self, args: SyncArgs) -> Result<SyncReport, String>;
+    /// `dms.reconcile{...}`: the report as JSON.
+    async fn reconcile(&self, args: ReconcileArgs) -> Result<serde_json::Value, String>;
+    /// `dms.primary.series()`.
+    async fn primary_series(&self) -> Result<Vec<SeriesKey>, String>;
+    /// `dms.primary.newest(symbol, interval)`.
+    async fn primary_newest(&self, series: SeriesKey) -> Result<Option<Nanos>, String>;
+    /// `dms.primary.write(points)`.
+    async fn primary_write(&self, points: Vec<Point>) -> Result<usize, String>;
+    /// `dms.http.get/post`: the answer as JSON (`{status, body, headers}`).
+    async fn http(&self, req: HttpCall) -> Result<serde_json::Value, String>;
+    /// `dms.log.*` and `print`.
+    fn log(&self, level: LogLevel, script: &str, msg: &str);
+    /// Series mapping, for building points.
+    fn schema(&self) -> &Schema;
+    /// The folder `dms.csv` reads.
+    fn data_dir(&self) -> &std::path::Path;
+}
+
+/// One `dms.http` request.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct HttpCall {
+    /// `GET` or `POST`.
+    pub post: bool,
+    /// URL.
+    pub url: String,
+    /// Body of a POST.
+    pub body: Option<String>,
+    /// Request headers.
+    pub headers: Vec<(String, String)>,
+}
+
+/// A script's log level.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum LogLevel {
+    /// `dms.log.debug`.
+    Debug,
+    /// `dms.log.info`, `print`.
+    Info,
+    /// `dms.log.warn`.
+    Warn,
+    /// `dms.log.error`.
+    Error,
+}
+
 /// Per-run services handed to a script's hooks.
 pub struct Host {
     /// The sync engine.
@@ -43,7 +93,7 @@ pub struct ScriptEnv {
 }
 
 /// Options of one `dms.sync{...}` call; unset ones come from the task.
-#[derive(Debug, Default, Clone)]
+#[derive(Debug, Default, Clone, serde::Serialize, serde::Deserialize)]
 pub struct SyncArgs {
     /// Symbols; every symbol on the primary when unset.
     pub symbols: Option<Vec<String>>,
@@ -166,6 +216,22 @@ impl Host {
         Ok(map.get(&series).copied())
     }
 
+    /// Answers one `dms.http` request within `scripts.http_allow`.
+    ///
+    /// # Errors
+    /// A message: host not allowed, bad URL, connection failure, body too large.
+    pub async fn http(&self, req: HttpCall) -> Result<super::http::Answer, String> {
+        let method = if req.post {
+            reqwest::Method::POST
+        } else {
+            reqwest::Method::GET
+        };
+        self.env
+            .http
+            .request(method, &req.url, req.body, req.headers)
+            .await
+    }
+
     /// Writes points to the primary in batches of `batch_size`.
     ///
     /// # Errors
@@ -187,5 +253,15 @@ impl Host {
             .await?;
         }
         Ok(total)
+    }
+}
+
+/// Writes a script's log line to the daemon's log.
+pub fn emit(level: LogLevel, script: &str, msg: &str) {
+    match level {
+        LogLevel::Error => tracing::error!(script = %script, "{msg}"),
+        LogLevel::Warn => tracing::warn!(script = %script, "{msg}"),
+        LogLevel::Debug => tracing::debug!(script = %script, "{msg}"),
+        LogLevel::Info => tracing::info!(script = %script, "{msg}"),
     }
 }

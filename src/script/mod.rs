@@ -10,10 +10,14 @@ mod api;
 pub mod data;
 mod host;
 mod http;
+pub mod ipc;
+pub mod process;
 mod sandbox;
+pub mod worker;
 
-pub use host::{Host, ScriptEnv, SyncArgs};
+pub use host::{Host, HttpCall, LogLevel, ScriptEnv, Services, SyncArgs};
 pub use http::HttpAccess;
+pub use process::{Launcher, ScriptProcess, ScriptRef};
 
 use crate::config::ScriptSettings;
 use crate::sync::SyncReport;
@@ -23,7 +27,7 @@ use sandbox::Budget;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 /// Hooks a script may define.
 pub const HOOKS: [&str; 5] = ["symbols", "intervals", "run", "on_success", "on_failure"];
@@ -47,6 +51,14 @@ pub enum ScriptError {
         /// Lua's message (with line).
         message: String,
     },
+    /// The script's process failed: could not start, died, was killed, ran out of memory.
+    #[error("script {script}: {message}")]
+    Process {
+        /// Script path.
+        script: String,
+        /// What happened.
+        message: String,
+    },
     /// A hook failed.
     #[error("script {script}: hook {hook} failed: {message}")]
     Hook {
@@ -60,7 +72,7 @@ pub enum ScriptError {
 }
 
 /// What a hook learns about the run, as `ctx`.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct RunInfo {
     /// Task name.
     pub task: String,
@@ -105,12 +117,13 @@ impl TaskScript {
         path: &Path,
         shown: &str,
         limits: &ScriptSettings,
+        deadline: Instant,
     ) -> Result<TaskScript, ScriptError> {
         let source = std::fs::read(path).map_err(|e| ScriptError::Read {
             script: shown.to_string(),
             message: e.to_string(),
         })?;
-        Self::compile_source(&source, shown, limits)
+        Self::compile_source(&source, shown, limits, deadline)
     }
 
     /// Compiles script text (see [`TaskScript::compile`]).
@@ -121,6 +134,7 @@ impl TaskScript {
         source: &[u8],
         shown: &str,
         limits: &ScriptSettings,
+        deadline: Instant,
     ) -> Result<TaskScript, ScriptError> {
         let load_err = |e: &dyn std::fmt::Display| ScriptError::Load {
             script: shown.to_string(),
@@ -143,10 +157,7 @@ impl TaskScript {
             .set_mode(mlua::chunk::ChunkMode::Text)
             .into_function()
             .map_err(|e| load_err(&clean(&e)))?;
-        budget.reset(
-            limits.instruction_limit,
-            Some(Instant::now() + Duration::from_secs(30)),
-        );
+        budget.reset(limits.instruction_limit, Some(deadline));
         let top: MultiValue = runner.call((chunk,)).map_err(|e| load_err(&clean(&e)))?;
         let returned = unpack(top).map_err(|m| load_err(&m))?;
 
@@ -203,11 +214,6 @@ impl TaskScript {
         self.hooks.contains_key(hook)
     }
 
-    /// Makes a running hook fail at its next budget check (shutdown).
-    pub fn interrupt(&self) {
-        self.budget.cancel();
-    }
-
     /// Builds the `ctx` table for a run.
     ///
     /// # Errors
@@ -228,7 +234,7 @@ impl TaskScript {
         &self,
         hook: &'static str,
         ctx: &Value,
-        host: &Arc<Host>,
+        host: &Arc<dyn Services>,
         deadline: Instant,
     ) -> Result<Option<Vec<String>>, ScriptError> {
         if !self.has(hook) {
@@ -281,7 +287,7 @@ impl TaskScript {
     pub async fn call_run(
         &self,
         ctx: &Value,
-        host: &Arc<Host>,
+        host: &Arc<dyn Services>,
         deadline: Instant,
     ) -> Result<(), ScriptError> {
         self.call("run", (ctx.clone(),), host, deadline)
@@ -297,7 +303,7 @@ impl TaskScript {
         &self,
         ctx: &Value,
         report: &SyncReport,
-        host: &Arc<Host>,
+        host: &Arc<dyn Services>,
         deadline: Instant,
     ) -> Result<(), ScriptError> {
         if !self.has("on_success") {
@@ -321,7 +327,7 @@ impl TaskScript {
         &self,
         ctx: &Value,
         error: &str,
-        host: &Arc<Host>,
+        host: &Arc<dyn Services>,
         deadline: Instant,
     ) -> Result<(), ScriptError> {
         if !self.has("on_failure") {
@@ -341,7 +347,7 @@ impl TaskScript {
         &self,
         hook: &str,
         args: impl mlua::IntoLuaMulti,
-        host: &Arc<Host>,
+        host: &Arc<dyn Services>,
         deadline: Instant,
     ) -> Result<Value, ScriptError> {
         let err = |message: String| ScriptError::Hook {
@@ -429,28 +435,61 @@ fn clean(e: &mlua::Error) -> String {
     }
 }
 
-/// Compiled scripts by task name.
-pub type Compiled = HashMap<String, Arc<TaskScript>>;
-
-/// Compiles every task's script; problems come back per task.
-pub fn compile_all(
+/// Every task's script, checked for syntax (scripts run in their own process, per run:
+/// see [`process`]); problems come back per task.
+pub fn check_all(
     tasks: &[crate::config::TaskSettings],
     root: &Path,
-    limits: &ScriptSettings,
-) -> (Compiled, Vec<(String, ScriptError)>) {
+) -> (HashMap<String, ScriptRef>, Vec<(String, ScriptError)>) {
     let mut ok = HashMap::new();
     let mut errs = Vec::new();
     for t in tasks {
         let Some(path) = &t.script else { continue };
         let shown = display_path(path, root);
-        match TaskScript::compile(path, &shown, limits) {
-            Ok(s) => {
-                ok.insert(t.name.clone(), Arc::new(s));
+        match check_syntax(path, &shown) {
+            Ok(()) => {
+                ok.insert(
+                    t.name.clone(),
+                    ScriptRef {
+                        task: t.name.clone(),
+                        path: path.clone(),
+                        shown,
+                    },
+                );
             }
             Err(e) => errs.push((t.name.clone(), e)),
         }
     }
     (ok, errs)
+}
+
+/// Reads and parses a script without running any of it.
+///
+/// # Errors
+/// [`ScriptError::Read`] or [`ScriptError::Load`] (syntax error, binary chunk).
+pub fn check_syntax(path: &Path, shown: &str) -> Result<(), ScriptError> {
+    let source = std::fs::read(path).map_err(|e| ScriptError::Read {
+        script: shown.to_string(),
+        message: e.to_string(),
+    })?;
+    let load_err = |message: String| ScriptError::Load {
+        script: shown.to_string(),
+        message,
+    };
+    if source.starts_with(b"\x1bLua") {
+        return Err(load_err(
+            "precompiled (binary) chunks are not allowed".into(),
+        ));
+    }
+    // Parsing only: nothing of the script runs in this process.
+    let lua = Lua::new_with(mlua::StdLib::NONE, mlua::LuaOptions::default())
+        .map_err(|e| load_err(e.to_string()))?;
+    lua.load(&source)
+        .set_name(format!("@{shown}"))
+        .set_mode(mlua::chunk::ChunkMode::Text)
+        .into_function()
+        .map(|_| ())
+        .map_err(|e| load_err(clean(&e)))
 }
 
 /// `path` relative to `root` when it lies inside, for messages.

@@ -17,7 +17,6 @@ const HOOK_EVERY: u32 = 1000;
 pub struct Budget {
     remaining: AtomicU64,
     deadline: std::sync::Mutex<Option<Instant>>,
-    cancelled: AtomicBool,
     /// Set once a limit was hit in this call; `pcall` and friends then re-raise instead of
     /// letting the script swallow the error.
     tripped: AtomicBool,
@@ -27,14 +26,8 @@ impl Budget {
     /// Resets the budget before a hook call.
     pub fn reset(&self, instructions: u64, deadline: Option<Instant>) {
         self.remaining.store(instructions, Ordering::SeqCst);
-        self.cancelled.store(false, Ordering::SeqCst);
         self.tripped.store(false, Ordering::SeqCst);
         *self.deadline.lock().unwrap_or_else(|p| p.into_inner()) = deadline;
-    }
-
-    /// Makes the running hook fail at its next check (shutdown).
-    pub fn cancel(&self) {
-        self.cancelled.store(true, Ordering::SeqCst);
     }
 
     fn check(&self) -> mlua::Result<()> {
@@ -46,9 +39,6 @@ impl Budget {
     }
 
     fn limits(&self) -> mlua::Result<()> {
-        if self.cancelled.load(Ordering::SeqCst) {
-            return Err(mlua::Error::runtime("interrupted by shutdown"));
-        }
         let left = self.remaining.load(Ordering::SeqCst);
         if left < u64::from(HOOK_EVERY) {
             self.remaining.store(0, Ordering::SeqCst);

@@ -97,7 +97,7 @@ impl SyncRequest {
 }
 
 /// Outcome of one (backup, series).
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct UnitReport {
     /// Backup and series.
     #[serde(flatten)]
@@ -121,7 +121,7 @@ pub struct UnitReport {
 }
 
 /// Outcome of a request.
-#[derive(Debug, Clone, Default, serde::Serialize)]
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 pub struct SyncReport {
     /// One entry per (backup, series) synced.
     pub units: Vec<UnitReport>,

@@ -101,7 +101,7 @@ impl Pass {
 }
 
 /// Options of one reconciliation as people give them; unset ones come from the settings.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 pub struct ReconcileArgs {
     /// Only these symbols.
     pub symbols: Option<Vec<String>>,

@@ -122,8 +122,12 @@ impl Project {
         std::fs::write(path, text).unwrap();
     }
 
+    /// The project's settings, with task scripts run by the `dms` binary (the test binary
+    /// cannot be the script process).
     pub fn settings(&self) -> Settings {
-        dms::config::load(&self.config_dir()).expect("test config loads")
+        let mut s = dms::config::load(&self.config_dir()).expect("test config loads");
+        s.scripts.worker = std::path::PathBuf::from(env!("CARGO_BIN_EXE_dms"));
+        s
     }
 
     pub fn app(&self) -> App {

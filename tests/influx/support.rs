@@ -184,10 +184,11 @@ impl Project {
 
     /// Loads the config and opens the app, as `dms` does.
     pub fn app(&self) -> App {
-        let settings = dms::config::load(&self.config).unwrap_or_else(|e| {
+        let mut settings = dms::config::load(&self.config).unwrap_or_else(|e| {
             let text = std::fs::read_to_string(self.config.join("sync.yaml")).unwrap_or_default();
             panic!("{e:#}\nsync.yaml:\n{text}")
         });
+        settings.scripts.worker = PathBuf::from(env!("CARGO_BIN_EXE_dms"));
         App::open(settings, "test").expect("opening the app")
     }
 
