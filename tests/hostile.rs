@@ -169,3 +169,127 @@ async fn slow_clients_are_cut_off_and_the_daemon_keeps_answering() {
         "SIGTERM ends the daemon with exit 0"
     );
 }
+
+/// Scripts that try to outlive their limits, each a task of a real daemon.
+const HOSTILE: &[(&str, &str)] = &[
+    // Replacing `error` to swallow the limits, then spinning inside pcall.
+    (
+        "swallow",
+        "function run(ctx) error = function() end; while true do pcall(function() while true do end end) end end",
+    ),
+    // Catastrophic backtracking inside a C function: no Lua instruction runs.
+    (
+        "pattern",
+        "function run(ctx) string.find(string.rep('a', 5000), '.-.-.-.-.-.-.-.-.-.-b') end",
+    ),
+    // An endless finalizer (hooks do not run in __gc).
+    (
+        "finalizer",
+        "function run(ctx) setmetatable({}, {__gc = function() while true do end end}); local t = {} for i = 1, 1e6 do t[i] = {} end t = nil; local x = {} for i = 1, 1e7 do x[i % 100] = {} end end",
+    ),
+    // Memory the Lua allocator does not see: a large CSV read into rows.
+    (
+        "csv",
+        "function run(ctx) local rows = dms.csv.read('big.csv'); error('read ' .. #rows) end",
+    ),
+    // … and a decoded JSON array.
+    (
+        "json",
+        "function run(ctx) local s = '[' .. string.rep('1234567890,', 2500000) .. '1]'; local t = dms.json.decode(s); error('decoded ' .. #t) end",
+    ),
+];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_scripts_end_as_failed_runs_and_never_stall_the_daemon() {
+    let port = free_port();
+    let p = Project::with_sync(&sync_yaml(
+        100,
+        1,
+        &format!(
+            "api:\n  listen: 127.0.0.1:{port}\nreconcile:\n  enabled: false\nscripts:\n  memory_limit_mb: 32\n  instruction_limit: 100000000000\ndaemon:\n  shutdown_grace: 3\n"
+        ),
+    ));
+    let mut tasks = String::from("tasks:\n");
+    for (name, src) in HOSTILE {
+        p.write(&format!("scripts/{name}.lua"), src);
+        tasks.push_str(&format!(
+            "  - name: {name}\n    script: scripts/{name}.lua\n    timeout: 3\n"
+        ));
+    }
+    p.write("config/task.yaml", &tasks);
+    // 40 MB of short cells: far more than the limit once split into rows and strings.
+    let row = "1,2,3,4,5,6,7,8,9,10\n";
+    p.write(
+        "data/big.csv",
+        &format!(
+            "a,b,c,d,e,f,g,h,i,j\n{}",
+            row.repeat(40 * 1024 * 1024 / row.len())
+        ),
+    );
+    let mut d = DaemonProcess::start(p.root(), port).await;
+    let http = reqwest::Client::new();
+    for (name, _) in HOSTILE {
+        let r = http
+            .post(format!("{}/api/dms/tasks/{name}/run", d.url))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 202, "{name}");
+    }
+    // While they misbehave, the daemon answers within a second.
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(2) {
+        healthz_within_a_second(&d).await;
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // Each ends as a failed run within its timeout (plus a little).
+    d.wait_for("every hostile run failed", 15, || async {
+        let t = d.get("/api/dms/tasks").await;
+        t.as_array().is_some_and(|a| {
+            a.iter().all(|t| {
+                t["last_run"]["status"] == "failed" && !t["running"].as_bool().unwrap_or(true)
+            })
+        })
+    })
+    .await;
+    let tasks = d.get("/api/dms/tasks").await;
+    let error_of = |name: &str| {
+        tasks
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["name"] == name)
+            .and_then(|t| t["last_run"]["error"].as_str())
+            .unwrap_or_default()
+            .to_string()
+    };
+    for name in ["swallow", "pattern", "finalizer"] {
+        let e = error_of(name);
+        assert!(
+            e.contains("timed out after 3 s") || e.contains("time budget exhausted"),
+            "{name}: {e}"
+        );
+    }
+    for name in ["json", "csv"] {
+        let e = error_of(name);
+        assert!(e.contains("memory"), "{name}: {e}");
+    }
+    healthz_within_a_second(&d).await;
+    // A run hung in a C function does not keep the daemon from stopping.
+    let r = http
+        .post(format!("{}/api/dms/tasks/pattern/run", d.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 202);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let stopping = Instant::now();
+    assert!(
+        d.terminate().success(),
+        "SIGTERM ends the daemon with exit 0"
+    );
+    assert!(
+        stopping.elapsed() < Duration::from_secs(3 + 2),
+        "within shutdown_grace"
+    );
+}
