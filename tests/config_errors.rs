@@ -229,3 +229,41 @@ fn out_of_range_numbers_are_errors_with_their_position_never_a_panic() {
         assert_rejected(&p, &["tasks[0]", needle, "line 3"]);
     }
 }
+
+#[test]
+fn a_bad_url_scheme_error_never_shows_the_secret_filled_into_it() {
+    let yaml = sync_yaml(
+        10,
+        2,
+        "alerts:\n  webhook: \"ftp://user:${DMS_TEST_SECRET}@hooks.example/x\"\n",
+    );
+    let p = Project::with_sync(&yaml);
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_dms"))
+        .args(["config", "check"])
+        .current_dir(p.root())
+        .env("DMS_TEST_SECRET", "hunter2-secret")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("alerts.webhook") && err.contains("\"ftp\""),
+        "{err}"
+    );
+    assert!(!err.contains("hunter2"), "the secret leaked: {err}");
+}
+
+#[test]
+fn ages_past_the_earliest_time_are_read_on_the_command_line_not_panicked() {
+    let p = Project::new();
+    for args in [
+        &["history", "--since", "1000000000d"][..],
+        &["history", "prune", "--older-than", "1000000000d"][..],
+        &["metrics", "--window", "1000000000d"][..],
+    ] {
+        let out = p.cli(args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!err.contains("panicked"), "{args:?}: {err}");
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {err}");
+    }
+}

@@ -457,6 +457,12 @@ async fn deep_recursion_and_global_tricks_are_contained() {
         &["memory"],
     )
     .await;
+    // A NUL in a symbol would make the series unreadable forever: refused at write time.
+    assert_contained(
+        "function run(ctx) dms.primary.write{ {symbol='A\\0B', interval='1d', time=1, fields={close=dms.float(1)}} } end",
+        &["control character"],
+    )
+    .await;
     // Rewiring globals only affects this script's own state; the dms module stays intact.
     assert_contained(
         "function run(ctx)\n  setmetatable(_G, { __index = function() return os end })\n  pcall(rawset, dms, 'sync', nil)\n  dms.sync{}\n  error('still here')\nend\n",
