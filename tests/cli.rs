@@ -147,7 +147,11 @@ fn sync_with_filters_and_full_mode() {
         "full mode recopies the whole range"
     );
     let bad = p.cli(&["sync", "--backup", "nope"]);
-    assert_eq!(bad.status.code(), Some(1));
+    assert_eq!(
+        bad.status.code(),
+        Some(2),
+        "an unknown backup is a usage error"
+    );
     assert!(String::from_utf8_lossy(&bad.stderr).contains("no enabled backup is called \"nope\""));
 }
 

@@ -54,6 +54,7 @@ pub enum HistoryCommand {
 
 pub async fn run(config: &Path, args: HistoryArgs) -> anyhow::Result<ExitCode> {
     let settings = super::load(config)?;
+    settings.check_backups(&args.backup)?;
     let path = &settings.history.path;
     if let Some(HistoryCommand::Prune { older_than }) = args.command {
         let age = match older_than {

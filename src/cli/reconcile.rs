@@ -49,6 +49,7 @@ pub struct ReconcileCliArgs {
 
 pub async fn run(config: &Path, args: ReconcileCliArgs) -> anyhow::Result<ExitCode> {
     let settings = super::load(config)?;
+    settings.check_backups(&args.filter.backups)?;
     let when = |s: &Option<String>| -> anyhow::Result<Option<i64>> {
         s.as_deref()
             .map(|v| match crate::input::parse_age(v) {

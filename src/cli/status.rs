@@ -24,6 +24,7 @@ pub struct StatusArgs {
 
 pub async fn run(config: &Path, args: StatusArgs) -> anyhow::Result<ExitCode> {
     let settings = super::load(config)?;
+    settings.check_backups(&args.backup)?;
     let rows = match HistoryReader::open_if_exists(&settings.history.path)? {
         Some(db) => db.status_rows()?,
         None => Vec::new(),

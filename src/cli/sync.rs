@@ -31,6 +31,7 @@ pub struct SyncArgs {
 
 pub async fn run(config: &Path, args: SyncArgs) -> anyhow::Result<ExitCode> {
     let settings = super::load(config)?;
+    settings.check_backups(&args.filter.backups)?;
     let non_empty = |v: Vec<String>| (!v.is_empty()).then_some(v);
     let req = SyncRequest {
         selection: Selection::Primary {

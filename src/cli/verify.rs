@@ -38,6 +38,7 @@ pub struct VerifyArgs {
 
 pub async fn run(config: &Path, args: VerifyArgs) -> anyhow::Result<ExitCode> {
     let settings = super::load(config)?;
+    settings.check_backups(&args.filter.backups)?;
     let window = crate::input::parse_age(&args.window)
         .map_err(anyhow::Error::msg)?
         .num_nanoseconds()

@@ -79,6 +79,36 @@ impl Settings {
     pub fn task(&self, name: &str) -> Option<&TaskSettings> {
         self.tasks.iter().find(|t| t.name == name)
     }
+
+    /// Checks backup names given by a person (a CLI filter, an API parameter).
+    ///
+    /// # Errors
+    /// [`UnknownBackup`] naming the first that is not an enabled backup and listing those
+    /// that are.
+    pub fn check_backups<'a>(
+        &self,
+        names: impl IntoIterator<Item = &'a String>,
+    ) -> Result<(), UnknownBackup> {
+        for n in names {
+            if !self.enabled_backups().any(|b| &b.name == n) {
+                return Err(UnknownBackup {
+                    name: n.clone(),
+                    known: self.enabled_backups().map(|b| b.name.clone()).collect(),
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A backup name that is not an enabled backup.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("no enabled backup is called {name:?}; the enabled backups are: {}", if known.is_empty() { "none".to_string() } else { known.join(", ") })]
+pub struct UnknownBackup {
+    /// The name given.
+    pub name: String,
+    /// The enabled backups.
+    pub known: Vec<String>,
 }
 
 /// The sync engine's settings.

@@ -134,6 +134,7 @@ async fn history(
         ],
     )?;
     let limit = p.limit(100, MAX_LIMIT)?;
+    known_backup(&d, p.text("backup"))?;
     let filter = HistoryFilter {
         backup: p.text("backup"),
         symbol: p.text("symbol"),
@@ -175,6 +176,7 @@ async fn sync_status(
     let p = Params::new(q, &["backup", "symbol", "interval", "behind"])?;
     let behind = p.bool("behind")?;
     let (backup, symbol, interval) = (p.text("backup"), p.text("symbol"), p.text("interval"));
+    known_backup(&d, backup.clone())?;
     let mut rows = collect_status(&d).await?;
     rows.retain(|r| {
         backup.as_ref().is_none_or(|b| &r.key.backup == b)
@@ -262,6 +264,14 @@ async fn run_task(
     }
 }
 
+/// A `backup` parameter must name an enabled backup.
+fn known_backup(d: &Daemon, backup: Option<String>) -> ApiResult<()> {
+    d.app
+        .settings
+        .check_backups(backup.as_ref())
+        .map_err(|e| ApiError::bad_request(format!("backup: {e}")))
+}
+
 /// Comma-separated list parameter.
 fn list(p: &Params, key: &str) -> Option<Vec<String>> {
     p.text(key).map(|v| {
@@ -294,18 +304,10 @@ async fn reconcile(
         dry_run: p.bool("dry_run")?.unwrap_or(false),
     };
     if let Some(b) = &args.backups {
-        let enabled: Vec<&str> = d
-            .app
+        d.app
             .settings
-            .enabled_backups()
-            .map(|b| b.name.as_str())
-            .collect();
-        if let Some(bad) = b.iter().find(|n| !enabled.contains(&n.as_str())) {
-            return Err(ApiError::bad_request(format!(
-                "backup: no enabled backup is called {bad:?}; configured: {}",
-                enabled.join(", ")
-            )));
-        }
+            .check_backups(b)
+            .map_err(|e| ApiError::bad_request(format!("backup: {e}")))?;
     }
     match d.trigger_reconcile(args, Pass::Complete, Trigger::Api) {
         Ok(()) => Ok((
