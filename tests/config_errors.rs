@@ -57,7 +57,7 @@ fn wrong_types_and_bad_values_are_errors_with_their_position() {
         Project::with_sync(&sync_yaml(100, 2, "").replace("retry_times: 2", "retry_times: many"));
     assert_rejected(
         &p,
-        &["sync.retry_times", "invalid type", "line 7 column 16"],
+        &["sync.retry_times", "invalid type", "line 8 column 16"],
     );
     let p = Project::with_sync(&sync_yaml(0, 2, ""));
     assert_rejected(
@@ -69,10 +69,13 @@ fn wrong_types_and_bad_values_are_errors_with_their_position() {
         ],
     );
     let p = Project::with_sync(&sync_yaml(10, 2, "").replace("exponential", "random"));
-    assert_rejected(&p, &["retry_backoff", "unknown variant `random`", "line 9"]);
+    assert_rejected(
+        &p,
+        &["retry_backoff", "unknown variant `random`", "line 10"],
+    );
     let p =
         Project::with_sync(&sync_yaml(10, 2, "").replace("retry_delay: 0.05", "retry_delay: -1"));
-    assert_rejected(&p, &["retry_delay", "not a duration", "line 8"]);
+    assert_rejected(&p, &["retry_delay", "not a duration", "line 9"]);
 }
 
 #[test]
@@ -136,7 +139,7 @@ fn node_settings_of_the_wrong_kind_and_missing_env_vars_are_errors() {
     );
     let yaml = sync_yaml(10, 2, "").replace("path: run/backup2.db", "path: ${DMS_TEST_UNSET_VAR}");
     let p = Project::with_sync(&yaml);
-    assert_rejected(&p, &["DMS_TEST_UNSET_VAR is not set", "line 21"]);
+    assert_rejected(&p, &["DMS_TEST_UNSET_VAR is not set", "line 22"]);
 }
 
 #[test]

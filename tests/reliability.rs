@@ -30,7 +30,7 @@ fn config(
     std::fs::create_dir_all(&config).unwrap();
     let history = dir.path().join("run/history.db");
     let mut yaml = format!(
-        "sync:\n  incremental:\n    batch_size: {batch}\n    initial_days: 3650\n  performance:\n    max_workers: 3\n  retry_times: 3\n  retry_delay: 0.05\n{extra}nodes:\n  primary: {{name: primary, type: influxdb, url: \"{}\", database: {}, timeout: 2}}\n  backups:\n",
+        "sync:\n  incremental:\n    batch_size: {batch}\n    initial_days: 3650\n    scope: all\n  performance:\n    max_workers: 3\n  retry_times: 3\n  retry_delay: 0.05\n{extra}nodes:\n  primary: {{name: primary, type: influxdb, url: \"{}\", database: {}, timeout: 2}}\n  backups:\n",
         primary.0, primary.1
     );
     for (name, url, db) in backups {

@@ -3,6 +3,7 @@
 //! up on drop.
 
 mod api;
+mod behind;
 mod cli;
 mod config_errors;
 mod daemon;
@@ -17,6 +18,7 @@ mod influx;
 mod load;
 mod lua;
 mod reliability;
+mod scope;
 mod sqlite_node;
 mod sync_sqlite;
 mod upgrade;

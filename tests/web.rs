@@ -94,6 +94,14 @@ async fn a_dead_backup_shows_as_unreachable_and_behind_with_its_failures() {
         bars("US.AAPL", "1m", 30, end, minute()),
     )
     .await;
+    // The check loop sends no work to a backup that does not answer; a task run tries it
+    // and records the failure.
+    let r = reqwest::Client::new()
+        .post(format!("{}/api/dms/tasks/nightly/run", d.url))
+        .send()
+        .await
+        .expect("the daemon answers");
+    assert_eq!(r.status().as_u16(), 202);
     d.wait_for("backup1 behind with a failed sync", 20, || async {
         let st = d.get("/api/dms/sync/status?behind=true").await;
         let h = d

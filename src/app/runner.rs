@@ -212,6 +212,7 @@ impl App {
         self.history
             .write(move |db| db.finish_run(run_id, st, er.as_deref()))
             .await?;
+        self.record_scope(&task, run_id, status, &report).await?;
         match &error {
             None => tracing::info!(parent: &span, records = report.records(), "task run succeeded"),
             Some(e) => {
@@ -226,6 +227,29 @@ impl App {
             report,
             duration_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
         })
+    }
+
+    /// Records which (backup, series) the task maintains: after a successful run exactly
+    /// those its syncs covered; after a failed one, those are added to what earlier runs chose.
+    async fn record_scope(
+        &self,
+        task: &TaskSettings,
+        run_id: i64,
+        status: Status,
+        report: &SyncReport,
+    ) -> Result<(), AppError> {
+        let replace = status == Status::Success;
+        if !replace && report.covered.is_empty() {
+            return Ok(());
+        }
+        let mut keys = report.covered.clone();
+        keys.sort();
+        keys.dedup();
+        let (name, days) = (task.name.clone(), task.initial_days);
+        self.history
+            .write(move |db| db.record_scope(&name, &keys, days, Some(run_id), replace))
+            .await?;
+        Ok(())
     }
 
     /// Records a run that did not start because the previous one is still going.
@@ -443,19 +467,35 @@ impl App {
     }
 }
 
+/// "N of M series syncs failed", then per backup how many and the first failure's cause
+/// (a dead backup's hundred "down since" rows say one thing once).
 fn failed_summary(report: &SyncReport) -> String {
-    let failed: Vec<String> = report
-        .units
+    let mut by_backup: Vec<(&str, usize, String)> = Vec::new();
+    for u in report.units.iter().filter(|u| u.status != Status::Success) {
+        match by_backup.iter_mut().find(|(b, _, _)| *b == u.key.backup) {
+            Some((_, n, _)) => *n += 1,
+            None => by_backup.push((
+                &u.key.backup,
+                1,
+                format!(
+                    "{}: {}",
+                    u.key.series,
+                    u.error.as_deref().unwrap_or("failed")
+                ),
+            )),
+        }
+    }
+    let parts: Vec<String> = by_backup
         .iter()
-        .filter(|u| u.status != Status::Success)
-        .take(3)
-        .map(|u| format!("{}: {}", u.key, u.error.as_deref().unwrap_or("failed")))
+        .map(|(b, n, first)| match n {
+            1 => format!("{b}: {first}"),
+            _ => format!("{b}: {n} failed, the first {first}"),
+        })
         .collect();
     format!(
-        "{} of {} series syncs failed: {}{}",
+        "{} of {} series syncs failed — {}",
         report.failed(),
         report.units.len(),
-        failed.join("; "),
-        if report.failed() > 3 { "; …" } else { "" }
+        parts.join("; ")
     )
 }

@@ -4,7 +4,7 @@
 //! (the backup could not be asked). Shared by `dms status`, the API, `/metrics` and the page.
 
 use crate::config::Settings;
-use crate::history::{Status, StatusRow};
+use crate::history::{HistoryError, HistoryReader, ScopeRow, Status, StatusRow};
 use crate::model::{BackupSeries, NANOS_PER_SEC, Nanos, SeriesKey, format_nanos};
 use crate::node::{Node, NodeError, Tip};
 use chrono::{DateTime, Utc};
@@ -19,8 +19,9 @@ pub const STATUS_TIMEOUT: Duration = Duration::from_secs(8);
 /// How long one backup may take to say what it holds before its lines are `unknown`.
 const BACKUP_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// The `behind` rule: the primary has data and the backup holds none of the series, or the
-/// lag (primary newest − backup newest) exceeds `max_gap`.
+/// Whether the lag is over `max_gap`: the primary has data and the backup holds none of the
+/// series, or primary newest − backup newest exceeds `max_gap`. Only half of `behind`: see
+/// [`Recorded::could_not_catch_up`].
 pub fn is_behind(
     primary_newest: Option<Nanos>,
     backup_newest: Option<Nanos>,
@@ -34,6 +35,54 @@ pub fn is_behind(
     }
 }
 
+/// What the history says that the status view needs: the checkpoints and last outcomes, which
+/// task maintains what, and when the daemon's check loop last finished a pass.
+#[derive(Debug, Clone, Default)]
+pub struct Recorded {
+    /// Every `sync_status` row.
+    pub rows: Vec<StatusRow>,
+    /// Which task maintains which (backup, series).
+    pub scope: Vec<ScopeRow>,
+    /// When the check loop last finished a pass.
+    pub last_check: Option<DateTime<Utc>>,
+}
+
+impl Recorded {
+    /// Reads it.
+    ///
+    /// # Errors
+    /// [`HistoryError`] from the queries.
+    pub fn read(db: &HistoryReader) -> Result<Recorded, HistoryError> {
+        Ok(Recorded {
+            rows: db.status_rows()?,
+            scope: db.scope()?,
+            last_check: db.last_check()?,
+        })
+    }
+
+    /// The other half of `behind`: whether dms could not bring a lagging (backup, series)
+    /// current — its last sync failed, the backup cannot be asked, or no check-loop pass has
+    /// finished within two check intervals (plus a minute), so no catch-up is coming. A
+    /// series whose newest bar merely waits for the next check (the first bar after a
+    /// weekend) is not behind.
+    pub fn could_not_catch_up(
+        &self,
+        settings: &Settings,
+        row: Option<&StatusRow>,
+        unreachable: bool,
+    ) -> bool {
+        if unreachable || row.and_then(|r| r.last_status) == Some(Status::Failed) {
+            return true;
+        }
+        let grace = settings.sync.check_interval.saturating_mul(2) + Duration::from_secs(60);
+        let grace = chrono::Duration::from_std(grace).unwrap_or(chrono::Duration::MAX);
+        !settings.sync.check_enabled
+            || self
+                .last_check
+                .is_none_or(|t| Utc::now().signed_duration_since(t) > grace)
+    }
+}
+
 /// Where a backup·series stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -42,7 +91,8 @@ pub enum State {
     Current,
     /// The backup differs at the tip but by no more than `max_gap_hours`.
     Lagging,
-    /// Lag over `max_gap_hours`, or the backup holds none of a series the primary has.
+    /// Lag over `max_gap_hours` (or the backup holds none of a series the primary has) and
+    /// dms could not bring it current: the last sync failed, or no catch-up is coming.
     Behind,
     /// The backup could not be asked: nothing is known.
     Unknown,
@@ -77,9 +127,11 @@ pub struct SeriesStatus {
     /// Primary newest − backup newest, in seconds (− the checkpoint when the backup cannot
     /// be asked: at least this much).
     pub lag_seconds: Option<f64>,
-    /// Lag over `max_gap_hours`, or the backup holds none of a series the primary has (a
-    /// backup that cannot be asked: judged from its checkpoint).
+    /// Lag over `max_gap_hours` (a backup that cannot be asked: judged from its checkpoint)
+    /// that dms could not fix ([`Recorded::could_not_catch_up`]).
     pub behind: bool,
+    /// Enabled tasks that maintain this (backup, series), as their last runs chose.
+    pub tasks: Vec<String>,
     /// The primary's newest future-dated point (after now + `future_tolerance`), if any.
     pub future: Option<String>,
     /// Why the state is `unknown`.
@@ -110,7 +162,7 @@ pub struct SeriesStatus {
 /// makes its lines `unknown`).
 pub async fn collect(
     settings: &Settings,
-    rows: &[StatusRow],
+    recorded: &Recorded,
     primary: &dyn Node,
     backups: &[Arc<dyn Node>],
 ) -> Result<Vec<SeriesStatus>, StatusError> {
@@ -124,6 +176,7 @@ pub async fn collect(
         .await
         .map_err(StatusError::Primary)?;
     let mut series: Vec<SeriesKey> = primary_tips.keys().cloned().collect();
+    let rows = &recorded.rows;
     let known: Vec<SeriesKey> = rows
         .iter()
         .filter(|r| enabled.contains(&r.key.backup.as_str()))
@@ -159,17 +212,25 @@ pub async fn collect(
         ))
         .await;
     let by_key: HashMap<&BackupSeries, &StatusRow> = rows.iter().map(|r| (&r.key, r)).collect();
+    let mut owners: HashMap<&BackupSeries, Vec<String>> = HashMap::new();
+    for r in &recorded.scope {
+        if settings.task(&r.task).is_some_and(|t| t.enabled) {
+            owners.entry(&r.key).or_default().push(r.task.clone());
+        }
+    }
     let mut out = BTreeMap::new();
     for (backup, tips) in &backup_tips {
         for s in &series {
             let key = BackupSeries::new(backup.clone(), s.clone());
-            let line = line(
+            let mut line = line(
                 settings,
+                recorded,
                 key.clone(),
                 primary_tips.get(s).copied(),
                 tips.as_ref().map(|t| t.get(s).copied()),
                 by_key.get(&key).copied(),
             );
+            line.tasks = owners.remove(&key).unwrap_or_default();
             out.insert(key, line);
         }
     }
@@ -179,6 +240,7 @@ pub async fn collect(
 /// One line from the two tips and the history row.
 fn line(
     settings: &Settings,
+    recorded: &Recorded,
     key: BackupSeries,
     primary: Option<Tip>,
     backup: Result<Option<Tip>, &String>,
@@ -197,7 +259,8 @@ fn line(
         (Some(p), Some(b)) => Some(p.saturating_sub(b).max(0)),
         _ => None,
     };
-    let behind = is_behind(pn, held, settings.sync.max_gap);
+    let behind = is_behind(pn, held, settings.sync.max_gap)
+        && recorded.could_not_catch_up(settings, row, error.is_some());
     let state = match backup {
         Err(_) => State::Unknown,
         Ok(_) if behind => State::Behind,
@@ -212,6 +275,7 @@ fn line(
         backup_newest: bn.map(format_nanos),
         lag_seconds: lag.map(|l| l as f64 / NANOS_PER_SEC as f64),
         behind,
+        tasks: Vec::new(),
         future: primary.and_then(|t| t.future).map(format_nanos),
         error,
         last_status: row.and_then(|r| r.last_status),
@@ -229,16 +293,19 @@ fn line(
 /// [`StatusError`] when the primary cannot be asked or the nodes do not answer in time.
 pub async fn collect_timed(
     settings: &Settings,
-    rows: &[StatusRow],
+    recorded: &Recorded,
     primary: &dyn Node,
     backups: &[Arc<dyn Node>],
 ) -> Result<Vec<SeriesStatus>, StatusError> {
-    tokio::time::timeout(STATUS_TIMEOUT, collect(settings, rows, primary, backups))
-        .await
-        .map_err(|_| StatusError::Timeout {
-            node: primary.name().to_string(),
-            after: STATUS_TIMEOUT,
-        })?
+    tokio::time::timeout(
+        STATUS_TIMEOUT,
+        collect(settings, recorded, primary, backups),
+    )
+    .await
+    .map_err(|_| StatusError::Timeout {
+        node: primary.name().to_string(),
+        after: STATUS_TIMEOUT,
+    })?
 }
 
 /// Why the status could not be built.

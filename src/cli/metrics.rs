@@ -20,12 +20,12 @@ pub async fn run(config: &Path, args: MetricsArgs) -> anyhow::Result<ExitCode> {
     let settings = super::load(config)?;
     let age = crate::input::parse_age(&args.window).map_err(anyhow::Error::msg)?;
     let since = crate::input::before_now(age);
-    let (figures, rows) = match HistoryReader::open_if_exists(&settings.history.path)? {
-        Some(db) => (db.metrics(since)?, db.status_rows()?),
-        None => (Vec::new(), Vec::new()),
+    let (figures, recorded) = match HistoryReader::open_if_exists(&settings.history.path)? {
+        Some(db) => (db.metrics(since)?, status::Recorded::read(&db)?),
+        None => (Vec::new(), status::Recorded::default()),
     };
     let nodes = crate::app::open_nodes(&settings)?;
-    let st = status::collect(&settings, &rows, nodes.primary.as_ref(), &nodes.backups).await?;
+    let st = status::collect(&settings, &recorded, nodes.primary.as_ref(), &nodes.backups).await?;
     let report = metrics::report(&settings, args.window, since, figures, &st);
     if args.json {
         super::output::json(&report.backups)?;

@@ -25,13 +25,13 @@ pub struct StatusArgs {
 pub async fn run(config: &Path, args: StatusArgs) -> anyhow::Result<ExitCode> {
     let settings = super::load(config)?;
     settings.check_backups(&args.backup)?;
-    let rows = match HistoryReader::open_if_exists(&settings.history.path)? {
-        Some(db) => db.status_rows()?,
-        None => Vec::new(),
+    let recorded = match HistoryReader::open_if_exists(&settings.history.path)? {
+        Some(db) => status::Recorded::read(&db)?,
+        None => status::Recorded::default(),
     };
     let nodes = crate::app::open_nodes(&settings)?;
     let mut lines =
-        status::collect(&settings, &rows, nodes.primary.as_ref(), &nodes.backups).await?;
+        status::collect(&settings, &recorded, nodes.primary.as_ref(), &nodes.backups).await?;
     lines.retain(|l| {
         args.backup.as_ref().is_none_or(|b| &l.key.backup == b)
             && args.symbol.as_ref().is_none_or(|s| l.key.symbol() == s)
@@ -53,6 +53,7 @@ pub async fn run(config: &Path, args: StatusArgs) -> anyhow::Result<ExitCode> {
             "backup newest",
             "checkpoint",
             "last",
+            "tasks",
         ]);
         for l in &lines {
             t.add_row(vec![
@@ -67,12 +68,17 @@ pub async fn run(config: &Path, args: StatusArgs) -> anyhow::Result<ExitCode> {
                 super::output::opt(l.backup_newest.clone()),
                 super::output::opt(l.checkpoint.clone()),
                 super::output::opt(l.last_status.map(Status::as_str)),
+                if l.tasks.is_empty() {
+                    "—".to_string()
+                } else {
+                    l.tasks.join(",")
+                },
             ]);
         }
         println!("{t}");
         let count = |s: State| lines.iter().filter(|l| l.state == s).count();
         println!(
-            "{} backup·series: {} current, {} lagging, {} behind, {} unknown (lag = primary newest − backup newest; behind: over max_gap_hours = {})",
+            "{} backup·series: {} current, {} lagging, {} behind, {} unknown (lag = primary newest − backup newest; behind: over max_gap_hours = {} and dms could not catch it up)",
             lines.len(),
             count(State::Current),
             count(State::Lagging),

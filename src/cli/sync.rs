@@ -48,6 +48,7 @@ pub async fn run(config: &Path, args: SyncArgs) -> anyhow::Result<ExitCode> {
         run_id: None,
         window: None,
         only_behind: args.only_behind,
+        scope: None,
     };
     let app = App::open(settings, "dms sync")?;
     let bar = super::progress::Bar::new();

@@ -6,7 +6,7 @@ pub mod de;
 pub mod raw;
 pub mod settings;
 
-pub use raw::SyncMode;
+pub use raw::{CheckScope, SyncMode};
 pub use settings::*;
 
 use std::path::{Path, PathBuf};

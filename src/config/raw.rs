@@ -317,6 +317,21 @@ pub struct IncrementalBlock {
     /// now + this, so later bars keep flowing (seconds or `6h`, `2d`).
     #[serde(default = "default_future_tolerance", deserialize_with = "de::span")]
     pub future_tolerance: Duration,
+    /// What the check loop catches up: `tasks` (what enabled tasks maintain) or `all`.
+    #[serde(default)]
+    pub scope: CheckScope,
+}
+
+/// What the daemon's check loop catches up between task runs.
+#[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CheckScope {
+    /// Each (backup, series) some enabled task maintains (as its last run chose), with that
+    /// task's `initial_days`.
+    #[default]
+    Tasks,
+    /// Every series the primary holds, on every enabled backup.
+    All,
 }
 
 impl Default for IncrementalBlock {
@@ -329,6 +344,7 @@ impl Default for IncrementalBlock {
             initial_days: default_initial_days(),
             lookback: Duration::ZERO,
             future_tolerance: default_future_tolerance(),
+            scope: CheckScope::Tasks,
         }
     }
 }

@@ -2,7 +2,7 @@
 //! between fields. Validation collects every problem before reporting.
 
 use super::de::CronExpr;
-use super::raw::{self, NodeType, SyncMode};
+use super::raw::{self, CheckScope, NodeType, SyncMode};
 use crate::retry::RetryPolicy;
 use crate::schema::Schema;
 use std::collections::HashSet;
@@ -120,6 +120,8 @@ pub struct SyncSettings {
     pub check_enabled: bool,
     /// Time between check-loop passes.
     pub check_interval: Duration,
+    /// What the check loop catches up.
+    pub check_scope: CheckScope,
     /// Points per request.
     pub batch_size: usize,
     /// Lag beyond which a (backup, series) is behind.
@@ -396,6 +398,7 @@ fn check_sync(s: &raw::SyncBlock, errs: &mut Vec<String>) -> SyncSettings {
         default_mode: s.default_mode,
         check_enabled: s.incremental.enabled,
         check_interval: s.incremental.check_interval,
+        check_scope: s.incremental.scope,
         batch_size: clamp_usize(s.incremental.batch_size),
         max_gap: if max_gap_ok {
             Duration::from_secs_f64(s.incremental.max_gap_hours * 3600.0)

@@ -29,13 +29,19 @@ pub enum Alert {
         /// Why it failed.
         error: String,
     },
-    /// A backup·series lags more than `max_gap_hours` (or was never synced).
+    /// Series of a backup turned `behind`: lag over `max_gap_hours` that the check loop could
+    /// not fix (its catch-up failed, or the backup is down). One alert per backup and pass.
     Behind {
-        /// Backup and series.
-        #[serde(flatten)]
-        key: crate::model::BackupSeries,
-        /// Lag in seconds, if it was ever synced.
-        lag_seconds: Option<f64>,
+        /// Backup.
+        backup: String,
+        /// How many series turned behind.
+        count: usize,
+        /// The first of them (`SYMBOL@INTERVAL`, at most 20).
+        series: Vec<String>,
+        /// The largest lag among them, in seconds (absent when none was ever synced).
+        max_lag_seconds: Option<f64>,
+        /// Why dms could not catch them up.
+        cause: String,
     },
     /// A checkpoint claimed more than its backup holds (restored, wiped, database dropped)
     /// and was moved back; the gap is being synced.

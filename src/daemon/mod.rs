@@ -14,6 +14,7 @@ use crate::app::health::{self, NodeHealth};
 use crate::app::reconcile::RECONCILE_TASK;
 use crate::app::status::is_behind;
 use crate::app::{App, AppError, RunOutcome};
+use crate::config::CheckScope;
 use crate::history::{self, Status, Trigger};
 use crate::model::{BackupSeries, NANOS_PER_SEC, Nanos, format_nanos};
 use crate::scheduler::Scheduler;
@@ -29,6 +30,9 @@ use tokio_util::task::TaskTracker;
 
 /// How often the daemon checks that its history file is still there.
 const HISTORY_WATCH: Duration = Duration::from_secs(5);
+
+/// Series named in one `behind` alert (the count says how many in all).
+const ALERT_SERIES: usize = 20;
 
 /// Pseudo-task name of the check loop's runs.
 pub const CHECK_TASK: &str = "@check";
@@ -253,14 +257,32 @@ impl Daemon {
         }
     }
 
-    /// One pass of the check loop: plan an incremental sync of everything behind the primary
-    /// (one batched newest look-up, no data read when nothing is new), flag lag over
-    /// `max_gap_hours`, and sync what is behind.
+    /// One pass of the check loop: plan an incremental sync of what is behind the primary
+    /// within the check scope (one batched tips look-up per node, no data read when nothing is
+    /// new; backups that do not answer get no work), sync it, then judge what is `behind`:
+    /// lag over `max_gap_hours` that this catch-up could not fix.
     pub async fn check_once(self: &Arc<Self>) -> Option<RunOutcome> {
         let settings = &self.app.settings;
+        let scope = match self.check_scope().await {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(cause = %e, "check: cannot read the tasks' scope");
+                return None;
+            }
+        };
+        let selection = match &scope {
+            None => Selection::all(),
+            Some(pairs) => {
+                let mut series: Vec<_> = pairs.keys().map(|k| k.series.clone()).collect();
+                series.sort();
+                series.dedup();
+                Selection::Series(series)
+            }
+        };
         let req = SyncRequest {
             only_behind: true,
-            ..SyncRequest::new(Selection::all(), settings.sync.initial_days)
+            scope,
+            ..SyncRequest::new(selection, settings.sync.initial_days)
         };
         let control = self.control();
         let plan = match self.app.engine.plan(&req, &control).await {
@@ -270,14 +292,18 @@ impl Daemon {
                 return None;
             }
         };
-        self.note_lags(&plan.lags);
+        self.note_future(&plan.lags);
         self.note_rewinds(&plan.rewinds);
+        let lags = plan.lags.clone();
         if plan.is_empty() || self.shutdown.is_cancelled() {
+            self.judge(&lags, None);
+            self.record_check().await;
             return None;
         }
         // A task run syncs on its own; do not copy the same data twice at once.
         if settings.tasks.iter().any(|t| self.app.is_running(&t.name)) {
             tracing::debug!("check: a task is running; catch-up postponed");
+            self.record_check().await;
             return None;
         }
         tracing::info!(
@@ -291,12 +317,110 @@ impl Daemon {
         {
             Ok(outcome) => {
                 self.after_run(Trigger::Check, &outcome);
+                self.judge(&lags, Some(&outcome.report));
+                self.record_check().await;
                 Some(outcome)
             }
             Err(e) => {
                 tracing::error!(cause = %e, "check: could not record the catch-up run");
                 None
             }
+        }
+    }
+
+    /// The (backup, series) the check loop catches up: with `scope: tasks`, those enabled
+    /// tasks maintain on enabled backups (each with the largest `initial_days` of its tasks);
+    /// `None` with `scope: all`.
+    async fn check_scope(
+        &self,
+    ) -> Result<Option<HashMap<BackupSeries, u32>>, history::HistoryError> {
+        let settings = &self.app.settings;
+        if settings.sync.check_scope == CheckScope::All {
+            return Ok(None);
+        }
+        let rows = self.app.history.read(|db| db.scope()).await?;
+        let mut pairs: HashMap<BackupSeries, u32> = HashMap::new();
+        for r in rows {
+            let task_on = settings.task(&r.task).is_some_and(|t| t.enabled);
+            let backup_on = settings.enabled_backups().any(|b| b.name == r.key.backup);
+            if task_on && backup_on {
+                let days = pairs.entry(r.key).or_insert(0);
+                *days = (*days).max(r.initial_days);
+            }
+        }
+        Ok(Some(pairs))
+    }
+
+    /// Notes in the history that a check pass finished (the status view's `behind` needs it).
+    async fn record_check(&self) {
+        let now = chrono::Utc::now();
+        if let Err(e) = self.app.history.write(move |db| db.record_check(now)).await {
+            tracing::warn!(cause = %e, "check: could not record the pass");
+        }
+    }
+
+    /// After a pass: a (backup, series) is behind when its lag is over `max_gap_hours` and
+    /// the pass could not fix it — its catch-up failed, or its backup did not answer. Newly
+    /// behind ones are logged and alerted once per backup, not once per series.
+    fn judge(&self, lags: &[crate::sync::Lag], report: Option<&crate::sync::SyncReport>) {
+        let max_gap = self.app.settings.sync.max_gap;
+        let failed: HashMap<&BackupSeries, &str> = report
+            .map(|r| {
+                r.units
+                    .iter()
+                    .filter(|u| u.status != Status::Success)
+                    .map(|u| (&u.key, u.error.as_deref().unwrap_or("failed")))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let behind: Vec<(&crate::sync::Lag, String)> = lags
+            .iter()
+            .filter(|l| is_behind(l.primary.newest_time(), l.held(), max_gap))
+            .filter_map(|l| match (&l.backup, failed.get(&l.key)) {
+                (Err(e), _) => Some((l, e.clone())),
+                (Ok(_), Some(e)) => Some((l, (*e).to_string())),
+                (Ok(_), None) => None,
+            })
+            .collect();
+        let (turned, caught_up) = self.behind.update(behind.iter().map(|(l, _)| &l.key));
+        let mut by_backup: Vec<(&str, Vec<&crate::sync::Lag>, &str)> = Vec::new();
+        for (l, cause) in behind.iter().filter(|(l, _)| turned.contains(&l.key)) {
+            match by_backup.iter_mut().find(|(b, _, _)| *b == l.key.backup) {
+                Some((_, v, _)) => v.push(l),
+                None => by_backup.push((&l.key.backup, vec![l], cause)),
+            }
+        }
+        for (backup, lags, cause) in by_backup {
+            let max_lag = lags
+                .iter()
+                .filter_map(|l| l.lag())
+                .max()
+                .map(|n| n as f64 / NANOS_PER_SEC as f64);
+            let series: Vec<String> = lags
+                .iter()
+                .take(ALERT_SERIES)
+                .map(|l| l.key.series.to_string())
+                .collect();
+            tracing::warn!(
+                backup,
+                series = lags.len(),
+                first = %series.first().map(String::as_str).unwrap_or(""),
+                max_lag_seconds = max_lag,
+                cause,
+                "backup is behind the primary by more than max_gap_hours and dms could not catch it up"
+            );
+            if let Some(a) = &self.alerter {
+                a.send(Alert::Behind {
+                    backup: backup.to_string(),
+                    count: lags.len(),
+                    series,
+                    max_lag_seconds: max_lag,
+                    cause: cause.to_string(),
+                });
+            }
+        }
+        for key in caught_up {
+            tracing::info!(backup = %key.backup, symbol = %key.series.symbol, interval = %key.series.interval, "backup caught up");
         }
     }
 
@@ -308,36 +432,6 @@ impl Daemon {
                 from: format_nanos(r.from),
                 to: r.to.map(format_nanos),
             });
-        }
-    }
-
-    fn note_lags(&self, lags: &[crate::sync::Lag]) {
-        self.note_future(lags);
-        let max_gap = self.app.settings.sync.max_gap;
-        let behind: Vec<&crate::sync::Lag> = lags
-            .iter()
-            .filter(|l| is_behind(l.primary.newest_time(), l.held(), max_gap))
-            .collect();
-        let (turned, caught_up) = self.behind.update(behind.iter().map(|l| &l.key));
-        for l in behind.iter().filter(|l| turned.contains(&l.key)) {
-            let key = &l.key;
-            let lag = l.lag().map(|n| n as f64 / NANOS_PER_SEC as f64);
-            tracing::warn!(
-                backup = %key.backup,
-                symbol = %key.series.symbol,
-                interval = %key.series.interval,
-                lag_seconds = lag,
-                "backup is behind the primary by more than max_gap_hours"
-            );
-            if let Some(a) = &self.alerter {
-                a.send(Alert::Behind {
-                    key: key.clone(),
-                    lag_seconds: lag,
-                });
-            }
-        }
-        for key in caught_up {
-            tracing::info!(backup = %key.backup, symbol = %key.series.symbol, interval = %key.series.interval, "backup caught up");
         }
     }
 

@@ -12,9 +12,11 @@
 mod lock;
 mod query;
 mod schema;
+mod scope;
 
 pub use lock::WriterLock;
 pub use query::*;
+pub use scope::ScopeRow;
 
 use crate::model::{BackupSeries, Nanos};
 use rusqlite::{Connection, OpenFlags, params};

@@ -272,7 +272,7 @@ impl HistoryReader {
 }
 
 /// (backup, symbol, interval) from three columns starting at `col`.
-fn key_cols(r: &rusqlite::Row<'_>, col: usize) -> rusqlite::Result<BackupSeries> {
+pub(super) fn key_cols(r: &rusqlite::Row<'_>, col: usize) -> rusqlite::Result<BackupSeries> {
     Ok(BackupSeries::new(
         r.get::<_, String>(col)?,
         SeriesKey::new(r.get::<_, String>(col + 1)?, r.get::<_, String>(col + 2)?),

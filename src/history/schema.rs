@@ -5,7 +5,7 @@ use rusqlite::Connection;
 use std::path::Path;
 
 /// The schema version this build writes.
-pub const VERSION: i64 = 2;
+pub const VERSION: i64 = 3;
 
 const V1: &str = "
 CREATE TABLE task_runs (
@@ -93,6 +93,25 @@ CREATE INDEX reconcile_history_backup ON reconcile_history (backup, id);
 CREATE INDEX reconcile_history_started ON reconcile_history (started_at);
 ";
 
+/// Version 3: which task maintains which (backup, series) (recorded by each task run, read by
+/// the check loop), and small daemon facts such as when its check loop last finished a pass.
+const V3: &str = "
+CREATE TABLE task_scope (
+    task         TEXT NOT NULL,
+    backup       TEXT NOT NULL,
+    symbol       TEXT NOT NULL,
+    interval     TEXT NOT NULL,
+    initial_days INTEGER NOT NULL,
+    run_id       INTEGER,
+    updated_at   TEXT NOT NULL,
+    PRIMARY KEY (task, backup, symbol, interval)
+);
+CREATE TABLE daemon_state (
+    key   TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+";
+
 /// Brings the database to [`VERSION`].
 pub fn migrate(conn: &mut Connection, path: &Path) -> Result<()> {
     let err = |cause| HistoryError::Open {
@@ -119,6 +138,12 @@ pub fn migrate(conn: &mut Connection, path: &Path) -> Result<()> {
         let tx = conn.transaction().map_err(err)?;
         tx.execute_batch(V2).map_err(err)?;
         tx.pragma_update(None, "user_version", 2).map_err(err)?;
+        tx.commit().map_err(err)?;
+    }
+    if version < 3 {
+        let tx = conn.transaction().map_err(err)?;
+        tx.execute_batch(V3).map_err(err)?;
+        tx.pragma_update(None, "user_version", 3).map_err(err)?;
         tx.commit().map_err(err)?;
     }
     Ok(())

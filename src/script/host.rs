@@ -167,6 +167,7 @@ impl Host {
             run_id: self.run_id,
             window: None,
             only_behind: false,
+            scope: None,
         };
         let report = self.engine.sync(&req, &self.control).await?;
         self.reports

@@ -8,6 +8,7 @@
 //!
 //! The engine knows nothing of Lua, cron or HTTP.
 
+mod breaker;
 mod plan;
 mod reconcile;
 mod unit;
@@ -77,8 +78,12 @@ pub struct SyncRequest {
     pub run_id: Option<i64>,
     /// Copy exactly this data window instead of planning from checkpoints (repairs).
     pub window: Option<TimeRange>,
-    /// Skip (backup, series) whose checkpoint already reaches the primary's newest point.
+    /// Skip (backup, series) whose checkpoint already reaches the primary's newest point,
+    /// and backups that do not answer (the check loop).
     pub only_behind: bool,
+    /// Only these (backup, series), each with its own `initial_days` (the check loop's task
+    /// scope); `None`: every selected series on every selected backup.
+    pub scope: Option<HashMap<BackupSeries, u32>>,
 }
 
 impl SyncRequest {
@@ -92,6 +97,7 @@ impl SyncRequest {
             run_id: None,
             window: None,
             only_behind: false,
+            scope: None,
         }
     }
 }
@@ -129,6 +135,10 @@ pub struct SyncReport {
     pub empty_on_primary: Vec<SeriesKey>,
     /// (backup, series) skipped because they were already caught up (`only_behind`).
     pub up_to_date: usize,
+    /// Every (backup, series) the request covered that the primary holds, synced or
+    /// already up to date: what a task maintains.
+    #[serde(skip)]
+    pub covered: Vec<BackupSeries>,
 }
 
 impl SyncReport {
@@ -150,6 +160,7 @@ impl SyncReport {
         self.units.extend(other.units);
         self.empty_on_primary.extend(other.empty_on_primary);
         self.up_to_date += other.up_to_date;
+        self.covered.extend(other.covered);
     }
 }
 
@@ -419,6 +430,7 @@ impl Engine {
             control: ctl.clone(),
             detach_after: self.detach_after,
             horizon,
+            breakers: breaker::Breakers::default(),
         });
         let permits = Arc::new(tokio::sync::Semaphore::new(
             self.settings.max_workers.max(1),

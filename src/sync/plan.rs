@@ -9,8 +9,11 @@
 //!   becomes that point (none: the backup holds nothing, so the series is synced from scratch).
 //! - **Up to date** (only with `only_behind`, the check loop): the backup's tip equals the
 //!   primary's — same newest time and fingerprint (so a revised newest bar is not skipped),
-//!   same newest future point. A backup that cannot be asked is up to date only when its
-//!   checkpoint reaches the primary's newest point.
+//!   same newest future point. A backup that cannot be asked gets no work from the check
+//!   loop (its lines stay in [`Plan::lags`], so the daemon knows it is down); other requests
+//!   plan it from its checkpoint (up to date when that reaches the primary's newest point).
+//! - **Scope** (the check loop's task scope): only the (backup, series) named, each with its
+//!   own `initial_days`.
 //! - **Window:** incremental from `cp − lookback` (inclusive), or from `now − initial_days`
 //!   without a checkpoint or in full mode; to the primary's newest point including
 //!   future-dated ones, as seen now (a run always ends).
@@ -137,8 +140,9 @@ pub(crate) struct Inputs<'a> {
 /// Plans every (backup, series) of the request; see the module docs for the rules.
 pub(crate) fn plan_units(i: &Inputs<'_>, plan: &mut Plan) {
     let req = i.req;
-    let initial_start =
-        now_nanos().saturating_sub(i64::from(req.initial_days).saturating_mul(NANOS_PER_DAY));
+    let days_ago =
+        |days: u32| now_nanos().saturating_sub(i64::from(days).saturating_mul(NANOS_PER_DAY));
+    let initial_start = days_ago(req.initial_days);
     for s in i.series {
         let Some(&primary) = i.primary.get(s) else {
             plan.report.empty_on_primary.push(s.clone());
@@ -148,6 +152,14 @@ pub(crate) fn plan_units(i: &Inputs<'_>, plan: &mut Plan) {
         let mut groups: BTreeMap<(Nanos, bool), Vec<Arc<dyn Node>>> = BTreeMap::new();
         for (b, tips) in i.backups {
             let key = BackupSeries::new(b.name(), s.clone());
+            let initial_start = match &req.scope {
+                None => initial_start,
+                Some(scope) => match scope.get(&key) {
+                    Some(days) => days_ago(*days),
+                    None => continue,
+                },
+            };
+            plan.report.covered.push(key.clone());
             let mut cp = i.checkpoints.get(&key).copied();
             let backup = tips
                 .as_ref()
@@ -177,7 +189,12 @@ pub(crate) fn plan_units(i: &Inputs<'_>, plan: &mut Plan) {
                 Ok(_) => lag.current(),
                 Err(_) => cp.is_some_and(|c| primary.newest_time().is_none_or(|p| c >= p)),
             };
+            let unreachable = lag.backup.is_err();
             plan.lags.push(lag);
+            // The check loop sends no work to a backup that did not answer its look-up.
+            if req.only_behind && unreachable {
+                continue;
+            }
             if req.only_behind && current {
                 plan.report.up_to_date += 1;
                 continue;

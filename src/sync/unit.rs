@@ -3,13 +3,14 @@
 //! that falls behind (retrying, or slow) is detached and continues on a reader of its own from
 //! its last acknowledged point, so it never holds up the others.
 
+use super::breaker::{Breakers, Failure, Guarded};
 use super::plan::UnitPlan;
 use super::{SyncControl, UnitReport};
 use crate::config::SyncMode;
 use crate::history::{CheckpointUpdate, Commit, History, HistoryError, Status, UnitStart};
 use crate::model::{BackupSeries, Batch, Nanos, SeriesKey, TimeRange};
 use crate::node::{BatchStream, Node};
-use crate::retry::{Retrier, RetryPolicy, with_retry};
+use crate::retry::RetryPolicy;
 use futures::StreamExt;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -33,6 +34,43 @@ pub(crate) struct UnitCtx {
     pub detach_after: Duration,
     /// No checkpoint passes this data time (now + `future_tolerance` when the sync started).
     pub horizon: Nanos,
+    /// This run's circuit breakers, one per node.
+    pub breakers: Breakers,
+}
+
+/// Why a lane stopped.
+#[derive(Debug, Clone)]
+struct LaneError {
+    text: String,
+    /// The node was down: the breaker logged it once, the lane does not again.
+    node_down: bool,
+}
+
+impl From<String> for LaneError {
+    fn from(text: String) -> Self {
+        LaneError {
+            text,
+            node_down: false,
+        }
+    }
+}
+
+impl From<&str> for LaneError {
+    fn from(text: &str) -> Self {
+        LaneError::from(text.to_string())
+    }
+}
+
+impl From<Failure> for LaneError {
+    fn from(f: Failure) -> Self {
+        if f.cancelled() {
+            return LaneError::from(INTERRUPTED);
+        }
+        LaneError {
+            text: f.text(),
+            node_down: f.node_down(),
+        }
+    }
 }
 
 impl UnitCtx {
@@ -48,7 +86,7 @@ impl UnitCtx {
 enum Msg {
     Batch(Arc<Batch>),
     End,
-    Failed(String),
+    Failed(LaneError),
 }
 
 struct Lane {
@@ -167,9 +205,15 @@ async fn drive_lane(
     rx: Option<mpsc::Receiver<Msg>>,
 ) -> UnitReport {
     let span = tracing::info_span!("sync", backup = %lane.node.name(), series = %series);
-    let outcome = async {
+    let gate = ctx.breakers.gate(lane.node.name());
+    let outcome: Result<(), LaneError> = async {
         if let Some(mut rx) = rx {
             loop {
+                // While another lane probes this backup, step aside so the reader is not
+                // held up; this lane goes on on its own once the probe has an outcome.
+                if gate.probing() {
+                    break;
+                }
                 match rx.recv().await {
                     Some(Msg::Batch(b)) => write_batch(ctx, series, &mut lane, b).await?,
                     Some(Msg::End) => return Ok(()),
@@ -178,6 +222,10 @@ async fn drive_lane(
                 }
             }
         }
+        // A backup found down (or being probed) is waited for before reading anything.
+        Guarded::new(gate.clone(), &ctx.retry, &ctx.control.cancel, "")
+            .ready()
+            .await?;
         // On our own: from just after the last acknowledged point (batches never split a
         // timestamp, so nothing is skipped) or from the window start.
         let start = match lane.acked {
@@ -193,17 +241,18 @@ async fn drive_lane(
     .instrument(span.clone())
     .await;
 
-    let (status, error) = match outcome {
-        Ok(()) => (Status::Success, None),
-        Err(e) => (Status::Failed, Some(e)),
-    };
     {
         let _g = span.enter();
-        match &error {
-            None => tracing::debug!(records = lane.records, "sync done"),
-            Some(e) => tracing::error!(records = lane.records, cause = %e, "sync failed"),
+        match &outcome {
+            Ok(()) => tracing::debug!(records = lane.records, "sync done"),
+            Err(e) if e.node_down => tracing::debug!(cause = %e.text, "sync not done"),
+            Err(e) => tracing::error!(records = lane.records, cause = %e.text, "sync failed"),
         }
     }
+    let (status, error) = match outcome {
+        Ok(()) => (Status::Success, None),
+        Err(e) => (Status::Failed, Some(e.text)),
+    };
     let (row_id, key, err) = (lane.row_id, lane.key.clone(), error.clone());
     let recorded = ctx
         .history
@@ -242,7 +291,7 @@ async fn write_batch(
     series: &SeriesKey,
     lane: &mut Lane,
     batch: Arc<Batch>,
-) -> Result<(), String> {
+) -> Result<(), LaneError> {
     if ctx.control.cancel.is_cancelled() {
         return Err(INTERRUPTED.into());
     }
@@ -259,11 +308,22 @@ async fn write_batch(
         .max();
     let n = batch.len() as u64;
     let node = lane.node.clone();
-    with_retry(&ctx.retry, &ctx.control.cancel, "writing a batch", || {
-        node.write(batch.clone())
-    })
-    .await
-    .map_err(|g| g.to_string())?;
+    let mut guard = Guarded::new(
+        ctx.breakers.gate(node.name()),
+        &ctx.retry,
+        &ctx.control.cancel,
+        "writing a batch",
+    );
+    loop {
+        guard.ready().await?;
+        match node.write(batch.clone()).await {
+            Ok(()) => {
+                guard.succeeded();
+                break;
+            }
+            Err(e) => guard.failed(e).await?,
+        }
+    }
     let commit = Commit {
         row_id: lane.row_id,
         key: lane.key.clone(),
@@ -276,7 +336,9 @@ async fn write_batch(
         .write(move |db| db.commit_batch(&commit))
         .await
         .map_err(|e| {
-            format!("the backup acknowledged a batch but its checkpoint could not be saved: {e}")
+            LaneError::from(format!(
+                "the backup acknowledged a batch but its checkpoint could not be saved: {e}"
+            ))
         })?;
     lane.acked = Some(newest);
     lane.records += n;
@@ -294,7 +356,7 @@ struct Reader<'a> {
     end: Nanos,
     cursor: Option<Nanos>,
     stream: Option<BatchStream>,
-    retrier: Retrier<'a>,
+    guard: Guarded<'a>,
 }
 
 impl<'a> Reader<'a> {
@@ -305,17 +367,28 @@ impl<'a> Reader<'a> {
             end: range.end,
             cursor: (!range.is_empty()).then_some(range.start),
             stream: None,
-            retrier: Retrier::new(&ctx.retry, &ctx.control.cancel, "reading the primary"),
+            guard: Guarded::new(
+                ctx.breakers.gate(ctx.primary.name()),
+                &ctx.retry,
+                &ctx.control.cancel,
+                "reading the primary",
+            ),
         }
     }
 
-    async fn next(&mut self) -> Result<Option<Batch>, String> {
+    async fn next(&mut self) -> Result<Option<Batch>, LaneError> {
         loop {
             let Some(cursor) = self.cursor else {
                 return Ok(None);
             };
             if self.ctx.control.cancel.is_cancelled() {
                 return Err(INTERRUPTED.into());
+            }
+            if self.stream.is_none() {
+                self.guard
+                    .ready()
+                    .await
+                    .map_err(|f| self.primary_failed(f))?;
             }
             let stream = self.stream.get_or_insert_with(|| {
                 self.ctx.primary.read(
@@ -334,7 +407,7 @@ impl<'a> Reader<'a> {
                     return Ok(None);
                 }
                 Some(Ok(batch)) => {
-                    self.retrier.succeeded();
+                    self.guard.succeeded();
                     if let Some(last) = batch.last_time() {
                         self.cursor = last.checked_add(1).filter(|c| *c <= self.end);
                     }
@@ -345,13 +418,20 @@ impl<'a> Reader<'a> {
                 }
                 Some(Err(error)) => {
                     self.stream = None;
-                    match self.retrier.failed(error).await {
-                        Ok(()) => {}
-                        Err(g) if g.cancelled => return Err(INTERRUPTED.into()),
-                        Err(g) => return Err(format!("reading the primary: {g}")),
-                    }
+                    self.guard
+                        .failed(error)
+                        .await
+                        .map_err(|f| self.primary_failed(f))?;
                 }
             }
         }
+    }
+
+    fn primary_failed(&self, f: Failure) -> LaneError {
+        let mut e = LaneError::from(f);
+        if e.text != INTERRUPTED {
+            e.text = format!("reading the primary: {}", e.text);
+        }
+        e
     }
 }

@@ -12,8 +12,8 @@ use futures::StreamExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-/// Settings every test project starts from: retries 50 ms apart, doubling; `extra_top` is
-/// appended at the top level.
+/// Settings every test project starts from: retries 50 ms apart, doubling; the check loop
+/// catches up every series (`scope: all`); `extra_top` is appended at the top level.
 pub fn sync_yaml(batch_size: usize, retry_times: u32, extra_top: &str) -> String {
     sync_yaml_retrying(batch_size, retry_times, "  retry_delay: 0.05\n", extra_top)
 }
@@ -35,6 +35,7 @@ fn sync_yaml_retrying(
   incremental:
     batch_size: {batch_size}
     initial_days: 3650
+    scope: all
   performance:
     max_workers: 4
   retry_times: {retry_times}
@@ -67,6 +68,7 @@ pub fn mixed_daemon_yaml(influx_url: &str, db: &str, port: u16) -> String {
     batch_size: 50
     max_gap_hours: 0.05
     initial_days: 3650
+    scope: all
   retry_times: 1
   retry_delay: 0.05
 nodes:

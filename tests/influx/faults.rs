@@ -277,3 +277,63 @@ async fn field_type_conflict_fails_that_series_only() {
     .await;
     assert_same_points(&*primary, &*node("backup2", &b2, &schema), &[aapl, msft]).await;
 }
+
+/// One of two backups dead, 100 series: the dead one is retried by one series only (the
+/// run's circuit breaker), the rest of its units fail at once with "down since", the healthy
+/// backup ends equal to the primary, and the log has one error for the dead node.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_backup_costs_one_series_retry_budget_and_logs_one_error() {
+    let Some(s) = servers(2).await else {
+        return;
+    };
+    // Retry budget of one series: 1 + 2 + 4 = 7 s.
+    let opts = Options {
+        retry_times: 3,
+        retry_delay: 1.0,
+        ..Options::default()
+    };
+    let schema = opts.schema();
+    let p = Target::on(&s[0], "market");
+    let good = Target::on(&s[1], "copy");
+    let dead = Target::nowhere("copy");
+    let primary = node("primary", &p, &schema);
+    let keys: Vec<SeriesKey> = (0..100)
+        .map(|i| SeriesKey::new(format!("US.S{i:03}"), "1d"))
+        .collect();
+    let mut points = Vec::new();
+    for k in &keys {
+        points.extend(bars(&schema, &k.symbol, "1d", 5));
+    }
+    put(&*primary, points).await;
+    let project = Project::new(&p, &[good.clone(), dead], &opts);
+
+    let started = Instant::now();
+    let out = project.cli(&["sync"]);
+    let elapsed = started.elapsed();
+    let log = String::from_utf8_lossy(&out.stderr).to_string();
+    eprintln!("{log}\n{}", String::from_utf8_lossy(&out.stdout));
+    assert_eq!(out.status.code(), Some(1), "{log}");
+    // Without the breaker: 100 series / 4 workers × 7 s ≈ 175 s.
+    assert!(elapsed < Duration::from_secs(30), "took {elapsed:?}\n{log}");
+    let errors: Vec<&str> = log.lines().filter(|l| l.contains("ERROR")).collect();
+    assert_eq!(errors.len(), 1, "one error for the dead node:\n{log}");
+    assert!(
+        errors[0].contains("backup2") && errors[0].contains("down"),
+        "{log}"
+    );
+    let retries = log.lines().filter(|l| l.contains("retrying")).count();
+    assert_eq!(retries, 3, "only the probe retries:\n{log}");
+
+    let rows = project.history_rows("backup2");
+    assert_eq!(rows.len(), 100);
+    assert!(rows.iter().all(|r| r.status == Status::Failed));
+    let not_tried = rows
+        .iter()
+        .filter(|r| r.error.as_deref().is_some_and(|e| e.contains("down since")))
+        .count();
+    assert_eq!(not_tried, 99, "{:?}", rows.first().map(|r| &r.error));
+    let ok = project.history_rows("backup1");
+    assert_eq!(ok.len(), 100);
+    assert!(ok.iter().all(|r| r.status == Status::Success));
+    assert_same_points(&*primary, &*node("backup1", &good, &schema), &keys).await;
+}

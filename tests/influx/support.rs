@@ -160,7 +160,7 @@ impl Project {
         };
         let sync_yaml = format!(
             "root: ..\n\
-             sync:\n  incremental:\n    batch_size: {batch}\n    initial_days: {INITIAL_DAYS}\n\
+             sync:\n  incremental:\n    batch_size: {batch}\n    initial_days: {INITIAL_DAYS}\n    scope: all\n\
              \x20 performance:\n    max_workers: 4\n    connection_pool_size: 4\n\
              \x20 retry_times: {times}\n  retry_delay: {delay}\n  retry_backoff: exponential\n\
              {nodes}\

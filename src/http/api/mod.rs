@@ -157,11 +157,11 @@ async fn history(
 }
 
 async fn collect_status(d: &Daemon) -> ApiResult<Vec<SeriesStatus>> {
-    let rows = read_history(d, |db| db.status_rows()).await?;
+    let recorded = read_history(d, status::Recorded::read).await?;
     let engine = &d.app.engine;
     status::collect_timed(
         &d.app.settings,
-        &rows,
+        &recorded,
         engine.primary().as_ref(),
         engine.backups(),
     )

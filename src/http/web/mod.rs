@@ -25,8 +25,7 @@ use crate::app::status::{self, SeriesStatus};
 use crate::app::tasks::{self, TaskSummary};
 use crate::daemon::{CHECK_TASK, Daemon, TriggerError};
 use crate::history::{
-    self, HistoryFilter, HistoryReader, HistoryRow, HourlyThroughput, RunRow, Status, StatusRow,
-    Trigger,
+    self, HistoryFilter, HistoryReader, HistoryRow, HourlyThroughput, RunRow, Status, Trigger,
 };
 use axum::Router;
 use axum::extract::rejection::{FormRejection, QueryRejection};
@@ -373,7 +372,7 @@ struct PageData {
 /// What the page reads from the history in one read-only pass.
 #[derive(Default)]
 struct HistoryView {
-    status_rows: Vec<StatusRow>,
+    recorded: status::Recorded,
     figures: Vec<crate::history::BackupMetrics>,
     last_runs: Vec<RunRow>,
     failures: Vec<HistoryRow>,
@@ -403,7 +402,7 @@ fn read_history(
     }
     failures.truncate(MAX_FAILURES);
     Ok(HistoryView {
-        status_rows: db.status_rows()?,
+        recorded: status::Recorded::read(db)?,
         figures: db.metrics(since)?,
         last_runs: db.last_runs()?,
         failures,
@@ -433,7 +432,7 @@ async fn history_and_status(
         Err(_) => Ok(Vec::new()),
         Ok(h) => status::collect_timed(
             settings,
-            &h.status_rows,
+            &h.recorded,
             d.app.engine.primary().as_ref(),
             d.app.engine.backups(),
         )

@@ -459,7 +459,7 @@ fn series(d: &PageData) -> Markup {
                 table #series-table {
                     thead { tr {
                         th { "Backup" } th { "Symbol" } th { "Interval" } th { "State" } th.num { "Lag" }
-                        th.wide { "Primary newest (UTC)" } th.wide { "Backup newest (UTC)" } th { "Checkpoint (UTC)" }
+                        th.wide { "Primary newest (UTC)" } th.wide { "Backup newest (UTC)" } th { "Checkpoint (UTC)" } th { "Tasks" }
                     } }
                     tbody {
                         @for r in rows.iter().take(MAX_ROWS) {
@@ -489,10 +489,13 @@ fn series(d: &PageData) -> Markup {
                                 td.wide { (r.primary_newest_ns.map_or("—".into(), fmt_ns)) }
                                 td.wide { (r.backup_newest_ns.map_or("—".into(), fmt_ns)) }
                                 td { (r.checkpoint_ns.map_or("never".into(), fmt_ns)) }
+                                td.tasks title="enabled tasks that maintain this series on this backup" {
+                                    @if r.tasks.is_empty() { span.muted { "—" } } @else { (r.tasks.join(", ")) }
+                                }
                             }
                         }
                         @if rows.is_empty() {
-                            tr { td.muted colspan="8" {
+                            tr { td.muted colspan="9" {
                                 @if d.status.is_empty() { "No series yet." } @else { "No series match the filter." }
                             } }
                         }
