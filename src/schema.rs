@@ -124,9 +124,10 @@ impl Schema {
         if !self.matches_measurement(measurement) {
             return None;
         }
-        let symbol = tag(&self.symbol_tag)?;
+        // InfluxDB reports a tag a point lacks as an empty value: not a series of the schema.
+        let symbol = tag(&self.symbol_tag).filter(|v| !v.is_empty())?;
         let interval = match &self.interval_tag {
-            Some(t) => tag(t)?,
+            Some(t) => tag(t).filter(|v| !v.is_empty())?,
             None => self.interval_of_measurement(measurement)?,
         };
         Some(SeriesKey::new(symbol, interval))

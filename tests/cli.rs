@@ -331,3 +331,60 @@ fn history_prune_deletes_old_rows_and_keeps_checkpoints() {
             == Some(2)
     );
 }
+
+#[test]
+fn a_filter_that_matches_nothing_fails_and_a_missing_requested_series_is_a_recorded_warning() {
+    let p = shipped();
+    assert!(p.cli(&["run", "--once"]).status.success());
+    let text = |o: &std::process::Output| {
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        )
+    };
+    for (args, want) in [
+        (
+            &["sync", "--symbol", "US.FAKE"][..],
+            "no series on the primary matches symbol US.FAKE",
+        ),
+        (
+            &["sync", "--symbol", "US.AAPL", "--interval", "5m"],
+            "no series on the primary matches interval 5m",
+        ),
+    ] {
+        let out = p.cli(args);
+        let t = text(&out);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {t}");
+        assert!(t.contains(want), "{args:?}: {t}");
+        assert!(!t.contains("success"), "{args:?}: {t}");
+        let run = &p.history().runs(Some("@sync"), 1).unwrap()[0];
+        assert_eq!(run.status.as_str(), "failed");
+        assert!(run.error.as_deref().unwrap_or("").contains(want), "{run:?}");
+    }
+
+    // A hook naming a series the primary lacks: the run succeeds with a recorded warning.
+    p.write(
+        "config/task.yaml",
+        &std::fs::read_to_string(p.root().join("config/task.yaml"))
+            .unwrap()
+            .replace(
+                "    script: scripts/intraday_us.lua\n",
+                "    script: scripts/intraday_us.lua\n    params: {symbols: [US.AAPL, US.NOPE]}\n",
+            ),
+    );
+    let out = p.cli(&["task", "run", "intraday_us"]);
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{t}");
+    let want = "1 requested series has no data on the primary (empty_on_primary): US.NOPE@1m";
+    assert!(
+        t.contains("warning: task intraday_us") && t.contains(want),
+        "{t}"
+    );
+    let run = &p.history().runs(Some("intraday_us"), 1).unwrap()[0];
+    assert_eq!(run.status.as_str(), "success");
+    assert!(
+        run.warning.as_deref().unwrap_or("").contains(want),
+        "{run:?}"
+    );
+}

@@ -1,15 +1,17 @@
-//! Node reachability: one ping per node under one timeout, shared by `/healthz`, `/metrics`
-//! and the status page.
+//! Node health: each node checked for its role under one timeout ([`Node::probe`]: it
+//! answers, it is what its kind says, its database can be read (primary) or written
+//! (backup)), shared by `dms config check --connect`, `/healthz`, `/metrics` and the status
+//! page.
 
-use crate::node::Node;
+use crate::node::{Node, Role};
 use crate::sync::Engine;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// How long a node gets to answer its ping.
+/// How long a node gets to answer its checks.
 pub const PING_TIMEOUT: Duration = Duration::from_secs(3);
 
-/// Whether one node answered.
+/// How one node answered.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct NodeHealth {
     /// Node name.
@@ -19,35 +21,56 @@ pub struct NodeHealth {
     /// Kind and location, for people.
     #[serde(skip)]
     pub describe: String,
-    /// Whether it answered in time.
+    /// Whether it answered in time and passed its checks.
     pub reachable: bool,
+    /// The server or store that answered (`InfluxDB 1.8.10 (OSS)`).
+    pub server: Option<String>,
+    /// What was checked.
+    pub detail: Option<String>,
     /// Why not.
     pub error: Option<String>,
 }
 
-/// Pings `node` with [`PING_TIMEOUT`].
-pub async fn ping(node: Arc<dyn Node>, role: &'static str) -> NodeHealth {
-    let error = match tokio::time::timeout(PING_TIMEOUT, node.ping()).await {
-        Ok(Ok(())) => None,
-        Ok(Err(e)) => Some(e.to_string()),
-        Err(_) => Some(format!(
-            "node {}: no answer within {} s",
-            node.name(),
-            PING_TIMEOUT.as_secs()
-        )),
+/// Checks `node` for `role` within `timeout`.
+pub async fn check(node: Arc<dyn Node>, role: Role, timeout: Duration) -> NodeHealth {
+    let (probe, error) = match tokio::time::timeout(timeout, node.probe(role)).await {
+        Ok(Ok(p)) => (Some(p), None),
+        Ok(Err(e)) => (None, Some(e.to_string())),
+        Err(_) => (
+            None,
+            Some(format!(
+                "node {}: no answer within {} s",
+                node.name(),
+                timeout.as_secs()
+            )),
+        ),
     };
     NodeHealth {
         name: node.name().to_string(),
-        role,
+        role: match role {
+            Role::Primary => "primary",
+            Role::Backup => "backup",
+        },
         describe: node.describe(),
         reachable: error.is_none(),
+        server: probe.as_ref().map(|p| p.server.clone()),
+        detail: probe.map(|p| p.detail),
         error,
     }
 }
 
-/// Pings the primary and every enabled backup at once; the primary comes first.
+/// Checks the primary and every given backup at once; the primary comes first.
+pub async fn check_all(
+    primary: &Arc<dyn Node>,
+    backups: &[Arc<dyn Node>],
+    timeout: Duration,
+) -> Vec<NodeHealth> {
+    let nodes = std::iter::once((Role::Primary, primary.clone()))
+        .chain(backups.iter().map(|b| (Role::Backup, b.clone())));
+    futures::future::join_all(nodes.map(|(role, n)| check(n, role, timeout))).await
+}
+
+/// Checks the engine's primary and enabled backups with [`PING_TIMEOUT`].
 pub async fn ping_all(engine: &Engine) -> Vec<NodeHealth> {
-    let nodes = std::iter::once(("primary", engine.primary().clone()))
-        .chain(engine.backups().iter().map(|b| ("backup", b.clone())));
-    futures::future::join_all(nodes.map(|(role, n)| ping(n, role))).await
+    check_all(engine.primary(), engine.backups(), PING_TIMEOUT).await
 }

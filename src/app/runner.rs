@@ -33,6 +33,8 @@ pub struct RunOutcome {
     pub status: Status,
     /// Why it failed.
     pub error: Option<String>,
+    /// What it was asked to do and could not find (see [`SyncReport::warning`]).
+    pub warning: Option<String>,
     /// What was synced.
     pub report: SyncReport,
     /// Wall time in milliseconds.
@@ -213,6 +215,7 @@ impl App {
             .write(move |db| db.finish_run(run_id, st, er.as_deref()))
             .await?;
         self.record_scope(&task, run_id, status, &report).await?;
+        let warning = self.record_warning(run_id, &report, &span).await?;
         match &error {
             None => tracing::info!(parent: &span, records = report.records(), "task run succeeded"),
             Some(e) => {
@@ -224,9 +227,28 @@ impl App {
             task: task.name,
             status,
             error,
+            warning,
             report,
             duration_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
         })
+    }
+
+    /// Records and logs what a run was asked to do and could not find, once per run.
+    async fn record_warning(
+        &self,
+        run_id: i64,
+        report: &SyncReport,
+        span: &tracing::Span,
+    ) -> Result<Option<String>, AppError> {
+        let Some(warning) = report.warning() else {
+            return Ok(None);
+        };
+        tracing::warn!(parent: span, "{warning}");
+        let w = warning.clone();
+        self.history
+            .write(move |db| db.set_run_warning(run_id, &w))
+            .await?;
+        Ok(Some(warning))
     }
 
     /// Records which (backup, series) the task maintains: after a successful run exactly
@@ -266,6 +288,7 @@ impl App {
             task: name.to_string(),
             status: Status::Skipped,
             error: Some(reason.into()),
+            warning: None,
             report: SyncReport::default(),
             duration_ms: 0,
         })
@@ -449,6 +472,8 @@ impl App {
                 r,
             ),
             Ok(r) if r.failed() > 0 => (Status::Failed, Some(failed_summary(&r)), r),
+            // Nothing asked for is on the primary: a sync that did nothing is not a success.
+            Ok(r) if r.found_nothing() => (Status::Failed, r.warning(), r),
             Ok(r) => (Status::Success, None, r),
             Err(e) => (Status::Failed, Some(e.to_string()), SyncReport::default()),
         };
@@ -456,11 +481,14 @@ impl App {
         self.history
             .write(move |db| db.finish_run(run_id, status, er.as_deref()))
             .await?;
+        let span = tracing::info_span!("task", task, run = run_id);
+        let warning = self.record_warning(run_id, &report, &span).await?;
         Ok(RunOutcome {
             run_id,
             task: task.to_string(),
             status,
             error,
+            warning,
             report,
             duration_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
         })

@@ -175,6 +175,13 @@ pub async fn collect(
         .tips_all(horizon)
         .await
         .map_err(StatusError::Primary)?;
+    if primary_tips.is_empty() {
+        // A typo in the primary's database is an error, not an empty table.
+        primary
+            .probe(crate::node::Role::Primary)
+            .await
+            .map_err(StatusError::Primary)?;
+    }
     let mut series: Vec<SeriesKey> = primary_tips.keys().cloned().collect();
     let rows = &recorded.rows;
     let known: Vec<SeriesKey> = rows

@@ -76,6 +76,10 @@ impl Verifier {
     /// The primary's error.
     pub async fn series(&self, scope: &Scope) -> Result<Vec<SeriesKey>, AppError> {
         let mut series = self.primary.list_series().await?;
+        if series.is_empty() {
+            // A typo in the primary's database is an error, not "nothing to verify".
+            self.primary.probe(crate::node::Role::Primary).await?;
+        }
         series.retain(|s| {
             (scope.symbols.is_empty() || scope.symbols.contains(&s.symbol))
                 && (scope.intervals.is_empty() || scope.intervals.contains(&s.interval))

@@ -1,6 +1,7 @@
 //! The command line: clap types and one function per subcommand. Every command returns an
 //! exit code: 0 success, 1 when any task, series or check failed, 2 for bad input.
 
+mod config_check;
 mod history;
 mod metrics;
 mod output;
@@ -12,7 +13,6 @@ mod sync;
 mod task;
 mod verify;
 
-use crate::app::AppError;
 use crate::config::{self, Settings};
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -77,7 +77,7 @@ pub enum Command {
 #[derive(Debug, Subcommand)]
 pub enum ConfigCommand {
     /// Validate sync.yaml and task.yaml and compile every task script.
-    Check,
+    Check(config_check::CheckArgs),
 }
 
 impl Cli {
@@ -104,7 +104,7 @@ pub async fn run(cli: Cli) -> ExitCode {
         Command::Metrics(args) => metrics::run(&cli.config, args).await,
         Command::Verify(args) => verify::run(&cli.config, args).await,
         Command::Reconcile(args) => reconcile::run(&cli.config, args).await,
-        Command::Config(ConfigCommand::Check) => config_check(&cli.config).await,
+        Command::Config(ConfigCommand::Check(args)) => config_check::check(&cli.config, args).await,
         Command::Script { task } => return crate::script::worker::run(&cli.config, &task).await,
     };
     match result {
@@ -133,37 +133,6 @@ pub struct SeriesFilter {
 /// Loads the settings from `dir`.
 pub(crate) fn load(dir: &std::path::Path) -> anyhow::Result<Settings> {
     Ok(config::load(dir)?)
-}
-
-async fn config_check(dir: &std::path::Path) -> anyhow::Result<ExitCode> {
-    let settings = load(dir)?;
-    let (scripts, mut errors) = crate::script::check_all(&settings.tasks, &settings.root);
-    // Load each script as a run would (top level, hooks), in its own process.
-    let launcher = crate::script::Launcher {
-        program: settings.scripts.worker.clone(),
-        config_dir: settings.config_dir.clone(),
-        memory_limit: settings.scripts.memory_limit,
-    };
-    for s in scripts.values() {
-        if let Err(e) = crate::script::process::check_load(&launcher, s).await {
-            errors.push((s.task.clone(), e));
-        }
-    }
-    errors.sort_by(|a, b| a.0.cmp(&b.0));
-    if !errors.is_empty() {
-        return Err(AppError::Scripts(errors).into());
-    }
-    println!(
-        "configuration OK: {} ({} backup{}, {} task{}, {} script{} loaded)",
-        dir.display(),
-        settings.backups.len(),
-        if settings.backups.len() == 1 { "" } else { "s" },
-        settings.tasks.len(),
-        if settings.tasks.len() == 1 { "" } else { "s" },
-        scripts.len(),
-        if scripts.len() == 1 { "" } else { "s" },
-    );
-    Ok(ExitCode::SUCCESS)
 }
 
 /// The process's shutdown token: cancelled on the first Ctrl-C or SIGTERM.

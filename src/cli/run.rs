@@ -70,6 +70,7 @@ pub fn print_outcomes(outcomes: &[RunOutcome], json: bool) -> anyhow::Result<()>
                     "failed": o.report.failed(),
                     "duration_ms": o.duration_ms,
                     "error": o.error,
+                    "warning": o.warning,
                     "units": o.report.units,
                 })
             })
@@ -100,6 +101,9 @@ pub fn print_outcomes(outcomes: &[RunOutcome], json: bool) -> anyhow::Result<()>
             && e.contains('\n')
         {
             eprintln!("task {} (run {}):\n{e}\n", o.task, o.run_id);
+        }
+        if let Some(w) = &o.warning {
+            eprintln!("warning: task {} (run {}): {w}", o.task, o.run_id);
         }
     }
     Ok(())

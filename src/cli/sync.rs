@@ -97,6 +97,13 @@ pub async fn run(config: &Path, args: SyncArgs) -> anyhow::Result<ExitCode> {
         if let Some(e) = &outcome.error {
             eprintln!("error: {e}");
         }
+        if let Some(w) = outcome
+            .warning
+            .as_ref()
+            .filter(|w| outcome.error.as_ref() != Some(w))
+        {
+            eprintln!("warning: {w}");
+        }
     }
     Ok(if outcome.status == Status::Success {
         ExitCode::SUCCESS

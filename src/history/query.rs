@@ -96,6 +96,9 @@ pub struct RunRow {
     pub status: Status,
     /// Error, if any.
     pub error: Option<String>,
+    /// What the run did not do that it was asked to (requested series the primary does not
+    /// hold, filters that matched nothing, points outside the schema).
+    pub warning: Option<String>,
 }
 
 impl HistoryReader {
@@ -221,12 +224,14 @@ impl HistoryReader {
     pub fn runs(&self, task: Option<&str>, limit: usize) -> Result<Vec<RunRow>> {
         let limit =
             i64::try_from(if limit == 0 { usize::MAX >> 1 } else { limit }).unwrap_or(i64::MAX);
+        let sql = format!(
+            "SELECT id, task, trigger, started_at, finished_at, status, error, {} FROM task_runs \
+             WHERE (?1 IS NULL OR task = ?1) ORDER BY id DESC LIMIT ?2",
+            self.warning_col()
+        );
         let mut stmt = self
             .conn
-            .prepare(
-                "SELECT id, task, trigger, started_at, finished_at, status, error FROM task_runs \
-                 WHERE (?1 IS NULL OR task = ?1) ORDER BY id DESC LIMIT ?2",
-            )
+            .prepare(&sql)
             .map_err(super::sql_err(&self.path, "query runs"))?;
         let rows = stmt
             .query_map(rusqlite::params![task, limit], run_row)
@@ -241,12 +246,12 @@ impl HistoryReader {
     /// [`super::HistoryError::Sql`].
     pub fn run(&self, id: i64) -> Result<Option<RunRow>> {
         use rusqlite::OptionalExtension;
+        let sql = format!(
+            "SELECT id, task, trigger, started_at, finished_at, status, error, {} FROM task_runs WHERE id = ?1",
+            self.warning_col()
+        );
         self.conn
-            .query_row(
-                "SELECT id, task, trigger, started_at, finished_at, status, error FROM task_runs WHERE id = ?1",
-                [id],
-                run_row,
-            )
+            .query_row(&sql, [id], run_row)
             .optional()
             .map_err(super::sql_err(&self.path, "query run"))
     }
@@ -256,18 +261,27 @@ impl HistoryReader {
     /// # Errors
     /// [`super::HistoryError::Sql`].
     pub fn last_runs(&self) -> Result<Vec<RunRow>> {
+        let sql = format!(
+            "SELECT id, task, trigger, started_at, finished_at, status, error, {} FROM task_runs \
+             WHERE id IN (SELECT max(id) FROM task_runs GROUP BY task) ORDER BY task",
+            self.warning_col()
+        );
         let mut stmt = self
             .conn
-            .prepare(
-                "SELECT id, task, trigger, started_at, finished_at, status, error FROM task_runs \
-                 WHERE id IN (SELECT max(id) FROM task_runs GROUP BY task) ORDER BY task",
-            )
+            .prepare(&sql)
             .map_err(super::sql_err(&self.path, "query runs"))?;
         let rows = stmt
             .query_map([], run_row)
             .map_err(super::sql_err(&self.path, "query runs"))?;
         rows.collect::<std::result::Result<_, _>>()
             .map_err(super::sql_err(&self.path, "query runs"))
+    }
+}
+
+impl HistoryReader {
+    /// `task_runs.warning`, or `NULL` in a file from before schema version 3.
+    fn warning_col(&self) -> &'static str {
+        if self.version >= 3 { "warning" } else { "NULL" }
     }
 }
 
@@ -321,6 +335,7 @@ fn run_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RunRow> {
         finished_at: opt_time_col(r, 4)?,
         status: status_col(r, 5)?,
         error: r.get(6)?,
+        warning: r.get(7)?,
     })
 }
 

@@ -94,7 +94,8 @@ CREATE INDEX reconcile_history_started ON reconcile_history (started_at);
 ";
 
 /// Version 3: which task maintains which (backup, series) (recorded by each task run, read by
-/// the check loop), and small daemon facts such as when its check loop last finished a pass.
+/// the check loop), small daemon facts such as when its check loop last finished a pass, and a
+/// run's warning (what it was asked to do and could not find).
 const V3: &str = "
 CREATE TABLE task_scope (
     task         TEXT NOT NULL,
@@ -110,6 +111,7 @@ CREATE TABLE daemon_state (
     key   TEXT PRIMARY KEY,
     value TEXT NOT NULL
 );
+ALTER TABLE task_runs ADD COLUMN warning TEXT;
 ";
 
 /// Brings the database to [`VERSION`].

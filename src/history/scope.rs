@@ -72,6 +72,21 @@ impl HistoryWriter {
         tx.commit().map_err(sql_err(&path, "record task scope"))
     }
 
+    /// Records a run's warning (see [`super::RunRow::warning`]).
+    ///
+    /// # Errors
+    /// [`super::HistoryError::Sql`].
+    pub fn set_run_warning(&mut self, run_id: i64, warning: &str) -> Result<()> {
+        self.db
+            .conn
+            .execute(
+                "UPDATE task_runs SET warning = ?2 WHERE id = ?1",
+                params![run_id, warning],
+            )
+            .map(|_| ())
+            .map_err(sql_err(&self.db.path, "record run warning"))
+    }
+
     /// Notes that the check loop finished a pass now.
     ///
     /// # Errors

@@ -43,6 +43,15 @@ pub trait Node: Send + Sync {
     /// Checks that the node answers.
     async fn ping(&self) -> Result<(), NodeError>;
 
+    /// Checks the node for its role, like `influx ping` and more: it answers, it is what its
+    /// kind says (an InfluxDB server names itself in its headers), and its database exists and
+    /// can be read (primary) or written or created (backup).
+    ///
+    /// # Errors
+    /// What is wrong, as a [`NodeError`] (a missing primary database is
+    /// [`ErrorKind::Rejected`]).
+    async fn probe(&self, role: Role) -> Result<Probe, NodeError>;
+
     /// Every series the node holds, per the schema, sorted.
     async fn list_series(&self) -> Result<Vec<SeriesKey>, NodeError>;
 
@@ -72,6 +81,13 @@ pub trait Node: Send + Sync {
     async fn tips_all(&self, horizon: Nanos) -> Result<HashMap<SeriesKey, Tip>, NodeError> {
         let series = self.list_series().await?;
         self.tips(&series, horizon).await
+    }
+
+    /// Tag sets the last [`Node::tips_all`] found in the schema's measurements without its
+    /// symbol or interval tag (their points are no series of the schema and are not synced),
+    /// for people; kinds that cannot hold such points say none.
+    fn outside_schema(&self) -> Vec<String> {
+        Vec::new()
     }
 
     /// Per-window digests of the given series over `range` (both ends included; windows of
@@ -104,6 +120,24 @@ pub trait Node: Send + Sync {
 
     /// Writes a batch; returns once the node has acknowledged it durably.
     async fn write(&self, batch: Arc<Batch>) -> Result<(), NodeError>;
+}
+
+/// What a node is used as.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// The primary: read.
+    Primary,
+    /// A backup: written.
+    Backup,
+}
+
+/// What [`Node::probe`] found.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Probe {
+    /// The server or store (`InfluxDB 1.8.10 (OSS)`, `SQLite 3.46.0`).
+    pub server: String,
+    /// What was checked (`database "market" exists and can be read`).
+    pub detail: String,
 }
 
 /// What kind of failure a node reported; decides whether a retry can help.

@@ -12,7 +12,7 @@
 //! without a point (an InfluxDB series without points is gone too).
 
 use super::digest::{Depth, Digests, Tip, digest_points, fingerprint};
-use super::{BatchStream, ErrorKind, Node, NodeError};
+use super::{BatchStream, ErrorKind, Node, NodeError, Probe, Role};
 use crate::model::{Batch, FieldValue, Name, Nanos, Point, SeriesKey, TimeRange};
 use crate::schema::Schema;
 use r2d2_sqlite::SqliteConnectionManager;
@@ -53,6 +53,8 @@ struct Inner {
     path: PathBuf,
     schema: Schema,
     pool: Pool,
+    /// The file did not exist before this node opened (and created) it.
+    created: bool,
 }
 
 /// One stored tag set, decoded.
@@ -86,6 +88,7 @@ impl SqliteNode {
         {
             std::fs::create_dir_all(dir).map_err(|e| err(&e))?;
         }
+        let created = !path.exists();
         // Check the file and create the tables on a plain connection first: a pool would retry
         // a broken file until its timeout instead of saying what is wrong.
         let mut conn = rusqlite::Connection::open(path).map_err(|e| err(&e))?;
@@ -105,6 +108,7 @@ impl SqliteNode {
                 path: path.to_path_buf(),
                 schema,
                 pool,
+                created,
             }),
         })
     }
@@ -629,6 +633,33 @@ impl Node for SqliteNode {
             conn.query_row("SELECT count(*) FROM series", [], |r| r.get::<_, i64>(0))
                 .map(|_| ())
                 .map_err(|e| inner.storage(&e))
+        })
+        .await
+    }
+
+    async fn probe(&self, role: Role) -> Result<Probe, NodeError> {
+        self.blocking(move |inner| {
+            let conn = inner.conn()?;
+            let series: i64 = conn
+                .query_row("SELECT count(*) FROM series", [], |r| r.get(0))
+                .map_err(|e| inner.storage(&e))?;
+            let shown = inner.path.display();
+            let detail = match role {
+                Role::Primary if inner.created && series == 0 => {
+                    format!("store {shown} holds nothing: it did not exist, dms created it")
+                }
+                Role::Primary => format!("store {shown} can be read ({series} tag sets)"),
+                Role::Backup => {
+                    // Take the write lock and give it back: the file can be written.
+                    conn.execute_batch("BEGIN IMMEDIATE; ROLLBACK;")
+                        .map_err(|e| inner.storage(&e))?;
+                    format!("store {shown} can be written")
+                }
+            };
+            Ok(Probe {
+                server: format!("SQLite {}", rusqlite::version()),
+                detail,
+            })
         })
         .await
     }

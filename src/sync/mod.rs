@@ -21,7 +21,7 @@ pub use reconcile::{
 use crate::config::{SyncMode, SyncSettings};
 use crate::history::{History, HistoryError, Status};
 use crate::model::{BackupSeries, Nanos, SeriesKey, TimeRange, format_nanos};
-use crate::node::{Node, NodeError, Tip};
+use crate::node::{Node, NodeError, Role, Tip};
 use crate::retry::{GaveUp, with_retry};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -133,6 +133,12 @@ pub struct SyncReport {
     pub units: Vec<UnitReport>,
     /// Series the request named that the primary holds no data for.
     pub empty_on_primary: Vec<SeriesKey>,
+    /// Filters of the request that matched no series on the primary (`symbol US.FAKE`,
+    /// `interval 5m`, or `any series` when the primary holds none of the schema's).
+    pub unmatched: Vec<String>,
+    /// Tag sets on the primary, in the schema's measurements, without its symbol or interval
+    /// tag: their points are not synced (listed when the request listed the primary).
+    pub outside_schema: Vec<String>,
     /// (backup, series) skipped because they were already caught up (`only_behind`).
     pub up_to_date: usize,
     /// Every (backup, series) the request covered that the primary holds, synced or
@@ -155,10 +161,74 @@ impl SyncReport {
         self.units.iter().map(|u| u.records).sum()
     }
 
+    /// What the request asked for that the primary does not hold, for people: `None` when
+    /// everything asked for was found.
+    pub fn warning(&self) -> Option<String> {
+        let mut parts = Vec::new();
+        if !self.unmatched.is_empty() {
+            parts.push(format!(
+                "no series on the primary matches {}",
+                self.unmatched.join(", ")
+            ));
+        }
+        if !self.empty_on_primary.is_empty() {
+            let mut names: Vec<String> = self
+                .empty_on_primary
+                .iter()
+                .take(10)
+                .map(ToString::to_string)
+                .collect();
+            if self.empty_on_primary.len() > names.len() {
+                names.push("…".into());
+            }
+            parts.push(format!(
+                "{} requested series {} no data on the primary (empty_on_primary): {}",
+                self.empty_on_primary.len(),
+                if self.empty_on_primary.len() == 1 {
+                    "has"
+                } else {
+                    "have"
+                },
+                names.join(", ")
+            ));
+        }
+        if !self.outside_schema.is_empty() {
+            let mut names: Vec<&str> = self
+                .outside_schema
+                .iter()
+                .take(5)
+                .map(String::as_str)
+                .collect();
+            if self.outside_schema.len() > names.len() {
+                names.push("…");
+            }
+            parts.push(format!(
+                "{} tag set{} on the primary lack the schema's symbol or interval tag; their points are not synced: {}",
+                self.outside_schema.len(),
+                if self.outside_schema.len() == 1 { "" } else { "s" },
+                names.join("; ")
+            ));
+        }
+        (!parts.is_empty()).then(|| parts.join("; "))
+    }
+
+    /// Whether the request found nothing at all to work on: no series it named or filtered
+    /// for is on the primary.
+    pub fn found_nothing(&self) -> bool {
+        self.units.is_empty()
+            && self.up_to_date == 0
+            && self.covered.is_empty()
+            && (!self.unmatched.is_empty() || !self.empty_on_primary.is_empty())
+    }
+
     /// Folds another report into this one.
     pub fn merge(&mut self, other: SyncReport) {
         self.units.extend(other.units);
         self.empty_on_primary.extend(other.empty_on_primary);
+        self.unmatched.extend(other.unmatched);
+        self.outside_schema.extend(other.outside_schema);
+        self.outside_schema.sort();
+        self.outside_schema.dedup();
         self.up_to_date += other.up_to_date;
         self.covered.extend(other.covered);
     }
@@ -170,8 +240,9 @@ pub enum SyncError {
     /// The request named a backup that does not exist or is disabled.
     #[error("no enabled backup is called {0:?}")]
     UnknownBackup(String),
-    /// The primary could not list its series or their newest points.
-    #[error("primary unavailable: {0}")]
+    /// The primary could not list its series or their newest points, or its database does
+    /// not exist.
+    #[error("primary: {0}")]
     Primary(GaveUp<NodeError>),
     /// The history could not be read or written.
     #[error(transparent)]
@@ -287,7 +358,11 @@ impl Engine {
             return Ok(plan);
         }
         let horizon = self.settings.horizon();
-        let (series, primary) = self.primary_tips(req, ctl, horizon).await?;
+        let (series, primary, unmatched) = self.primary_tips(req, ctl, horizon).await?;
+        plan.report.unmatched = unmatched;
+        if matches!(req.selection, Selection::Primary { .. }) {
+            plan.report.outside_schema = self.primary.outside_schema();
+        }
         if series.is_empty() {
             return Ok(plan);
         }
@@ -317,13 +392,14 @@ impl Engine {
     }
 
     /// The series a request covers and the primary's tip of each, in one look-up: for the
-    /// named series, or for every series the primary holds (which also lists them).
+    /// named series, or for every series the primary holds (which also lists them); and the
+    /// filters that matched nothing.
     async fn primary_tips(
         &self,
         req: &SyncRequest,
         ctl: &SyncControl,
         horizon: Nanos,
-    ) -> Result<(Vec<SeriesKey>, HashMap<SeriesKey, Tip>), SyncError> {
+    ) -> Result<(Vec<SeriesKey>, HashMap<SeriesKey, Tip>, Vec<String>), SyncError> {
         let policy = self.settings.retry;
         match &req.selection {
             Selection::Series(list) => {
@@ -331,7 +407,7 @@ impl Engine {
                 v.sort();
                 v.dedup();
                 if v.is_empty() {
-                    return Ok((v, HashMap::new()));
+                    return Ok((v, HashMap::new(), Vec::new()));
                 }
                 let tips = with_retry(
                     &policy,
@@ -341,7 +417,10 @@ impl Engine {
                 )
                 .await
                 .map_err(SyncError::Primary)?;
-                Ok((v, tips))
+                if tips.is_empty() {
+                    self.primary_exists().await?;
+                }
+                Ok((v, tips, Vec::new()))
             }
             Selection::Primary { symbols, intervals } => {
                 let mut all =
@@ -350,14 +429,51 @@ impl Engine {
                     })
                     .await
                     .map_err(SyncError::Primary)?;
+                if all.is_empty() {
+                    self.primary_exists().await?;
+                }
+                let mut unmatched = Vec::new();
+                if all.is_empty() && symbols.is_none() && intervals.is_none() {
+                    unmatched.push("any series (it holds none of the schema's)".to_string());
+                }
+                for s in symbols.iter().flatten() {
+                    if !all.keys().any(|k| &k.symbol == s) {
+                        unmatched.push(format!("symbol {s}"));
+                    }
+                }
+                for i in intervals.iter().flatten() {
+                    if !all.keys().any(|k| &k.interval == i) {
+                        unmatched.push(format!("interval {i}"));
+                    }
+                }
                 all.retain(|s, _| {
                     symbols.as_ref().is_none_or(|l| l.contains(&s.symbol))
                         && intervals.as_ref().is_none_or(|l| l.contains(&s.interval))
                 });
+                if all.is_empty() && unmatched.is_empty() {
+                    // Each filter matched something, but not together.
+                    let mut both = Vec::new();
+                    both.extend(symbols.iter().flatten().map(|s| format!("symbol {s}")));
+                    both.extend(intervals.iter().flatten().map(|i| format!("interval {i}")));
+                    unmatched.push(both.join(" with "));
+                }
                 let mut v: Vec<SeriesKey> = all.keys().cloned().collect();
                 v.sort();
-                Ok((v, all))
+                Ok((v, all, unmatched))
             }
+        }
+    }
+
+    /// When the primary lists nothing: whether its database (or store) exists and can be read
+    /// at all, so that a typo in its name is an error, never "0 series".
+    pub(crate) async fn primary_exists(&self) -> Result<(), SyncError> {
+        match self.primary.probe(Role::Primary).await {
+            Ok(_) => Ok(()),
+            Err(error) => Err(SyncError::Primary(GaveUp {
+                error,
+                attempts: 1,
+                cancelled: false,
+            })),
         }
     }
 

@@ -404,6 +404,9 @@ impl Engine {
                 )
                 .await
                 .map_err(SyncError::Primary)?;
+                if all.is_empty() {
+                    self.primary_exists().await?;
+                }
                 all.retain(|s| {
                     symbols.as_ref().is_none_or(|l| l.contains(&s.symbol))
                         && intervals.as_ref().is_none_or(|l| l.contains(&s.interval))

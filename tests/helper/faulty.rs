@@ -2,7 +2,7 @@
 //! recording when each write was attempted and counting the read streams opened.
 
 use dms::model::{Batch, Nanos, SeriesKey, TimeRange};
-use dms::node::{BatchStream, ErrorKind, Node, NodeError};
+use dms::node::{BatchStream, ErrorKind, Node, NodeError, Probe, Role};
 use std::collections::HashMap;
 use std::ops::RangeInclusive;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -71,6 +71,9 @@ impl Node for Faulty {
     }
     async fn ping(&self) -> Result<(), NodeError> {
         self.inner.ping().await
+    }
+    async fn probe(&self, role: Role) -> Result<Probe, NodeError> {
+        self.inner.probe(role).await
     }
     async fn list_series(&self) -> Result<Vec<SeriesKey>, NodeError> {
         self.inner.list_series().await

@@ -1,6 +1,8 @@
 //! Tests against real InfluxDB servers: `influxd` processes started per test on loopback
 //! (see `helper::influxd`), with syncs driven through the library as `dms sync` drives them.
 //!
+//! - [`checks`]: a misspelled database, a port that is not InfluxDB, a missing retention
+//!   policy, points outside the schema, `config check --connect`;
 //! - [`sync`]: initial and incremental syncs, template schemas, points sharing a timestamp;
 //! - [`faults`]: a backup killed mid-sync, an unreachable primary, wrong credentials, a field
 //!   type conflict;
@@ -9,6 +11,7 @@
 //! - [`escaping`]: symbols with quotes, spaces, commas, `=`, unicode and injection attempts;
 //! - [`support`]: a project folder with config for the servers, seeding and comparing.
 
+mod checks;
 mod equal;
 mod escaping;
 mod faults;

@@ -461,6 +461,8 @@ fn backup_cards(
                     role: "backup",
                     describe: String::new(),
                     reachable: false,
+                    server: None,
+                    detail: None,
                     error: Some("not opened by this daemon".into()),
                 },
             };

@@ -613,6 +613,9 @@ fn last_run(r: &RunRow) -> Markup {
         span.trigger { (r.trigger) } " · " (fmt_stored(&r.started_at))
         @if let Some(t) = took { " · " (t) }
         @if let Some(e) = &r.error { div.err { (truncate(e, 400)) } }
+        @if let Some(w) = r.warning.as_ref().filter(|w| r.error.as_ref() != Some(*w)) {
+            div.warning { span.badge.skipped { "warning" } " " (truncate(w, 400)) }
+        }
     }
 }
 

@@ -21,8 +21,11 @@ use std::time::Duration;
 
 /// Queries longer than this go in a POST form rather than the URL.
 const MAX_GET_QUERY: usize = 4096;
-/// Characters of an error body quoted in an error message.
-const MAX_MESSAGE: usize = 500;
+/// Characters of a server's error message quoted in an error.
+const MAX_MESSAGE: usize = 300;
+/// Characters of a body that is not an InfluxDB error (an HTML page, a proxy's answer) quoted
+/// in an error.
+const MAX_EXCERPT: usize = 80;
 
 /// Credentials, ready to go into a request.
 pub(super) enum Auth {
@@ -89,6 +92,65 @@ pub(super) struct Reply {
     pub(super) status: StatusCode,
     pub(super) retry_after: Option<Duration>,
     pub(super) body: Bytes,
+    /// `Content-Type`, if given.
+    pub(super) content_type: Option<String>,
+    /// Who answered, from the `X-Influxdb-Version` and `X-Influxdb-Build` headers.
+    pub(super) server: Option<Server>,
+}
+
+/// An InfluxDB server as its headers name it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct Server {
+    /// `X-Influxdb-Version` (`1.8.10`, `v2.7.1`, `3.0.1`), if given (2.x Cloud gives none).
+    pub(super) version: Option<String>,
+    /// `X-Influxdb-Build` (`OSS`, `Enterprise`, `Cloud`, `Core`), if given.
+    pub(super) build: Option<String>,
+}
+
+impl Server {
+    /// From a response's headers; `None` when neither header is there.
+    fn of(headers: &reqwest::header::HeaderMap) -> Option<Server> {
+        let get = |k: &str| {
+            headers
+                .get(k)
+                .and_then(|v| v.to_str().ok())
+                .map(|v| v.trim().to_string())
+                .filter(|v| !v.is_empty())
+        };
+        let (version, build) = (get("x-influxdb-version"), get("x-influxdb-build"));
+        (version.is_some() || build.is_some()).then_some(Server { version, build })
+    }
+
+    /// The major version (1, 2, 3), when the version says.
+    pub(super) fn major(&self) -> Option<u32> {
+        let v = self.version.as_deref()?.trim_start_matches(['v', 'V']);
+        v.split(['.', '~', '-']).next()?.parse().ok()
+    }
+}
+
+impl std::fmt::Display for Server {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("InfluxDB")?;
+        if let Some(v) = &self.version {
+            write!(f, " {}", v.trim_start_matches(['v', 'V']))?;
+        }
+        if let Some(b) = &self.build {
+            write!(f, " ({b})")?;
+        }
+        Ok(())
+    }
+}
+
+/// A short excerpt of a body for an error: whitespace collapsed, at most [`MAX_EXCERPT`]
+/// characters.
+pub(super) fn excerpt(body: &[u8]) -> String {
+    let text = String::from_utf8_lossy(body);
+    let words: Vec<&str> = text.split_whitespace().collect();
+    let one_line = words.join(" ");
+    match one_line.char_indices().nth(MAX_EXCERPT) {
+        Some((i, _)) => format!("{}…", &one_line[..i]),
+        None => one_line,
+    }
 }
 
 /// `s` trimmed and cut to [`MAX_MESSAGE`] characters, for quoting a server in an error.
@@ -157,15 +219,30 @@ impl Inner {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.trim().parse::<u64>().ok())
             .map(Duration::from_secs);
+        let content_type = resp
+            .headers()
+            .get(reqwest::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        let server = Server::of(resp.headers());
+        if let Some(s) = &server {
+            self.note_server(s);
+        }
         let body = resp
             .bytes()
             .await
             .map_err(|e| self.transport_error(e, what))?;
-        Ok(Reply {
+        let reply = Reply {
             status,
             retry_after,
             body,
-        })
+            content_type,
+            server,
+        };
+        if reply.status.is_success() && !Self::looks_like_influx(&reply) {
+            return Err(self.not_influx(&reply, what));
+        }
+        Ok(reply)
     }
 
     /// A failure to send or to receive: `Timeout`, or `Unavailable` with the cause.
@@ -200,22 +277,58 @@ impl Inner {
         }
     }
 
-    /// The server's message in an error reply.
+    /// Whether a successful answer can be InfluxDB's: it names itself in its headers, or it
+    /// has no body (writes, `/ping`) or a JSON one (2.x Cloud names no version).
+    fn looks_like_influx(reply: &Reply) -> bool {
+        reply.server.is_some()
+            || reply.status == StatusCode::NO_CONTENT
+            || reply
+                .content_type
+                .as_deref()
+                .is_some_and(|t| t.contains("json"))
+    }
+
+    /// A success answer from something that is not InfluxDB (a web server or proxy on that
+    /// port): never taken as a write acknowledged or a query answered.
+    fn not_influx(&self, reply: &Reply, what: &str) -> NodeError {
+        self.err(
+            ErrorKind::Rejected,
+            format!(
+                "{what}: {} answered HTTP {}: {}",
+                self.shown_url,
+                reply.status.as_u16(),
+                Self::message(reply)
+            ),
+        )
+    }
+
+    /// The server's message in an error reply: InfluxDB's JSON `error`, or — from anything
+    /// else, such as a web server or proxy on that port — who answered and a short excerpt,
+    /// never the whole body.
     pub(super) fn message(reply: &Reply) -> String {
-        match parse::error_message(&reply.body) {
-            Some(m) => truncate(&m),
-            None => {
-                let text = String::from_utf8_lossy(&reply.body);
-                if text.trim().is_empty() {
-                    reply
-                        .status
-                        .canonical_reason()
-                        .unwrap_or("no message")
-                        .to_string()
-                } else {
-                    truncate(&text)
-                }
-            }
+        if let Some(m) = parse::error_message(&reply.body) {
+            return truncate(&m);
+        }
+        let shown = excerpt(&reply.body);
+        let kind = reply.content_type.as_deref().unwrap_or("no content type");
+        if reply.server.is_none() {
+            let body = if shown.is_empty() {
+                "an empty body".to_string()
+            } else {
+                format!("\"{shown}\"")
+            };
+            return format!(
+                "the server is not InfluxDB (no X-Influxdb-Version header; {kind}): {body}"
+            );
+        }
+        if shown.is_empty() {
+            reply
+                .status
+                .canonical_reason()
+                .unwrap_or("no message")
+                .to_string()
+        } else {
+            format!("{kind}: {shown}")
         }
     }
 
@@ -314,6 +427,22 @@ impl Inner {
             let reply = self.read_reply(resp, what).await?;
             return Err(self.status_error(&reply, what));
         }
+        let server = Server::of(resp.headers());
+        let json = resp
+            .headers()
+            .get(reqwest::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|t| t.contains("json"));
+        if server.is_none() && !json {
+            // Read the (short excerpt of the) body to say what answered instead.
+            let mut reply = self.read_reply(resp, what).await.err();
+            return Err(reply.take().unwrap_or_else(|| {
+                self.err(
+                    ErrorKind::Rejected,
+                    format!("{what}: {} is not InfluxDB", self.shown_url),
+                )
+            }));
+        }
         Ok((resp, permit))
     }
 
@@ -341,8 +470,20 @@ impl Inner {
     ) -> Result<Vec<Statement>, NodeError> {
         let resp = parsed.map_err(|e| self.err(ErrorKind::BadResponse, format!("{what}: {e}")))?;
         match resp.error {
-            Some(e) => Err(self.err(ErrorKind::Rejected, format!("{what}: {}", truncate(&e)))),
+            Some(e) => Err(self.err(
+                ErrorKind::Rejected,
+                format!("{what}: {}{}", truncate(&e), self.server_note()),
+            )),
             None => Ok(resp.results),
+        }
+    }
+
+    /// ` (refused by InfluxDB 3.0.1 (Core))`, naming the server that refused a statement, when
+    /// it said who it is.
+    fn server_note(&self) -> String {
+        match self.server() {
+            Some(s) => format!(" (refused by {s})"),
+            None => String::new(),
         }
     }
 
@@ -369,7 +510,7 @@ impl Inner {
     }
 
     /// Whether the node's database exists.
-    async fn database_exists(&self, what: &str) -> Result<bool, NodeError> {
+    pub(super) async fn database_exists(&self, what: &str) -> Result<bool, NodeError> {
         let q = super::influxql::show_retention_policies(&self.database);
         let body = self.query(&q, what).await?;
         let results = self.statements(
@@ -388,7 +529,15 @@ impl Inner {
         match &st.error {
             None => Ok(true),
             Some(e) if is_database_not_found(e) => Ok(false),
-            Some(e) => Err(self.err(statement_error_kind(e), format!("{what}: {}", truncate(e)))),
+            Some(e) => {
+                let kind = statement_error_kind(e);
+                let note = if kind == ErrorKind::Rejected {
+                    self.server_note()
+                } else {
+                    String::new()
+                };
+                Err(self.err(kind, format!("{what}: {}{note}", truncate(e))))
+            }
         }
     }
 }

@@ -63,15 +63,20 @@ pub fn select_page(
     q
 }
 
-/// The tag sets (series keys) of `measurement` matching tag conditions (plain `"key" = 'v'`,
-/// since `SHOW SERIES` only looks at tags).
-pub fn show_series(measurement: &str, tags: &[(&str, &str)]) -> String {
-    let mut q = format!("SHOW SERIES FROM {}", quote_ident(measurement));
-    for (i, (k, v)) in tags.iter().enumerate() {
-        q.push_str(if i == 0 { " WHERE " } else { " AND " });
-        let _ = write!(q, "{} = {}", quote_ident(k), quote_literal(v));
-    }
-    q
+/// One point of every tag set of `measurement` matching `filter` from `start` to `end`: the
+/// answer holds one series per tag set with points there. Bounded in time and documented by
+/// every InfluxDB version, unlike `SHOW SERIES` (absent from InfluxDB 3's InfluxQL).
+pub fn select_tag_sets(
+    measurement: &str,
+    filter: Option<&str>,
+    start: Nanos,
+    end: Nanos,
+) -> String {
+    format!(
+        "SELECT * FROM {} {} GROUP BY * LIMIT 1",
+        quote_ident(measurement),
+        where_in(filter, start, end)
+    )
 }
 
 /// The newest point of every tag set of `measurement`.

@@ -28,10 +28,11 @@ mod client;
 pub mod influxql;
 pub mod line_protocol;
 pub mod parse;
+mod probe;
 mod read;
 mod reconcile;
 
-use super::{BatchStream, Depth, Digests, ErrorKind, Node, NodeError, Tip};
+use super::{BatchStream, Depth, Digests, ErrorKind, Node, NodeError, Probe, Role, Tip};
 use crate::config::InfluxSettings;
 use crate::model::{Batch, Nanos, SeriesKey, TimeRange};
 use crate::schema::Schema;
@@ -73,6 +74,10 @@ struct Inner {
     field_types: Mutex<HashMap<String, Arc<FieldTypes>>>,
     /// Bytes of line protocol per point in the last write, to size the next body at once.
     bytes_per_point: AtomicUsize,
+    /// The server as its last answer named it.
+    server: Mutex<Option<client::Server>>,
+    /// Tag sets the last full listing found without the schema's symbol or interval tag.
+    outside_schema: Mutex<Vec<String>>,
 }
 
 impl fmt::Debug for InfluxNode {
@@ -153,6 +158,8 @@ impl InfluxNode {
                 schema,
                 field_types: Mutex::new(HashMap::new()),
                 bytes_per_point: AtomicUsize::new(0),
+                server: Mutex::new(None),
+                outside_schema: Mutex::new(Vec::new()),
             }),
         })
     }
@@ -398,13 +405,11 @@ impl Node for InfluxNode {
     }
 
     async fn ping(&self) -> Result<(), NodeError> {
-        let i = &self.inner;
-        let reply = i.call(i.client.get(i.ping_url.clone()), "ping").await?;
-        if reply.status.is_success() {
-            Ok(())
-        } else {
-            Err(i.status_error(&reply, "ping"))
-        }
+        self.inner.ping().await.map(|_| ())
+    }
+
+    async fn probe(&self, role: Role) -> Result<Probe, NodeError> {
+        self.inner.probe(role).await
     }
 
     async fn list_series(&self) -> Result<Vec<SeriesKey>, NodeError> {
@@ -470,6 +475,14 @@ impl Node for InfluxNode {
     async fn tips_all(&self, horizon: Nanos) -> Result<HashMap<SeriesKey, Tip>, NodeError> {
         let measurements = self.inner.measurements().await?;
         self.inner.tips_in(&measurements, None, horizon).await
+    }
+
+    fn outside_schema(&self) -> Vec<String> {
+        self.inner
+            .outside_schema
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     async fn digests(

@@ -1,7 +1,9 @@
 //! Reading one series' window from an InfluxDB node, oldest first, without ever splitting the
 //! points of one timestamp across two batches.
 //!
-//! A read first asks how many tag sets make up the series (`SHOW SERIES`).
+//! A read first asks how many tag sets of the series have points in the window (one bounded
+//! `SELECT … GROUP BY * LIMIT 1`, which every InfluxDB version documents; `SHOW SERIES` is
+//! not in InfluxDB 3's InfluxQL).
 //! - One tag set (the usual case): chunked `/query` responses, streamed chunk by chunk
 //!   (`chunk_size` = batch size, at most [`CHUNKS_PER_REQUEST`] batches per request), so a
 //!   window is never held in memory. A tag set has one point per timestamp, so any chunk
@@ -69,7 +71,7 @@ struct ReadState {
 /// How a read fetches its points.
 #[derive(Clone, Copy)]
 enum ReadMode {
-    /// Not decided yet: one `SHOW SERIES` tells.
+    /// Not decided yet: one look-up of the tag sets in the window tells.
     Unknown,
     /// Several tag sets share the series: keyset pages keep them in time order.
     Paged,
@@ -96,7 +98,7 @@ impl ReadState {
                     let sets = self
                         .node
                         .inner
-                        .tag_sets(&self.measurement, &self.series)
+                        .tag_sets(&self.measurement, &self.series, (cursor, self.end))
                         .await?;
                     self.mode = if sets <= 1 {
                         ReadMode::Chunked
@@ -186,16 +188,18 @@ impl Inner {
         c
     }
 
-    /// How many tag sets make up `series` (one `SHOW SERIES`); 0 when none exists yet.
-    async fn tag_sets(&self, measurement: &str, series: &SeriesKey) -> Result<usize, NodeError> {
-        let mut tags = vec![(self.schema.symbol_tag.as_str(), series.symbol.as_str())];
-        if let Some(t) = &self.schema.interval_tag {
-            tags.push((t.as_str(), series.interval.as_str()));
-        }
+    /// How many tag sets of `series` hold points from `start` to `end` (one request); 0 when
+    /// none does.
+    async fn tag_sets(
+        &self,
+        measurement: &str,
+        series: &SeriesKey,
+        (start, end): (Nanos, Nanos),
+    ) -> Result<usize, NodeError> {
+        let filter = self.conditions(series).join(" AND ");
+        let q = influxql::select_tag_sets(measurement, Some(&filter), start, end);
         let what = format!("listing the tag sets of {series}");
-        let body = self
-            .query(&influxql::show_series(measurement, &tags), &what)
-            .await?;
+        let body = self.query(&q, &what).await?;
         let results = self.statements(
             parse::parse_query(&body, Rows::Table, &mut Interner::default()),
             &what,
@@ -203,7 +207,7 @@ impl Inner {
         let mut n = 0;
         for st in &results {
             if self.found(st, &what)? {
-                n += st.series.iter().map(|s| s.table.len()).sum::<usize>();
+                n += st.series.len();
             }
         }
         Ok(n)

@@ -87,6 +87,7 @@ impl Inner {
         // by their JSON alone (fingerprints see values, not types): no field-type look-up, so
         // a check costs one request per node.
         let mut out: HashMap<SeriesKey, Tip> = HashMap::new();
+        let mut outside = Vec::new();
         let mut chunks = self.open_chunks(&q, TIP_CHUNK_ROWS, what).await?;
         let mut names = Interner::default();
         while let Some(chunk) = chunks.next(self, what).await? {
@@ -105,8 +106,16 @@ impl Inner {
                         format!("{what}: a result for no statement ({:?})", st.id),
                     ));
                 };
-                self.fold_tips(st, future, wanted, &mut out);
+                self.fold_tips(st, future, wanted, &mut out, &mut outside);
             }
+        }
+        if wanted.is_none() {
+            outside.sort();
+            outside.dedup();
+            *self
+                .outside_schema
+                .lock()
+                .unwrap_or_else(|p| p.into_inner()) = outside;
         }
         Ok(out)
     }
@@ -118,9 +127,13 @@ impl Inner {
         future: bool,
         wanted: Option<&HashSet<&SeriesKey>>,
         out: &mut HashMap<SeriesKey, Tip>,
+        outside: &mut Vec<String>,
     ) {
         for s in st.series {
             let Some(key) = self.schema.series_of_parts(&s.measurement, |k| s.tag(k)) else {
+                if self.schema.matches_measurement(&s.measurement) {
+                    outside.push(self.describe_tag_set(&s));
+                }
                 continue;
             };
             if wanted.is_some_and(|w| !w.contains(&key)) {
@@ -136,6 +149,24 @@ impl Inner {
                     .add_newest(p.time, fingerprint(p));
             }
         }
+    }
+
+    /// `kline,interval=1d (no symbol tag)`: a tag set outside the schema, for people.
+    fn describe_tag_set(&self, s: &parse::SeriesData) -> String {
+        let mut text = s.measurement.to_string();
+        for (k, v) in s.tags.iter().filter(|(_, v)| !v.is_empty()) {
+            text.push_str(&format!(",{k}={v}"));
+        }
+        let mut missing = Vec::new();
+        if s.tag(&self.schema.symbol_tag).is_none_or(str::is_empty) {
+            missing.push(self.schema.symbol_tag.as_str());
+        }
+        if let Some(t) = &self.schema.interval_tag
+            && s.tag(t).is_none_or(str::is_empty)
+        {
+            missing.push(t.as_str());
+        }
+        format!("{text} (no {} tag)", missing.join(" or "))
     }
 
     fn unknown_field(&self, what: &str, field: &str) -> NodeError {
@@ -235,7 +266,7 @@ impl Inner {
             q.push(edge(true));
             q.push(edge(false));
             if filter.is_none() {
-                q.push(influxql::show_series(m, &[]));
+                q.push(influxql::select_tag_sets(m, None, range.start, range.end));
             }
         }
         let what = "planning digests";
@@ -265,7 +296,7 @@ impl Inner {
             s.extent = first.zip(last);
             s.groups = match s.filter {
                 Some(_) => s.wanted.len() as u64,
-                None => next()?.series.iter().map(|s| s.table.len() as u64).sum(),
+                None => next()?.series.len() as u64,
             };
         }
         Ok(())
