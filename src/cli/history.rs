@@ -58,7 +58,7 @@ pub async fn run(config: &Path, args: HistoryArgs) -> anyhow::Result<ExitCode> {
     let path = &settings.history.path;
     if let Some(HistoryCommand::Prune { older_than }) = args.command {
         let age = match older_than {
-            Some(s) => parse_age(&s).map_err(anyhow::Error::msg)?,
+            Some(s) => parse_age(&s).map_err(super::usage)?,
             None => chrono::Duration::days(i64::from(settings.history.retention_days)),
         };
         let mut db = HistoryWriter::open(path, "dms history prune", settings.history.busy_timeout)?;
@@ -72,10 +72,9 @@ pub async fn run(config: &Path, args: HistoryArgs) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     let status = match &args.status {
-        Some(s) => Some(
-            Status::parse(s)
-                .ok_or_else(|| anyhow::anyhow!("--status {s:?}: use running, success or failed"))?,
-        ),
+        Some(s) => Some(Status::parse(s).ok_or_else(|| {
+            super::usage(format!("--status {s:?}: use running, success or failed"))
+        })?),
         None => None,
     };
     let filter = HistoryFilter {
@@ -88,13 +87,13 @@ pub async fn run(config: &Path, args: HistoryArgs) -> anyhow::Result<ExitCode> {
             .as_deref()
             .map(parse_point_in_time)
             .transpose()
-            .map_err(anyhow::Error::msg)?,
+            .map_err(super::usage)?,
         until: args
             .until
             .as_deref()
             .map(parse_point_in_time)
             .transpose()
-            .map_err(anyhow::Error::msg)?,
+            .map_err(super::usage)?,
         run_id: args.run,
         before_id: None,
         limit: args.limit,

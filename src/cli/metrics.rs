@@ -18,7 +18,7 @@ pub struct MetricsArgs {
 
 pub async fn run(config: &Path, args: MetricsArgs) -> anyhow::Result<ExitCode> {
     let settings = super::load(config)?;
-    let age = crate::input::parse_age(&args.window).map_err(anyhow::Error::msg)?;
+    let age = crate::input::parse_age(&args.window).map_err(super::usage)?;
     let since = crate::input::before_now(age);
     let (figures, recorded) = match HistoryReader::open_if_exists(&settings.history.path)? {
         Some(db) => (db.metrics(since)?, status::Recorded::read(&db)?),

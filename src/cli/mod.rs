@@ -111,9 +111,40 @@ pub async fn run(cli: Cli) -> ExitCode {
         Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e:#}");
-            ExitCode::from(2)
+            ExitCode::from(exit_code_of(&e))
         }
     }
+}
+
+/// Bad input on the command line (an age, a time, a status name that cannot be read).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub(crate) struct Usage(pub String);
+
+/// A [`Usage`] error.
+pub(crate) fn usage(message: impl std::fmt::Display) -> anyhow::Error {
+    anyhow::Error::new(Usage(message.to_string()))
+}
+
+/// 2 for what must be fixed before dms can work (the configuration, a script, an argument,
+/// an unusable or locked history file), 1 for work that failed (a node, a sync).
+fn exit_code_of(e: &anyhow::Error) -> u8 {
+    let bad_input = e.chain().any(|c| {
+        c.is::<config::ConfigError>()
+            || c.is::<config::UnknownBackup>()
+            || c.is::<Usage>()
+            || c.is::<crate::history::HistoryError>()
+            || matches!(
+                c.downcast_ref::<crate::app::AppError>(),
+                Some(
+                    crate::app::AppError::Config(_)
+                        | crate::app::AppError::Scripts(_)
+                        | crate::app::AppError::UnknownTask(_)
+                        | crate::app::AppError::History(_)
+                )
+            )
+    });
+    if bad_input { 2 } else { 1 }
 }
 
 /// `--backup`, `--symbol`, `--interval` filters shared by `sync` and `verify`.

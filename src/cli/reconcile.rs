@@ -59,7 +59,7 @@ pub async fn run(config: &Path, args: ReconcileCliArgs) -> anyhow::Result<ExitCo
                 Err(_) => parse_time(v),
             })
             .transpose()
-            .map_err(anyhow::Error::msg)
+            .map_err(super::usage)
     };
     let non_empty = |v: Vec<String>| (!v.is_empty()).then_some(v);
     let rargs = ReconcileArgs {

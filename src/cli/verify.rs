@@ -40,15 +40,15 @@ pub async fn run(config: &Path, args: VerifyArgs) -> anyhow::Result<ExitCode> {
     let settings = super::load(config)?;
     settings.check_backups(&args.filter.backups)?;
     let window = crate::input::parse_age(&args.window)
-        .map_err(anyhow::Error::msg)?
+        .map_err(super::usage)?
         .num_nanoseconds()
         .filter(|n| *n > 0)
-        .ok_or_else(|| anyhow::anyhow!("--window must be positive"))?;
+        .ok_or_else(|| super::usage("--window must be positive"))?;
     let parse = |s: &Option<String>| -> anyhow::Result<Option<i64>> {
         s.as_deref()
             .map(parse_time)
             .transpose()
-            .map_err(anyhow::Error::msg)
+            .map_err(super::usage)
     };
     let scope = Scope {
         backups: args.filter.backups,

@@ -85,7 +85,7 @@ async fn a_misspelled_primary_database_is_an_error_never_zero_series() {
     for args in [&["verify"][..], &["status"], &["reconcile", "--dry-run"]] {
         let out = project.cli(args);
         let t = text(&out);
-        assert_ne!(out.status.code(), Some(0), "{args:?}: {t}");
+        assert_eq!(out.status.code(), Some(1), "failed work: {args:?}: {t}");
         assert!(
             t.contains(r#"database "markte" does not exist"#),
             "{args:?}: {t}"
