@@ -205,6 +205,14 @@ async fn bad_parameters_get_a_400_with_a_message() {
         ("/api/dms/sync/history?bakup=backup1", "unknown parameter"),
         ("/api/dms/sync/status?behind=maybe", "true or false"),
         ("/api/dms/sync/metrics?window=forever", "window"),
+        (
+            "/api/dms/sync/history?backup=nosuch",
+            "no enabled backup is called \"nosuch\"; the enabled backups are: backup1, backup2",
+        ),
+        (
+            "/api/dms/sync/status?backup=nosuch",
+            "no enabled backup is called \"nosuch\"",
+        ),
     ] {
         let (code, v) = a.get(q, None).await;
         assert_eq!(code, 400, "{q}: {v}");

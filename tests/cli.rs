@@ -146,13 +146,27 @@ fn sync_with_filters_and_full_mode() {
         units[0]["records"], 1170,
         "full mode recopies the whole range"
     );
-    let bad = p.cli(&["sync", "--backup", "nope"]);
-    assert_eq!(
-        bad.status.code(),
-        Some(2),
-        "an unknown backup is a usage error"
-    );
-    assert!(String::from_utf8_lossy(&bad.stderr).contains("no enabled backup is called \"nope\""));
+    for cmd in [
+        &["sync", "--backup", "nope"][..],
+        &["status", "--backup", "nope"],
+        &["history", "--backup", "nope"],
+        &["verify", "--backup", "nope"],
+        &["reconcile", "--backup", "nope"],
+    ] {
+        let bad = p.cli(cmd);
+        assert_eq!(
+            bad.status.code(),
+            Some(2),
+            "{cmd:?}: an unknown backup is bad input"
+        );
+        let err = String::from_utf8_lossy(&bad.stderr);
+        assert!(
+            err.contains(
+                "no enabled backup is called \"nope\"; the enabled backups are: backup1, backup2"
+            ),
+            "{cmd:?}: {err}"
+        );
+    }
 }
 
 #[test]
