@@ -95,6 +95,7 @@ pub async fn run(config: &Path, args: HistoryArgs) -> anyhow::Result<ExitCode> {
             .transpose()
             .map_err(super::usage)?,
         run_id: args.run,
+        task: None,
         before_id: None,
         limit: args.limit,
     };

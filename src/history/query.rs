@@ -24,6 +24,8 @@ pub struct HistoryFilter {
     pub until: Option<DateTime<Utc>>,
     /// Rows of one task run.
     pub run_id: Option<i64>,
+    /// Rows of the runs of one task (or pseudo-task: `@sync`, `@check`, …).
+    pub task: Option<String>,
     /// Pagination cursor: rows with an id below this.
     pub before_id: Option<i64>,
     /// Maximum rows; 0 means no limit.
@@ -75,6 +77,17 @@ pub struct StatusRow {
     /// When this row last changed.
     #[serde(with = "super::wallclock")]
     pub updated_at: DateTime<Utc>,
+}
+
+/// What one run synced ([`HistoryReader::run_totals`]).
+#[derive(Debug, Clone, Copy, Default, serde::Serialize)]
+pub struct RunTotals {
+    /// (backup, series) synced.
+    pub syncs: i64,
+    /// Of which failed.
+    pub failed: i64,
+    /// Points copied.
+    pub records: i64,
 }
 
 /// One `task_runs` row.
@@ -158,6 +171,17 @@ impl HistoryReader {
         if let Some(v) = f.before_id {
             add("id <", Value::Integer(v));
         }
+        // Last: its sub-select is closed right after.
+        if let Some(v) = &f.task {
+            add(
+                "run_id IN (SELECT id FROM task_runs WHERE task =",
+                Value::Text(v.clone()),
+            );
+        }
+        if f.task.is_some() {
+            // Closes the sub-select opened by the task filter.
+            sql.push(')');
+        }
         sql.push_str(" ORDER BY id DESC");
         if f.limit > 0 {
             sql.push_str(&format!(" LIMIT {}", f.limit));
@@ -185,6 +209,27 @@ impl HistoryReader {
             .map_err(super::sql_err(&self.path, "query history"))?;
         rows.collect::<std::result::Result<_, _>>()
             .map_err(super::sql_err(&self.path, "query history"))
+    }
+
+    /// What one run synced: its (backup, series) rows, failed ones, records.
+    ///
+    /// # Errors
+    /// [`super::HistoryError::Sql`].
+    pub fn run_totals(&self, run_id: i64) -> Result<RunTotals> {
+        self.conn
+            .query_row(
+                "SELECT count(*), coalesce(sum(status = 'failed'), 0), coalesce(sum(records), 0) \
+                 FROM sync_history WHERE run_id = ?1",
+                [run_id],
+                |r| {
+                    Ok(RunTotals {
+                        syncs: r.get(0)?,
+                        failed: r.get(1)?,
+                        records: r.get(2)?,
+                    })
+                },
+            )
+            .map_err(super::sql_err(&self.path, "query run totals"))
     }
 
     /// Every `sync_status` row, ordered by backup, symbol, interval.

@@ -131,6 +131,7 @@ async fn history(
         q,
         &[
             "backup", "symbol", "interval", "status", "since", "until", "limit", "cursor", "run",
+            "task",
         ],
     )?;
     let limit = p.limit(100, MAX_LIMIT)?;
@@ -143,6 +144,7 @@ async fn history(
         since: p.time("since")?,
         until: p.time("until")?,
         run_id: p.int("run")?,
+        task: p.text("task"),
         before_id: p.int("cursor")?,
         limit: limit + 1,
     };
