@@ -1,9 +1,11 @@
 //! The Grafana dashboard and the Prometheus scrape snippet in `contrib/grafana/` against a real
 //! daemon's `/metrics`: every metric the dashboard queries is one the daemon exports (with the
-//! labels the queries use), and every metric the daemon exports has a panel.
+//! labels the queries use), every metric the daemon exports has a panel, and a real Prometheus
+//! scraping a daemon that has run nothing yet has data for every panel's query.
 
 use crate::helper::daemon::{DaemonProcess, free_port};
 use crate::helper::project::{Project, bars, put, sync_yaml};
+use crate::helper::prometheus::PrometheusServer;
 use dms::model::NANOS_PER_SEC;
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
@@ -259,4 +261,109 @@ fn the_query_parsers_find_names_labels_and_groupings() {
         BTreeSet::from(["backup".to_string(), "status".to_string()])
     );
     assert!(s["dms_node_up"].is_empty());
+}
+
+/// A dashboard query as Prometheus gets it: Grafana's variables filled in (every instance
+/// and backup, a one-minute rate window).
+fn as_prometheus_query(expr: &str) -> String {
+    expr.replace("$instance", ".*")
+        .replace("$backup", ".*")
+        .replace("$__rate_interval", "1m")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_real_prometheus_has_data_for_every_dashboard_panel_before_any_run() {
+    // A daemon that has run nothing (no check loop, no task run yet). The primary holds two
+    // series, one with a future-dated bar; backup1 already holds the older half of one (so it
+    // has a lag), the rest never synced (behind).
+    let port = free_port();
+    let p = Project::with_sync(
+        &sync_yaml(100, 1, &format!("api:\n  listen: 127.0.0.1:{port}\n"))
+            .replace("  incremental:\n", "  incremental:\n    enabled: false\n"),
+    );
+    p.write(
+        "config/task.yaml",
+        "tasks:\n  - name: nightly\n    schedule: \"0 3 * * *\"\n",
+    );
+    let minute = 60 * NANOS_PER_SEC;
+    let end = dms::model::now_nanos() / minute * minute;
+    let aapl = bars("US.AAPL", "1m", 60, end, minute);
+    put(p.node("primary").as_ref(), aapl.clone()).await;
+    put(p.node("backup1").as_ref(), aapl[..30].to_vec()).await;
+    let mut msft = bars("US.MSFT", "1m", 30, end, minute);
+    msft.extend(bars(
+        "US.MSFT",
+        "1m",
+        1,
+        end + 30 * 86_400 * NANOS_PER_SEC,
+        minute,
+    ));
+    put(p.node("primary").as_ref(), msft).await;
+    let d = DaemonProcess::start(p.root(), port).await;
+    let target = format!("127.0.0.1:{port}");
+    let Some(prom) = PrometheusServer::start(&target).await else {
+        return;
+    };
+
+    // Three scrapes, so rate() and increase() have samples to compare.
+    prom.wait_for("three scrapes of the daemon", 60, || async {
+        prom.query(r#"count_over_time(dms_node_up{node="primary"}[5m])"#)
+            .await
+            .first()
+            .and_then(|r| r["value"][1].as_str()?.parse::<f64>().ok())
+            .is_some_and(|n| n >= 3.0)
+    })
+    .await;
+    // Prometheus asked for OpenMetrics and parsed every scrape.
+    let t = prom.target().await;
+    assert_eq!(t["health"], "up", "{t}");
+    assert_eq!(t["lastError"], "", "{t}");
+
+    let dashboard: Value = serde_json::from_str(&contrib("dms.json")).expect("dms.json is JSON");
+    let mut checked = 0;
+    for expr in queries(&dashboard) {
+        if let Some(args) = expr.strip_prefix("label_values(") {
+            // A variable: the metric's series carry the label.
+            let (metric, label) = args
+                .trim_end_matches(')')
+                .rsplit_once(',')
+                .expect("label_values(metric, label)");
+            let series = prom.series(&as_prometheus_query(metric.trim())).await;
+            assert!(
+                series.iter().any(|s| s[label.trim()].is_string()),
+                "no {label} on {metric}: {series:?}"
+            );
+        } else {
+            let q = as_prometheus_query(&expr);
+            let result = prom.query(&q).await;
+            assert!(
+                !result.is_empty(),
+                "no data for a dashboard panel: {q}\n/metrics:\n{}",
+                d.text("/metrics").await
+            );
+        }
+        checked += 1;
+    }
+    assert!(checked >= 20, "{checked}");
+
+    // The failure panels say 0, not "No data".
+    let failed = prom
+        .query(&as_prometheus_query(
+            r#"sum(increase(dms_syncs_total{instance=~"$instance", backup=~"$backup", status="failed"}[24h]))"#,
+        ))
+        .await;
+    assert_eq!(failed[0]["value"][1], "0");
+    let per_backup = prom
+        .query(r#"sum by (backup) (increase(dms_syncs_total{status="failed"}[1m]))"#)
+        .await;
+    assert_eq!(per_backup.len(), 2, "{per_backup:?}");
+    // What the data says: backup1 lags US.AAPL by 30 minutes; three series are behind; the
+    // future-dated bar is flagged for both backups.
+    let lag = prom
+        .query(r#"dms_sync_lag_seconds{backup="backup1",symbol="US.AAPL"}"#)
+        .await;
+    assert_eq!(lag[0]["value"][1], "1800");
+    let behind = prom.query("sum(dms_backup_behind_series)").await;
+    assert_eq!(behind[0]["value"][1], "3");
+    assert_eq!(prom.query("dms_sync_future == 1").await.len(), 2);
 }

@@ -17,6 +17,7 @@ mod hostile;
 mod influx;
 mod load;
 mod lua;
+mod metrics;
 mod reliability;
 mod scope;
 mod sqlite_node;

@@ -58,6 +58,46 @@ async fn sqlite_page(token: Option<&str>) -> Option<Page> {
 /// Rows of the series table.
 const ROWS: &str = "#series-table tbody tr[data-backup]";
 
+/// How the text of `css` (one element) lies on the page: words (letter and digit runs) broken
+/// across two lines, the lines it takes, how far it overflows its box, its text and title.
+async fn text_layout(browser: &crate::helper::browser::Browser, css: &str) -> Value {
+    browser
+        .js(
+            r#"const el = document.querySelector(arguments[0]);
+            const split = [], lines = new Set();
+            const walk = document.createTreeWalker(el, NodeFilter.SHOW_TEXT);
+            while (walk.nextNode()) {
+              const node = walk.currentNode, re = /[A-Za-z0-9_]+/g;
+              let m;
+              while ((m = re.exec(node.data))) {
+                const r = document.createRange();
+                r.setStart(node, m.index);
+                r.setEnd(node, m.index + m[0].length);
+                const rects = Array.from(r.getClientRects()).filter(x => x.width > 0);
+                if (rects.length !== 1) split.push(m[0]);
+                rects.forEach(x => lines.add(Math.round(x.top)));
+              }
+            }
+            return {split, lines: lines.size, overflow: el.scrollWidth - el.clientWidth,
+                    text: el.textContent, title: el.title};"#,
+            vec![Value::String(css.into())],
+        )
+        .await
+}
+
+/// Asserts the text of `css` is whole (the title says all of it), inside its box, and broken
+/// only between words; returns the lines it takes.
+async fn assert_wraps_between_words(browser: &crate::helper::browser::Browser, css: &str) -> u64 {
+    let l = text_layout(browser, css).await;
+    assert_eq!(l["split"], serde_json::json!([]), "words cut in {css}: {l}");
+    assert!(
+        l["overflow"].as_i64().unwrap_or(1) <= 0,
+        "{css} overflows: {l}"
+    );
+    assert_eq!(l["text"], l["title"], "{css} shows all of its text: {l}");
+    l["lines"].as_u64().unwrap_or(0)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dead_backup_shows_as_unreachable_and_behind_with_its_failures() {
     let Some(mut influx) = InfluxServer::start().await else {
@@ -95,24 +135,28 @@ async fn a_dead_backup_shows_as_unreachable_and_behind_with_its_failures() {
     )
     .await;
     // The check loop sends no work to a backup that does not answer; a task run tries it
-    // and records the failure.
+    // and records the failures (both series).
     let r = reqwest::Client::new()
         .post(format!("{}/api/dms/tasks/nightly/run", d.url))
         .send()
         .await
         .expect("the daemon answers");
     assert_eq!(r.status().as_u16(), 202);
-    d.wait_for("backup1 behind with a failed sync", 20, || async {
+    let failed = async || {
+        d.get("/api/dms/sync/history?backup=backup1&status=failed&limit=10000")
+            .await["items"]
+            .as_array()
+            .map_or(0, Vec::len)
+    };
+    d.wait_for("backup1 behind with failed syncs", 20, || async {
         let st = d.get("/api/dms/sync/status?behind=true").await;
-        let h = d
-            .get("/api/dms/sync/history?backup=backup1&status=failed&limit=1")
-            .await;
-        st.as_array().is_some_and(|a| a.len() == 1)
-            && h["items"].as_array().is_some_and(|a| !a.is_empty())
+        st.as_array().is_some_and(|a| a.len() == 1) && failed().await >= 2
     })
     .await;
 
+    let failed_before = failed().await;
     browser.goto(&format!("{}/", d.url)).await;
+    let failed_after = failed().await;
     let card = r#"#backups article[data-backup="backup1"]"#;
     assert_eq!(browser.attrs(card, "data-reachable").await, ["false"]);
     assert!(browser.text(card).await.contains("unreachable"));
@@ -123,6 +167,29 @@ async fn a_dead_backup_shows_as_unreachable_and_behind_with_its_failures() {
     let ok_card = r#"#backups article[data-backup="backup2"]"#;
     assert_eq!(browser.attrs(ok_card, "data-reachable").await, ["true"]);
     assert!(browser.text(ok_card).await.contains("reachable"));
+    // The primary has a card of its own, not among the backups.
+    assert_eq!(browser.count("#backups article").await, 2);
+    assert_eq!(browser.count("#backups [data-node]").await, 0);
+    let primary = r#"#primary article[data-node="primary"]"#;
+    assert_eq!(browser.attrs(primary, "data-reachable").await, ["true"]);
+    assert_eq!(browser.text(&format!("{primary} .series-count")).await, "2");
+    assert_eq!(
+        browser.text(&format!("{primary} .newest")).await,
+        chrono::DateTime::from_timestamp_nanos(end)
+            .format("%Y-%m-%d %H:%M:%S")
+            .to_string()
+    );
+    // The InfluxDB URL is shown whole, broken only between its parts.
+    let url = format!("{card} .kind");
+    assert!(
+        browser
+            .text(&url)
+            .await
+            .contains(&format!("{influx_url} database")),
+        "{}",
+        browser.text(&url).await
+    );
+    assert_wraps_between_words(&browser, &url).await;
     let summary = browser.text("#summary").await;
     assert!(
         summary.contains("1 node unreachable") && summary.contains("1 series behind"),
@@ -148,12 +215,26 @@ async fn a_dead_backup_shows_as_unreachable_and_behind_with_its_failures() {
     );
     assert_eq!(browser.count(ROWS).await, 4);
 
-    // The latest failures carry the error and link to the filtered history.
+    // The repeated failures are one entry: backup1, unreachable, how many since when, the
+    // series, the latest error, and links to the filtered history.
     let fail = r#"#failures li[data-backup="backup1"]"#;
-    assert!(browser.count(fail).await >= 1);
+    assert_eq!(browser.count(fail).await, 1);
+    assert_eq!(browser.attrs(fail, "data-cause").await, ["unreachable"]);
+    let count: usize = browser.attrs(fail, "data-count").await[0].parse().unwrap();
+    assert!(
+        (failed_before..=failed_after).contains(&count) && count >= 2,
+        "{failed_before} <= {count} <= {failed_after}"
+    );
+    let head = browser.text(&format!("{fail} .head")).await;
+    assert!(
+        head.starts_with(&format!(
+            "backup1 unreachable — {count} failed syncs since "
+        )),
+        "{head}"
+    );
     let err = browser.text(&format!("{fail} .err")).await;
     assert!(err.contains("unreachable"), "{err}");
-    let link = browser.attrs(&format!("{fail} a"), "href").await;
+    let link = browser.attrs(&format!("{fail} .series a"), "href").await;
     // The task run failed both series on backup1.
     assert!(
         [
@@ -166,10 +247,16 @@ async fn a_dead_backup_shows_as_unreachable_and_behind_with_its_failures() {
     let linked = d.get(&link[0]).await;
     let items = linked["items"].as_array().unwrap();
     assert!(!items.is_empty());
+    let symbol = if link[0].contains("US.AAPL") {
+        "US.AAPL"
+    } else {
+        "US.MSFT"
+    };
     assert!(
-        items.iter().all(|r| r["status"] == "failed"
-            && r["backup"] == "backup1"
-            && r["symbol"] == "US.AAPL")
+        items
+            .iter()
+            .all(|r| r["status"] == "failed" && r["backup"] == "backup1" && r["symbol"] == symbol),
+        "{items:?}"
     );
 
     // The chart: records copied for both, failures marked for backup1.
@@ -205,6 +292,8 @@ async fn a_dead_backup_shows_as_unreachable_and_behind_with_its_failures() {
         )
         .await;
     assert!(overflow.as_i64().unwrap_or(1) <= 0, "overflow {overflow}");
+    // The URL takes more than one line here, and still no word is cut.
+    assert!(assert_wraps_between_words(&browser, &url).await >= 2);
     browser.screenshot("dead-backup-phone").await;
 
     // The console check catches real script errors.
@@ -242,6 +331,17 @@ async fn filters_narrow_the_table_and_auto_refresh_can_be_turned_off() {
     assert_eq!(nightly, "at 16:30 on Mon–Fri");
     let hourly = browser.text(r#"tr[data-task="hourly"] .words"#).await;
     assert_eq!(hourly, "every hour at :05");
+    // The check loop and the tasks' catch_up option are worded apart.
+    let check = browser.text("#check-loop").await;
+    assert!(
+        check.starts_with("Check loop: every 1 min the daemon compares each backup"),
+        "{check}"
+    );
+    assert!(!check.to_lowercase().contains("catch"), "{check}");
+    assert_eq!(
+        browser.text(r#"tr[data-task="nightly"] .catch-up"#).await,
+        "A run missed while dms was down runs once at start (catch_up)."
+    );
 
     // Turn auto-refresh off: a plain link, and it stays off through the filter form.
     browser.click("#refresh-toggle").await;

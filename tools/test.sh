@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The test command (README "Run the tests"). Installs what the tests need when it is missing —
-# Debian's influxdb package for the real InfluxDB servers the tests start, and chromium with
-# chromium-driver for the status page's browser tests — then runs the whole suite. Extra
-# arguments go to `cargo test` (e.g. a test name filter).
+# Debian's influxdb package for the real InfluxDB servers the tests start, chromium with
+# chromium-driver for the status page's browser tests, and prometheus (promtool and the server)
+# for the /metrics and dashboard tests — then runs the whole suite. Extra arguments go to
+# `cargo test` (e.g. a test name filter).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -25,6 +26,11 @@ fi
 if ! command -v chromium >/dev/null 2>&1 || ! command -v chromedriver >/dev/null 2>&1; then
   echo "chromium or chromedriver not found: installing Debian's chromium and chromium-driver" >&2
   apt_install chromium chromium-driver
+fi
+
+if ! command -v promtool >/dev/null 2>&1 || ! command -v prometheus >/dev/null 2>&1; then
+  echo "promtool or prometheus not found: installing Debian's prometheus package" >&2
+  apt_install --no-install-recommends prometheus
 fi
 
 cargo test --locked "$@"

@@ -100,7 +100,7 @@ impl Flagged {
 pub struct Daemon {
     /// The application.
     pub app: Arc<App>,
-    /// Metrics registry.
+    /// What `/metrics` last read (repeated when a read fails).
     pub metrics: Arc<Metrics>,
     alerter: Option<Alerter>,
     shutdown: CancellationToken,
@@ -139,13 +139,9 @@ impl Daemon {
         self.started_at
     }
 
-    /// Pings every node and records the answers in the `dms_node_up` gauge.
+    /// Pings every node.
     pub async fn ping_nodes(&self) -> Vec<NodeHealth> {
-        let out = health::ping_all(&self.app.engine).await;
-        for n in &out {
-            self.metrics.set_node_up(&n.name, n.reachable);
-        }
-        out
+        health::ping_all(&self.app.engine).await
     }
 
     /// Whether shutdown was requested.
@@ -244,7 +240,6 @@ impl Daemon {
     }
 
     fn after_run(&self, trigger: Trigger, outcome: &RunOutcome) {
-        self.metrics.observe_run(trigger.as_str(), outcome);
         if outcome.status == Status::Failed
             && let Some(a) = &self.alerter
         {

@@ -1,7 +1,9 @@
 //! The sync history: the only module that touches the history SQLite file.
 //!
 //! Tables: `task_runs` (one row per task run), `sync_history` (one row per run, backup and
-//! series), `sync_status` (the checkpoint per backup and series). Wall-clock times are RFC 3339
+//! series), `sync_status` (the checkpoint per backup and series), `sync_events`,
+//! `reconcile_history`, and the running totals behind the Prometheus counters (`totals.rs`,
+//! kept by triggers, never pruned). Wall-clock times are RFC 3339
 //! UTC text; data times (checkpoints, windows) are integer nanoseconds. WAL mode, so readers
 //! (`dms history`, the API) work while a writer runs.
 //!
@@ -13,10 +15,13 @@ mod lock;
 mod query;
 mod schema;
 mod scope;
+mod totals;
 
 pub use lock::WriterLock;
 pub use query::*;
+pub use schema::DURATION_BOUNDS;
 pub use scope::ScopeRow;
+pub use totals::{DurationTotal, RunTotal, SyncTotal, Totals};
 
 use crate::model::{BackupSeries, Nanos};
 use rusqlite::{Connection, OpenFlags, params};

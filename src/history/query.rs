@@ -352,7 +352,10 @@ fn time_col(r: &rusqlite::Row<'_>, col: usize) -> rusqlite::Result<DateTime<Utc>
     parse_time_text(col, &r.get::<_, String>(col)?)
 }
 
-fn opt_time_col(r: &rusqlite::Row<'_>, col: usize) -> rusqlite::Result<Option<DateTime<Utc>>> {
+pub(super) fn opt_time_col(
+    r: &rusqlite::Row<'_>,
+    col: usize,
+) -> rusqlite::Result<Option<DateTime<Utc>>> {
     r.get::<_, Option<String>>(col)?
         .map(|t| parse_time_text(col, &t))
         .transpose()
@@ -367,7 +370,7 @@ fn parse_status(col: usize, t: &str) -> rusqlite::Result<Status> {
     Status::parse(t).ok_or_else(|| conversion(col, UnknownStatus(t.to_string())))
 }
 
-fn status_col(r: &rusqlite::Row<'_>, col: usize) -> rusqlite::Result<Status> {
+pub(super) fn status_col(r: &rusqlite::Row<'_>, col: usize) -> rusqlite::Result<Status> {
     parse_status(col, &r.get::<_, String>(col)?)
 }
 

@@ -7,6 +7,13 @@ use std::path::Path;
 /// The schema version this build writes.
 pub const VERSION: i64 = 3;
 
+/// Upper bounds (seconds) of the sync-duration histogram's buckets, as the version-3 triggers
+/// sort each sync into them (a last bucket, `+Inf`, takes the rest). Frozen with that schema:
+/// other bounds need a new migration.
+pub const DURATION_BOUNDS: [&str; 10] = [
+    "0.01", "0.05", "0.1", "0.5", "1", "5", "15", "60", "300", "1800",
+];
+
 const V1: &str = "
 CREATE TABLE task_runs (
     id          INTEGER PRIMARY KEY,
@@ -93,10 +100,122 @@ CREATE INDEX reconcile_history_backup ON reconcile_history (backup, id);
 CREATE INDEX reconcile_history_started ON reconcile_history (started_at);
 ";
 
-/// Version 3: which task maintains which (backup, series) (recorded by each task run, read by
+/// The bucket (`le` as text) of a duration of `d` seconds.
+fn bucket_of(d: &str) -> String {
+    let mut out = String::from("CASE");
+    for b in DURATION_BOUNDS {
+        out.push_str(&format!(" WHEN {d} <= {b} THEN '{b}'"));
+    }
+    out.push_str(" ELSE '+Inf' END");
+    out
+}
+
+/// Version 3: running totals behind the daemon's Prometheus counters — syncs per backup and
+/// status, points acknowledged per backup, sync durations per backup and bucket, task runs
+/// per task, trigger and status — kept by triggers in the same transaction as the rows they
+/// count and never pruned, so a counter goes on across restarts and retention instead of
+/// starting again at zero. Filled from the rows the file holds when it is migrated.
+///
+/// A sync is counted when its row leaves `running`; its duration (finished − started, to the
+/// millisecond, never negative) only when it ended by itself (not "interrupted" by a stop or crash, whose
+/// duration would be the downtime). Points are counted as each batch is acknowledged.
+fn v3() -> String {
+    // Times are stored to the millisecond; rounding to it keeps a sync of exactly a bound
+    // (500 ms) in that bound's bucket despite julianday's floating point.
+    let d = "max(round((julianday(NEW.finished_at) - julianday(NEW.started_at)) * 86400000.0) / 1000.0, 0.0)";
+    let bucket = bucket_of(d);
+    let backfill_d =
+        "max(round((julianday(finished_at) - julianday(started_at)) * 86400000.0) / 1000.0, 0.0)";
+    let backfill_bucket = bucket_of("d");
+    format!(
+        "
+CREATE TABLE sync_totals (
+    backup TEXT NOT NULL,
+    status TEXT NOT NULL,
+    syncs  INTEGER NOT NULL,
+    PRIMARY KEY (backup, status)
+);
+CREATE TABLE record_totals (
+    backup  TEXT PRIMARY KEY,
+    records INTEGER NOT NULL
+);
+CREATE TABLE sync_duration_totals (
+    backup  TEXT NOT NULL,
+    le      TEXT NOT NULL,
+    syncs   INTEGER NOT NULL,
+    seconds REAL NOT NULL,
+    PRIMARY KEY (backup, le)
+);
+CREATE TABLE task_run_totals (
+    task             TEXT NOT NULL,
+    trigger          TEXT NOT NULL,
+    status           TEXT NOT NULL,
+    runs             INTEGER NOT NULL,
+    last_finished_at TEXT,
+    PRIMARY KEY (task, trigger, status)
+);
+
+INSERT INTO sync_totals (backup, status, syncs)
+    SELECT backup, status, count(*) FROM sync_history WHERE status != 'running'
+    GROUP BY backup, status;
+INSERT INTO record_totals (backup, records)
+    SELECT backup, sum(records) FROM sync_history GROUP BY backup;
+INSERT INTO sync_duration_totals (backup, le, syncs, seconds)
+    SELECT backup, {backfill_bucket} AS le, count(*), sum(d) FROM (
+        SELECT backup, {backfill_d} AS d FROM sync_history
+        WHERE status != 'running' AND finished_at IS NOT NULL
+          AND coalesce(error, '') NOT LIKE 'interrupted:%'
+    ) GROUP BY backup, le;
+INSERT INTO task_run_totals (task, trigger, status, runs, last_finished_at)
+    SELECT task, trigger, status, count(*), max(finished_at) FROM task_runs
+    WHERE status != 'running' GROUP BY task, trigger, status;
+
+CREATE TRIGGER sync_closed AFTER UPDATE OF status ON sync_history
+WHEN OLD.status = 'running' AND NEW.status != 'running'
+BEGIN
+    INSERT INTO sync_totals (backup, status, syncs) VALUES (NEW.backup, NEW.status, 1)
+    ON CONFLICT (backup, status) DO UPDATE SET syncs = syncs + 1;
+END;
+CREATE TRIGGER sync_timed AFTER UPDATE OF status ON sync_history
+WHEN OLD.status = 'running' AND NEW.status != 'running' AND NEW.finished_at IS NOT NULL
+     AND coalesce(NEW.error, '') NOT LIKE 'interrupted:%'
+BEGIN
+    INSERT INTO sync_duration_totals (backup, le, syncs, seconds)
+    VALUES (NEW.backup, {bucket}, 1, {d})
+    ON CONFLICT (backup, le) DO UPDATE SET syncs = syncs + 1, seconds = seconds + excluded.seconds;
+END;
+CREATE TRIGGER sync_records AFTER UPDATE OF records ON sync_history
+WHEN NEW.records > OLD.records
+BEGIN
+    INSERT INTO record_totals (backup, records) VALUES (NEW.backup, NEW.records - OLD.records)
+    ON CONFLICT (backup) DO UPDATE SET records = records + excluded.records;
+END;
+CREATE TRIGGER task_run_closed AFTER UPDATE OF status ON task_runs
+WHEN OLD.status = 'running' AND NEW.status != 'running'
+BEGIN
+    INSERT INTO task_run_totals (task, trigger, status, runs, last_finished_at)
+    VALUES (NEW.task, NEW.trigger, NEW.status, 1, NEW.finished_at)
+    ON CONFLICT (task, trigger, status) DO UPDATE SET runs = runs + 1,
+        last_finished_at = coalesce(max(last_finished_at, excluded.last_finished_at),
+                                    last_finished_at, excluded.last_finished_at);
+END;
+CREATE TRIGGER task_run_recorded AFTER INSERT ON task_runs
+WHEN NEW.status != 'running'
+BEGIN
+    INSERT INTO task_run_totals (task, trigger, status, runs, last_finished_at)
+    VALUES (NEW.task, NEW.trigger, NEW.status, 1, NEW.finished_at)
+    ON CONFLICT (task, trigger, status) DO UPDATE SET runs = runs + 1,
+        last_finished_at = coalesce(max(last_finished_at, excluded.last_finished_at),
+                                    last_finished_at, excluded.last_finished_at);
+END;
+"
+    )
+}
+
+/// Also version 3: which task maintains which (backup, series) (recorded by each task run, read by
 /// the check loop), small daemon facts such as when its check loop last finished a pass, and a
 /// run's warning (what it was asked to do and could not find).
-const V3: &str = "
+const V3_SCOPE: &str = "
 CREATE TABLE task_scope (
     task         TEXT NOT NULL,
     backup       TEXT NOT NULL,
@@ -144,7 +263,8 @@ pub fn migrate(conn: &mut Connection, path: &Path) -> Result<()> {
     }
     if version < 3 {
         let tx = conn.transaction().map_err(err)?;
-        tx.execute_batch(V3).map_err(err)?;
+        tx.execute_batch(&v3()).map_err(err)?;
+        tx.execute_batch(V3_SCOPE).map_err(err)?;
         tx.pragma_update(None, "user_version", 3).map_err(err)?;
         tx.commit().map_err(err)?;
     }

@@ -1,6 +1,7 @@
 //! The JSON API (axum): read-only views over the history and status, plus task triggers.
 //!
-//! Routes: `GET /healthz`, `GET /metrics` (Prometheus text), and under `/api/dms`:
+//! Routes: `GET /healthz`, `GET /metrics` (OpenMetrics, or Prometheus text 0.0.4 when the
+//! `Accept` header prefers it), and under `/api/dms`:
 //! `GET sync/history`, `GET sync/status`, `GET sync/metrics`, `GET tasks`,
 //! `POST tasks/{name}/run`. With `api.token` set, every `/api` route needs
 //! `Authorization: Bearer <token>` ([`super::auth`]). Bad input gets a 400 with a JSON
@@ -12,6 +13,8 @@ use super::auth::access;
 use crate::app::metrics::{self, MetricsReport};
 use crate::app::status::{self, SeriesStatus};
 use crate::app::tasks;
+use crate::daemon::metrics::Scrape;
+use crate::daemon::metrics::exposition::Format;
 use crate::daemon::{Daemon, TriggerError};
 use crate::history::{self, HistoryFilter, HistoryReader, HistoryRow, RunRow, Trigger};
 use crate::sync::{Pass, ReconcileArgs};
@@ -358,17 +361,30 @@ async fn healthz(State(d): State<Arc<Daemon>>) -> Json<serde_json::Value> {
     }))
 }
 
-async fn prometheus(State(d): State<Arc<Daemon>>) -> Response {
-    d.ping_nodes().await;
-    if let Ok(rows) = collect_status(&d).await {
-        d.metrics.set_status(&rows);
-    }
+/// `GET /metrics`: OpenMetrics, or the text format 0.0.4 for a scraper whose `Accept` prefers
+/// `text/plain`. Pings the nodes, builds the status and reads the history's totals at once.
+async fn prometheus(State(d): State<Arc<Daemon>>, headers: HeaderMap) -> Response {
+    let format = Format::negotiate(headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()));
+    let (nodes, status, totals) = tokio::join!(
+        d.ping_nodes(),
+        collect_status(&d),
+        read_history(&d, |db| db.totals())
+    );
+    let body = d.metrics.render(
+        Scrape {
+            settings: &d.app.settings,
+            totals: totals.map_err(|e| e.message),
+            status: status.ok(),
+            nodes: &nodes,
+        },
+        format,
+    );
     (
-        [(
-            header::CONTENT_TYPE,
-            "application/openmetrics-text; version=1.0.0; charset=utf-8",
-        )],
-        d.metrics.encode(),
+        [
+            (header::CONTENT_TYPE, format.content_type()),
+            (header::VARY, "Accept"),
+        ],
+        body,
     )
         .into_response()
 }

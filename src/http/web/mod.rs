@@ -4,7 +4,8 @@
 //!
 //! - [`routes`]: `GET /` (the page) and `POST /ui/tasks/{name}/run` (the "Run now" button of a
 //!   page without JavaScript: triggers the run and answers 303 back to the page).
-//! - `page.rs`: the markup ([maud]); `cron.rs`: schedules in words.
+//! - `page.rs`: the markup ([maud]); `cron.rs`: schedules in words; `failures.rs`: failed
+//!   syncs grouped by backup and cause.
 //!
 //! Auth follows the API: without `api.token` the page works with no JavaScript at all. With a
 //! token, `GET /` without `Authorization: Bearer …` answers only a sign-in shell with no data;
@@ -16,6 +17,7 @@
 //! triggers task runs through [`Daemon::trigger`].
 
 mod cron;
+mod failures;
 mod page;
 
 use super::auth::{Access, access};
@@ -45,8 +47,10 @@ const MIN_REFRESH: u32 = 5;
 const MAX_REFRESH: u32 = 3600;
 /// Most series rows the table shows; narrow with the filter for the rest.
 const MAX_ROWS: usize = 500;
-/// Latest failures shown.
-const MAX_FAILURES: usize = 10;
+/// Groups of failed syncs shown (each one backup and cause).
+const MAX_FAILURE_GROUPS: usize = 10;
+/// Newest failed syncs read to group.
+const FAILURE_ROWS: usize = 1000;
 
 /// The page's routes, merged with the API's by [`super::router`].
 pub fn routes() -> Router<Arc<Daemon>> {
@@ -361,9 +365,13 @@ struct PageData {
     /// Every status row (before filters); empty when the status could not be built.
     status: Vec<SeriesStatus>,
     tasks: Vec<TaskSummary>,
+    /// Tasks with `catch_up: true` (a run missed while dms was down runs once at start).
+    catch_up: std::collections::HashSet<String>,
     check: Option<RunRow>,
     check_every: Option<Duration>,
-    failures: Vec<HistoryRow>,
+    failures: Vec<failures::FailureGroup>,
+    /// The failed syncs grouped were the newest [`FAILURE_ROWS`]; older ones were not read.
+    failures_capped: bool,
     throughput: Vec<HourlyThroughput>,
     /// Problems reading the history or the primary, shown at the top.
     problems: Vec<String>,
@@ -376,6 +384,7 @@ struct HistoryView {
     figures: Vec<crate::history::BackupMetrics>,
     last_runs: Vec<RunRow>,
     failures: Vec<HistoryRow>,
+    failures_capped: bool,
     throughput: Vec<HourlyThroughput>,
     reconciles: Vec<crate::history::ReconcileRow>,
 }
@@ -389,23 +398,20 @@ fn read_history(
         backup: view.backup.clone(),
         interval: view.interval.clone(),
         status: Some(Status::Failed),
-        limit: if view.symbol.is_some() {
-            1000
-        } else {
-            MAX_FAILURES
-        },
+        limit: FAILURE_ROWS,
         ..HistoryFilter::default()
     })?;
+    let failures_capped = failures.len() == FAILURE_ROWS;
     if let Some(s) = &view.symbol {
         let s = s.to_lowercase();
         failures.retain(|r| r.key.series.symbol.to_lowercase().contains(&s));
     }
-    failures.truncate(MAX_FAILURES);
     Ok(HistoryView {
         recorded: status::Recorded::read(db)?,
         figures: db.metrics(since)?,
         last_runs: db.last_runs()?,
         failures,
+        failures_capped,
         throughput: db.hourly_throughput(since)?,
         reconciles: db.reconciles(true, 0)?,
     })
@@ -521,12 +527,23 @@ async fn gather(d: &Arc<Daemon>, view: View, signed_in: bool) -> PageData {
         disabled_backups,
         status,
         tasks,
+        catch_up: settings
+            .tasks
+            .iter()
+            .filter(|t| t.catch_up)
+            .map(|t| t.name.clone())
+            .collect(),
         check,
         check_every: settings
             .sync
             .check_enabled
             .then_some(settings.sync.check_interval),
-        failures: history.failures,
+        failures: {
+            let mut groups = failures::group(history.failures);
+            groups.truncate(MAX_FAILURE_GROUPS);
+            groups
+        },
+        failures_capped: history.failures_capped,
         throughput: history.throughput,
         problems,
     }

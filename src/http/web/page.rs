@@ -213,32 +213,70 @@ fn reach_badge(n: &NodeHealth) -> Markup {
     }
 }
 
+/// A node's kind and location (`influxdb http://host:8086/prefix database "market"`), with
+/// line breaks allowed after the separators of a URL or path (and at spaces), never inside a
+/// name; the full text is also the title.
+fn location(describe: &str) -> Markup {
+    let mut parts: Vec<&str> = Vec::new();
+    let mut start = 0;
+    for (i, c) in describe.char_indices() {
+        if matches!(c, '/' | '.' | ':' | '?' | '&' | '=' | ',') {
+            let end = i + c.len_utf8();
+            // Not between the two slashes of `://`.
+            if c == '/' && describe[end..].starts_with('/') {
+                continue;
+            }
+            parts.push(&describe[start..end]);
+            start = end;
+        }
+    }
+    parts.push(&describe[start..]);
+    html! {
+        p.kind.muted.small title=(describe) {
+            @for (i, part) in parts.iter().enumerate() {
+                @if i > 0 { wbr; }
+                (part)
+            }
+        }
+    }
+}
+
 fn nodes(d: &PageData) -> Markup {
     let series: BTreeSet<(&str, &str)> = d
         .status
         .iter()
         .map(|r| (r.key.series.symbol.as_str(), r.key.series.interval.as_str()))
         .collect();
+    let newest = d.status.iter().filter_map(|r| r.primary_newest_ns).max();
     let p = &d.primary;
     html! {
-        section #backups {
-            h2 { "Backups " span.muted.small { "· last 24 h" } }
-            div.cards {
-                @for b in &d.backups {
-                    (backup_card(b))
-                }
-                article #primary.card.(if p.error.is_some() { "alert" } else { "" })
-                    data-reachable=(p.error.is_none()) {
-                    h3 { span { (p.name) " " span.muted.small { "(" (p.role) ")" } } (reach_badge(p)) }
-                    p.kind.muted.small title=(p.describe) { (p.describe) }
+        div.nodes {
+            section #primary {
+                h2 { "Primary" }
+                article.card.primary.(if p.error.is_some() { "alert" } else { "" })
+                    data-node=(p.name) data-reachable=(p.error.is_none()) {
+                    h3 { span { (p.name) } (reach_badge(p)) }
+                    (location(&p.describe))
                     @if let Some(e) = &p.error { p.err { (e) } }
                     dl.figs {
-                        dt { "Series" } dd { (fmt_int(series.len() as i64)) }
+                        dt { "Series" } dd.series-count { (fmt_int(series.len() as i64)) }
+                        dt { "Newest point" } dd.newest { (newest.map_or("—".into(), fmt_ns)) }
                     }
                 }
             }
-            @if !d.disabled_backups.is_empty() {
-                p.muted.small { "Disabled backups: " (d.disabled_backups.join(", ")) }
+            section #backups {
+                h2 { "Backups " span.muted.small { "· last 24 h" } }
+                div.cards {
+                    @for b in &d.backups {
+                        (backup_card(b))
+                    }
+                }
+                @if d.backups.is_empty() {
+                    p.muted { "No enabled backups in sync.yaml." }
+                }
+                @if !d.disabled_backups.is_empty() {
+                    p.muted.small { "Disabled backups: " (d.disabled_backups.join(", ")) }
+                }
             }
         }
     }
@@ -251,7 +289,7 @@ fn backup_card(b: &BackupView) -> Markup {
         article.card.backup.(if bad { "alert" } else { "" })
             data-backup=(b.node.name) data-reachable=(b.node.error.is_none()) {
             h3 { span { (b.node.name) } (reach_badge(&b.node)) }
-            p.kind.muted.small title=(b.node.describe) { (b.node.describe) }
+            (location(&b.node.describe))
             @if let Some(e) = &b.node.error { p.err { (e) } }
             dl.figs {
                 dt { "Success rate" }
@@ -549,15 +587,16 @@ fn tasks(d: &PageData) -> Markup {
             p #check-loop.muted.small {
                 @match d.check_every {
                     Some(every) => {
-                        "Catch-up check every " (fmt_every(every.as_secs_f64())) "; "
+                        "Check loop: every " (fmt_every(every.as_secs_f64()))
+                        " the daemon compares each backup with the primary and syncs what differs, between task runs; "
                         @match &d.check {
                             Some(r) => {
-                                "last catch-up " (fmt_stored(&r.started_at)) " UTC (" (r.status.as_str()) ")."
+                                "it last synced at " (fmt_stored(&r.started_at)) " UTC (" (r.status.as_str()) ")."
                             }
-                            None => { "no catch-up was needed yet." }
+                            None => { "it has not had anything to sync yet." }
                         }
                     }
-                    None => { "The catch-up check loop is off (sync.incremental.enabled: false)." }
+                    None => { "Check loop off (sync.incremental.enabled: false): only task runs sync the backups." }
                 }
             }
         }
@@ -579,7 +618,14 @@ fn task_row(d: &PageData, t: &TaskSummary) -> Markup {
                 @match &t.schedule {
                     Some(expr) => {
                         @if let Some(w) = super::cron::describe(&expr.schedule) { span.words { (w) } br; }
-                        code { (expr.text) } " " span.muted.small { (t.timezone.name()) }
+                        code { (expr.text) } " " span.muted.small { (t.timezone.name()) } br;
+                        span.muted.small.catch-up {
+                            @if d.catch_up.contains(&t.name) {
+                                "A run missed while dms was down runs once at start (catch_up)."
+                            } @else {
+                                "Runs missed while dms was down are skipped (catch_up: false)."
+                            }
+                        }
                     }
                     None => { span.muted { "manual runs only" } }
                 }
@@ -610,7 +656,12 @@ fn last_run(r: &RunRow) -> Markup {
         .map(|f| fmt_duration((f - r.started_at).num_milliseconds()));
     html! {
         span.badge.run-status.(r.status.as_str()) { (r.status.as_str()) } " "
-        span.trigger { (r.trigger) } " · " (fmt_stored(&r.started_at))
+        @if r.trigger == "catch-up" {
+            span.trigger title="a scheduled run missed while dms was down (catch_up)" { (r.trigger) }
+        } @else {
+            span.trigger { (r.trigger) }
+        }
+        " · " (fmt_stored(&r.started_at))
         @if let Some(t) = took { " · " (t) }
         @if let Some(e) = &r.error { div.err { (truncate(e, 400)) } }
         @if let Some(w) = r.warning.as_ref().filter(|w| r.error.as_ref() != Some(*w)) {
@@ -630,25 +681,77 @@ fn failures(d: &PageData) -> Markup {
     }
     html! {
         section #failures {
-            h2 { "Latest failures" @if v.is_filtered() { " " span.muted.small { "· matching the filter" } } }
+            h2 {
+                "Latest failures "
+                span.muted.small {
+                    "· by backup and cause"
+                    @if v.is_filtered() { ", matching the filter" }
+                }
+            }
             @if d.failures.is_empty() {
                 p.muted { "No failed syncs in the history." }
             } @else {
                 ol.failures {
-                    @for f in &d.failures {
-                        li data-backup=(f.key.backup) data-symbol=(f.key.series.symbol) {
-                            strong { (f.key.backup) } " · " (f.key.series.symbol) " " (f.key.series.interval)
-                            span.muted.small {
-                                " · " (fmt_stored(&f.started_at)) " UTC"
-                                @if let Some(run) = f.run_id { " · run " (run) }
-                            }
-                            div.err { (truncate(f.error.as_deref().unwrap_or("(no error text)"), 1000)) }
-                            a.small href=(history_href(&[("backup", &f.key.backup), ("symbol", &f.key.series.symbol), ("interval", &f.key.series.interval), ("status", "failed")]))
-                                data-api="" { "failed syncs of this backup·series (JSON)" }
-                        }
-                    }
+                    @for g in &d.failures { (failure_group(d, g)) }
                 }
-                p.small { a href=(history_href(&all)) data-api="" { "All failed syncs (JSON)" } }
+                p.small {
+                    @if d.failures_capped {
+                        span.muted { "Grouped from the newest " (fmt_int(super::FAILURE_ROWS as i64)) " failed syncs. " }
+                    }
+                    a href=(history_href(&all)) data-api="" { "All failed syncs (JSON)" }
+                }
+            }
+        }
+    }
+}
+
+/// Most series named in one failure group; the rest are counted.
+const GROUP_SERIES: usize = 6;
+
+fn failure_group(d: &PageData, g: &super::failures::FailureGroup) -> Markup {
+    let last = g.latest.started_at;
+    let when = |t: &DateTime<Utc>| {
+        if t.date_naive() == d.now.date_naive() {
+            t.format("%H:%M").to_string()
+        } else {
+            t.format("%Y-%m-%d %H:%M").to_string()
+        }
+    };
+    let series_href = |s: &crate::model::SeriesKey| {
+        history_href(&[
+            ("backup", &g.backup),
+            ("symbol", &s.symbol),
+            ("interval", &s.interval),
+            ("status", "failed"),
+        ])
+    };
+    html! {
+        li data-backup=(g.backup) data-count=(g.count) data-cause=(g.cause) {
+            div.head {
+                strong { (g.backup) } " " span.cause { (g.cause) } " — "
+                span.count { (fmt_int(g.count as i64)) (plural(g.count, " failed sync", " failed syncs")) }
+                @if g.count == 1 {
+                    " at " (when(&last)) " UTC"
+                } @else {
+                    " since " (when(&g.first)) " UTC, the last at " (when(&last))
+                }
+            }
+            div.series.small {
+                @for (i, (s, n)) in g.series.iter().take(GROUP_SERIES).enumerate() {
+                    @if i > 0 { ", " }
+                    a href=(series_href(s)) data-api="" title=(format!("failed syncs of {} {} on {} (JSON)", s.symbol, s.interval, g.backup)) {
+                        (s.symbol) " " (s.interval)
+                    }
+                    @if g.series.len() > 1 { span.muted { " ×" (n) } }
+                }
+                @if g.series.len() > GROUP_SERIES {
+                    span.muted { " and " (g.series.len() - GROUP_SERIES) " more" }
+                }
+            }
+            div.err { (truncate(g.latest.error.as_deref().unwrap_or("(no error text)"), 1000)) }
+            div.muted.small {
+                "The latest: " (fmt_stored(&last)) " UTC"
+                @if let Some(run) = g.latest.run_id { " · run " (run) }
             }
         }
     }
