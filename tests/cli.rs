@@ -51,7 +51,8 @@ fn the_shipped_default_runs_once_and_a_second_run_copies_only_what_is_new() {
     assert_eq!(runs[0]["task"], "daily_update_us");
     assert_eq!(runs[0]["status"], "success");
     // 4 symbols × (1d + 1m) × 2 backups; every shipped bar within initial_days is copied.
-    assert_eq!(runs[0]["series"], 16);
+    assert_eq!(runs[0]["syncs"], 16);
+    assert_eq!(runs[0]["history"].as_array().unwrap().len(), 16);
     let copied = runs[0]["records"].as_u64().unwrap();
     assert!(copied > 19_000, "{copied}");
 
@@ -115,8 +116,14 @@ fn the_shipped_default_runs_once_and_a_second_run_copies_only_what_is_new() {
     let tasks = json(&p.cli(&["task", "list", "--json"]));
     assert_eq!(tasks[0]["name"], "daily_update_us");
     assert_eq!(tasks[0]["timezone"], "America/New_York");
-    assert_eq!(tasks[0]["last_status"], "success");
-    assert!(tasks[0]["next_run"].as_str().unwrap().contains("T16:30:00"));
+    assert_eq!(tasks[0]["last_run"]["status"], "success");
+    // Machine times are RFC 3339 UTC; 16:30 in New York.
+    let next = tasks[0]["next_run"].as_str().unwrap();
+    assert!(next.ends_with('Z'), "{next}");
+    let local = chrono::DateTime::parse_from_rfc3339(next)
+        .unwrap()
+        .with_timezone(&chrono_tz::America::New_York);
+    assert_eq!(local.format("%H:%M").to_string(), "16:30", "{next}");
 }
 
 #[test]
@@ -139,13 +146,14 @@ fn sync_with_filters_and_full_mode() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let units = json(&out);
+    let run = json(&out);
+    assert_eq!(run["task"], "@sync");
+    assert_eq!(run["records"], 1170, "full mode recopies the whole range");
+    let units = &run["history"];
     assert_eq!(units.as_array().unwrap().len(), 1);
     assert_eq!(units[0]["backup"], "backup2");
-    assert_eq!(
-        units[0]["records"], 1170,
-        "full mode recopies the whole range"
-    );
+    assert_eq!(units[0]["mode"], "full");
+    assert_eq!(units[0]["records"], 1170);
     for cmd in [
         &["sync", "--backup", "nope"][..],
         &["status", "--backup", "nope"],

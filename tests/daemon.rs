@@ -266,12 +266,15 @@ async fn a_run_still_going_is_not_overlapped_and_the_skip_is_recorded() {
     let daemon = dms::daemon::Daemon::new(app.clone(), tokio_util::sync::CancellationToken::new())
         .expect("daemon");
     // A cron run starts…
-    daemon.trigger("slow", Trigger::Cron, false).unwrap();
+    daemon.trigger("slow", Trigger::Cron, false).await.unwrap();
     while !app.is_running("slow") {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     // …a manual trigger while it runs is refused, and a due cron run is recorded as skipped.
-    let err = daemon.trigger("slow", Trigger::Api, false).unwrap_err();
+    let err = daemon
+        .trigger("slow", Trigger::Api, false)
+        .await
+        .unwrap_err();
     assert!(err.to_string().contains("already running"));
     let skipped = app
         .run_task("slow", Trigger::Cron, &SyncControl::default())
@@ -331,7 +334,7 @@ async fn a_failed_run_posts_an_alert_and_an_unreachable_webhook_is_not_fatal() {
         let daemon =
             dms::daemon::Daemon::new(app.clone(), tokio_util::sync::CancellationToken::new())
                 .expect("daemon");
-        daemon.trigger("bad", Trigger::Api, false).unwrap();
+        daemon.trigger("bad", Trigger::Api, false).await.unwrap();
         let deadline = std::time::Instant::now() + Duration::from_secs(10);
         loop {
             let runs = p.history().runs(Some("bad"), 0).unwrap();
@@ -362,7 +365,7 @@ async fn a_failed_run_posts_an_alert_and_an_unreachable_webhook_is_not_fatal() {
         } else {
             // Delivery fails in the background; the daemon keeps working.
             tokio::time::sleep(Duration::from_millis(300)).await;
-            daemon.trigger("bad", Trigger::Api, false).unwrap();
+            daemon.trigger("bad", Trigger::Api, false).await.unwrap();
         }
     }
 }

@@ -25,12 +25,16 @@ pub struct MetricsReport {
 pub struct Overall {
     /// Finished syncs.
     pub syncs: i64,
+    /// Of which succeeded.
+    pub successes: i64,
     /// Failed syncs.
     pub failures: i64,
     /// Successes / syncs.
     pub success_rate: f64,
     /// Mean sync wall time, seconds.
     pub avg_duration_seconds: Option<f64>,
+    /// Points copied.
+    pub records: i64,
     /// Worst current lag, seconds.
     pub max_lag_seconds: Option<f64>,
     /// Backup·series behind now.
@@ -105,6 +109,7 @@ pub fn report(
         since,
         overall: Overall {
             syncs,
+            successes,
             failures: backups.iter().map(|b| b.figures.failures).sum(),
             success_rate: if syncs == 0 {
                 1.0
@@ -112,6 +117,7 @@ pub fn report(
                 successes as f64 / syncs as f64
             },
             avg_duration_seconds: (syncs > 0).then(|| weighted / syncs as f64),
+            records: backups.iter().map(|b| b.figures.records).sum(),
             max_lag_seconds: lag_of(None),
             behind: behind_of(None),
         },

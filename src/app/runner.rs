@@ -122,6 +122,27 @@ impl App {
         trigger: Trigger,
         control: &SyncControl,
     ) -> Result<RunOutcome, AppError> {
+        self.run_task_telling(name, trigger, control, None).await
+    }
+
+    /// [`App::run_task`], sending the run's id to `started` as soon as the run is recorded
+    /// (so an API caller can be answered with it while the run goes on).
+    ///
+    /// # Errors
+    /// As [`App::run_task`]; `started` is then dropped unsent.
+    pub async fn run_task_telling(
+        &self,
+        name: &str,
+        trigger: Trigger,
+        control: &SyncControl,
+        started: Option<tokio::sync::oneshot::Sender<i64>>,
+    ) -> Result<RunOutcome, AppError> {
+        let tell = move |id: i64| {
+            if let Some(tx) = started {
+                // The caller may have stopped waiting; the run goes on regardless.
+                let _ = tx.send(id);
+            }
+        };
         let task = self
             .settings
             .task(name)
@@ -129,10 +150,13 @@ impl App {
             .clone();
         let started = Instant::now();
         let Some(_guard) = self.running.try_start(name) else {
-            return self.record_skipped(name, trigger).await;
+            let outcome = self.record_skipped(name, trigger).await?;
+            tell(outcome.run_id);
+            return Ok(outcome);
         };
         let (n, t) = (name.to_string(), trigger.as_str());
         let run_id = self.history.write(move |db| db.start_run(&n, t)).await?;
+        tell(run_id);
         let span = tracing::info_span!(
             "task",
             task = name,

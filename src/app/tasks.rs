@@ -1,5 +1,6 @@
 //! The task summary — schedule, time zone, next fire time, whether it runs now, last run —
-//! built once here for `dms task list`, `GET /api/dms/tasks` and the status page.
+//! built once here for `dms task list`, `GET /api/dms/tasks` and the status page, and its one
+//! JSON shape ([`TaskView`]) for `dms task list --json` and the API.
 
 use crate::config::Settings;
 use crate::config::de::CronExpr;
@@ -26,6 +27,19 @@ pub struct TaskSummary {
     pub running: bool,
     /// The latest run.
     pub last_run: Option<RunRow>,
+}
+
+/// A task filter must name a configured task or a pseudo-task of dms's own runs (`@sync`,
+/// `@check`, `@reconcile`, `@verify-repair`: any name starting with `@` is accepted).
+///
+/// # Errors
+/// [`super::AppError::UnknownTask`].
+pub fn check_known(settings: &Settings, name: &str) -> Result<(), super::AppError> {
+    if name.starts_with('@') || settings.task(name).is_some() {
+        Ok(())
+    } else {
+        Err(super::AppError::UnknownTask(name.to_string()))
+    }
 }
 
 /// Summaries of every task in file order, from the latest runs and `running` (which tells
@@ -58,4 +72,41 @@ pub fn summaries(
             last_run: last_runs.iter().find(|r| r.task == t.name).cloned(),
         })
         .collect()
+}
+
+/// A task as `dms task list --json` and `GET /api/dms/tasks` show it (README "JSON shapes").
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct TaskView {
+    /// Task name.
+    pub name: String,
+    /// Whether it runs at all.
+    pub enabled: bool,
+    /// Its cron schedule as written, if any.
+    pub schedule: Option<String>,
+    /// The IANA zone the schedule is read in.
+    pub timezone: String,
+    /// The next time the schedule fires (RFC 3339 UTC).
+    #[serde(with = "crate::history::wallclock::option")]
+    pub next_run: Option<DateTime<Utc>>,
+    /// The script, relative to the project root when it lies below it.
+    pub script: Option<String>,
+    /// Whether a run is going now (always `false` outside the daemon).
+    pub running: bool,
+    /// The latest run, as a run object.
+    pub last_run: Option<RunRow>,
+}
+
+impl From<TaskSummary> for TaskView {
+    fn from(t: TaskSummary) -> Self {
+        TaskView {
+            name: t.name,
+            enabled: t.enabled,
+            schedule: t.schedule.map(|c| c.text),
+            timezone: t.timezone.name().to_string(),
+            next_run: t.next_run.map(|n| n.with_timezone(&Utc)),
+            script: t.script,
+            running: t.running,
+            last_run: t.last_run,
+        }
+    }
 }

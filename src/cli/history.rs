@@ -33,6 +33,9 @@ pub struct HistoryArgs {
     /// Only rows of this task run.
     #[arg(long)]
     pub run: Option<i64>,
+    /// Only rows of this task's runs (or a pseudo-task: @sync, @check, @reconcile, @verify-repair).
+    #[arg(long)]
+    pub task: Option<String>,
     /// At most this many rows (newest first); 0 = all.
     #[arg(long, default_value_t = 50)]
     pub limit: usize,
@@ -55,6 +58,9 @@ pub enum HistoryCommand {
 pub async fn run(config: &Path, args: HistoryArgs) -> anyhow::Result<ExitCode> {
     let settings = super::load(config)?;
     settings.check_backups(&args.backup)?;
+    if let Some(t) = &args.task {
+        crate::app::tasks::check_known(&settings, t)?;
+    }
     let path = &settings.history.path;
     if let Some(HistoryCommand::Prune { older_than }) = args.command {
         let age = match older_than {
@@ -95,7 +101,7 @@ pub async fn run(config: &Path, args: HistoryArgs) -> anyhow::Result<ExitCode> {
             .transpose()
             .map_err(super::usage)?,
         run_id: args.run,
-        task: None,
+        task: args.task,
         before_id: None,
         limit: args.limit,
     };

@@ -28,7 +28,7 @@ pub async fn run(config: &Path, args: MetricsArgs) -> anyhow::Result<ExitCode> {
     let st = status::collect(&settings, &recorded, nodes.primary.as_ref(), &nodes.backups).await?;
     let report = metrics::report(&settings, args.window, since, figures, &st);
     if args.json {
-        super::output::json(&report.backups)?;
+        super::output::json(&report)?;
         return Ok(ExitCode::SUCCESS);
     }
     let mut t = super::output::table(&[
@@ -66,7 +66,7 @@ pub async fn run(config: &Path, args: MetricsArgs) -> anyhow::Result<ExitCode> {
         o.avg_duration_seconds
             .map(|s| format!("{s:.2}s"))
             .unwrap_or_else(|| "—".into()),
-        String::new(),
+        o.records.to_string(),
         lag(o.max_lag_seconds),
         o.behind.to_string(),
     ]);

@@ -42,7 +42,7 @@ pub async fn run(config: &Path, args: RunArgs) -> anyhow::Result<ExitCode> {
     if let Some(b) = bar {
         b.finish();
     }
-    print_outcomes(&outcomes, args.json)?;
+    print_outcomes(&app, &outcomes, args.json).await?;
     Ok(exit_code(&outcomes))
 }
 
@@ -55,27 +55,29 @@ pub fn exit_code(outcomes: &[RunOutcome]) -> ExitCode {
     }
 }
 
-/// Prints task runs as a table (with their failed series) or JSON.
-pub fn print_outcomes(outcomes: &[RunOutcome], json: bool) -> anyhow::Result<()> {
+/// The runs of `outcomes` as recorded, each with its sync history rows (the JSON shape of a
+/// run, README "JSON shapes").
+pub async fn details(
+    app: &App,
+    outcomes: &[RunOutcome],
+) -> anyhow::Result<Vec<crate::history::RunDetail>> {
+    let ids: Vec<i64> = outcomes.iter().map(|o| o.run_id).collect();
+    let found = app
+        .history
+        .read(move |db| {
+            ids.iter()
+                .map(|id| db.run_detail(*id))
+                .collect::<Result<Vec<_>, _>>()
+        })
+        .await?;
+    Ok(found.into_iter().flatten().collect())
+}
+
+/// Prints task runs as a table (with their failed series) or, with `json`, as an array of
+/// run objects.
+pub async fn print_outcomes(app: &App, outcomes: &[RunOutcome], json: bool) -> anyhow::Result<()> {
     if json {
-        let rows: Vec<serde_json::Value> = outcomes
-            .iter()
-            .map(|o| {
-                serde_json::json!({
-                    "run_id": o.run_id,
-                    "task": o.task,
-                    "status": o.status,
-                    "records": o.report.records(),
-                    "series": o.report.units.len(),
-                    "failed": o.report.failed(),
-                    "duration_ms": o.duration_ms,
-                    "error": o.error,
-                    "warning": o.warning,
-                    "units": o.report.units,
-                })
-            })
-            .collect();
-        return super::output::json(&rows);
+        return super::output::json(&details(app, outcomes).await?);
     }
     let mut t = super::output::table(&[
         "run", "task", "status", "series", "records", "failed", "time", "error",

@@ -61,7 +61,8 @@ pub async fn run(config: &Path, args: SyncArgs) -> anyhow::Result<ExitCode> {
         b.finish();
     }
     if args.json {
-        super::output::json(&outcome.report.units)?;
+        let detail = super::run::details(&app, std::slice::from_ref(&outcome)).await?;
+        super::output::json(&detail.first())?;
     } else {
         let mut t = super::output::table(&[
             "backup", "symbol", "interval", "status", "records", "window", "error",

@@ -1,7 +1,8 @@
-//! `dms task list` and `dms task run NAME`.
+//! `dms task list`, `dms task run NAME` and `dms task runs NAME`.
 
-use crate::app::{App, tasks};
-use crate::history::{HistoryReader, Trigger, time_text};
+use crate::app::App;
+use crate::app::tasks::{self, TaskView};
+use crate::history::{HistoryReader, Trigger};
 use crate::sync::SyncControl;
 use std::path::Path;
 use std::process::ExitCode;
@@ -11,7 +12,7 @@ use std::process::ExitCode;
 pub enum TaskCommand {
     /// List tasks with their schedule, next fire time and last run.
     List {
-        /// Print JSON.
+        /// Print JSON (an array of task objects).
         #[arg(long)]
         json: bool,
     },
@@ -19,23 +20,21 @@ pub enum TaskCommand {
     Run {
         /// Task name.
         name: String,
-        /// Print JSON.
+        /// Print JSON (the run object with its sync history rows).
         #[arg(long)]
         json: bool,
     },
-}
-
-/// One line of `dms task list`.
-#[derive(Debug, serde::Serialize)]
-pub struct TaskLine {
-    name: String,
-    enabled: bool,
-    schedule: Option<String>,
-    timezone: String,
-    next_run: Option<String>,
-    script: Option<String>,
-    last_run: Option<String>,
-    last_status: Option<String>,
+    /// A task's runs, newest first (use `dms history --run ID` for one run's syncs).
+    Runs {
+        /// Task name (or a pseudo-task: @sync, @check, @reconcile, @verify-repair).
+        name: String,
+        /// At most this many runs; 0 = all.
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+        /// Print JSON (an array of run objects).
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 pub async fn run(config: &Path, cmd: TaskCommand) -> anyhow::Result<ExitCode> {
@@ -46,38 +45,73 @@ pub async fn run(config: &Path, cmd: TaskCommand) -> anyhow::Result<ExitCode> {
                 Some(db) => db.last_runs()?,
                 None => Vec::new(),
             };
-            let lines: Vec<TaskLine> =
+            let views: Vec<TaskView> =
                 tasks::summaries(&settings, &last, chrono::Utc::now(), |_| false)
                     .into_iter()
-                    .map(|t| TaskLine {
-                        name: t.name,
-                        enabled: t.enabled,
-                        schedule: t.schedule.map(|c| c.text),
-                        timezone: t.timezone.name().to_string(),
-                        next_run: t.next_run.map(|n| n.to_rfc3339()),
-                        script: t.script,
-                        last_run: t.last_run.as_ref().map(|r| time_text(r.started_at)),
-                        last_status: t.last_run.map(|r| r.status.as_str().to_string()),
-                    })
+                    .map(TaskView::from)
                     .collect();
             if json {
-                super::output::json(&lines)?;
+                super::output::json(&views)?;
                 return Ok(ExitCode::SUCCESS);
             }
             let mut t = super::output::table(&[
                 "task", "enabled", "schedule", "timezone", "next run", "script", "last run",
                 "status",
             ]);
-            for l in lines {
+            for v in views {
                 t.add_row(vec![
-                    l.name,
-                    if l.enabled { "yes".into() } else { "no".into() },
-                    super::output::opt(l.schedule),
-                    l.timezone,
-                    super::output::opt(l.next_run),
-                    super::output::opt(l.script),
-                    super::output::opt(l.last_run),
-                    super::output::opt(l.last_status),
+                    v.name,
+                    if v.enabled { "yes".into() } else { "no".into() },
+                    super::output::opt(v.schedule),
+                    v.timezone,
+                    super::output::opt(v.next_run.map(crate::history::time_text)),
+                    super::output::opt(v.script),
+                    super::output::opt(
+                        v.last_run
+                            .as_ref()
+                            .map(|r| crate::history::time_text(r.started_at)),
+                    ),
+                    super::output::opt(v.last_run.map(|r| r.status.as_str().to_string())),
+                ]);
+            }
+            println!("{t}");
+            Ok(ExitCode::SUCCESS)
+        }
+        TaskCommand::Runs { name, limit, json } => {
+            tasks::check_known(&settings, &name)?;
+            let runs = match HistoryReader::open_if_exists(&settings.history.path)? {
+                Some(db) => db.runs(Some(&name), limit)?,
+                None => Vec::new(),
+            };
+            if json {
+                super::output::json(&runs)?;
+                return Ok(ExitCode::SUCCESS);
+            }
+            if runs.is_empty() {
+                eprintln!("no runs of {name} recorded yet");
+                return Ok(ExitCode::SUCCESS);
+            }
+            let mut t = super::output::table(&[
+                "run", "trigger", "started", "time", "status", "syncs", "failed", "records",
+                "error",
+            ]);
+            for r in &runs {
+                t.add_row(vec![
+                    r.id.to_string(),
+                    r.trigger.clone(),
+                    crate::history::time_text(r.started_at),
+                    r.duration_seconds
+                        .map(|s| format!("{s:.1}s"))
+                        .unwrap_or_else(|| "—".into()),
+                    r.status.as_str().to_string(),
+                    r.syncs.to_string(),
+                    r.failed.to_string(),
+                    r.records.to_string(),
+                    r.error
+                        .as_deref()
+                        .or(r.warning.as_deref())
+                        .map(|e| super::output::short(e, 80))
+                        .unwrap_or_default(),
                 ]);
             }
             println!("{t}");
@@ -98,7 +132,12 @@ pub async fn run(config: &Path, cmd: TaskCommand) -> anyhow::Result<ExitCode> {
                 b.finish();
             }
             let outcomes = [outcome];
-            super::run::print_outcomes(&outcomes, json)?;
+            if json {
+                let detail = super::run::details(&app, &outcomes).await?;
+                super::output::json(&detail.first())?;
+            } else {
+                super::run::print_outcomes(&app, &outcomes, false).await?;
+            }
             Ok(super::run::exit_code(&outcomes))
         }
     }

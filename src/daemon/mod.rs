@@ -74,6 +74,9 @@ pub enum TriggerError {
     /// A reconciliation is going.
     #[error("a reconcile is already running")]
     Reconciling,
+    /// The run could not be recorded in the history (the daemon's log has the cause).
+    #[error("task {0:?} could not start: its run could not be recorded in the sync history")]
+    NotRecorded(String),
 }
 
 /// The (backup, series) a condition (behind, future-dated) holds for, so each is alerted
@@ -156,17 +159,18 @@ impl Daemon {
         }
     }
 
-    /// Starts a run of `task` in the background; a disabled task only with `force`.
+    /// Starts a run of `task` in the background (a disabled task only with `force`) and
+    /// returns its run id once the run is recorded.
     ///
     /// # Errors
-    /// [`TriggerError`] when the task is unknown, disabled (without `force`) or running, or
-    /// the daemon is stopping.
-    pub fn trigger(
+    /// [`TriggerError`] when the task is unknown, disabled (without `force`) or running, the
+    /// daemon is stopping, or the run could not be recorded.
+    pub async fn trigger(
         self: &Arc<Self>,
         task: &str,
         trigger: Trigger,
         force: bool,
-    ) -> Result<(), TriggerError> {
+    ) -> Result<i64, TriggerError> {
         if self.shutdown.is_cancelled() {
             return Err(TriggerError::ShuttingDown);
         }
@@ -180,8 +184,10 @@ impl Daemon {
         if self.app.is_running(task) {
             return Err(TriggerError::Running(task.to_string()));
         }
-        self.spawn_run(task.to_string(), trigger);
-        Ok(())
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.spawn_run_telling(task.to_string(), trigger, Some(tx));
+        rx.await
+            .map_err(|_| TriggerError::NotRecorded(task.to_string()))
     }
 
     /// Starts a reconciliation in the background (one at a time).
@@ -229,10 +235,24 @@ impl Daemon {
     }
 
     fn spawn_run(self: &Arc<Self>, task: String, trigger: Trigger) {
+        self.spawn_run_telling(task, trigger, None);
+    }
+
+    /// Starts a run in the background; its id goes to `started` once it is recorded.
+    fn spawn_run_telling(
+        self: &Arc<Self>,
+        task: String,
+        trigger: Trigger,
+        started: Option<tokio::sync::oneshot::Sender<i64>>,
+    ) {
         let this = self.clone();
         self.tracker.spawn(async move {
             let control = this.control();
-            match this.app.run_task(&task, trigger, &control).await {
+            match this
+                .app
+                .run_task_telling(&task, trigger, &control, started)
+                .await
+            {
                 Ok(outcome) => this.after_run(trigger, &outcome),
                 Err(e) => tracing::error!(task = %task, cause = %e, "could not record a task run"),
             }

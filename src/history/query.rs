@@ -79,18 +79,18 @@ pub struct StatusRow {
     pub updated_at: DateTime<Utc>,
 }
 
-/// What one run synced ([`HistoryReader::run_totals`]).
-#[derive(Debug, Clone, Copy, Default, serde::Serialize)]
-pub struct RunTotals {
-    /// (backup, series) synced.
-    pub syncs: i64,
-    /// Of which failed.
-    pub failed: i64,
-    /// Points copied.
-    pub records: i64,
+/// A run with what it synced: `dms sync --json`, `dms task run --json`, `dms run --once
+/// --json` and `GET /api/dms/runs/{id}`.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct RunDetail {
+    /// The run.
+    #[serde(flatten)]
+    pub run: RunRow,
+    /// Its `sync_history` rows, newest first.
+    pub history: Vec<HistoryRow>,
 }
 
-/// One `task_runs` row.
+/// One `task_runs` row, with the totals of its syncs.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct RunRow {
     /// Run id.
@@ -112,6 +112,14 @@ pub struct RunRow {
     /// What the run did not do that it was asked to (requested series the primary does not
     /// hold, filters that matched nothing, points outside the schema).
     pub warning: Option<String>,
+    /// Wall-clock seconds from start to end (`null` while running).
+    pub duration_seconds: Option<f64>,
+    /// (backup, series) synced.
+    pub syncs: i64,
+    /// Of which failed.
+    pub failed: i64,
+    /// Points copied.
+    pub records: i64,
 }
 
 impl HistoryReader {
@@ -211,27 +219,6 @@ impl HistoryReader {
             .map_err(super::sql_err(&self.path, "query history"))
     }
 
-    /// What one run synced: its (backup, series) rows, failed ones, records.
-    ///
-    /// # Errors
-    /// [`super::HistoryError::Sql`].
-    pub fn run_totals(&self, run_id: i64) -> Result<RunTotals> {
-        self.conn
-            .query_row(
-                "SELECT count(*), coalesce(sum(status = 'failed'), 0), coalesce(sum(records), 0) \
-                 FROM sync_history WHERE run_id = ?1",
-                [run_id],
-                |r| {
-                    Ok(RunTotals {
-                        syncs: r.get(0)?,
-                        failed: r.get(1)?,
-                        records: r.get(2)?,
-                    })
-                },
-            )
-            .map_err(super::sql_err(&self.path, "query run totals"))
-    }
-
     /// Every `sync_status` row, ordered by backup, symbol, interval.
     ///
     /// # Errors
@@ -262,24 +249,37 @@ impl HistoryReader {
             .map_err(super::sql_err(&self.path, "query status"))
     }
 
-    /// Task runs, newest first, optionally of one task.
+    /// Task runs, newest first, optionally of one task; `limit` 0 means all.
     ///
     /// # Errors
     /// [`super::HistoryError::Sql`].
     pub fn runs(&self, task: Option<&str>, limit: usize) -> Result<Vec<RunRow>> {
+        self.runs_before(task, None, limit)
+    }
+
+    /// [`HistoryReader::runs`] with ids below `before` (the API's pagination cursor).
+    ///
+    /// # Errors
+    /// [`super::HistoryError::Sql`].
+    pub fn runs_before(
+        &self,
+        task: Option<&str>,
+        before: Option<i64>,
+        limit: usize,
+    ) -> Result<Vec<RunRow>> {
         let limit =
             i64::try_from(if limit == 0 { usize::MAX >> 1 } else { limit }).unwrap_or(i64::MAX);
         let sql = format!(
-            "SELECT id, task, trigger, started_at, finished_at, status, error, {} FROM task_runs \
-             WHERE (?1 IS NULL OR task = ?1) ORDER BY id DESC LIMIT ?2",
-            self.warning_col()
+            "{} WHERE (?1 IS NULL OR r.task = ?1) AND (?2 IS NULL OR r.id < ?2) GROUP BY r.id \
+             ORDER BY r.id DESC LIMIT ?3",
+            self.run_select()
         );
         let mut stmt = self
             .conn
             .prepare(&sql)
             .map_err(super::sql_err(&self.path, "query runs"))?;
         let rows = stmt
-            .query_map(rusqlite::params![task, limit], run_row)
+            .query_map(rusqlite::params![task, before, limit], run_row)
             .map_err(super::sql_err(&self.path, "query runs"))?;
         rows.collect::<std::result::Result<_, _>>()
             .map_err(super::sql_err(&self.path, "query runs"))
@@ -291,14 +291,26 @@ impl HistoryReader {
     /// [`super::HistoryError::Sql`].
     pub fn run(&self, id: i64) -> Result<Option<RunRow>> {
         use rusqlite::OptionalExtension;
-        let sql = format!(
-            "SELECT id, task, trigger, started_at, finished_at, status, error, {} FROM task_runs WHERE id = ?1",
-            self.warning_col()
-        );
+        let sql = format!("{} WHERE r.id = ?1 GROUP BY r.id", self.run_select());
         self.conn
             .query_row(&sql, [id], run_row)
             .optional()
             .map_err(super::sql_err(&self.path, "query run"))
+    }
+
+    /// One task run with its `sync_history` rows (newest first).
+    ///
+    /// # Errors
+    /// [`super::HistoryError::Sql`].
+    pub fn run_detail(&self, id: i64) -> Result<Option<RunDetail>> {
+        let Some(run) = self.run(id)? else {
+            return Ok(None);
+        };
+        let history = self.history(&HistoryFilter {
+            run_id: Some(id),
+            ..HistoryFilter::default()
+        })?;
+        Ok(Some(RunDetail { run, history }))
     }
 
     /// The latest run of each task.
@@ -307,9 +319,9 @@ impl HistoryReader {
     /// [`super::HistoryError::Sql`].
     pub fn last_runs(&self) -> Result<Vec<RunRow>> {
         let sql = format!(
-            "SELECT id, task, trigger, started_at, finished_at, status, error, {} FROM task_runs \
-             WHERE id IN (SELECT max(id) FROM task_runs GROUP BY task) ORDER BY task",
-            self.warning_col()
+            "{} WHERE r.id IN (SELECT max(id) FROM task_runs GROUP BY task) GROUP BY r.id \
+             ORDER BY r.task",
+            self.run_select()
         );
         let mut stmt = self
             .conn
@@ -324,9 +336,20 @@ impl HistoryReader {
 }
 
 impl HistoryReader {
-    /// `task_runs.warning`, or `NULL` in a file from before schema version 3.
-    fn warning_col(&self) -> &'static str {
-        if self.version >= 3 { "warning" } else { "NULL" }
+    /// The columns [`run_row`] reads: a run (`task_runs r`) with its syncs' totals; the
+    /// caller adds `WHERE`, `GROUP BY r.id` and the order. `task_runs.warning` reads `NULL`
+    /// in a file from before schema version 3.
+    fn run_select(&self) -> String {
+        format!(
+            "SELECT r.id, r.task, r.trigger, r.started_at, r.finished_at, r.status, r.error, {}, \
+             count(h.id), coalesce(sum(h.status = 'failed'), 0), coalesce(sum(h.records), 0) \
+             FROM task_runs r LEFT JOIN sync_history h ON h.run_id = r.id",
+            if self.version >= 3 {
+                "r.warning"
+            } else {
+                "NULL"
+            }
+        )
     }
 }
 
@@ -384,7 +407,22 @@ fn run_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RunRow> {
         status: status_col(r, 5)?,
         error: r.get(6)?,
         warning: r.get(7)?,
-    })
+        duration_seconds: None,
+        syncs: r.get(8)?,
+        failed: r.get(9)?,
+        records: r.get(10)?,
+    }
+    .with_duration())
+}
+
+impl RunRow {
+    /// Fills `duration_seconds` from the start and end.
+    fn with_duration(mut self) -> Self {
+        self.duration_seconds = self
+            .finished_at
+            .map(|f| (f - self.started_at).num_milliseconds() as f64 / 1000.0);
+        self
+    }
 }
 
 /// Sync figures of one backup over a time window.

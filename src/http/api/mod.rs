@@ -3,7 +3,9 @@
 //! Routes: `GET /healthz`, `GET /metrics` (OpenMetrics, or Prometheus text 0.0.4 when the
 //! `Accept` header prefers it), and under `/api/dms`:
 //! `GET sync/history`, `GET sync/status`, `GET sync/metrics`, `GET tasks`,
-//! `POST tasks/{name}/run`. With `api.token` set, every `/api` route needs
+//! `POST tasks/{name}/run`, `GET runs`, `GET runs/{id}`, `POST reconcile`, `GET reconcile`.
+//! Each kind of object has one JSON shape, shared with the CLI's `--json` (README "JSON
+//! shapes"). With `api.token` set, every `/api` route needs
 //! `Authorization: Bearer <token>` ([`super::auth`]). Bad input gets a 400 with a JSON
 //! message, never a 500.
 
@@ -12,11 +14,11 @@ mod params;
 use super::auth::access;
 use crate::app::metrics::{self, MetricsReport};
 use crate::app::status::{self, SeriesStatus};
-use crate::app::tasks;
+use crate::app::tasks::{self, TaskView};
 use crate::daemon::metrics::Scrape;
 use crate::daemon::metrics::exposition::Format;
 use crate::daemon::{Daemon, TriggerError};
-use crate::history::{self, HistoryFilter, HistoryReader, HistoryRow, RunRow, Trigger};
+use crate::history::{self, HistoryFilter, HistoryReader, HistoryRow, RunDetail, RunRow, Trigger};
 use crate::sync::{Pass, ReconcileArgs};
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
@@ -80,6 +82,8 @@ pub fn routes(daemon: Arc<Daemon>) -> Router<Arc<Daemon>> {
         .route("/sync/metrics", get(metrics_json))
         .route("/tasks", get(tasks))
         .route("/tasks/{name}/run", post(run_task))
+        .route("/runs", get(runs))
+        .route("/runs/{id}", get(run_detail))
         .route("/reconcile", post(reconcile))
         .route("/reconcile", get(reconciles))
         .route_layer(axum::middleware::from_fn_with_state(daemon, auth));
@@ -139,6 +143,7 @@ async fn history(
     )?;
     let limit = p.limit(100, MAX_LIMIT)?;
     known_backup(&d, p.text("backup"))?;
+    known_task(&d, p.text("task"))?;
     let filter = HistoryFilter {
         backup: p.text("backup"),
         symbol: p.text("symbol"),
@@ -212,52 +217,85 @@ async fn metrics_json(
     )))
 }
 
-/// One task as the API shows it.
-#[derive(serde::Serialize)]
-pub struct TaskInfo {
-    name: String,
-    enabled: bool,
-    schedule: Option<String>,
-    timezone: String,
-    next_run: Option<String>,
-    running: bool,
-    last_run: Option<RunRow>,
-}
-
 async fn tasks(
     State(d): State<Arc<Daemon>>,
     q: Result<Query<Vec<(String, String)>>, axum::extract::rejection::QueryRejection>,
-) -> ApiResult<Json<Vec<TaskInfo>>> {
+) -> ApiResult<Json<Vec<TaskView>>> {
     Params::new(q, &[])?;
     let last = read_history(&d, |db| db.last_runs()).await?;
     let out = tasks::summaries(&d.app.settings, &last, chrono::Utc::now(), |t| {
         d.app.is_running(t)
     })
     .into_iter()
-    .map(|t| TaskInfo {
-        name: t.name,
-        enabled: t.enabled,
-        schedule: t.schedule.map(|c| c.text),
-        timezone: t.timezone.name().to_string(),
-        next_run: t.next_run.map(|n| n.to_rfc3339()),
-        running: t.running,
-        last_run: t.last_run,
-    })
+    .map(TaskView::from)
     .collect();
     Ok(Json(out))
 }
 
+/// A page of task runs and the cursor of the next page.
+#[derive(serde::Serialize)]
+struct RunsPage {
+    items: Vec<RunRow>,
+    next_cursor: Option<i64>,
+}
+
+/// `GET /api/dms/runs?task=&limit=&cursor=`: task runs, newest first.
+async fn runs(
+    State(d): State<Arc<Daemon>>,
+    q: Result<Query<Vec<(String, String)>>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult<Json<RunsPage>> {
+    let p = Params::new(q, &["task", "limit", "cursor"])?;
+    let limit = p.limit(100, MAX_LIMIT)?;
+    let task = p.text("task");
+    known_task(&d, task.clone())?;
+    let before = p.int("cursor")?;
+    let mut items = read_history(&d, move |db| {
+        db.runs_before(task.as_deref(), before, limit + 1)
+    })
+    .await?;
+    let next_cursor = if items.len() > limit {
+        items.truncate(limit);
+        items.last().map(|r| r.id)
+    } else {
+        None
+    };
+    Ok(Json(RunsPage { items, next_cursor }))
+}
+
+/// `GET /api/dms/runs/{id}`: one run with its sync history rows (404 when there is none).
+async fn run_detail(
+    State(d): State<Arc<Daemon>>,
+    Path(id): Path<String>,
+    q: Result<Query<Vec<(String, String)>>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult<Json<RunDetail>> {
+    Params::new(q, &[])?;
+    let id: i64 = id
+        .parse()
+        .map_err(|_| ApiError::bad_request(format!("run id {id:?} is not a number")))?;
+    read_history(&d, move |db| db.run_detail(id))
+        .await?
+        .map(Json)
+        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, format!("no run {id}")))
+}
+
+/// `POST /api/dms/tasks/{name}/run?force=`: 202 with the run id (and `Location` of the run)
+/// once the run is recorded; the run goes on in the background.
 async fn run_task(
     State(d): State<Arc<Daemon>>,
     Path(name): Path<String>,
     q: Result<Query<Vec<(String, String)>>, axum::extract::rejection::QueryRejection>,
-) -> ApiResult<(StatusCode, Json<serde_json::Value>)> {
+) -> ApiResult<(
+    StatusCode,
+    [(header::HeaderName, String); 1],
+    Json<serde_json::Value>,
+)> {
     let p = Params::new(q, &["force"])?;
     let force = p.bool("force")?.unwrap_or(false);
-    match d.trigger(&name, Trigger::Api, force) {
-        Ok(()) => Ok((
+    match d.trigger(&name, Trigger::Api, force).await {
+        Ok(run_id) => Ok((
             StatusCode::ACCEPTED,
-            Json(serde_json::json!({ "task": name, "status": "started" })),
+            [(header::LOCATION, format!("/api/dms/runs/{run_id}"))],
+            Json(serde_json::json!({ "task": name, "run_id": run_id, "status": "started" })),
         )),
         Err(e @ TriggerError::Unknown(_)) => {
             Err(ApiError::new(StatusCode::NOT_FOUND, e.to_string()))
@@ -265,7 +303,9 @@ async fn run_task(
         Err(
             e @ (TriggerError::Running(_) | TriggerError::Reconciling | TriggerError::Disabled(_)),
         ) => Err(ApiError::new(StatusCode::CONFLICT, e.to_string())),
-        Err(e @ TriggerError::ShuttingDown) => Err(ApiError::unavailable(e.to_string())),
+        Err(e @ (TriggerError::ShuttingDown | TriggerError::NotRecorded(_))) => {
+            Err(ApiError::unavailable(e.to_string()))
+        }
     }
 }
 
@@ -275,6 +315,15 @@ fn known_backup(d: &Daemon, backup: Option<String>) -> ApiResult<()> {
         .settings
         .check_backups(backup.as_ref())
         .map_err(|e| ApiError::bad_request(format!("backup: {e}")))
+}
+
+/// A `task` parameter must name a task (or one of dms's own pseudo-tasks, `@…`).
+fn known_task(d: &Daemon, task: Option<String>) -> ApiResult<()> {
+    match task {
+        Some(t) => tasks::check_known(&d.app.settings, &t)
+            .map_err(|e| ApiError::bad_request(format!("task: {e}"))),
+        None => Ok(()),
+    }
 }
 
 /// Comma-separated list parameter.
@@ -351,7 +400,7 @@ async fn healthz(State(d): State<Arc<Daemon>>) -> Json<serde_json::Value> {
     let healthy = nodes.iter().all(|n| n.reachable) && history.is_ok();
     Json(serde_json::json!({
         "status": if healthy { "ok" } else { "degraded" },
-        "started_at": d.started_at().to_rfc3339(),
+        "started_at": history::time_text(d.started_at()),
         "stopping": d.is_stopping(),
         "nodes": nodes,
         "history": match history {

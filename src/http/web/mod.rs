@@ -92,6 +92,7 @@ enum RunOutcome {
     Unknown,
     Stopping,
     Disabled,
+    NotRecorded,
 }
 
 impl RunOutcome {
@@ -102,6 +103,7 @@ impl RunOutcome {
             RunOutcome::Unknown => "unknown",
             RunOutcome::Stopping => "stopping",
             RunOutcome::Disabled => "disabled",
+            RunOutcome::NotRecorded => "not-recorded",
         }
     }
 
@@ -112,6 +114,7 @@ impl RunOutcome {
             "unknown" => RunOutcome::Unknown,
             "stopping" => RunOutcome::Stopping,
             "disabled" => RunOutcome::Disabled,
+            "not-recorded" => RunOutcome::NotRecorded,
             _ => return None,
         })
     }
@@ -326,12 +329,13 @@ async fn run_now(
         return unauthorized("This dms needs its API token: sign in on the status page.");
     }
     let pairs = form.map(|Form(p)| p).unwrap_or_default();
-    let outcome = match d.trigger(&name, Trigger::Api, false) {
-        Ok(()) => RunOutcome::Started,
+    let outcome = match d.trigger(&name, Trigger::Api, false).await {
+        Ok(_) => RunOutcome::Started,
         Err(TriggerError::Running(_) | TriggerError::Reconciling) => RunOutcome::Running,
         Err(TriggerError::Disabled(_)) => RunOutcome::Disabled,
         Err(TriggerError::Unknown(_)) => RunOutcome::Unknown,
         Err(TriggerError::ShuttingDown) => RunOutcome::Stopping,
+        Err(TriggerError::NotRecorded(_)) => RunOutcome::NotRecorded,
     };
     let view = View::from_pairs(&pairs);
     let mut params = view.params();

@@ -200,6 +200,12 @@ fn notice_text(task: &str, outcome: RunOutcome) -> (&'static str, String) {
             "bad",
             format!("{task} is disabled (enabled: false in task.yaml); not started."),
         ),
+        RunOutcome::NotRecorded => (
+            "bad",
+            format!(
+                "{task} could not start: its run could not be recorded in the sync history (see the daemon's log)."
+            ),
+        ),
     }
 }
 
