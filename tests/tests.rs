@@ -20,6 +20,7 @@ mod lua;
 mod metrics;
 mod reliability;
 mod scope;
+mod shapes;
 mod sqlite_node;
 mod sync_sqlite;
 mod upgrade;
