@@ -309,12 +309,8 @@ impl CronExpr {
     /// # Errors
     /// What is wrong, in words: the field count, or the field and value that is out of range.
     pub fn parse(text: &str) -> Result<CronExpr, String> {
-        let five;
         let expr = match text.trim() {
-            m if m.starts_with('@') => {
-                five = macro_fields(m)?;
-                five
-            }
+            m if m.starts_with('@') => macro_fields(m)?,
             t => t,
         };
         let full = match expr.split_whitespace().count() {
