@@ -270,3 +270,97 @@ fn ages_past_the_earliest_time_are_read_on_the_command_line_not_panicked() {
         assert_eq!(out.status.code(), Some(0), "{args:?}: {err}");
     }
 }
+
+#[test]
+fn cron_mistakes_are_named_in_words_with_their_line() {
+    let p = Project::new();
+    for (schedule, needle) in [
+        ("0 24 * * *", "hour 24 is out of range 0–23"),
+        (
+            "* * * *",
+            "has 4 fields: use 5 fields (minute hour day-of-month month day-of-week)",
+        ),
+        (
+            "0 0 * * 8",
+            "day of week 8 is out of range 0–7 (0 and 7 are Sunday)",
+        ),
+        ("@fortnightly", "unknown cron macro \"@fortnightly\""),
+    ] {
+        p.write(
+            "config/task.yaml",
+            &format!("tasks:\n  - name: t1\n    schedule: \"{schedule}\"\n"),
+        );
+        assert_rejected(
+            &p,
+            &["task.yaml", "tasks[0].schedule", needle, "line 3 column 15"],
+        );
+        let (_, text) = check(&p);
+        assert!(
+            !text.contains("must be less than"),
+            "the crate's words: {text}"
+        );
+    }
+}
+
+#[test]
+fn cron_macros_and_seven_fields_pass_config_check() {
+    let p = Project::new();
+    p.write(
+        "config/task.yaml",
+        "tasks:\n  - name: hourly\n    schedule: \"@hourly\"\n  - name: daily\n    schedule: \"@daily\"\n  - name: weekly\n    schedule: \"@weekly\"\n  - name: monthly\n    schedule: \"@monthly\"\n  - name: yearly\n    schedule: \"@yearly\"\n  - name: with_year\n    schedule: \"0 30 16 * * Mon-Fri 2030\"\n",
+    );
+    let (code, text) = check(&p);
+    assert_eq!(code, 0, "{text}");
+    let out = p.cli(&["task", "list", "--json"]);
+    let tasks: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let weekly = tasks
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["name"] == "weekly")
+        .unwrap_or_else(|| panic!("{tasks}"));
+    assert_eq!(weekly["schedule"], "@weekly", "{weekly}");
+    // Standard cron's @weekly: Sunday, 00:00 (in the task's zone, UTC here).
+    let next = weekly["next_run"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{weekly}"));
+    let next = chrono::DateTime::parse_from_rfc3339(next).unwrap();
+    assert_eq!(
+        next.format("%a %H:%M:%S").to_string(),
+        "Sun 00:00:00",
+        "{next}"
+    );
+}
+
+#[test]
+fn a_tab_indented_sync_yaml_says_to_indent_with_spaces() {
+    let yaml = sync_yaml(10, 2, "").replace("  retry_times: 2", "\tretry_times: 2");
+    let p = Project::with_sync(&yaml);
+    assert_rejected(
+        &p,
+        &[
+            "sync.yaml",
+            "tabs are not allowed in YAML indentation (a tab at line 8 column 1); indent with spaces",
+            "line 8 column 1",
+        ],
+    );
+}
+
+#[test]
+fn a_misindented_task_yaml_says_what_it_lines_up_with() {
+    let p = Project::new();
+    p.write(
+        "config/task.yaml",
+        "tasks:\n  - name: t1\n    schedule: \"0 * * * *\"\n   timezone: UTC\n",
+    );
+    assert_rejected(
+        &p,
+        &[
+            "task.yaml",
+            "wrong indentation: line 4 is indented 3 spaces, which lines up with no key above it",
+            "`schedule` (line 3) at 4 spaces",
+            "the list item `- name` (line 2) at 2 spaces",
+            "line 4 column 4",
+        ],
+    );
+}

@@ -18,6 +18,7 @@ mod influx;
 mod load;
 mod lua;
 mod metrics;
+mod ops;
 mod reliability;
 mod scope;
 mod shapes;

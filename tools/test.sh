@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The test command (README "Run the tests"). Installs what the tests need when it is missing —
+# The test command (README "Two commands"). Installs what the tests need when it is missing —
 # Debian's influxdb package for the real InfluxDB servers the tests start, chromium with
 # chromium-driver for the status page's browser tests, and prometheus (promtool and the server)
 # for the /metrics and dashboard tests — then runs the whole suite. Extra arguments go to

@@ -1,8 +1,10 @@
 //! The command line: clap types and one function per subcommand. Every command returns an
 //! exit code: 0 success, 1 when any task, series or check failed, 2 for bad input.
 
+mod completions;
 mod config_check;
 mod history;
+mod man;
 mod metrics;
 mod output;
 mod progress;
@@ -65,6 +67,10 @@ pub enum Command {
     /// Validate the configuration.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions(completions::CompletionsArgs),
+    /// Print the manual page (roff), or write one page per subcommand with --out.
+    Man(man::ManArgs),
     /// (internal) The process a task's script runs in, started by dms itself.
     #[command(name = "__script", hide = true)]
     Script {
@@ -105,6 +111,8 @@ pub async fn run(cli: Cli) -> ExitCode {
         Command::Verify(args) => verify::run(&cli.config, args).await,
         Command::Reconcile(args) => reconcile::run(&cli.config, args).await,
         Command::Config(ConfigCommand::Check(args)) => config_check::check(&cli.config, args).await,
+        Command::Completions(args) => completions::run(args),
+        Command::Man(args) => man::run(args),
         Command::Script { task } => return crate::script::worker::run(&cli.config, &task).await,
     };
     match result {

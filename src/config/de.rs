@@ -302,24 +302,35 @@ pub struct CronExpr {
 }
 
 impl CronExpr {
-    /// Parses standard 5-field cron (`30 16 * * Mon-Fri`) or the `cron` crate's 6/7-field form
-    /// with seconds (and years).
+    /// Parses standard 5-field cron (`30 16 * * Mon-Fri`), 6 fields with seconds first, 7 with
+    /// seconds first and a year last, or a macro (`@hourly`, `@daily`, `@weekly`, …). Numeric
+    /// weekdays are standard cron's (0 and 7 = Sunday).
     ///
     /// # Errors
-    /// The parser's message, with the expression.
+    /// What is wrong, in words: the field count, or the field and value that is out of range.
     pub fn parse(text: &str) -> Result<CronExpr, String> {
-        let fields = text.split_whitespace().count();
-        let full = match fields {
-            5 => format!("0 {text}"),
-            6 | 7 => text.to_string(),
+        let expr = match text.trim() {
+            m if m.starts_with('@') => macro_fields(m)?,
+            t => t,
+        };
+        let full = match expr.split_whitespace().count() {
+            5 => format!("0 {expr}"),
+            6 | 7 => expr.split_whitespace().collect::<Vec<_>>().join(" "),
+            0 => {
+                return Err(format!("the cron expression is empty: {ACCEPTED_SHAPES}"));
+            }
             n => {
+                let fields = if n == 1 { "field" } else { "fields" };
                 return Err(format!(
-                    "cron expression {text:?} has {n} fields: use 5 (min hour day month weekday) or 6 with seconds first"
+                    "cron expression {text:?} has {n} {fields}: {ACCEPTED_SHAPES}"
                 ));
             }
         };
-        let full = standard_weekdays(&full)?;
+        check_fields(&full).map_err(|why| format!("invalid cron expression {text:?}: {why}"))?;
+        let full = standard_weekdays(&full)
+            .map_err(|why| format!("invalid cron expression {text:?}: {why}"))?;
         let schedule = full.parse::<cron::Schedule>().map_err(|e| {
+            // Not expected after check_fields; the crate's own words, as a last resort.
             let why = e.to_string();
             let why = why.lines().last().unwrap_or("").trim().to_string();
             format!("invalid cron expression {text:?}: {why}")
@@ -329,6 +340,221 @@ impl CronExpr {
             schedule,
         })
     }
+}
+
+/// What a schedule may look like, for the messages about its shape.
+const ACCEPTED_SHAPES: &str = "use 5 fields (minute hour day-of-month month day-of-week), 6 \
+     with seconds first, 7 with seconds first and a year last, or one of @hourly, @daily \
+     (@midnight), @weekly, @monthly, @yearly (@annually)";
+
+/// The 5 fields a macro stands for (standard cron's meaning; `@weekly` is Sunday at 00:00).
+fn macro_fields(name: &str) -> Result<&'static str, String> {
+    Ok(match name.to_ascii_lowercase().as_str() {
+        "@hourly" => "0 * * * *",
+        "@daily" | "@midnight" => "0 0 * * *",
+        "@weekly" => "0 0 * * 0",
+        "@monthly" => "0 0 1 * *",
+        "@yearly" | "@annually" => "0 0 1 1 *",
+        "@reboot" => {
+            return Err(
+                "@reboot is not a schedule dms can keep: use catch_up to run after downtime"
+                    .to_string(),
+            );
+        }
+        _ => {
+            return Err(format!(
+                "unknown cron macro {name:?}: use @hourly, @daily (@midnight), @weekly, \
+                 @monthly or @yearly (@annually)"
+            ));
+        }
+    })
+}
+
+/// One field of a 6- or 7-field expression: its name in messages, its range, and the names it
+/// takes.
+struct FieldSpec {
+    /// The field's name in messages.
+    what: &'static str,
+    /// The smallest value.
+    min: u32,
+    /// The largest value.
+    max: u32,
+    /// The spellings of each name, from the value `min` on (empty: numbers only).
+    names: &'static [&'static str],
+    /// `?` (any) is allowed: the day fields.
+    any: bool,
+    /// What the field takes, in words.
+    hint: &'static str,
+}
+
+/// The spellings of each month the `cron` crate takes, January first.
+const MONTH_NAMES: [&str; 12] = [
+    "JAN JANUARY",
+    "FEB FEBRUARY",
+    "MAR MARCH",
+    "APR APRIL",
+    "MAY",
+    "JUN JUNE",
+    "JUL JULY",
+    "AUG AUGUST",
+    "SEP SEPTEMBER",
+    "OCT OCTOBER",
+    "NOV NOVEMBER",
+    "DEC DECEMBER",
+];
+
+/// The spellings of each weekday the `cron` crate takes, Sunday first.
+const WEEKDAY_NAMES: [&str; 7] = [
+    "SUN SUNDAY",
+    "MON MONDAY",
+    "TUE TUES TUESDAY",
+    "WED WEDNESDAY",
+    "THU THURS THURSDAY",
+    "FRI FRIDAY",
+    "SAT SATURDAY",
+];
+
+const FIELDS: [FieldSpec; 7] = [
+    FieldSpec {
+        what: "second",
+        min: 0,
+        max: 59,
+        names: &[],
+        any: false,
+        hint: "0–59",
+    },
+    FieldSpec {
+        what: "minute",
+        min: 0,
+        max: 59,
+        names: &[],
+        any: false,
+        hint: "0–59",
+    },
+    FieldSpec {
+        what: "hour",
+        min: 0,
+        max: 23,
+        names: &[],
+        any: false,
+        hint: "0–23",
+    },
+    FieldSpec {
+        what: "day of month",
+        min: 1,
+        max: 31,
+        names: &[],
+        any: true,
+        hint: "1–31",
+    },
+    FieldSpec {
+        what: "month",
+        min: 1,
+        max: 12,
+        names: &MONTH_NAMES,
+        any: false,
+        hint: "1–12 or Jan–Dec",
+    },
+    FieldSpec {
+        what: "day of week",
+        min: 0,
+        max: 7,
+        names: &WEEKDAY_NAMES,
+        any: true,
+        hint: "0–7 (0 and 7 are Sunday) or Sun–Sat",
+    },
+    FieldSpec {
+        what: "year",
+        min: 1970,
+        max: 2100,
+        names: &[],
+        any: false,
+        hint: "1970–2100",
+    },
+];
+
+/// Checks every field of a 6- or 7-field expression against standard cron's ranges, so a
+/// mistake is named in words ("hour 24 is out of range 0–23") rather than in the `cron`
+/// crate's.
+fn check_fields(full: &str) -> Result<(), String> {
+    for (field, spec) in full.split_whitespace().zip(&FIELDS) {
+        for part in field.split(',') {
+            check_part(part, spec)?;
+        }
+    }
+    Ok(())
+}
+
+fn check_part(part: &str, spec: &FieldSpec) -> Result<(), String> {
+    let what = spec.what;
+    if part.is_empty() {
+        return Err(format!(
+            "the {what} field has an empty item (two commas, or one at an end)"
+        ));
+    }
+    let (range, step) = match part.split_once('/') {
+        Some((r, s)) => (r, Some(s)),
+        None => (part, None),
+    };
+    match range {
+        "*" => {}
+        "?" if spec.any => {}
+        "?" => {
+            return Err(format!(
+                "? (any) is only for the day fields, not the {what}"
+            ));
+        }
+        r => match r.split_once('-') {
+            Some((a, b)) => {
+                // 7 closes a weekday range as Sunday at the end of the week (5-7).
+                let (from, to) = (value(a, spec)?, value(b, spec)?);
+                if from > to {
+                    return Err(format!("{what} range {r} runs backwards"));
+                }
+            }
+            None => {
+                value(r, spec)?;
+            }
+        },
+    }
+    if let Some(s) = step {
+        let most = (spec.max - spec.min).max(1);
+        match s.parse::<u32>() {
+            Ok(n) if (1..=most).contains(&n) => {}
+            Ok(n) => return Err(format!("{what} step {n} is out of range 1–{most}")),
+            Err(_) => return Err(format!("{what} step {s:?} is not a whole number")),
+        }
+    }
+    Ok(())
+}
+
+/// One value of a field: a number in its range or one of its names (`Mon`, `Monday`, `Jan`,
+/// `January`, any case), as its number (weekdays: 0 = Sunday, months: 1 = January).
+fn value(t: &str, spec: &FieldSpec) -> Result<u32, String> {
+    let what = spec.what;
+    if let Ok(n) = t.parse::<u32>() {
+        if n < spec.min || n > spec.max {
+            let sunday = if spec.max == 7 {
+                " (0 and 7 are Sunday)"
+            } else {
+                ""
+            };
+            return Err(format!(
+                "{what} {n} is out of range {}–{}{sunday}",
+                spec.min, spec.max
+            ));
+        }
+        return Ok(n);
+    }
+    if spec.names.is_empty() {
+        return Err(format!("{what} {t:?} is not a number ({})", spec.hint));
+    }
+    let upper = t.to_ascii_uppercase();
+    spec.names
+        .iter()
+        .position(|names| names.split(' ').any(|n| n == upper))
+        .map(|i| spec.min + i as u32)
+        .ok_or_else(|| format!("{what} {t:?} is not {}", spec.hint))
 }
 
 const DAY_NAMES: [&str; 7] = ["SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT"];
@@ -344,17 +570,7 @@ fn standard_weekdays(full: &str) -> Result<String, String> {
     if !dow.chars().any(|c| c.is_ascii_digit()) {
         return Ok(full.to_string());
     }
-    let day = |t: &str| -> Result<usize, String> {
-        if let Some(i) = DAY_NAMES.iter().position(|n| n.eq_ignore_ascii_case(t)) {
-            return Ok(i);
-        }
-        match t.parse::<usize>() {
-            Ok(n) if n <= 7 => Ok(n % 7),
-            _ => Err(format!(
-                "day of week {t:?}: use 0-7 (0 and 7 are Sunday) or Sun-Sat"
-            )),
-        }
-    };
+    let day = |t: &str| value(t, &FIELDS[5]).map(|n| n as usize % 7);
     let mut set = [false; 7];
     for part in dow.split(',') {
         let (range, step) = match part.split_once('/') {
@@ -428,6 +644,111 @@ mod tests {
             .map(|d| d.format("%a").to_string())
             .collect();
         assert_eq!(days, ["Mon", "Tue", "Wed", "Thu", "Fri", "Mon"]);
+    }
+
+    #[test]
+    fn macros_stand_for_their_standard_fields() {
+        let fields = |e: &str| {
+            CronExpr::parse(e)
+                .map(|c| c.schedule.source().to_string())
+                .unwrap()
+        };
+        assert_eq!(fields("@hourly"), "0 0 * * * *");
+        assert_eq!(fields("@daily"), "0 0 0 * * *");
+        assert_eq!(fields("@midnight"), "0 0 0 * * *");
+        // Sunday, written the way the crate counts it.
+        assert_eq!(fields("@weekly"), "0 0 0 * * SUN");
+        assert_eq!(fields("@monthly"), "0 0 0 1 * *");
+        assert_eq!(fields("@yearly"), "0 0 0 1 1 *");
+        assert_eq!(fields("@Annually"), "0 0 0 1 1 *");
+        // The text shown to people stays as written.
+        assert_eq!(CronExpr::parse("@daily").unwrap().text, "@daily");
+        let err = CronExpr::parse("@fortnightly").unwrap_err();
+        assert!(err.contains("unknown cron macro \"@fortnightly\""), "{err}");
+        assert!(err.contains("@hourly, @daily"), "{err}");
+        assert!(CronExpr::parse("@reboot").unwrap_err().contains("catch_up"));
+    }
+
+    #[test]
+    fn field_counts_are_named_with_every_accepted_shape() {
+        let err = CronExpr::parse("* * * *").unwrap_err();
+        assert!(
+            err.starts_with("cron expression \"* * * *\" has 4 fields: use 5 fields"),
+            "{err}"
+        );
+        assert!(
+            err.contains("7 with seconds first and a year last"),
+            "{err}"
+        );
+        assert!(err.contains("@daily"), "{err}");
+        let err = CronExpr::parse("daily").unwrap_err();
+        assert!(err.contains("has 1 field: "), "{err}");
+        assert!(CronExpr::parse("  ").unwrap_err().contains("is empty"));
+        // What the message offers is accepted.
+        for ok in [
+            "30 16 * * *",
+            "0 30 16 * * *",
+            "0 30 16 * * * 2030",
+            "@weekly",
+        ] {
+            assert!(CronExpr::parse(ok).is_ok(), "{ok}");
+        }
+        assert!(
+            CronExpr::parse("0 0 0 * * * 2030 1")
+                .unwrap_err()
+                .contains("has 8 fields")
+        );
+    }
+
+    #[test]
+    fn out_of_range_values_are_named_in_words() {
+        let why = |e: &str| CronExpr::parse(e).unwrap_err();
+        for (expr, want) in [
+            ("0 24 * * *", "hour 24 is out of range 0–23"),
+            ("60 * * * *", "minute 60 is out of range 0–59"),
+            ("0 0 * * * * *", "nothing"),
+            ("0 0 32 * *", "day of month 32 is out of range 1–31"),
+            ("0 0 0 * * *", "nothing"),
+            ("0 0 0 * *", "day of month 0 is out of range 1–31"),
+            ("0 0 * 13 *", "month 13 is out of range 1–12"),
+            ("0 0 * Foo *", "month \"Foo\" is not 1–12 or Jan–Dec"),
+            (
+                "0 0 * * 8",
+                "day of week 8 is out of range 0–7 (0 and 7 are Sunday)",
+            ),
+            ("0 0 * * Funday", "day of week \"Funday\" is not 0–7"),
+            ("0 0 * * 5-2", "day of week range 5-2 runs backwards"),
+            ("0 20-8 * * *", "hour range 20-8 runs backwards"),
+            ("*/0 * * * *", "minute step 0 is out of range 1–59"),
+            ("0 */24 * * *", "hour step 24 is out of range 1–23"),
+            ("x * * * *", "minute \"x\" is not a number (0–59)"),
+            ("0,,5 * * * *", "the minute field has an empty item"),
+            ("? * * * *", "? (any) is only for the day fields"),
+            ("60 0 0 * * *", "second 60 is out of range 0–59"),
+            ("0 0 0 * * * 1969", "year 1969 is out of range 1970–2100"),
+        ] {
+            if want == "nothing" {
+                assert!(CronExpr::parse(expr).is_ok(), "{expr}");
+                continue;
+            }
+            let err = why(expr);
+            assert!(
+                err.starts_with(&format!("invalid cron expression {expr:?}: ")),
+                "{expr}: {err}"
+            );
+            assert!(err.contains(want), "{expr}: {err}");
+            // Never the crate's own phrasing ("Hours must be less than 23").
+            assert!(!err.contains("must be"), "{expr}: {err}");
+        }
+        // Names the crate takes are taken.
+        for ok in [
+            "0 0 * January Monday",
+            "0 0 * * tues-thurs",
+            "0 0 * * 1-7",
+            "0 0 * * Fri-7",
+        ] {
+            assert!(CronExpr::parse(ok).is_ok(), "{ok}");
+        }
     }
 
     #[test]

@@ -5,6 +5,7 @@
 pub mod de;
 pub mod raw;
 pub mod settings;
+mod yaml_words;
 
 pub use raw::{CheckScope, SyncMode};
 pub use settings::*;
@@ -83,10 +84,14 @@ pub fn parse_str<T: serde::de::DeserializeOwned + Default>(
     }
     yaml_serde::from_str(text).map_err(|e| {
         let mut message = e.to_string();
-        if let Some(loc) = e.location()
-            && !message.contains("line ")
-        {
-            message = format!("line {} column {}: {message}", loc.line(), loc.column());
+        if let Some(loc) = e.location() {
+            if !message.contains("line ") {
+                message = format!("line {} column {}: {message}", loc.line(), loc.column());
+            }
+            // The parser's phrase says where; the words say why.
+            if let Some(words) = yaml_words::explain(text, &message, loc.line(), loc.column()) {
+                message = format!("{words} (the YAML parser: {message})");
+            }
         }
         ConfigError::Parse {
             path: path.to_path_buf(),

@@ -243,6 +243,42 @@ mod tests {
     }
 
     #[test]
+    fn macros_fire_at_their_standard_times() {
+        let utc = chrono_tz::UTC;
+        assert_eq!(
+            fires("@hourly", utc, "2026-01-01T00:30:00Z", 2),
+            ["2026-01-01T01:00:00+00:00", "2026-01-01T02:00:00+00:00"]
+        );
+        // Local midnight, on both sides of a DST change.
+        let ny = chrono_tz::America::New_York;
+        assert_eq!(
+            fires("@daily", ny, "2026-03-07T12:00:00Z", 2),
+            ["2026-03-08T00:00:00-05:00", "2026-03-09T00:00:00-04:00"]
+        );
+        assert_eq!(
+            fires("@midnight", utc, "2026-01-01T00:00:00Z", 1),
+            ["2026-01-02T00:00:00+00:00"]
+        );
+        // Sunday midnight (2026-01-07 is a Wednesday).
+        assert_eq!(
+            fires("@weekly", utc, "2026-01-07T12:00:00Z", 2),
+            ["2026-01-11T00:00:00+00:00", "2026-01-18T00:00:00+00:00"]
+        );
+        assert_eq!(
+            fires("@monthly", utc, "2026-01-15T00:00:00Z", 2),
+            ["2026-02-01T00:00:00+00:00", "2026-03-01T00:00:00+00:00"]
+        );
+        assert_eq!(
+            fires("@yearly", utc, "2026-06-01T00:00:00Z", 2),
+            ["2027-01-01T00:00:00+00:00", "2028-01-01T00:00:00+00:00"]
+        );
+        assert_eq!(
+            fires("@annually", utc, "2026-06-01T00:00:00Z", 1),
+            ["2027-01-01T00:00:00+00:00"]
+        );
+    }
+
+    #[test]
     fn due_tasks_fire_once_however_late_the_check() {
         let tasks = [task("hourly", "0 * * * *", chrono_tz::UTC)];
         let mut s = Scheduler::new(&tasks, at("2026-01-01T00:30:00Z"));

@@ -24,10 +24,16 @@ pub struct DaemonProcess {
 impl DaemonProcess {
     /// Starts `dms run` in `root` and waits until `/healthz` answers on `port`.
     pub async fn start(root: &std::path::Path, port: u16) -> DaemonProcess {
+        Self::start_with(root, port, &["run"]).await
+    }
+
+    /// Starts `dms ARGS…` in `root` (a daemon command line) and waits until `/healthz`
+    /// answers on `port`.
+    pub async fn start_with(root: &std::path::Path, port: u16, args: &[&str]) -> DaemonProcess {
         let log = root.join("daemon.log");
         let out = std::fs::File::create(&log).unwrap();
         let child = Command::new(env!("CARGO_BIN_EXE_dms"))
-            .arg("run")
+            .args(args)
             .current_dir(root)
             .env("RUST_LOG", "info")
             .env_remove("DMS_CONFIG")

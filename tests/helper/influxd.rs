@@ -42,7 +42,7 @@ pub struct InfluxServer {
 
 /// Finds `influxd` (`$DMS_TEST_INFLUXD`, else `PATH`, `/usr/bin`, `/usr/local/bin`); `None`
 /// (after a loud notice) when missing outside CI.
-fn influxd_binary() -> Option<PathBuf> {
+pub fn influxd_binary() -> Option<PathBuf> {
     let candidates: Vec<PathBuf> = match std::env::var_os("DMS_TEST_INFLUXD") {
         Some(p) => vec![PathBuf::from(p)],
         None => std::env::var_os("PATH")

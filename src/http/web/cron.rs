@@ -2,22 +2,32 @@
 //! "every 2 seconds".
 //!
 //! The words are read from the *parsed* schedule (the sets of seconds, minutes, hours, days the
-//! `cron` crate will fire on), not from the text, so they say what the scheduler really does —
-//! e.g. the crate counts numeric weekdays from Sunday = 1, and `1-5` is described as Sun–Thu.
-//! Shapes not recognised here give `None`, and the page shows only the expression: better no
-//! words than wrong ones.
+//! `cron` crate will fire on), not from the text, so they say what the scheduler really does.
+//! Numeric weekdays are standard cron's: the config rewrites them as names before the crate
+//! reads them (`1-5` is Mon–Fri), and macros as their fields (`@daily` reads "at 00:00 every
+//! day"). Shapes not recognised here give `None`, and the page shows only the expression:
+//! better no words than wrong ones.
 
 use cron::{Schedule, TimeUnitSpec};
 
 /// Day names by the `cron` crate's weekday ordinal (1 = Sunday).
 const WEEKDAYS: [&str; 7] = ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"];
 
+/// Month names by ordinal (1 = January).
+const MONTHS: [&str; 12] = [
+    "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+];
+
 /// Describes `schedule` in words, or `None` when its shape is not one of the common ones.
 pub fn describe(schedule: &Schedule) -> Option<String> {
-    if !schedule.years().is_all() || !schedule.months().is_all() {
+    if !schedule.years().is_all() {
         return None;
     }
-    let days = days(schedule)?;
+    let days = if schedule.months().is_all() {
+        days(schedule)?
+    } else {
+        dates(schedule)?
+    };
     let seconds = values(schedule.seconds());
     let minutes = values(schedule.minutes());
     let hours = values(schedule.hours());
@@ -179,6 +189,24 @@ fn days(schedule: &Schedule) -> Option<Days> {
     }
 }
 
+/// A few days of one month, every year ("on 1 Jan", `@yearly`); other shapes with months
+/// give no words.
+fn dates(schedule: &Schedule) -> Option<Days> {
+    let [month] = values(schedule.months())[..] else {
+        return None;
+    };
+    if schedule.days_of_month().is_all() || !schedule.days_of_week().is_all() {
+        return None;
+    }
+    let days = values(schedule.days_of_month());
+    if days.len() > 4 {
+        return None;
+    }
+    let month = MONTHS.get(month.checked_sub(1)? as usize)?;
+    let days: Vec<String> = days.iter().map(u32::to_string).collect();
+    Some(Days::Some(format!("on {} {month}", list(&days))))
+}
+
 /// "Mon–Fri", "Sat and Sun", "Mon, Wed and Fri" from weekday ordinals (1 = Sunday).
 fn weekdays(days: &[u32]) -> Option<String> {
     let name = |d: u32| WEEKDAYS.get(d.checked_sub(1)? as usize).copied();
@@ -274,11 +302,29 @@ mod tests {
     }
 
     #[test]
+    fn macros_read_as_their_fields() {
+        for (expr, want) in [
+            ("@hourly", "every hour at :00"),
+            ("@daily", "at 00:00 every day"),
+            ("@midnight", "at 00:00 every day"),
+            ("@weekly", "at 00:00 on Sun"),
+            ("@monthly", "at 00:00 on the 1st of the month"),
+            ("@yearly", "at 00:00 on 1 Jan"),
+            ("@annually", "at 00:00 on 1 Jan"),
+            ("0 12 1,15 Jul *", "at 12:00 on 1 and 15 Jul"),
+        ] {
+            assert_eq!(words(expr).as_deref(), Some(want), "{expr}");
+        }
+    }
+
+    #[test]
     fn unusual_shapes_fall_back_to_the_expression() {
         for expr in [
             "*/7 * * * *",               // 7 does not divide 60: the gap across the hour is 4 min
             "0 0 1 * Mon",               // day of month AND weekday
             "0 0 * Jan *",               // months
+            "0 0 1 Jan,Jul *",           // several months
+            "0 0 1 Jan Mon",             // a date and a weekday
             "0 0 0 * * * 2030",          // years
             "10,20,40 * * * * *",        // odd seconds
             "0 5,10,20,40,50 1-3 * * *", // many times
