@@ -22,5 +22,6 @@ mod reliability;
 mod scope;
 mod sqlite_node;
 mod sync_sqlite;
+mod terminal;
 mod upgrade;
 mod web;

@@ -1,8 +1,10 @@
 //! `dms task list` and `dms task run NAME`.
 
+use super::output::{Table, col};
 use crate::app::{App, tasks};
 use crate::history::{HistoryReader, Trigger, time_text};
 use crate::sync::SyncControl;
+use crate::timefmt::people;
 use std::path::Path;
 use std::process::ExitCode;
 
@@ -38,6 +40,12 @@ pub struct TaskLine {
     last_status: Option<String>,
 }
 
+/// A task's times as the table shows them.
+struct PeopleTimes {
+    next_run: Option<String>,
+    last_run: Option<String>,
+}
+
 pub async fn run(config: &Path, cmd: TaskCommand) -> anyhow::Result<ExitCode> {
     let settings = super::load(config)?;
     match cmd {
@@ -46,41 +54,54 @@ pub async fn run(config: &Path, cmd: TaskCommand) -> anyhow::Result<ExitCode> {
                 Some(db) => db.last_runs()?,
                 None => Vec::new(),
             };
-            let lines: Vec<TaskLine> =
-                tasks::summaries(&settings, &last, chrono::Utc::now(), |_| false)
-                    .into_iter()
-                    .map(|t| TaskLine {
-                        name: t.name,
-                        enabled: t.enabled,
-                        schedule: t.schedule.map(|c| c.text),
-                        timezone: t.timezone.name().to_string(),
-                        next_run: t.next_run.map(|n| n.to_rfc3339()),
-                        script: t.script,
-                        last_run: t.last_run.as_ref().map(|r| time_text(r.started_at)),
-                        last_status: t.last_run.map(|r| r.status.as_str().to_string()),
-                    })
-                    .collect();
+            let summaries = tasks::summaries(&settings, &last, chrono::Utc::now(), |_| false);
+            let people_times: Vec<PeopleTimes> = summaries
+                .iter()
+                .map(|t| PeopleTimes {
+                    next_run: t.next_run.as_ref().map(people),
+                    last_run: t.last_run.as_ref().map(|r| people(&r.started_at)),
+                })
+                .collect();
+            let lines: Vec<TaskLine> = summaries
+                .into_iter()
+                .map(|t| TaskLine {
+                    name: t.name,
+                    enabled: t.enabled,
+                    schedule: t.schedule.map(|c| c.text),
+                    timezone: t.timezone.name().to_string(),
+                    next_run: t.next_run.map(|n| n.to_rfc3339()),
+                    script: t.script,
+                    last_run: t.last_run.as_ref().map(|r| time_text(r.started_at)),
+                    last_status: t.last_run.map(|r| r.status.as_str().to_string()),
+                })
+                .collect();
             if json {
                 super::output::json(&lines)?;
                 return Ok(ExitCode::SUCCESS);
             }
-            let mut t = super::output::table(&[
-                "task", "enabled", "schedule", "timezone", "next run", "script", "last run",
-                "status",
+            let mut t = Table::new(vec![
+                col("task"),
+                col("enabled").drop(2),
+                col("schedule").drop(4),
+                col("timezone").drop(3),
+                col("next run"),
+                col("script").cut(8).drop(1),
+                col("last run").drop(5),
+                col("status"),
             ]);
-            for l in lines {
+            for (l, s) in lines.into_iter().zip(people_times) {
                 t.add_row(vec![
                     l.name,
                     if l.enabled { "yes".into() } else { "no".into() },
                     super::output::opt(l.schedule),
                     l.timezone,
-                    super::output::opt(l.next_run),
+                    super::output::opt(s.next_run),
                     super::output::opt(l.script),
-                    super::output::opt(l.last_run),
+                    super::output::opt(s.last_run),
                     super::output::opt(l.last_status),
                 ]);
             }
-            println!("{t}");
+            t.print()?;
             Ok(ExitCode::SUCCESS)
         }
         TaskCommand::Run { name, json } => {
