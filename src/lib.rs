@@ -6,6 +6,7 @@
 //! # Layout
 //! - [`model`]: points, series keys, time ranges, batches.
 //! - [`input`]: times and ages as people type them (CLI flags, API parameters).
+//! - [`timefmt`]: times as people read them (CLI tables and messages, the status page).
 //! - [`retry`]: the retry policy and loop every caller uses.
 //! - [`sample`]: deterministic OHLCV data (shipped sample, tests, benchmark).
 //! - [`schema`]: how (symbol, interval) maps onto measurements and tags.
@@ -36,4 +37,5 @@ pub mod scheduler;
 pub mod schema;
 pub mod script;
 pub mod sync;
+pub mod timefmt;
 pub mod verify;

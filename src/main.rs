@@ -2,30 +2,15 @@
 //! code. Everything else lives in the library.
 
 use clap::Parser;
-
 use std::process::ExitCode;
-use tracing_subscriber::EnvFilter;
 
 fn main() -> ExitCode {
     limit_malloc_arenas();
     let cli = dms::cli::Cli::parse();
-    let filter = match (&cli.log, std::env::var("RUST_LOG")) {
-        (Some(f), _) => EnvFilter::try_new(f),
-        (None, Ok(env)) if !env.is_empty() => EnvFilter::try_new(env),
-        _ => EnvFilter::try_new(cli.default_log_filter()),
-    };
-    let filter = match filter {
-        Ok(f) => f,
-        Err(e) => {
-            eprintln!("error: bad log filter: {e}");
-            return ExitCode::from(2);
-        }
-    };
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+    if let Err(e) = dms::cli::logging::init(&cli) {
+        eprintln!("error: {e}");
+        return ExitCode::from(2);
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

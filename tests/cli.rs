@@ -18,7 +18,7 @@ fn copy_dir(from: &Path, to: &Path) {
 }
 
 /// A project holding the repository's own config/, scripts/ and data/.
-fn shipped() -> Project {
+pub(crate) fn shipped() -> Project {
     let p = Project::new();
     let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
     for d in ["config", "scripts", "data"] {

@@ -101,7 +101,7 @@ fn bash_completion_offers_every_subcommand_and_is_valid_bash() {
     assert_eq!(complete("dms history --st", 2), "--status");
     assert_eq!(
         complete("dms completions ''", 2),
-        "-c -h --config --log --help bash elvish fish powershell zsh"
+        "-c -h --config --log --log-format --help bash elvish fish powershell zsh"
     );
 }
 

@@ -24,5 +24,6 @@ mod scope;
 mod shapes;
 mod sqlite_node;
 mod sync_sqlite;
+mod terminal;
 mod upgrade;
 mod web;

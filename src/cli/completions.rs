@@ -2,7 +2,6 @@
 //! always knows every subcommand and flag of this binary.
 
 use clap::CommandFactory;
-use std::io::Write;
 use std::process::ExitCode;
 
 /// Arguments of `dms completions`.
@@ -21,7 +20,7 @@ pub fn run(args: CompletionsArgs) -> anyhow::Result<ExitCode> {
     let mut script = Vec::new();
     // Generated into memory: clap_complete panics on a failed write, a closed pipe must not.
     clap_complete::generate(args.shell, &mut visible_command(), "dms", &mut script);
-    std::io::stdout().lock().write_all(&script)?;
+    super::output::bytes(&script)?;
     Ok(ExitCode::SUCCESS)
 }
 

@@ -43,7 +43,7 @@ pub async fn check(dir: &Path, args: CheckArgs) -> anyhow::Result<ExitCode> {
     };
     if let Some(nodes) = &nodes {
         for n in nodes {
-            println!("{}", node_line(n));
+            super::output::line(node_line(n))?;
         }
     }
     if !errors.is_empty() {
@@ -59,7 +59,7 @@ pub async fn check(dir: &Path, args: CheckArgs) -> anyhow::Result<ExitCode> {
         );
         return Ok(ExitCode::from(1));
     }
-    println!(
+    super::output::line(format_args!(
         "configuration OK: {} ({} backup{}, {} task{}, {} script{} loaded{})",
         dir.display(),
         settings.backups.len(),
@@ -73,7 +73,7 @@ pub async fn check(dir: &Path, args: CheckArgs) -> anyhow::Result<ExitCode> {
         } else {
             ""
         },
-    );
+    ))?;
     Ok(ExitCode::SUCCESS)
 }
 

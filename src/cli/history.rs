@@ -1,7 +1,9 @@
 //! `dms history` and `dms history prune`.
 
+use super::output::{Table, col};
 use crate::history::{HistoryFilter, HistoryReader, HistoryWriter, Status};
 use crate::input::{parse_age, parse_point_in_time};
+use crate::timefmt::people;
 use std::path::Path;
 use std::process::ExitCode;
 
@@ -69,12 +71,12 @@ pub async fn run(config: &Path, args: HistoryArgs) -> anyhow::Result<ExitCode> {
         };
         let mut db = HistoryWriter::open(path, "dms history prune", settings.history.busy_timeout)?;
         let p = db.prune_older_than(age)?;
-        println!(
+        super::output::line(format_args!(
             "pruned {} sync history rows and {} task runs started before {}",
             p.rows,
             p.runs,
-            crate::history::time_text(p.cutoff)
-        );
+            people(&p.cutoff)
+        ))?;
         return Ok(ExitCode::SUCCESS);
     }
     let status = match &args.status {
@@ -107,7 +109,7 @@ pub async fn run(config: &Path, args: HistoryArgs) -> anyhow::Result<ExitCode> {
     };
     let Some(db) = HistoryReader::open_if_exists(path)? else {
         if args.json {
-            println!("[]");
+            super::output::line("[]")?;
         } else {
             eprintln!("no sync history yet at {}", path.display());
         }
@@ -118,9 +120,17 @@ pub async fn run(config: &Path, args: HistoryArgs) -> anyhow::Result<ExitCode> {
         super::output::json(&rows)?;
         return Ok(ExitCode::SUCCESS);
     }
-    let mut t = super::output::table(&[
-        "id", "run", "backup", "symbol", "interval", "mode", "started", "status", "records",
-        "error",
+    let mut t = Table::new(vec![
+        col("id").drop(3),
+        col("run").drop(2),
+        col("backup"),
+        col("symbol"),
+        col("interval"),
+        col("mode").drop(1),
+        col("started"),
+        col("status"),
+        col("records").drop(4),
+        col("error").cut(8).drop(5),
     ]);
     for r in &rows {
         t.add_row(vec![
@@ -130,15 +140,12 @@ pub async fn run(config: &Path, args: HistoryArgs) -> anyhow::Result<ExitCode> {
             r.key.series.symbol.clone(),
             r.key.series.interval.clone(),
             r.mode.clone(),
-            crate::history::time_text(r.started_at),
+            people(&r.started_at),
             r.status.as_str().to_string(),
             r.records.to_string(),
-            r.error
-                .as_deref()
-                .map(|e| super::output::short(e, 80))
-                .unwrap_or_default(),
+            r.error.clone().unwrap_or_default(),
         ]);
     }
-    println!("{t}");
+    t.print()?;
     Ok(ExitCode::SUCCESS)
 }

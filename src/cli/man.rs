@@ -3,7 +3,6 @@
 //! folder.
 
 use clap::CommandFactory;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -27,11 +26,11 @@ pub fn run(args: ManArgs) -> anyhow::Result<ExitCode> {
         None => {
             let mut page = Vec::new();
             clap_mangen::Man::new(cmd).render(&mut page)?;
-            std::io::stdout().lock().write_all(&ascii(&page))?;
+            super::output::bytes(&ascii(&page))?;
         }
         Some(dir) => {
             for path in write_pages(cmd, &dir)? {
-                println!("{}", path.display());
+                super::output::line(path.display())?;
             }
         }
     }

@@ -1,7 +1,9 @@
 //! `dms metrics`: success rate, average duration, lag and failures per backup.
 
+use super::output::{Table, col};
 use crate::app::{metrics, status};
 use crate::history::HistoryReader;
+use crate::timefmt::people;
 use std::path::Path;
 use std::process::ExitCode;
 
@@ -31,15 +33,15 @@ pub async fn run(config: &Path, args: MetricsArgs) -> anyhow::Result<ExitCode> {
         super::output::json(&report)?;
         return Ok(ExitCode::SUCCESS);
     }
-    let mut t = super::output::table(&[
-        "backup",
-        "syncs",
-        "success rate",
-        "failures",
-        "avg duration",
-        "records",
-        "max lag",
-        "behind",
+    let mut t = Table::new(vec![
+        col("backup"),
+        col("syncs").drop(3),
+        col("success rate"),
+        col("failures"),
+        col("avg duration").drop(2),
+        col("records").drop(1),
+        col("max lag"),
+        col("behind"),
     ]);
     let lag = |l: Option<f64>| l.map(super::output::duration).unwrap_or_else(|| "—".into());
     for b in &report.backups {
@@ -70,7 +72,11 @@ pub async fn run(config: &Path, args: MetricsArgs) -> anyhow::Result<ExitCode> {
         lag(o.max_lag_seconds),
         o.behind.to_string(),
     ]);
-    println!("{t}");
-    println!("window: {} (since {})", report.window, report.since);
+    t.print()?;
+    super::output::line(format_args!(
+        "window: {} (since {})",
+        report.window,
+        people(&report.since)
+    ))?;
     Ok(ExitCode::SUCCESS)
 }

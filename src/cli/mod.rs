@@ -4,10 +4,11 @@
 mod completions;
 mod config_check;
 mod history;
+pub mod logging;
 mod man;
 mod metrics;
 mod output;
-mod progress;
+pub mod progress;
 mod reconcile;
 mod run;
 mod status;
@@ -35,9 +36,14 @@ pub struct Cli {
     pub config: PathBuf,
 
     /// Log filter (error, warn, info, debug, trace or a tracing directive); default: info for
-    /// commands that change data, warn for the others. RUST_LOG also works.
+    /// commands that change data, warn for the others. RUST_LOG also works. rustls, hyper,
+    /// hyper_util, reqwest and h2 stay at warn unless the filter names them.
     #[arg(long, global = true, value_name = "FILTER")]
     pub log: Option<String>,
+
+    /// Log lines as text or as one JSON object per line (for log shippers).
+    #[arg(long, global = true, value_enum, default_value_t = logging::LogFormat::Text)]
+    pub log_format: logging::LogFormat,
 
     /// The command.
     #[command(subcommand)]

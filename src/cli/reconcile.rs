@@ -1,10 +1,12 @@
 //! `dms reconcile`: compare every window of the range with full-field digests and repair
 //! what differs.
 
+use super::output::{Table, col};
 use crate::app::App;
 use crate::history::{Status, Trigger};
 use crate::model::parse_time;
 use crate::sync::{Pass, ReconcileArgs, SyncControl};
+use crate::timefmt::people_text;
 use std::path::Path;
 use std::process::ExitCode;
 
@@ -96,7 +98,7 @@ pub async fn run(config: &Path, args: ReconcileCliArgs) -> anyhow::Result<ExitCo
     if args.json {
         super::output::json(&run)?;
     } else {
-        print(&run);
+        print(&run)?;
     }
     let differs = run.report.backups.iter().any(|b| {
         b.counts.differing > b.counts.repaired || (args.dry_run && b.counts.differing > 0)
@@ -108,47 +110,47 @@ pub async fn run(config: &Path, args: ReconcileCliArgs) -> anyhow::Result<ExitCo
     })
 }
 
-fn print(run: &crate::app::reconcile::ReconcileRun) {
+fn print(run: &crate::app::reconcile::ReconcileRun) -> anyhow::Result<()> {
     let r = &run.report;
     let diffs: Vec<_> = r.backups.iter().flat_map(|b| &b.diffs).collect();
     if !diffs.is_empty() {
-        let mut t = super::output::table(&[
-            "backup",
-            "symbol",
-            "interval",
-            "window start",
-            "window end",
-            "missing",
-            "different",
-            "extra",
-            "repaired",
+        let mut t = Table::new(vec![
+            col("backup"),
+            col("symbol"),
+            col("interval"),
+            col("window start"),
+            col("window end").drop(1),
+            col("missing"),
+            col("different"),
+            col("extra"),
+            col("repaired"),
         ]);
         for d in diffs {
             t.add_row(vec![
                 d.key.backup.clone(),
                 d.key.series.symbol.clone(),
                 d.key.series.interval.clone(),
-                d.window_start.clone(),
-                d.window_end.clone(),
+                people_text(&d.window_start),
+                people_text(&d.window_end),
                 d.missing.to_string(),
                 d.different.to_string(),
                 d.extra.to_string(),
                 if d.repaired { "yes" } else { "no" }.into(),
             ]);
         }
-        println!("{t}");
+        t.print()?;
     }
-    let mut t = super::output::table(&[
-        "backup",
-        "status",
-        "series",
-        "windows",
-        "differing",
-        "repaired",
-        "rewritten",
-        "deleted",
-        "extra",
-        "error",
+    let mut t = Table::new(vec![
+        col("backup"),
+        col("status"),
+        col("series").drop(2),
+        col("windows").drop(3),
+        col("differing"),
+        col("repaired"),
+        col("rewritten").drop(1),
+        col("deleted"),
+        col("extra"),
+        col("error").cut(8).drop(4),
     ]);
     for b in &r.backups {
         let c = &b.counts;
@@ -162,19 +164,16 @@ fn print(run: &crate::app::reconcile::ReconcileRun) {
             c.rewritten.to_string(),
             c.deleted.to_string(),
             c.extra.to_string(),
-            c.error
-                .as_deref()
-                .map(|e| super::output::short(e, 80))
-                .unwrap_or_default(),
+            c.error.clone().unwrap_or_default(),
         ]);
     }
-    println!("{t}");
-    println!(
+    t.print()?;
+    super::output::line(format_args!(
         "run {}: {} — {} → {}, {} digests, {:.1}s{}",
         run.run_id,
         run.status.as_str(),
-        r.range_start,
-        r.range_end,
+        people_text(&r.range_start),
+        people_text(&r.range_end),
         r.depth,
         run.duration_ms as f64 / 1000.0,
         if r.backups.iter().any(|b| b.counts.extra > 0) {
@@ -182,5 +181,5 @@ fn print(run: &crate::app::reconcile::ReconcileRun) {
         } else {
             ""
         }
-    );
+    ))
 }

@@ -1,5 +1,6 @@
 //! `dms run [--once]`.
 
+use super::output::{Table, col};
 use crate::app::{App, RunOutcome};
 use crate::daemon::Daemon;
 use crate::history::Status;
@@ -79,8 +80,15 @@ pub async fn print_outcomes(app: &App, outcomes: &[RunOutcome], json: bool) -> a
     if json {
         return super::output::json(&details(app, outcomes).await?);
     }
-    let mut t = super::output::table(&[
-        "run", "task", "status", "series", "records", "failed", "time", "error",
+    let mut t = Table::new(vec![
+        col("run").drop(3),
+        col("task"),
+        col("status"),
+        col("series").drop(2),
+        col("records"),
+        col("failed"),
+        col("time").drop(1),
+        col("error").cut(8).drop(4),
     ]);
     for o in outcomes {
         t.add_row(vec![
@@ -91,13 +99,10 @@ pub async fn print_outcomes(app: &App, outcomes: &[RunOutcome], json: bool) -> a
             o.report.records().to_string(),
             o.report.failed().to_string(),
             format!("{:.1}s", o.duration_ms as f64 / 1000.0),
-            o.error
-                .as_deref()
-                .map(|e| super::output::short(e, 100))
-                .unwrap_or_default(),
+            o.error.clone().unwrap_or_default(),
         ]);
     }
-    println!("{t}");
+    t.print()?;
     for o in outcomes {
         if let Some(e) = &o.error
             && e.contains('\n')

@@ -1,7 +1,9 @@
 //! `dms status`.
 
+use super::output::{Table, col};
 use crate::app::status::{self, State};
 use crate::history::{HistoryReader, Status};
+use crate::timefmt::people_nanos;
 use std::path::Path;
 use std::process::ExitCode;
 
@@ -43,18 +45,19 @@ pub async fn run(config: &Path, args: StatusArgs) -> anyhow::Result<ExitCode> {
     if args.json {
         super::output::json(&lines)?;
     } else {
-        let mut t = super::output::table(&[
-            "backup",
-            "symbol",
-            "interval",
-            "state",
-            "lag",
-            "primary newest",
-            "backup newest",
-            "checkpoint",
-            "last",
-            "tasks",
+        let mut t = Table::new(vec![
+            col("backup"),
+            col("symbol"),
+            col("interval"),
+            col("state"),
+            col("lag"),
+            col("primary newest").drop(4),
+            col("backup newest"),
+            col("checkpoint").drop(1),
+            col("last").drop(3),
+            col("tasks").cut(8).drop(2),
         ]);
+        let time = |t: Option<i64>| t.map_or_else(|| "—".to_string(), people_nanos);
         for l in &lines {
             t.add_row(vec![
                 l.key.backup.clone(),
@@ -64,9 +67,9 @@ pub async fn run(config: &Path, args: StatusArgs) -> anyhow::Result<ExitCode> {
                 l.lag_seconds
                     .map(super::output::duration)
                     .unwrap_or_else(|| "—".into()),
-                super::output::opt(l.primary_newest.clone()),
-                super::output::opt(l.backup_newest.clone()),
-                super::output::opt(l.checkpoint.clone()),
+                time(l.primary_newest_ns),
+                time(l.backup_newest_ns),
+                time(l.checkpoint_ns),
                 super::output::opt(l.last_status.map(Status::as_str)),
                 if l.tasks.is_empty() {
                     "—".to_string()
@@ -75,17 +78,18 @@ pub async fn run(config: &Path, args: StatusArgs) -> anyhow::Result<ExitCode> {
                 },
             ]);
         }
-        println!("{t}");
+        t.print()?;
         let count = |s: State| lines.iter().filter(|l| l.state == s).count();
-        println!(
-            "{} backup·series: {} current, {} lagging, {} behind, {} unknown (lag = primary newest − backup newest; behind: over max_gap_hours = {} and dms could not catch it up)",
+        super::output::line(format_args!(
+            "{} backup·series: {} current, {} lagging, {} behind, {} unknown\n\
+             lag: primary newest − backup newest; behind: over max_gap_hours ({}), not caught up",
             lines.len(),
             count(State::Current),
             count(State::Lagging),
             count(State::Behind),
             count(State::Unknown),
             settings.sync.max_gap.as_secs_f64() / 3600.0
-        );
+        ))?;
         for l in lines.iter().filter(|l| l.state == State::Unknown).take(3) {
             eprintln!(
                 "unknown: {}: {}",

@@ -1,10 +1,11 @@
 //! `dms sync`: a manual sync outside any task.
 
+use super::output::{Table, col};
 use crate::app::App;
 use crate::config::SyncMode;
 use crate::history::Status;
-use crate::model::format_nanos;
 use crate::sync::{Selection, SyncControl, SyncRequest};
+use crate::timefmt::people_nanos;
 use std::path::Path;
 use std::process::ExitCode;
 
@@ -64,8 +65,14 @@ pub async fn run(config: &Path, args: SyncArgs) -> anyhow::Result<ExitCode> {
         let detail = super::run::details(&app, std::slice::from_ref(&outcome)).await?;
         super::output::json(&detail.first())?;
     } else {
-        let mut t = super::output::table(&[
-            "backup", "symbol", "interval", "status", "records", "window", "error",
+        let mut t = Table::new(vec![
+            col("backup"),
+            col("symbol"),
+            col("interval"),
+            col("status"),
+            col("records").drop(2),
+            col("window").drop(1),
+            col("error").cut(8).drop(3),
         ]);
         for u in &outcome.report.units {
             t.add_row(vec![
@@ -76,17 +83,14 @@ pub async fn run(config: &Path, args: SyncArgs) -> anyhow::Result<ExitCode> {
                 u.records.to_string(),
                 format!(
                     "{} → {}",
-                    format_nanos(u.window_start),
-                    format_nanos(u.window_end)
+                    people_nanos(u.window_start),
+                    people_nanos(u.window_end)
                 ),
-                u.error
-                    .as_deref()
-                    .map(|e| super::output::short(e, 80))
-                    .unwrap_or_default(),
+                u.error.clone().unwrap_or_default(),
             ]);
         }
-        println!("{t}");
-        println!(
+        t.print()?;
+        super::output::line(format_args!(
             "run {}: {} — {} series·backup, {} records, {} failed, {:.1}s",
             outcome.run_id,
             outcome.status.as_str(),
@@ -94,7 +98,7 @@ pub async fn run(config: &Path, args: SyncArgs) -> anyhow::Result<ExitCode> {
             outcome.report.records(),
             outcome.report.failed(),
             outcome.duration_ms as f64 / 1000.0
-        );
+        ))?;
         if let Some(e) = &outcome.error {
             eprintln!("error: {e}");
         }

@@ -1,9 +1,11 @@
 //! `dms task list`, `dms task run NAME` and `dms task runs NAME`.
 
+use super::output::{Table, col};
 use crate::app::App;
 use crate::app::tasks::{self, TaskView};
 use crate::history::{HistoryReader, Trigger};
 use crate::sync::SyncControl;
+use crate::timefmt::people;
 use std::path::Path;
 use std::process::ExitCode;
 
@@ -54,9 +56,15 @@ pub async fn run(config: &Path, cmd: TaskCommand) -> anyhow::Result<ExitCode> {
                 super::output::json(&views)?;
                 return Ok(ExitCode::SUCCESS);
             }
-            let mut t = super::output::table(&[
-                "task", "enabled", "schedule", "timezone", "next run", "script", "last run",
-                "status",
+            let mut t = Table::new(vec![
+                col("task"),
+                col("enabled").drop(2),
+                col("schedule").drop(4),
+                col("timezone").drop(3),
+                col("next run"),
+                col("script").cut(8).drop(1),
+                col("last run").drop(5),
+                col("status"),
             ]);
             for v in views {
                 t.add_row(vec![
@@ -64,17 +72,13 @@ pub async fn run(config: &Path, cmd: TaskCommand) -> anyhow::Result<ExitCode> {
                     if v.enabled { "yes".into() } else { "no".into() },
                     super::output::opt(v.schedule),
                     v.timezone,
-                    super::output::opt(v.next_run.map(crate::history::time_text)),
+                    super::output::opt(v.next_run.as_ref().map(people)),
                     super::output::opt(v.script),
-                    super::output::opt(
-                        v.last_run
-                            .as_ref()
-                            .map(|r| crate::history::time_text(r.started_at)),
-                    ),
+                    super::output::opt(v.last_run.as_ref().map(|r| people(&r.started_at))),
                     super::output::opt(v.last_run.map(|r| r.status.as_str().to_string())),
                 ]);
             }
-            println!("{t}");
+            t.print()?;
             Ok(ExitCode::SUCCESS)
         }
         TaskCommand::Runs { name, limit, json } => {
@@ -91,15 +95,22 @@ pub async fn run(config: &Path, cmd: TaskCommand) -> anyhow::Result<ExitCode> {
                 eprintln!("no runs of {name} recorded yet");
                 return Ok(ExitCode::SUCCESS);
             }
-            let mut t = super::output::table(&[
-                "run", "trigger", "started", "time", "status", "syncs", "failed", "records",
-                "error",
+            let mut t = Table::new(vec![
+                col("run"),
+                col("trigger").drop(3),
+                col("started"),
+                col("time").drop(2),
+                col("status"),
+                col("syncs").drop(4),
+                col("failed"),
+                col("records").drop(1),
+                col("error").cut(12),
             ]);
             for r in &runs {
                 t.add_row(vec![
                     r.id.to_string(),
                     r.trigger.clone(),
-                    crate::history::time_text(r.started_at),
+                    people(&r.started_at),
                     r.duration_seconds
                         .map(|s| format!("{s:.1}s"))
                         .unwrap_or_else(|| "—".into()),
@@ -110,11 +121,11 @@ pub async fn run(config: &Path, cmd: TaskCommand) -> anyhow::Result<ExitCode> {
                     r.error
                         .as_deref()
                         .or(r.warning.as_deref())
-                        .map(|e| super::output::short(e, 80))
-                        .unwrap_or_default(),
+                        .unwrap_or_default()
+                        .to_string(),
                 ]);
             }
-            println!("{t}");
+            t.print()?;
             Ok(ExitCode::SUCCESS)
         }
         TaskCommand::Run { name, json } => {

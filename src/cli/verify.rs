@@ -1,9 +1,11 @@
 //! `dms verify [--repair]`.
 
+use super::output::{Table, col};
 use crate::app::App;
 use crate::app::verify::{Scope, Verifier};
 use crate::model::parse_time;
 use crate::sync::SyncControl;
+use crate::timefmt::people_text;
 use crate::verify::VerifyReport;
 use std::path::Path;
 use std::process::ExitCode;
@@ -77,8 +79,8 @@ pub async fn run(config: &Path, args: VerifyArgs) -> anyhow::Result<ExitCode> {
             eprintln!(
                 "repaired {} {} → {}: {} points copied{}",
                 m.key,
-                m.window_start,
-                m.window_end,
+                people_text(&m.window_start),
+                people_text(&m.window_end),
                 r.records,
                 r.error.map(|e| format!(" ({e})")).unwrap_or_default()
             );
@@ -113,31 +115,31 @@ fn print(report: &VerifyReport, json: bool) -> anyhow::Result<()> {
         return super::output::json(&report.mismatches);
     }
     if !report.mismatches.is_empty() {
-        let mut t = super::output::table(&[
-            "backup",
-            "symbol",
-            "interval",
-            "window start",
-            "window end",
-            "primary",
-            "backup",
-            "kind",
+        let mut t = Table::new(vec![
+            col("backup"),
+            col("symbol"),
+            col("interval"),
+            col("window start"),
+            col("window end").drop(1),
+            col("primary"),
+            col("backup"),
+            col("kind"),
         ]);
         for m in &report.mismatches {
             t.add_row(vec![
                 m.key.backup.clone(),
                 m.key.series.symbol.clone(),
                 m.key.series.interval.clone(),
-                m.window_start.clone(),
-                m.window_end.clone(),
+                people_text(&m.window_start),
+                people_text(&m.window_end),
                 m.primary_points.to_string(),
                 m.backup_points.to_string(),
                 m.kind.to_string(),
             ]);
         }
-        println!("{t}");
+        t.print()?;
     }
-    println!(
+    super::output::line(format_args!(
         "verified {} backup·series, {} windows, {} primary points: {}",
         report.compared,
         report.windows,
@@ -152,6 +154,5 @@ fn print(report: &VerifyReport, json: bool) -> anyhow::Result<()> {
         } else {
             format!("{} window(s) differ", report.mismatches.len())
         }
-    );
-    Ok(())
+    ))
 }

@@ -158,6 +158,7 @@ impl Project {
             .args(args)
             .current_dir(self.root())
             .env_remove("DMS_CONFIG")
+            .env_remove("COLUMNS")
             .env("RUST_LOG", "warn")
             .output()
             .expect("dms runs")

@@ -151,7 +151,7 @@ pub(super) fn render(d: &PageData) -> Markup {
                     (failures(d))
                 }
                 footer {
-                    "dms daemon up since " (d.started_at.format("%Y-%m-%d %H:%M:%S UTC")) ". JSON: "
+                    "dms daemon up since " (crate::timefmt::people(&d.started_at)) ". JSON: "
                     a href="/api/dms/sync/status" data-api="" { "status" } ", "
                     a href="/api/dms/sync/metrics" data-api="" { "metrics" } ", "
                     a href="/api/dms/tasks" data-api="" { "tasks" } "; "
@@ -266,7 +266,7 @@ fn nodes(d: &PageData) -> Markup {
                     @if let Some(e) = &p.error { p.err { (e) } }
                     dl.figs {
                         dt { "Series" } dd.series-count { (fmt_int(series.len() as i64)) }
-                        dt { "Newest point" } dd.newest { (newest.map_or("—".into(), fmt_ns)) }
+                        dt { "Newest point" } dd.newest { (newest.map_or("—".into(), crate::timefmt::people_nanos)) }
                     }
                 }
             }
@@ -582,7 +582,7 @@ fn tasks(d: &PageData) -> Markup {
                 div.scroll {
                     table {
                         thead { tr {
-                            th { "Task" } th { "Schedule" } th { "Next run" } th { "Last run (UTC)" }
+                            th { "Task" } th { "Schedule" } th { "Next run (UTC)" } th { "Last run (UTC)" }
                         } }
                         tbody {
                             @for t in &d.tasks { (task_row(d, t)) }
@@ -639,7 +639,7 @@ fn task_row(d: &PageData, t: &TaskSummary) -> Markup {
             td {
                 @match &t.next_run {
                     Some(n) => {
-                        (n.format("%a %Y-%m-%d %H:%M:%S %Z")) br;
+                        (fmt_stored(&n.with_timezone(&Utc))) br;
                         span.muted.small { "in " (fmt_lag((n.with_timezone(&Utc) - d.now).num_milliseconds().max(0) as f64 / 1000.0)) }
                     }
                     None => { span.muted { "—" } }
@@ -857,14 +857,16 @@ fn fmt_duration(ms: i64) -> String {
     }
 }
 
-/// A data timestamp (ns) as `2026-01-05 16:30:00`.
+/// A data timestamp (ns) as `2026-01-05 16:30:00`, under a heading that names UTC (times
+/// standing alone use [`crate::timefmt::people`], which names it itself).
 fn fmt_ns(ns: i64) -> String {
     DateTime::from_timestamp_nanos(ns)
         .format("%Y-%m-%d %H:%M:%S")
         .to_string()
 }
 
-/// A wall-clock time as `2026-01-05 16:30:12` (UTC).
+/// A wall-clock time as `2026-01-05 16:30:12` (UTC, named by the heading or the text around
+/// it).
 fn fmt_stored(t: &DateTime<Utc>) -> String {
     t.format("%Y-%m-%d %H:%M:%S").to_string()
 }
