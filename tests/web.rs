@@ -178,6 +178,20 @@ async fn a_dead_backup_shows_as_unreachable_and_behind_with_its_failures() {
         dms::timefmt::people_nanos(end),
         "the zone is named"
     );
+    // Its figures fit inside it (the newest point's time names its zone).
+    let spill = browser
+        .js(
+            "const c = document.querySelector(arguments[0]);
+             return Math.max(...[c, ...c.querySelectorAll('dd')].map(e => e.scrollWidth - e.clientWidth),
+                             ...[...c.querySelectorAll('dd')].map(e =>
+                                 e.getBoundingClientRect().right - c.getBoundingClientRect().right));",
+            vec![Value::String(primary.into())],
+        )
+        .await;
+    assert!(
+        spill.as_f64().unwrap_or(1.0) <= 0.0,
+        "the primary card spills: {spill}"
+    );
     // The InfluxDB URL is shown whole, broken only between its parts.
     let url = format!("{card} .kind");
     assert!(
