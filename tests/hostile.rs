@@ -214,7 +214,11 @@ async fn hostile_scripts_end_as_failed_runs_and_never_stall_the_daemon() {
         p.write(&format!("scripts/{name}.lua"), src);
         // The memory cases get time to reach the limit even with the CPU cases pinning both
         // cores (the timeout must not be what stops them).
-        let timeout = if ["csv", "json"].contains(name) { 20 } else { 3 };
+        let timeout = if ["csv", "json"].contains(name) {
+            20
+        } else {
+            3
+        };
         tasks.push_str(&format!(
             "  - name: {name}\n    script: scripts/{name}.lua\n    timeout: {timeout}\n"
         ));

@@ -164,6 +164,14 @@ async fn a_dead_backup_shows_as_unreachable_and_behind_with_its_failures() {
         browser.text(&format!("{card} .behind-count")).await,
         "1 of 2"
     );
+    // Its lag is only known from its checkpoint: a lower bound, marked as such.
+    let lag = browser.text(&format!("{card} .lag")).await;
+    assert!(lag.starts_with("≥ "), "{lag}");
+    let unknown = r#"#series-table tbody tr[data-state="unknown"] td.num"#;
+    assert!(browser.count(unknown).await >= 1);
+    for l in browser.texts(unknown).await {
+        assert!(l.starts_with("≥ "), "{l}");
+    }
     let ok_card = r#"#backups article[data-backup="backup2"]"#;
     assert_eq!(browser.attrs(ok_card, "data-reachable").await, ["true"]);
     assert!(browser.text(ok_card).await.contains("reachable"));

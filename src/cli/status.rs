@@ -64,9 +64,12 @@ pub async fn run(config: &Path, args: StatusArgs) -> anyhow::Result<ExitCode> {
                 l.key.series.symbol.clone(),
                 l.key.series.interval.clone(),
                 state_text(l),
-                l.lag_seconds
-                    .map(super::output::duration)
-                    .unwrap_or_else(|| "—".into()),
+                // A backup that cannot be asked: at least this much, from its checkpoint.
+                match (l.lag_seconds, l.state) {
+                    (None, _) => "—".into(),
+                    (Some(s), State::Unknown) => format!("≥{}", super::output::duration(s)),
+                    (Some(s), _) => super::output::duration(s),
+                },
                 time(l.primary_newest_ns),
                 time(l.backup_newest_ns),
                 time(l.checkpoint_ns),

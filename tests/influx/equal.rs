@@ -474,6 +474,17 @@ async fn an_unreachable_backup_is_unknown_never_current_and_the_healthy_one_stay
             .all(|r| (r["backup"] == "backup2") == (r["state"] == "unknown")),
         "{cli:#}"
     );
+    // The table marks backup2's lag as a lower bound, known only from its checkpoint.
+    let table = project.cli(&["status"]);
+    let table = String::from_utf8_lossy(&table.stdout);
+    for row in table.lines().filter(|l| l.contains("US.AAPL")) {
+        assert_eq!(
+            row.contains("UNKNOWN"),
+            row.contains("≥0s"),
+            "only an unknown row's lag is a bound: {table}"
+        );
+        assert_eq!(row.contains("backup2"), row.contains("UNKNOWN"), "{table}");
+    }
 
     // A reconcile says backup2 could not be compared, and still compares backup1.
     let run = app

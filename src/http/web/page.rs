@@ -305,7 +305,16 @@ fn backup_card(b: &BackupView) -> Markup {
                 dt { "Records copied" }
                 dd { (fmt_int(f.records)) }
                 dt { "Worst lag" }
-                dd.lag { (b.figures.max_lag_seconds.map_or("—".into(), fmt_lag)) }
+                // A backup that cannot be asked: its lag is known only from its checkpoint.
+                @match (b.figures.max_lag_seconds, b.node.error.is_some()) {
+                    (None, _) => { dd.lag { "—" } }
+                    (Some(l), true) => {
+                        dd.lag title="the backup cannot be asked: at least this much, from its checkpoint" {
+                            "≥ " (fmt_lag(l))
+                        }
+                    }
+                    (Some(l), false) => { dd.lag { (fmt_lag(l)) } }
+                }
                 dt { "Series behind" }
                 dd.behind-count.(if b.figures.behind > 0 { "bad" } else { "" }) {
                     (b.figures.behind) " of " (b.series)
@@ -529,7 +538,15 @@ fn series(d: &PageData) -> Markup {
                                         span.ok { "current" }
                                     }
                                 }
-                                td.num { (r.lag_seconds.map_or("—".into(), fmt_lag)) }
+                                @match (r.lag_seconds, r.state == State::Unknown) {
+                                    (None, _) => { td.num { "—" } }
+                                    (Some(l), true) => {
+                                        td.num title="the backup cannot be asked: at least this much, from its checkpoint" {
+                                            "≥ " (fmt_lag(l))
+                                        }
+                                    }
+                                    (Some(l), false) => { td.num { (fmt_lag(l)) } }
+                                }
                                 td.wide { (r.primary_newest_ns.map_or("—".into(), fmt_ns)) }
                                 td.wide { (r.backup_newest_ns.map_or("—".into(), fmt_ns)) }
                                 td { (r.checkpoint_ns.map_or("never".into(), fmt_ns)) }
