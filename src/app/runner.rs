@@ -234,16 +234,33 @@ impl App {
             p.kill().await;
         }
 
+        self.finish_task_run(task, run_id, status, error, report, &span, started)
+            .await
+    }
+
+    /// Records how a task run ended (status, error, the series it maintains, its warning),
+    /// logs it, and gives its outcome.
+    #[allow(clippy::too_many_arguments)]
+    async fn finish_task_run(
+        &self,
+        task: TaskSettings,
+        run_id: i64,
+        status: Status,
+        error: Option<String>,
+        report: SyncReport,
+        span: &tracing::Span,
+        started: Instant,
+    ) -> Result<RunOutcome, AppError> {
         let (st, er) = (status, error.clone());
         self.history
             .write(move |db| db.finish_run(run_id, st, er.as_deref()))
             .await?;
         self.record_scope(&task, run_id, status, &report).await?;
-        let warning = self.record_warning(run_id, &report, &span).await?;
+        let warning = self.record_warning(run_id, &report, span).await?;
         match &error {
-            None => tracing::info!(parent: &span, records = report.records(), "task run succeeded"),
+            None => tracing::info!(parent: span, records = report.records(), "task run succeeded"),
             Some(e) => {
-                tracing::error!(parent: &span, records = report.records(), cause = %e, "task run {}", status.as_str())
+                tracing::error!(parent: span, records = report.records(), cause = %e, "task run {}", status.as_str())
             }
         }
         Ok(RunOutcome {
