@@ -153,7 +153,11 @@ fn dms(config: &Path, args: &[&str]) -> Proc {
         .arg("--config")
         .arg(config)
         .args(args)
-        .env("RUST_LOG", "warn")
+        // DMS_BENCH_LOG (e.g. `dms=debug`) shows what each measured run does.
+        .env(
+            "RUST_LOG",
+            std::env::var("DMS_BENCH_LOG").unwrap_or_else(|_| "warn".into()),
+        )
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::inherit())
         .spawn()

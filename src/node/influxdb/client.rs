@@ -369,7 +369,16 @@ impl Inner {
         } else {
             self.client.post(self.query_url.clone()).form(&params)
         };
+        let started = std::time::Instant::now();
         let reply = self.call(rb, what).await?;
+        tracing::debug!(
+            node = %self.name,
+            what,
+            ms = started.elapsed().as_millis() as u64,
+            bytes = reply.body.len(),
+            query = %excerpt_of(q),
+            "query answered"
+        );
         if !reply.status.is_success() {
             return Err(self.status_error(&reply, what));
         }
@@ -418,11 +427,19 @@ impl Inner {
         params.push(("chunk_size", &chunk));
         // The semaphore is never closed, so acquiring only waits.
         let permit = self.permits.clone().acquire_owned().await.ok();
+        let started = std::time::Instant::now();
         let resp = self
             .authorize(self.client.post(self.query_url.clone()).form(&params))
             .send()
             .await
             .map_err(|e| self.transport_error(e, what))?;
+        tracing::debug!(
+            node = %self.name,
+            what,
+            ms = started.elapsed().as_millis() as u64,
+            query = %excerpt_of(q),
+            "chunked query started answering"
+        );
         if !resp.status().is_success() {
             let reply = self.read_reply(resp, what).await?;
             return Err(self.status_error(&reply, what));
@@ -591,5 +608,13 @@ mod tests {
         assert!(is_database_not_found(r#"database not found: "x""#));
         assert!(is_database_not_found(r#"bucket "x/autogen" not found"#));
         assert!(!is_database_not_found("retention policy not found: r"));
+    }
+}
+
+/// The start of a query for a debug line.
+fn excerpt_of(q: &str) -> String {
+    match q.char_indices().nth(160) {
+        Some((i, _)) => format!("{}…", &q[..i]),
+        None => q.to_string(),
     }
 }

@@ -5,10 +5,12 @@
 //!   at or before the horizon (typed points, fingerprinted here) and after it (times only).
 //! - Digests: `count(*)` with `sum(*)` (full) or `sum("close")` (cheap), grouped by window and
 //!   the series' tags. Up to [`MAX_NAMED_SERIES`] wanted series of a measurement are named in
-//!   the `WHERE`; more read the whole measurement and keep the wanted ones. One planning
-//!   request finds each measurement's first and last point in the range and bounds the
-//!   series that can answer, and the range is cut into slices of whole windows so that one
-//!   answer holds at most [`MAX_DIGEST_ROWS`] rows (series × windows). Column types
+//!   the `WHERE`; more read the whole measurement and keep the wanted ones. The range is cut
+//!   into slices of whole windows so that one answer holds at most [`MAX_DIGEST_ROWS`] rows
+//!   (series × windows). Named series over a range of at most [`UNPLANNED_SLICES`] slices are
+//!   digested at once; otherwise one planning request first finds each measurement's first
+//!   and last point in the range (and the tag sets that can answer), so a long or unbounded
+//!   range costs no empty slices. Column types
 //!   come from the field-type cache (`count_<f>` integer, `sum_<f>` the field's type), so an
 //!   integer sum stays an integer and a float sum is read exactly from its text.
 //! - Tips and digests read chunked answers, one chunk at a time: InfluxDB 1.x cuts a plain
@@ -29,8 +31,14 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 /// Rows (series × windows) one digest answer may hold.
 const MAX_DIGEST_ROWS: u64 = 100_000;
-/// Wanted series of one measurement named in a digest's `WHERE`; more read it whole.
-const MAX_NAMED_SERIES: usize = 32;
+/// Wanted series of one measurement named in a digest's `WHERE`; more read it whole. As many
+/// as the engine asks for at once, so its digests never read series nobody asked for.
+const MAX_NAMED_SERIES: usize = 64;
+/// Slices a range with named series is cut into without first asking the server where its
+/// points lie: a slice of time without points costs the server next to nothing, while the
+/// planning statements (the first and last point of the range) cost a fifth of the digests
+/// themselves over a long range.
+const UNPLANNED_SLICES: u128 = 8;
 /// `DELETE` statements sent in one request.
 const DELETES_PER_REQUEST: usize = 500;
 /// Rows per chunk of a digest's answer: the most of it held in memory at once.
@@ -195,12 +203,13 @@ impl Inner {
         if range.is_empty() || series.is_empty() {
             return Ok(out);
         }
+        let started = std::time::Instant::now();
         let mut scopes = self.digest_scopes(series);
         // The statements name the fields: learn them afresh (a cache filled while the node
         // was empty, or before a field was added, would leave them out).
         let measurements: Vec<String> = scopes.iter().map(|s| s.measurement.clone()).collect();
         self.field_types_of(&measurements, true).await?;
-        self.plan_digests(&mut scopes, range).await?;
+        self.plan_digests(&mut scopes, range, window).await?;
         for scope in &scopes {
             let Some((first, last)) = scope.extent else {
                 continue;
@@ -226,6 +235,12 @@ impl Inner {
                 }
             }
         }
+        tracing::debug!(
+            node = %self.name,
+            series = series.len(),
+            ms = started.elapsed().as_millis() as u64,
+            "digests computed"
+        );
         Ok(out)
     }
 
@@ -258,9 +273,24 @@ impl Inner {
     }
 
     /// Fills in each scope's extent and series bound, in one request.
-    async fn plan_digests(&self, scopes: &mut [Scope], range: TimeRange) -> Result<(), NodeError> {
+    async fn plan_digests(
+        &self,
+        scopes: &mut [Scope],
+        range: TimeRange,
+        window: Nanos,
+    ) -> Result<(), NodeError> {
+        // Named series over a range of few slices: the range itself is the extent.
+        for s in scopes.iter_mut() {
+            if s.filter.is_some() {
+                s.groups = s.wanted.len() as u64;
+                let per_slice = (MAX_DIGEST_ROWS / s.groups.max(1)).max(1);
+                if slices_in(range, window, per_slice) <= UNPLANNED_SLICES {
+                    s.extent = Some((range.start, range.end));
+                }
+            }
+        }
         let mut q = Vec::new();
-        for s in scopes.iter() {
+        for s in scopes.iter().filter(|s| s.extent.is_none()) {
             let (m, filter) = (&s.measurement, s.filter.as_deref());
             let edge = |first| influxql::select_edge(m, filter, range.start, range.end, first);
             q.push(edge(true));
@@ -268,6 +298,9 @@ impl Inner {
             if filter.is_none() {
                 q.push(influxql::select_tag_sets(m, None, range.start, range.end));
             }
+        }
+        if q.is_empty() {
+            return Ok(());
         }
         let what = "planning digests";
         let body = self.query(&q.join("; "), what).await?;
@@ -290,7 +323,7 @@ impl Inner {
                 )
             })
         };
-        for s in scopes.iter_mut() {
+        for s in scopes.iter_mut().filter(|s| s.extent.is_none()) {
             let first = self.edge_time(&next()?, what)?;
             let last = self.edge_time(&next()?, what)?;
             s.extent = first.zip(last);
@@ -606,6 +639,18 @@ fn fold_row(digest: &mut Digest, row: &Point) {
     }
 }
 
+/// How many slices of `per_slice` windows `range` is cut into.
+fn slices_in(range: TimeRange, window: Nanos, per_slice: u64) -> u128 {
+    if range.is_empty() {
+        return 0;
+    }
+    let w = window.max(1);
+    let first = i128::from(window_start(range.start, w));
+    let windows = (i128::from(range.end) - first) / i128::from(w) + 1;
+    let per_slice = i128::from(per_slice.max(1));
+    u128::try_from((windows + per_slice - 1) / per_slice).unwrap_or(u128::MAX)
+}
+
 /// The last time of the slice that starts at `from`: the end of the `per_slice`-th window
 /// from the one holding `from` (windows of `window` ns aligned to the epoch).
 fn slice_end(from: Nanos, window: Nanos, per_slice: u64) -> Nanos {
@@ -622,6 +667,18 @@ mod tests {
     use std::sync::Arc;
 
     const DAY: Nanos = 86_400_000_000_000;
+
+    #[test]
+    fn slices_count_whole_windows_from_the_one_holding_the_start() {
+        let r = |a, b| TimeRange::new(a, b);
+        assert_eq!(slices_in(r(0, DAY - 1), DAY, 10), 1);
+        assert_eq!(slices_in(r(DAY / 2, 10 * DAY), DAY, 10), 2, "11 windows");
+        assert_eq!(slices_in(r(0, 25 * DAY - 1), DAY, 10), 3);
+        assert_eq!(slices_in(r(5, 4), DAY, 10), 0);
+        // An unbounded range is counted, not overflowed: far more than UNPLANNED_SLICES.
+        assert!(slices_in(r(MIN_TIME, MAX_TIME), DAY, 2500) > UNPLANNED_SLICES);
+        assert!(slices_in(r(MIN_TIME, MAX_TIME), 1, 1) > UNPLANNED_SLICES);
+    }
 
     fn test_types() -> FieldTypes {
         [
