@@ -599,6 +599,14 @@ impl Chunks {
     }
 }
 
+/// The start of a query for a debug line.
+fn excerpt_of(q: &str) -> String {
+    match q.char_indices().nth(160) {
+        Some((i, _)) => format!("{}…", &q[..i]),
+        None => q.to_string(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -608,13 +616,5 @@ mod tests {
         assert!(is_database_not_found(r#"database not found: "x""#));
         assert!(is_database_not_found(r#"bucket "x/autogen" not found"#));
         assert!(!is_database_not_found("retention policy not found: r"));
-    }
-}
-
-/// The start of a query for a debug line.
-fn excerpt_of(q: &str) -> String {
-    match q.char_indices().nth(160) {
-        Some((i, _)) => format!("{}…", &q[..i]),
-        None => q.to_string(),
     }
 }
