@@ -117,25 +117,32 @@ impl Fnv {
 
 /// How much a digest covers.
 ///
-/// Both depths count the points of the key field `close` (missing and extra bars). A full
-/// digest adds the sum of every numeric field and the count of every other field (a changed
-/// value anywhere). Series without a `close` field are compared by full digests only.
+/// A cheap digest counts the points of the key field `close` (missing and extra bars). A
+/// full digest sums every numeric field and counts every other field (a changed, missing or
+/// extra value anywhere — except a bar whose numbers are all 0, which only a count sees).
+/// Series without a `close` field are compared by full digests only.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Depth {
     /// The count of `close`: a fraction of the cost of a full digest.
     Cheap,
-    /// The count of `close`, the sum of every numeric field, the count of every string and
-    /// boolean field.
+    /// The sum of every numeric field, the count of every string and boolean field.
     Full,
 }
 
-/// The field whose points every digest counts.
+/// The field whose points a cheap digest counts.
 pub const KEY_FIELD: &str = "close";
 
 impl Depth {
     /// Whether this depth counts the points that carry `field` (`numeric`: it holds numbers).
+    /// A cheap digest counts the bars (points with the key field); a full one sums every
+    /// numeric field instead — a missing, extra or changed bar changes a sum unless all its
+    /// numbers are 0, and a count per window costs the server as much as another sum — and
+    /// counts only the fields it cannot sum.
     pub fn counts(self, field: &str, numeric: bool) -> bool {
-        field == KEY_FIELD || (self == Depth::Full && !numeric)
+        match self {
+            Depth::Cheap => field == KEY_FIELD,
+            Depth::Full => !numeric,
+        }
     }
 
     /// Whether this depth sums `field` (`numeric`: it holds numbers).
@@ -234,11 +241,11 @@ impl Digest {
     }
 
     /// Whether two digests of the same window describe the same points, allowing float sums
-    /// the rounding error of adding `count` values in another order.
-    pub fn same(&self, other: &Digest) -> bool {
-        // Without a counted field the number of values summed is unknown: assume many.
+    /// the rounding error of adding their values in another order: as many values as a
+    /// counted field says, else at most `most` ([`most_values`]).
+    pub fn same(&self, other: &Digest, most: u64) -> bool {
         let n = match self.points().max(other.points()) {
-            0 => 1_000_000,
+            0 => most.max(1),
             n => n,
         };
         self.fields.len() == other.fields.len()
@@ -254,6 +261,40 @@ impl Digest {
                             (x, y) => x == y,
                         }
                 })
+    }
+}
+
+/// Values summed per field in an uncounted window when the series' interval says nothing:
+/// assume many (a looser float tolerance).
+pub const MANY_VALUES: u64 = 1_000_000;
+
+/// At most how many bars of `interval` (`30s`, `1m`, `5m`, `1h`, `1d`, `1w`) fit in a window
+/// of `window` ns — how many values a full digest's float sums add up — or [`MANY_VALUES`] for
+/// an interval of another form.
+pub fn most_values(interval: &str, window: Nanos) -> u64 {
+    let split = interval
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(interval.len());
+    let (number, unit) = interval.split_at(split);
+    let unit_ns: i128 = match unit {
+        "s" => 1_000_000_000,
+        "m" => 60_000_000_000,
+        "h" => 3_600_000_000_000,
+        "d" => 86_400_000_000_000,
+        "w" => 7 * 86_400_000_000_000,
+        _ => return MANY_VALUES,
+    };
+    match number.parse::<i128>() {
+        Ok(n) if n > 0 => {
+            let Some(bar) = n.checked_mul(unit_ns) else {
+                return 1; // a bar longer than any window
+            };
+            let most = (i128::from(window.max(1)) + bar - 1) / bar;
+            u64::try_from(most.max(1))
+                .unwrap_or(MANY_VALUES)
+                .min(MANY_VALUES)
+        }
+        _ => MANY_VALUES,
     }
 }
 
@@ -346,16 +387,47 @@ mod tests {
         for (i, v) in values.iter().enumerate().rev() {
             rev.add(&bar(i as i64, *v, 1), Depth::Full);
         }
-        assert!(fwd.same(&rev));
+        assert!(fwd.same(&rev, 1440));
         let mut changed = Digest::default();
         for (i, v) in values.iter().enumerate() {
             let v = if i == 700 { v + 0.0001 } else { *v };
             changed.add(&bar(i as i64, v, 1), Depth::Full);
         }
         assert!(
-            !fwd.same(&changed),
-            "a change of one tick in one bar is seen"
+            !fwd.same(&changed, most_values("1m", 86_400_000_000_000)),
+            "a change of one tick in one bar of 1440 is seen"
         );
+        // Cheap digests count the bars: the count bounds the tolerance.
+        let (mut a, mut b) = (Digest::default(), Digest::default());
+        for (i, v) in values.iter().enumerate() {
+            a.add(&bar(i as i64, *v, 1), Depth::Cheap);
+            b.add(&bar(i as i64, *v, 1), Depth::Cheap);
+        }
+        assert!(a.same(&b, MANY_VALUES));
+        b.add(&bar(5000, 1.0, 1), Depth::Cheap);
+        assert!(!a.same(&b, MANY_VALUES), "one bar more");
+    }
+
+    #[test]
+    fn the_interval_bounds_the_values_in_a_window() {
+        const DAY: Nanos = 86_400_000_000_000;
+        assert_eq!(most_values("1m", DAY), 1440);
+        assert_eq!(most_values("5m", DAY), 288);
+        assert_eq!(most_values("30s", DAY), 2880);
+        assert_eq!(most_values("1h", DAY), 24);
+        assert_eq!(most_values("1d", DAY), 1);
+        assert_eq!(most_values("1w", DAY), 1, "a bar longer than the window");
+        assert_eq!(most_values("7m", DAY), 206, "rounded up");
+        assert_eq!(most_values("99999999999999999999999d", DAY), 1);
+        assert_eq!(
+            most_values(&format!("{}w", i128::MAX), DAY),
+            1,
+            "no overflow"
+        );
+        for other in ["tick", "1mo", "m", "0m", "", "-1m", "1 m"] {
+            assert_eq!(most_values(other, DAY), MANY_VALUES, "{other:?}");
+        }
+        assert_eq!(most_values("1s", Nanos::MAX), MANY_VALUES, "capped");
     }
 
     #[test]
@@ -373,7 +445,14 @@ mod tests {
         assert_eq!(d.points(), 1);
         let mut f = Digest::default();
         f.add(&bar(0, 2.0, 7), Depth::Full);
-        assert_eq!(f.fields["close"].sum, Some(Sum::Float(2.0)));
+        assert_eq!(
+            f.fields["close"],
+            FieldDigest {
+                count: 0,
+                sum: Some(Sum::Float(2.0))
+            },
+            "a full digest sums numbers, it does not count them"
+        );
         assert_eq!(
             f.fields["volume"],
             FieldDigest {
@@ -404,7 +483,7 @@ mod tests {
                 parts.add_sum(k, f.sum.unwrap());
             }
         }
-        assert!(whole.same(&parts));
+        assert!(whole.same(&parts, 10));
         assert_eq!(
             parts.fields["volume"], whole.fields["volume"],
             "integers wrap exactly"

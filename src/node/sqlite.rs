@@ -901,7 +901,11 @@ mod tests {
             assert_eq!(got.len(), 1);
             assert_eq!(got[&a].len(), 24);
             for (w, d) in &want {
-                assert!(got[&a][w].same(d), "window {w}: {:?} vs {d:?}", got[&a][w]);
+                assert!(
+                    got[&a][w].same(d, 1000),
+                    "window {w}: {:?} vs {d:?}",
+                    got[&a][w]
+                );
             }
         }
         let err = node.digests(&[a], range, 0, Depth::Full).await.unwrap_err();

@@ -16,7 +16,7 @@
 use super::{Engine, Selection, SyncControl, SyncError};
 use crate::history::{ReconcileCounts, Status};
 use crate::model::{BackupSeries, Batch, Nanos, Point, SeriesKey, TimeRange, format_nanos};
-use crate::node::digest::{fingerprint, window_start};
+use crate::node::digest::{fingerprint, most_values, window_start};
 use crate::node::{Depth, Digests, Node, NodeError};
 use crate::retry::{GaveUp, with_retry};
 use futures::StreamExt;
@@ -474,13 +474,15 @@ impl Engine {
             out.counts.series += 1;
             let mine = primary.get(s).unwrap_or(&empty);
             let other = theirs.get(s).unwrap_or(&empty);
+            // How many values a window's float sums can add up: their rounding tolerance.
+            let most = most_values(&s.interval, req.window);
             let mut starts: Vec<Nanos> = mine.keys().chain(other.keys()).copied().collect();
             starts.sort_unstable();
             starts.dedup();
             for ws in starts.into_iter().filter(|w| *w <= end) {
                 out.counts.windows += 1;
                 let (a, b) = (mine.get(&ws), other.get(&ws));
-                if a.is_some() && b.is_some() && a.zip(b).is_some_and(|(a, b)| a.same(b)) {
+                if a.is_some() && b.is_some() && a.zip(b).is_some_and(|(a, b)| a.same(b, most)) {
                     continue;
                 }
                 let we = ws.saturating_add(req.window - 1).min(end);
