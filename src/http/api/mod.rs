@@ -123,6 +123,17 @@ async fn read_history<R: Send + 'static>(
         .map_err(|e| ApiError::unavailable(e.to_string()))
 }
 
+/// The first `limit` of `items` (read as `limit + 1`, newest first) and, when there were more,
+/// the cursor of the next page: the id of the last item kept.
+fn page<T>(mut items: Vec<T>, limit: usize, id: impl Fn(&T) -> i64) -> (Vec<T>, Option<i64>) {
+    if items.len() <= limit {
+        return (items, None);
+    }
+    items.truncate(limit);
+    let next = items.last().map(id);
+    (items, next)
+}
+
 /// A page of history rows and the cursor of the next page.
 #[derive(serde::Serialize)]
 struct HistoryPage {
@@ -156,13 +167,8 @@ async fn history(
         before_id: p.int("cursor")?,
         limit: limit + 1,
     };
-    let mut items = read_history(&d, move |db| db.history(&filter)).await?;
-    let next_cursor = if items.len() > limit {
-        items.truncate(limit);
-        items.last().map(|r| r.id)
-    } else {
-        None
-    };
+    let items = read_history(&d, move |db| db.history(&filter)).await?;
+    let (items, next_cursor) = page(items, limit, |r| r.id);
     Ok(Json(HistoryPage { items, next_cursor }))
 }
 
@@ -249,16 +255,11 @@ async fn runs(
     let task = p.text("task");
     known_task(&d, task.clone())?;
     let before = p.int("cursor")?;
-    let mut items = read_history(&d, move |db| {
+    let items = read_history(&d, move |db| {
         db.runs_before(task.as_deref(), before, limit + 1)
     })
     .await?;
-    let next_cursor = if items.len() > limit {
-        items.truncate(limit);
-        items.last().map(|r| r.id)
-    } else {
-        None
-    };
+    let (items, next_cursor) = page(items, limit, |r| r.id);
     Ok(Json(RunsPage { items, next_cursor }))
 }
 
