@@ -55,7 +55,7 @@ pub struct Cli {
 pub enum Command {
     /// Run every enabled task once (--once) or the daemon.
     Run(run::RunArgs),
-    /// List or run tasks.
+    /// List tasks, run one now, or show a task's runs.
     #[command(subcommand)]
     Task(task::TaskCommand),
     /// Sync now, outside any task (every series the primary holds unless filtered).
