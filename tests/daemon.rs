@@ -281,15 +281,26 @@ async fn a_run_still_going_is_not_overlapped_and_the_skip_is_recorded() {
         .await
         .unwrap();
     assert_eq!(skipped.status, Status::Skipped);
+    // A caller waiting for the run id (the API) learns the run was skipped, not started.
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let again = app
+        .run_task_telling("slow", Trigger::Api, &SyncControl::default(), Some(tx))
+        .await
+        .unwrap();
+    assert_eq!(again.status, Status::Skipped);
+    let told = rx.await.expect("told");
+    assert_eq!((told.run_id, told.skipped), (again.run_id, true));
     while app.is_running("slow") {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let runs = p.history().runs(Some("slow"), 0).unwrap();
-    assert_eq!(runs.len(), 2);
-    assert_eq!(runs[0].status.as_str(), "skipped");
-    assert!(runs[0].error.as_deref().unwrap().contains("still going"));
-    assert_eq!(runs[1].status.as_str(), "success");
-    assert_eq!(runs[1].trigger, "cron");
+    assert_eq!(runs.len(), 3);
+    for skipped in &runs[..2] {
+        assert_eq!(skipped.status.as_str(), "skipped");
+        assert!(skipped.error.as_deref().unwrap().contains("still going"));
+    }
+    assert_eq!(runs[2].status.as_str(), "success");
+    assert_eq!(runs[2].trigger, "cron");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

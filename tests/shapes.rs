@@ -387,6 +387,20 @@ async fn the_cli_and_the_api_give_every_object_in_one_shape() {
             "{args:?}"
         );
     }
+    // A task renamed in task.yaml keeps its recorded runs within reach.
+    p.write(
+        "config/task.yaml",
+        &TASKS.replace("name: nightly", "name: nightly_v2"),
+    );
+    let renamed = cli_json(&p, &["task", "runs", "nightly", "--json"]);
+    assert_eq!(renamed, cli_runs);
+    let rows = cli_json(
+        &p,
+        &["history", "--task", "nightly", "--limit", "0", "--json"],
+    );
+    assert_eq!(rows.as_array().map(Vec::len), Some(18));
+    let never = p.cli(&["task", "runs", "nightly_v3"]);
+    assert_eq!(never.status.code(), Some(2));
     // dms's own runs are there under their pseudo-task names.
     let syncs = cli_json(&p, &["task", "runs", "@sync", "--json"]);
     assert_eq!(syncs[0]["id"], sync["id"]);

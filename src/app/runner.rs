@@ -84,6 +84,15 @@ impl RunningTasks {
 /// Time on-hooks get after the main part of a run.
 const HOOK_GRACE: Duration = Duration::from_secs(60);
 
+/// A run as soon as it is recorded ([`App::run_task_telling`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RunStarted {
+    /// Its id in the history.
+    pub run_id: i64,
+    /// Recorded as skipped: a run of the task was still going.
+    pub skipped: bool,
+}
+
 impl App {
     /// Whether a task has a run in progress.
     pub fn is_running(&self, task: &str) -> bool {
@@ -125,8 +134,9 @@ impl App {
         self.run_task_telling(name, trigger, control, None).await
     }
 
-    /// [`App::run_task`], sending the run's id to `started` as soon as the run is recorded
-    /// (so an API caller can be answered with it while the run goes on).
+    /// [`App::run_task`], telling `started` the run's id as soon as the run is recorded (so an
+    /// API caller can be answered with it while the run goes on), and whether it was skipped
+    /// because a run of the task was still going.
     ///
     /// # Errors
     /// As [`App::run_task`]; `started` is then dropped unsent.
@@ -135,12 +145,12 @@ impl App {
         name: &str,
         trigger: Trigger,
         control: &SyncControl,
-        started: Option<tokio::sync::oneshot::Sender<i64>>,
+        started: Option<tokio::sync::oneshot::Sender<RunStarted>>,
     ) -> Result<RunOutcome, AppError> {
-        let tell = move |id: i64| {
+        let tell = move |run_id: i64, skipped: bool| {
             if let Some(tx) = started {
                 // The caller may have stopped waiting; the run goes on regardless.
-                let _ = tx.send(id);
+                let _ = tx.send(RunStarted { run_id, skipped });
             }
         };
         let task = self
@@ -151,12 +161,12 @@ impl App {
         let started = Instant::now();
         let Some(_guard) = self.running.try_start(name) else {
             let outcome = self.record_skipped(name, trigger).await?;
-            tell(outcome.run_id);
+            tell(outcome.run_id, true);
             return Ok(outcome);
         };
         let (n, t) = (name.to_string(), trigger.as_str());
         let run_id = self.history.write(move |db| db.start_run(&n, t)).await?;
-        tell(run_id);
+        tell(run_id, false);
         let span = tracing::info_span!(
             "task",
             task = name,

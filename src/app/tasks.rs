@@ -29,13 +29,14 @@ pub struct TaskSummary {
     pub last_run: Option<RunRow>,
 }
 
-/// A task filter must name a configured task or a pseudo-task of dms's own runs (`@sync`,
-/// `@check`, `@reconcile`, `@verify-repair`: any name starting with `@` is accepted).
+/// A task filter must name a configured task, a pseudo-task of dms's own runs (`@sync`,
+/// `@check`, `@reconcile`, `@verify-repair`: any name starting with `@`), or a task the
+/// history holds runs of (`has_runs`: renamed or removed since).
 ///
 /// # Errors
 /// [`super::AppError::UnknownTask`].
-pub fn check_known(settings: &Settings, name: &str) -> Result<(), super::AppError> {
-    if name.starts_with('@') || settings.task(name).is_some() {
+pub fn check_known(settings: &Settings, name: &str, has_runs: bool) -> Result<(), super::AppError> {
+    if has_runs || name.starts_with('@') || settings.task(name).is_some() {
         Ok(())
     } else {
         Err(super::AppError::UnknownTask(name.to_string()))

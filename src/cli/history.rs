@@ -60,9 +60,6 @@ pub enum HistoryCommand {
 pub async fn run(config: &Path, args: HistoryArgs) -> anyhow::Result<ExitCode> {
     let settings = super::load(config)?;
     settings.check_backups(&args.backup)?;
-    if let Some(t) = &args.task {
-        crate::app::tasks::check_known(&settings, t)?;
-    }
     let path = &settings.history.path;
     if let Some(HistoryCommand::Prune { older_than }) = args.command {
         let age = match older_than {
@@ -108,6 +105,9 @@ pub async fn run(config: &Path, args: HistoryArgs) -> anyhow::Result<ExitCode> {
         limit: args.limit,
     };
     let Some(db) = HistoryReader::open_if_exists(path)? else {
+        if let Some(t) = &filter.task {
+            crate::app::tasks::check_known(&settings, t, false)?;
+        }
         if args.json {
             super::output::line("[]")?;
         } else {
@@ -115,6 +115,10 @@ pub async fn run(config: &Path, args: HistoryArgs) -> anyhow::Result<ExitCode> {
         }
         return Ok(ExitCode::SUCCESS);
     };
+    if let Some(t) = &filter.task {
+        let has_runs = !db.runs(Some(t), 1)?.is_empty();
+        crate::app::tasks::check_known(&settings, t, has_runs)?;
+    }
     let rows = db.history(&filter)?;
     if args.json {
         super::output::json(&rows)?;

@@ -95,11 +95,11 @@ fn runs(
     limit: usize,
     json: bool,
 ) -> anyhow::Result<ExitCode> {
-    tasks::check_known(settings, name)?;
     let runs = match HistoryReader::open_if_exists(&settings.history.path)? {
         Some(db) => db.runs(Some(name), limit)?,
         None => Vec::new(),
     };
+    tasks::check_known(settings, name, !runs.is_empty())?;
     if json {
         super::output::json(&runs)?;
         return Ok(ExitCode::SUCCESS);

@@ -12,6 +12,7 @@ pub mod metrics;
 
 use crate::app::health::{self, NodeHealth};
 use crate::app::reconcile::RECONCILE_TASK;
+use crate::app::runner::RunStarted;
 use crate::app::status::is_behind;
 use crate::app::{App, AppError, RunOutcome};
 use crate::config::CheckScope;
@@ -186,8 +187,11 @@ impl Daemon {
         }
         let (tx, rx) = tokio::sync::oneshot::channel();
         self.spawn_run_telling(task.to_string(), trigger, Some(tx));
-        rx.await
-            .map_err(|_| TriggerError::NotRecorded(task.to_string()))
+        match rx.await {
+            Ok(RunStarted { skipped: true, .. }) => Err(TriggerError::Running(task.to_string())),
+            Ok(RunStarted { run_id, .. }) => Ok(run_id),
+            Err(_) => Err(TriggerError::NotRecorded(task.to_string())),
+        }
     }
 
     /// Starts a reconciliation in the background (one at a time).
@@ -243,7 +247,7 @@ impl Daemon {
         self: &Arc<Self>,
         task: String,
         trigger: Trigger,
-        started: Option<tokio::sync::oneshot::Sender<i64>>,
+        started: Option<tokio::sync::oneshot::Sender<RunStarted>>,
     ) {
         let this = self.clone();
         self.tracker.spawn(async move {

@@ -241,13 +241,10 @@ impl Digest {
     }
 
     /// Whether two digests of the same window describe the same points, allowing float sums
-    /// the rounding error of adding their values in another order: as many values as a
-    /// counted field says, else at most `most` ([`most_values`]).
+    /// the rounding error of adding their values in another order: at most `most` values
+    /// ([`most_values`]), or as many as a counted field says when that is more.
     pub fn same(&self, other: &Digest, most: u64) -> bool {
-        let n = match self.points().max(other.points()) {
-            0 => most.max(1),
-            n => n,
-        };
+        let n = self.points().max(other.points()).max(most).max(1);
         self.fields.len() == other.fields.len()
             && self
                 .fields
@@ -264,38 +261,49 @@ impl Digest {
     }
 }
 
-/// Values summed per field in an uncounted window when the series' interval says nothing:
-/// assume many (a looser float tolerance).
-pub const MANY_VALUES: u64 = 1_000_000;
-
-/// At most how many bars of `interval` (`30s`, `1m`, `5m`, `1h`, `1d`, `1w`) fit in a window
-/// of `window` ns — how many values a full digest's float sums add up — or [`MANY_VALUES`] for
-/// an interval of another form.
+/// At most how many bars of `interval` fit in a window of `window` ns — how many values a full
+/// digest's float sums add up, which bounds their rounding tolerance. Intervals are read as a
+/// count and a unit (`30s`, `1m`, `5min`, `1h`, `4H`, `1d`, `1D`, `1w`, `1hour`, `1day`; a
+/// bare unit is 1 of it; `M`, `mo`, `month` and `y` are months and years); any other form
+/// counts as one bar per second, so the tolerance errs on the tight side (a false alarm costs
+/// an exact comparison of the window, a loose tolerance could miss a change).
 pub fn most_values(interval: &str, window: Nanos) -> u64 {
-    let split = interval
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(interval.len());
-    let (number, unit) = interval.split_at(split);
-    let unit_ns: i128 = match unit {
-        "s" => 1_000_000_000,
-        "m" => 60_000_000_000,
-        "h" => 3_600_000_000_000,
-        "d" => 86_400_000_000_000,
-        "w" => 7 * 86_400_000_000_000,
-        _ => return MANY_VALUES,
+    const SECOND: i128 = 1_000_000_000;
+    const DAY: i128 = 86_400 * SECOND;
+    let per_second = || {
+        u64::try_from(i128::from(window.max(1)) / SECOND)
+            .unwrap_or(u64::MAX)
+            .max(1)
     };
-    match number.parse::<i128>() {
-        Ok(n) if n > 0 => {
-            let Some(bar) = n.checked_mul(unit_ns) else {
-                return 1; // a bar longer than any window
-            };
-            let most = (i128::from(window.max(1)) + bar - 1) / bar;
-            u64::try_from(most.max(1))
-                .unwrap_or(MANY_VALUES)
-                .min(MANY_VALUES)
-        }
-        _ => MANY_VALUES,
-    }
+    let text = interval.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let unit_ns: i128 = match unit {
+        "s" | "S" | "sec" | "secs" | "second" | "seconds" => SECOND,
+        "m" | "min" | "mins" | "minute" | "minutes" | "T" => 60 * SECOND,
+        "h" | "H" | "hr" | "hour" | "hours" => 3_600 * SECOND,
+        "d" | "D" | "day" | "days" => DAY,
+        "w" | "W" | "wk" | "week" | "weeks" => 7 * DAY,
+        // The shortest month and year: the most bars a window can hold.
+        "M" | "mo" | "mon" | "month" | "months" => 28 * DAY,
+        "y" | "Y" | "year" | "years" => 365 * DAY,
+        _ => return per_second(),
+    };
+    let n = if number.is_empty() {
+        Some(1)
+    } else {
+        number.parse::<i128>().ok().filter(|n| *n > 0)
+    };
+    let Some(n) = n else {
+        return per_second();
+    };
+    let Some(bar) = n.checked_mul(unit_ns) else {
+        return 1; // a bar longer than any window
+    };
+    let most = (i128::from(window.max(1)) + bar - 1) / bar;
+    u64::try_from(most.max(1)).unwrap_or(u64::MAX)
 }
 
 /// Whether two float sums of `n` values can be the same values added in another order:
@@ -403,31 +411,61 @@ mod tests {
             a.add(&bar(i as i64, *v, 1), Depth::Cheap);
             b.add(&bar(i as i64, *v, 1), Depth::Cheap);
         }
-        assert!(a.same(&b, MANY_VALUES));
+        assert!(a.same(&b, 1));
         b.add(&bar(5000, 1.0, 1), Depth::Cheap);
-        assert!(!a.same(&b, MANY_VALUES), "one bar more");
+        assert!(!a.same(&b, 1), "one bar more");
+        // An interval of a form not understood: one bar a second, a tight tolerance.
+        assert!(!fwd.same(&changed, most_values("1 minute bars", 86_400_000_000_000)));
+        // A counted field on a few bars does not tighten the bound below the interval's.
+        let (mut x, mut y) = (Digest::default(), Digest::default());
+        for (i, v) in values.iter().enumerate() {
+            x.add(&bar(i as i64, *v, 1), Depth::Full);
+        }
+        for (i, v) in values.iter().enumerate().rev() {
+            y.add(&bar(i as i64, *v, 1), Depth::Full);
+        }
+        x.add_count("note", 1);
+        y.add_count("note", 1);
+        assert!(x.same(&y, 1440));
     }
 
     #[test]
     fn the_interval_bounds_the_values_in_a_window() {
         const DAY: Nanos = 86_400_000_000_000;
-        assert_eq!(most_values("1m", DAY), 1440);
-        assert_eq!(most_values("5m", DAY), 288);
-        assert_eq!(most_values("30s", DAY), 2880);
-        assert_eq!(most_values("1h", DAY), 24);
-        assert_eq!(most_values("1d", DAY), 1);
-        assert_eq!(most_values("1w", DAY), 1, "a bar longer than the window");
-        assert_eq!(most_values("7m", DAY), 206, "rounded up");
+        for (interval, most) in [
+            ("1m", 1440),
+            ("5m", 288),
+            ("5min", 288),
+            ("1T", 1440),
+            ("30s", 2880),
+            ("1h", 24),
+            ("4H", 6),
+            ("1hour", 24),
+            ("1d", 1),
+            ("1D", 1),
+            ("day", 1),
+            ("1w", 1),
+            ("1M", 1),
+            ("1mo", 1),
+            ("7m", 206),
+            (" 1m ", 1440),
+        ] {
+            assert_eq!(most_values(interval, DAY), most, "{interval:?}");
+        }
+        assert_eq!(most_values("1d", 30 * DAY), 30);
+        assert_eq!(most_values("1w", 30 * DAY), 5, "rounded up");
+        // Forms not understood: one bar a second.
+        for other in ["tick", "m1", "0m", "", "-1m", "1 m", "daily"] {
+            assert_eq!(most_values(other, DAY), 86_400, "{other:?}");
+        }
+        assert_eq!(most_values("tick", 1), 1);
         assert_eq!(most_values("99999999999999999999999d", DAY), 1);
         assert_eq!(
             most_values(&format!("{}w", i128::MAX), DAY),
             1,
             "no overflow"
         );
-        for other in ["tick", "1mo", "m", "0m", "", "-1m", "1 m"] {
-            assert_eq!(most_values(other, DAY), MANY_VALUES, "{other:?}");
-        }
-        assert_eq!(most_values("1s", Nanos::MAX), MANY_VALUES, "capped");
+        assert_eq!(most_values("1s", Nanos::MAX), 9_223_372_037, "rounded up");
     }
 
     #[test]

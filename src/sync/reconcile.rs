@@ -16,7 +16,7 @@
 use super::{Engine, Selection, SyncControl, SyncError};
 use crate::history::{ReconcileCounts, Status};
 use crate::model::{BackupSeries, Batch, Nanos, Point, SeriesKey, TimeRange, format_nanos};
-use crate::node::digest::{fingerprint, most_values, window_start};
+use crate::node::digest::{Digest, fingerprint, most_values, window_start};
 use crate::node::{Depth, Digests, Node, NodeError};
 use crate::retry::{GaveUp, with_retry};
 use futures::StreamExt;
@@ -439,7 +439,15 @@ impl Engine {
             return ask(req.range, Depth::Full).await;
         };
         let mut out = ask(req.range, Depth::Cheap).await?;
-        let full = TimeRange::new(full.start.max(req.range.start), full.end.min(req.range.end));
+        // Whole windows: a full digest replaces the cheap one of its window, so it must cover
+        // all of the window the cheap one did.
+        let w = req.window.max(1);
+        let full = TimeRange::new(
+            window_start(full.start, w).max(req.range.start),
+            window_start(full.end, w)
+                .saturating_add(w - 1)
+                .min(req.range.end),
+        );
         if !full.is_empty() {
             for (s, windows) in ask(full, Depth::Full).await? {
                 out.entry(s).or_default().extend(windows);
@@ -461,6 +469,7 @@ impl Engine {
         out: &mut BackupReconcile,
     ) -> Result<(), GaveUp<NodeError>> {
         let empty = BTreeMap::new();
+        let no_digest = Digest::default();
         for s in series {
             let key = BackupSeries::new(backup.name(), s.clone());
             // Compared up to the checkpoint: beyond it is the next sync's work.
@@ -481,8 +490,12 @@ impl Engine {
             starts.dedup();
             for ws in starts.into_iter().filter(|w| *w <= end) {
                 out.counts.windows += 1;
-                let (a, b) = (mine.get(&ws), other.get(&ws));
-                if a.is_some() && b.is_some() && a.zip(b).is_some_and(|(a, b)| a.same(b, most)) {
+                // A window one node has no digest for is empty there (a node may answer an
+                // empty digest where the other answers nothing, e.g. a series without `close`
+                // at cheap depth); empty on one side and not the other differs.
+                let a = mine.get(&ws).unwrap_or(&no_digest);
+                let b = other.get(&ws).unwrap_or(&no_digest);
+                if a.same(b, most) {
                     continue;
                 }
                 let we = ws.saturating_add(req.window - 1).min(end);

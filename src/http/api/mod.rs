@@ -154,7 +154,7 @@ async fn history(
     )?;
     let limit = p.limit(100, MAX_LIMIT)?;
     known_backup(&d, p.text("backup"))?;
-    known_task(&d, p.text("task"))?;
+    known_task(&d, p.text("task")).await?;
     let filter = HistoryFilter {
         backup: p.text("backup"),
         symbol: p.text("symbol"),
@@ -253,7 +253,7 @@ async fn runs(
     let p = Params::new(q, &["task", "limit", "cursor"])?;
     let limit = p.limit(100, MAX_LIMIT)?;
     let task = p.text("task");
-    known_task(&d, task.clone())?;
+    known_task(&d, task.clone()).await?;
     let before = p.int("cursor")?;
     let items = read_history(&d, move |db| {
         db.runs_before(task.as_deref(), before, limit + 1)
@@ -318,13 +318,23 @@ fn known_backup(d: &Daemon, backup: Option<String>) -> ApiResult<()> {
         .map_err(|e| ApiError::bad_request(format!("backup: {e}")))
 }
 
-/// A `task` parameter must name a task (or one of dms's own pseudo-tasks, `@…`).
-fn known_task(d: &Daemon, task: Option<String>) -> ApiResult<()> {
-    match task {
-        Some(t) => tasks::check_known(&d.app.settings, &t)
-            .map_err(|e| ApiError::bad_request(format!("task: {e}"))),
-        None => Ok(()),
-    }
+/// A `task` parameter must name a task, one of dms's own pseudo-tasks (`@…`), or a task the
+/// history holds runs of.
+async fn known_task(d: &Daemon, task: Option<String>) -> ApiResult<()> {
+    let Some(t) = task else {
+        return Ok(());
+    };
+    let settings = &d.app.settings;
+    let has_runs = if t.starts_with('@') || settings.task(&t).is_some() {
+        true
+    } else {
+        let name = t.clone();
+        !read_history(d, move |db| db.runs(Some(&name), 1))
+            .await?
+            .is_empty()
+    };
+    tasks::check_known(settings, &t, has_runs)
+        .map_err(|e| ApiError::bad_request(format!("task: {e}")))
 }
 
 /// Comma-separated list parameter.

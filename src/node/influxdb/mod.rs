@@ -10,7 +10,8 @@
 //! - `/write` (line protocol, `precision=ns`, optionally gzip) takes writes. A missing database
 //!   is created once (`CREATE DATABASE` is idempotent) and the write retried.
 //! - Reconciliation (`reconcile`): tips and per-window digests computed by the server
-//!   (`GROUP BY * … LIMIT 1` selectors, `count(*)`/`sum(*)` by window), read as chunked
+//!   (`GROUP BY * … LIMIT 1` selectors, `count("close")` or the sums of every numeric field
+//!   by window), read as chunked
 //!   answers; deletes as `DELETE` statements, never across retention policies.
 //!
 //! Failures are classified into [`ErrorKind`]s (`client`: connection failures `Unavailable`,
