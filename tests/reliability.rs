@@ -163,6 +163,7 @@ async fn a_sync_killed_at_random_moments_loses_nothing() {
     }
 
     // A last, undisturbed run; then everything is equal and nothing is left running.
+    let before_last = dms::model::now_nanos();
     let out = dms(&cfg.config, &["sync"])
         .stdout(std::process::Stdio::piped())
         .output()
@@ -188,14 +189,24 @@ async fn a_sync_killed_at_random_moments_loses_nothing() {
     for (name, b) in &backups {
         assert_same_points(primary.as_ref(), b.as_ref(), &series).await;
         // The checkpoint is the newest point held that is not future-dated (the bars run
-        // days ahead of now here; future_tolerance is the default 2 days).
-        let horizon = dms::model::now_nanos() + 2 * dms::model::NANOS_PER_DAY;
-        let held = b.tips(&series, horizon).await.unwrap();
+        // days ahead of now here; future_tolerance is the default 2 days) as of the last
+        // sync: between the newest held at or before the horizons of its start and of now.
+        let tolerance = 2 * dms::model::NANOS_PER_DAY;
+        let earliest = b.tips(&series, before_last + tolerance).await.unwrap();
+        let latest = b
+            .tips(&series, dms::model::now_nanos() + tolerance)
+            .await
+            .unwrap();
         for s in &series {
-            assert_eq!(
-                cps.get(&dms::model::BackupSeries::new(*name, s.clone())),
-                held.get(s).and_then(|t| t.newest_time()).as_ref(),
-                "{name} {s}"
+            let cp = cps.get(&dms::model::BackupSeries::new(*name, s.clone()));
+            let newest = |t: &std::collections::HashMap<_, dms::node::Tip>| {
+                t.get(s).and_then(|t| t.newest_time())
+            };
+            assert!(
+                cp.is_some() && newest(&earliest).as_ref() <= cp && cp <= newest(&latest).as_ref(),
+                "{name} {s}: checkpoint {cp:?}, newest held {:?}..{:?}",
+                newest(&earliest),
+                newest(&latest)
             );
         }
     }
