@@ -122,9 +122,13 @@ impl SqliteNode {
     }
 }
 
+/// WAL, normal sync, a long busy wait, and a page cache of 256 KiB per connection: reads and
+/// writes here are sequential scans and appends at the right edge of one index, which a small
+/// cache serves as fast as a large one (same sync speed on the bench with 1 MiB), and a pool
+/// of connections per node multiplies it (peak RSS of the bench's sqlite sync 65 → 57 MB).
 fn init_connection(c: &mut rusqlite::Connection) -> rusqlite::Result<()> {
     c.execute_batch(
-        "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA busy_timeout=30000; PRAGMA cache_size=-1024;",
+        "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA busy_timeout=30000; PRAGMA cache_size=-256;",
     )
 }
 
