@@ -2,8 +2,8 @@
 # The test command (README "Two commands"). Installs what the tests need when it is missing —
 # Debian's influxdb package for the real InfluxDB servers the tests start, chromium with
 # chromium-driver for the status page's browser tests, and prometheus (promtool and the server)
-# for the /metrics and dashboard tests — then runs the whole suite. Extra arguments go to
-# `cargo test` (e.g. a test name filter).
+# for the /metrics and dashboard tests, and iproute2's ss for the example servers script — then
+# runs the whole suite. Extra arguments go to `cargo test` (e.g. a test name filter).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -31,6 +31,11 @@ fi
 if ! command -v promtool >/dev/null 2>&1 || ! command -v prometheus >/dev/null 2>&1; then
   echo "promtool or prometheus not found: installing Debian's prometheus package" >&2
   apt_install --no-install-recommends prometheus
+fi
+
+if ! command -v ss >/dev/null 2>&1; then
+  echo "ss not found (config/examples/influxdb/servers.sh and its test use it): installing iproute2" >&2
+  apt_install --no-install-recommends iproute2
 fi
 
 cargo test --locked "$@"
