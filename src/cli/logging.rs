@@ -125,7 +125,14 @@ fn check_words(text: &str, source_name: &'static str) -> Result<(), LogError> {
             .iter()
             .map(|l| {
                 let affix = lower.len() >= 3 && (l.starts_with(&lower) || lower.starts_with(l));
-                (if affix { 0 } else { distance(&lower, l) }, *l)
+                (
+                    if affix {
+                        0
+                    } else {
+                        strsim::osa_distance(&lower, l)
+                    },
+                    *l,
+                )
             })
             .min()
             .filter(|(dist, _)| *dist <= 2);
@@ -139,32 +146,6 @@ fn check_words(text: &str, source_name: &'static str) -> Result<(), LogError> {
         }
     }
     Ok(())
-}
-
-/// Edit distance (insertions, deletions, substitutions, adjacent swaps).
-fn distance(a: &str, b: &str) -> usize {
-    let a: Vec<char> = a.chars().collect();
-    let b: Vec<char> = b.chars().collect();
-    let mut d = vec![vec![0usize; b.len() + 1]; a.len() + 1];
-    for (i, row) in d.iter_mut().enumerate() {
-        row[0] = i;
-    }
-    for (j, cell) in d[0].iter_mut().enumerate() {
-        *cell = j;
-    }
-    for i in 1..=a.len() {
-        for j in 1..=b.len() {
-            let cost = usize::from(a[i - 1] != b[j - 1]);
-            let mut v = (d[i - 1][j] + 1)
-                .min(d[i][j - 1] + 1)
-                .min(d[i - 1][j - 1] + cost);
-            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
-                v = v.min(d[i - 2][j - 2] + 1);
-            }
-            d[i][j] = v;
-        }
-    }
-    d[a.len()][b.len()]
 }
 
 #[cfg(test)]

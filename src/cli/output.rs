@@ -29,25 +29,19 @@ pub fn line(text: impl Display) -> anyhow::Result<()> {
 /// # Errors
 /// Stdout cannot be written for another reason than its reader leaving.
 pub fn bytes(data: &[u8]) -> anyhow::Result<()> {
-    if STDOUT_CLOSED.load(Ordering::Relaxed) {
-        return Ok(());
-    }
-    let mut out = std::io::stdout().lock();
-    match out.write_all(data).and_then(|()| out.flush()) {
-        Err(e) if e.kind() == ErrorKind::BrokenPipe => {
-            STDOUT_CLOSED.store(true, Ordering::Relaxed);
-            Ok(())
-        }
-        Err(e) => Err(anyhow::Error::new(e).context("cannot write to stdout")),
-        Ok(()) => Ok(()),
-    }
+    write_all(&mut std::io::stdout().lock(), &STDOUT_CLOSED, data)
 }
 
 fn write_line(out: &mut impl Write, closed: &AtomicBool, text: impl Display) -> anyhow::Result<()> {
+    write_all(out, closed, format!("{text}\n").as_bytes())
+}
+
+/// Writes and flushes `data` unless `closed`; a broken pipe sets `closed` and is no error.
+fn write_all(out: &mut impl Write, closed: &AtomicBool, data: &[u8]) -> anyhow::Result<()> {
     if closed.load(Ordering::Relaxed) {
         return Ok(());
     }
-    match writeln!(out, "{text}").and_then(|()| out.flush()) {
+    match out.write_all(data).and_then(|()| out.flush()) {
         Err(e) if e.kind() == ErrorKind::BrokenPipe => {
             closed.store(true, Ordering::Relaxed);
             Ok(())
