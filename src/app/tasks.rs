@@ -36,11 +36,17 @@ pub struct TaskSummary {
 /// # Errors
 /// [`super::AppError::UnknownTask`].
 pub fn check_known(settings: &Settings, name: &str, has_runs: bool) -> Result<(), super::AppError> {
-    if has_runs || name.starts_with('@') || settings.task(name).is_some() {
+    if has_runs || is_named(settings, name) {
         Ok(())
     } else {
         Err(super::AppError::UnknownTask(name.to_string()))
     }
+}
+
+/// Whether `name` is a configured task or one of dms's own pseudo-tasks (`@…`): known without
+/// asking the history.
+pub fn is_named(settings: &Settings, name: &str) -> bool {
+    name.starts_with('@') || settings.task(name).is_some()
 }
 
 /// Summaries of every task in file order, from the latest runs and `running` (which tells

@@ -104,10 +104,19 @@ pub async fn run(config: &Path, args: HistoryArgs) -> anyhow::Result<ExitCode> {
         before_id: None,
         limit: args.limit,
     };
-    let Some(db) = HistoryReader::open_if_exists(path)? else {
-        if let Some(t) = &filter.task {
-            crate::app::tasks::check_known(&settings, t, false)?;
-        }
+    let db = HistoryReader::open_if_exists(path)?;
+    if let Some(t) = filter
+        .task
+        .as_deref()
+        .filter(|t| !crate::app::tasks::is_named(&settings, t))
+    {
+        let has_runs = match &db {
+            Some(db) => !db.runs(Some(t), 1)?.is_empty(),
+            None => false,
+        };
+        crate::app::tasks::check_known(&settings, t, has_runs)?;
+    }
+    let Some(db) = db else {
         if args.json {
             super::output::line("[]")?;
         } else {
@@ -115,10 +124,6 @@ pub async fn run(config: &Path, args: HistoryArgs) -> anyhow::Result<ExitCode> {
         }
         return Ok(ExitCode::SUCCESS);
     };
-    if let Some(t) = &filter.task {
-        let has_runs = !db.runs(Some(t), 1)?.is_empty();
-        crate::app::tasks::check_known(&settings, t, has_runs)?;
-    }
     let rows = db.history(&filter)?;
     if args.json {
         super::output::json(&rows)?;

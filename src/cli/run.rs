@@ -74,6 +74,15 @@ pub async fn details(
     Ok(found.into_iter().flatten().collect())
 }
 
+/// Prints one run as its JSON object (with its history rows).
+///
+/// # Errors
+/// The history cannot be read, or as [`super::output::line`].
+pub async fn print_run_json(app: &App, outcome: &RunOutcome) -> anyhow::Result<()> {
+    let detail = details(app, std::slice::from_ref(outcome)).await?;
+    super::output::json(&detail.first())
+}
+
 /// Prints task runs as a table (with their failed series) or, with `json`, as an array of
 /// run objects.
 pub async fn print_outcomes(app: &App, outcomes: &[RunOutcome], json: bool) -> anyhow::Result<()> {

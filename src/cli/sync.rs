@@ -62,8 +62,7 @@ pub async fn run(config: &Path, args: SyncArgs) -> anyhow::Result<ExitCode> {
         b.finish();
     }
     if args.json {
-        let detail = super::run::details(&app, std::slice::from_ref(&outcome)).await?;
-        super::output::json(&detail.first())?;
+        super::run::print_run_json(&app, &outcome).await?;
     } else {
         let mut t = Table::new(vec![
             col("backup"),

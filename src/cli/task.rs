@@ -163,8 +163,7 @@ async fn run_one(
     }
     let outcomes = [outcome];
     if json {
-        let detail = super::run::details(&app, &outcomes).await?;
-        super::output::json(&detail.first())?;
+        super::run::print_run_json(&app, &outcomes[0]).await?;
     } else {
         super::run::print_outcomes(&app, &outcomes, false).await?;
     }

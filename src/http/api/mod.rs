@@ -123,28 +123,32 @@ async fn read_history<R: Send + 'static>(
         .map_err(|e| ApiError::unavailable(e.to_string()))
 }
 
-/// The first `limit` of `items` (read as `limit + 1`, newest first) and, when there were more,
-/// the cursor of the next page: the id of the last item kept.
-fn page<T>(mut items: Vec<T>, limit: usize, id: impl Fn(&T) -> i64) -> (Vec<T>, Option<i64>) {
-    if items.len() <= limit {
-        return (items, None);
-    }
-    items.truncate(limit);
-    let next = items.last().map(id);
-    (items, next)
+/// A page of rows (history rows, runs), newest first, and the cursor of the next page.
+#[derive(serde::Serialize)]
+struct Page<T> {
+    items: Vec<T>,
+    next_cursor: Option<i64>,
 }
 
-/// A page of history rows and the cursor of the next page.
-#[derive(serde::Serialize)]
-struct HistoryPage {
-    items: Vec<HistoryRow>,
-    next_cursor: Option<i64>,
+impl<T> Page<T> {
+    /// The first `limit` of `items` (read as `limit + 1`) and, when there were more, the
+    /// cursor of the next page: the id of the last item kept.
+    fn of(mut items: Vec<T>, limit: usize, id: impl Fn(&T) -> i64) -> Page<T> {
+        let next_cursor = (items.len() > limit).then(|| {
+            items.truncate(limit);
+            items.last().map(id)
+        });
+        Page {
+            items,
+            next_cursor: next_cursor.flatten(),
+        }
+    }
 }
 
 async fn history(
     State(d): State<Arc<Daemon>>,
     q: Result<Query<Vec<(String, String)>>, axum::extract::rejection::QueryRejection>,
-) -> ApiResult<Json<HistoryPage>> {
+) -> ApiResult<Json<Page<HistoryRow>>> {
     let p = Params::new(
         q,
         &[
@@ -168,8 +172,7 @@ async fn history(
         limit: limit + 1,
     };
     let items = read_history(&d, move |db| db.history(&filter)).await?;
-    let (items, next_cursor) = page(items, limit, |r| r.id);
-    Ok(Json(HistoryPage { items, next_cursor }))
+    Ok(Json(Page::of(items, limit, |r| r.id)))
 }
 
 async fn collect_status(d: &Daemon) -> ApiResult<Vec<SeriesStatus>> {
@@ -238,18 +241,11 @@ async fn tasks(
     Ok(Json(out))
 }
 
-/// A page of task runs and the cursor of the next page.
-#[derive(serde::Serialize)]
-struct RunsPage {
-    items: Vec<RunRow>,
-    next_cursor: Option<i64>,
-}
-
 /// `GET /api/dms/runs?task=&limit=&cursor=`: task runs, newest first.
 async fn runs(
     State(d): State<Arc<Daemon>>,
     q: Result<Query<Vec<(String, String)>>, axum::extract::rejection::QueryRejection>,
-) -> ApiResult<Json<RunsPage>> {
+) -> ApiResult<Json<Page<RunRow>>> {
     let p = Params::new(q, &["task", "limit", "cursor"])?;
     let limit = p.limit(100, MAX_LIMIT)?;
     let task = p.text("task");
@@ -259,8 +255,7 @@ async fn runs(
         db.runs_before(task.as_deref(), before, limit + 1)
     })
     .await?;
-    let (items, next_cursor) = page(items, limit, |r| r.id);
-    Ok(Json(RunsPage { items, next_cursor }))
+    Ok(Json(Page::of(items, limit, |r| r.id)))
 }
 
 /// `GET /api/dms/runs/{id}`: one run with its sync history rows (404 when there is none).
@@ -325,14 +320,13 @@ async fn known_task(d: &Daemon, task: Option<String>) -> ApiResult<()> {
         return Ok(());
     };
     let settings = &d.app.settings;
-    let has_runs = if t.starts_with('@') || settings.task(&t).is_some() {
-        true
-    } else {
-        let name = t.clone();
-        !read_history(d, move |db| db.runs(Some(&name), 1))
-            .await?
-            .is_empty()
-    };
+    if tasks::is_named(settings, &t) {
+        return Ok(());
+    }
+    let name = t.clone();
+    let has_runs = !read_history(d, move |db| db.runs(Some(&name), 1))
+        .await?
+        .is_empty();
     tasks::check_known(settings, &t, has_runs)
         .map_err(|e| ApiError::bad_request(format!("task: {e}")))
 }
