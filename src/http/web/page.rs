@@ -305,15 +305,8 @@ fn backup_card(b: &BackupView) -> Markup {
                 dt { "Records copied" }
                 dd { (fmt_int(f.records)) }
                 dt { "Worst lag" }
-                // A backup that cannot be asked: its lag is known only from its checkpoint.
-                @match (b.figures.max_lag_seconds, b.node.error.is_some()) {
-                    (None, _) => { dd.lag { "—" } }
-                    (Some(l), true) => {
-                        dd.lag title="the backup cannot be asked: at least this much, from its checkpoint" {
-                            "≥ " (fmt_lag(l))
-                        }
-                    }
-                    (Some(l), false) => { dd.lag { (fmt_lag(l)) } }
+                dd.lag title=[lag_title(b.figures.max_lag_seconds, b.node.error.is_some())] {
+                    (lag_text(b.figures.max_lag_seconds, b.node.error.is_some()))
                 }
                 dt { "Series behind" }
                 dd.behind-count.(if b.figures.behind > 0 { "bad" } else { "" }) {
@@ -538,14 +531,8 @@ fn series(d: &PageData) -> Markup {
                                         span.ok { "current" }
                                     }
                                 }
-                                @match (r.lag_seconds, r.state == State::Unknown) {
-                                    (None, _) => { td.num { "—" } }
-                                    (Some(l), true) => {
-                                        td.num title="the backup cannot be asked: at least this much, from its checkpoint" {
-                                            "≥ " (fmt_lag(l))
-                                        }
-                                    }
-                                    (Some(l), false) => { td.num { (fmt_lag(l)) } }
+                                td.num title=[lag_title(r.lag_seconds, r.state == State::Unknown)] {
+                                    (lag_text(r.lag_seconds, r.state == State::Unknown))
                                 }
                                 td.wide { (r.primary_newest_ns.map_or("—".into(), fmt_ns)) }
                                 td.wide { (r.backup_newest_ns.map_or("—".into(), fmt_ns)) }
@@ -838,6 +825,22 @@ fn fmt_pct(rate: f64) -> String {
 fn fmt_f(x: f64) -> String {
     let s = format!("{x:.2}");
     s.trim_end_matches('0').trim_end_matches('.').to_string()
+}
+
+/// A lag as shown; `bound`: the backup cannot be asked, so its lag (from its checkpoint) is a
+/// lower bound, marked `≥`.
+fn lag_text(lag: Option<f64>, bound: bool) -> String {
+    match lag {
+        None => "—".into(),
+        Some(l) if bound => format!("≥ {}", fmt_lag(l)),
+        Some(l) => fmt_lag(l),
+    }
+}
+
+/// The title of a lag that is a lower bound.
+fn lag_title(lag: Option<f64>, bound: bool) -> Option<&'static str> {
+    (bound && lag.is_some())
+        .then_some("the backup cannot be asked: at least this much, from its checkpoint")
 }
 
 /// A lag or interval in seconds: `0 s`, `42 s`, `5 min`, `3 h 12 min`, `2 d 4 h`.
