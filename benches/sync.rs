@@ -21,6 +21,12 @@
 #[allow(dead_code)]
 mod influxd;
 
+/// What the test fixtures call when a server is missing: a measurement that cannot be taken
+/// fails the benchmark.
+fn skip(missing: &str, how: &str) {
+    panic!("{missing}: the benchmark cannot measure without it ({how})");
+}
+
 use dms::model::{Batch, NANOS_PER_DAY, Nanos, Point, SeriesKey, TimeRange};
 use dms::node::Node;
 use dms::node::sqlite::SqliteNode;
@@ -379,7 +385,7 @@ async fn bench_influx(
         return;
     };
     let (p, b1, b2) = (servers[0].url(), servers[1].url(), servers[2].url());
-    let http = reqwest::Client::builder()
+    let http = dms::node::http_client_builder()
         .pool_max_idle_per_host(a.workers * 2)
         .build()
         .unwrap();

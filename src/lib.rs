@@ -24,18 +24,13 @@
 
 pub mod app;
 pub mod cli;
-pub mod config;
 pub mod daemon;
-pub mod history;
 pub mod http;
-pub mod input;
-pub mod model;
 pub mod node;
-pub mod retry;
-pub mod sample;
 pub mod scheduler;
-pub mod schema;
 pub mod script;
-pub mod sync;
-pub mod timefmt;
-pub mod verify;
+
+pub use dms_config as config;
+pub use dms_core::{input, ledger, model, retry, sample, schema, timefmt};
+pub use dms_engine::{sync, verify};
+pub use dms_history as history;

@@ -63,7 +63,9 @@ async fn api(token: Option<&str>) -> Api {
     });
     Api {
         url,
-        http: reqwest::Client::new(),
+        http: dms::node::http_client_builder()
+            .build()
+            .expect("http client"),
         stop,
         _p: p,
     }

@@ -61,7 +61,9 @@ fn sqlite(dir: &TempDir, schema: &Schema) -> Arc<dyn Node> {
 
 /// Runs InfluxQL that changes things (POST), as the admin when the server has auth.
 async fn admin(server: &InfluxServer, db: &str, q: &str, with_auth: bool) {
-    let mut rb = reqwest::Client::new()
+    let mut rb = dms::node::http_client_builder()
+        .build()
+        .expect("http client")
         .post(format!("{}/query", server.url()))
         .form(&[("db", db), ("q", q)]);
     if with_auth {

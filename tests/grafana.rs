@@ -151,7 +151,9 @@ async fn every_metric_the_grafana_dashboard_queries_is_one_the_daemon_exports() 
         })
     })
     .await;
-    let r = reqwest::Client::new()
+    let r = dms::node::http_client_builder()
+        .build()
+        .expect("http client")
         .post(format!("{}/api/dms/tasks/nightly/run", d.url))
         .send()
         .await

@@ -275,12 +275,12 @@ async fn a_history_deleted_under_the_writer_stops_writes_and_says_so() {
     let history =
         dms::history::History::open(&path, "test", std::time::Duration::from_secs(1)).unwrap();
     history
-        .write(|db| db.start_run("t", "manual"))
+        .write(|db| db.start_run("t", dms::history::Trigger::Manual))
         .await
         .expect("writes work");
     std::fs::remove_file(&path).unwrap();
     let err = history
-        .write(|db| db.start_run("t", "manual"))
+        .write(|db| db.start_run("t", dms::history::Trigger::Manual))
         .await
         .expect_err("no write to an unlinked file");
     assert!(err.to_string().contains("deleted or replaced"), "{err}");

@@ -57,7 +57,9 @@ fn get(port: u16, path: &str, host: &str) -> u16 {
 
 async fn healthz_within_a_second(d: &DaemonProcess) {
     let started = Instant::now();
-    let r = reqwest::Client::new()
+    let r = dms::node::http_client_builder()
+        .build()
+        .expect("http client")
         .get(format!("{}/healthz", d.url))
         .timeout(Duration::from_secs(1))
         .send()
@@ -234,7 +236,9 @@ async fn hostile_scripts_end_as_failed_runs_and_never_stall_the_daemon() {
         ),
     );
     let mut d = DaemonProcess::start(p.root(), port).await;
-    let http = reqwest::Client::new();
+    let http = dms::node::http_client_builder()
+        .build()
+        .expect("http client");
     for (name, _) in HOSTILE {
         let r = http
             .post(format!("{}/api/dms/tasks/{name}/run", d.url))

@@ -19,16 +19,22 @@ fn env_or(key: &str, default: u64) -> u64 {
         .unwrap_or(default)
 }
 
+/// The process's resident set in KiB. A measurement that cannot be taken fails the test: a
+/// zero would make the memory assertion vacuous.
 fn rss_kib(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|v| v.parse().ok())
-        })
-        .unwrap_or(0)
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_else(|e| panic!("cannot read /proc/{pid}/status to measure RSS: {e}"));
+    let kib = status
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse::<u64>().ok())
+        .unwrap_or_else(|| panic!("no VmRSS line in /proc/{pid}/status: cannot measure RSS"));
+    assert!(
+        kib > 0,
+        "/proc/{pid}/status says VmRSS is 0: cannot measure RSS"
+    );
+    kib
 }
 
 fn bar(symbol: &str, interval: &str, time: i64) -> Point {

@@ -281,7 +281,10 @@ async fn hooks_must_return_what_they_promise() {
     .await;
     assert_contained(
         "function run(ctx) dms.sync { symbols = 'US.AAPL', mode = 'sideways' } end",
-        &["mode must be"],
+        &[
+            "dms.sync",
+            "unknown variant `sideways`, expected `incremental` or `full`",
+        ],
     )
     .await;
     assert_contained(

@@ -37,7 +37,10 @@ async fn project(port: u16, check: &str) -> Project {
 
 /// A scrape: status, content type and body.
 async fn scrape(d: &DaemonProcess, accept: Option<&str>) -> (u16, String, String) {
-    let mut r = reqwest::Client::new().get(format!("{}/metrics", d.url));
+    let mut r = dms::node::http_client_builder()
+        .build()
+        .expect("http client")
+        .get(format!("{}/metrics", d.url));
     if let Some(a) = accept {
         r = r.header("accept", a);
     }
@@ -192,7 +195,9 @@ async fn counters_go_on_from_the_history_after_a_restart() {
         })
     })
     .await;
-    let r = reqwest::Client::new()
+    let r = dms::node::http_client_builder()
+        .build()
+        .expect("http client")
         .post(format!("{}/api/dms/tasks/nightly/run", d.url))
         .send()
         .await

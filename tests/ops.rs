@@ -51,7 +51,10 @@ fn tool(name: &str, part: &str) -> Option<PathBuf> {
             .find(|f| f.is_file())
     });
     if found.is_none() {
-        eprintln!("SKIPPED ({part}): {name} is not installed");
+        crate::helper::skip(
+            &format!("{name} is not installed"),
+            &format!("{part} did not run; tools/test.sh installs it"),
+        );
     }
     found
 }
@@ -401,11 +404,6 @@ fn servers_sh_refuses_a_port_another_process_holds() {
         return;
     };
     if tool("ss", "servers.sh start").is_none() {
-        assert_ne!(
-            std::env::var("CI").as_deref(),
-            Ok("true"),
-            "ss is missing under CI"
-        );
         return;
     }
     let (dir, script) = scratch_servers_sh();

@@ -223,7 +223,9 @@ async fn the_cli_and_the_api_give_every_object_in_one_shape() {
     .await;
 
     // POST …/run: 202 with the run id and where to poll it.
-    let r = reqwest::Client::new()
+    let r = dms::node::http_client_builder()
+        .build()
+        .expect("http client")
         .post(format!("{}/api/dms/tasks/nightly/run", d.url))
         .send()
         .await
@@ -357,7 +359,9 @@ async fn the_cli_and_the_api_give_every_object_in_one_shape() {
         .await;
     assert_eq!(rest["items"].as_array().map(Vec::len), Some(1));
     assert!(rest["next_cursor"].is_null());
-    let http = reqwest::Client::new();
+    let http = dms::node::http_client_builder()
+        .build()
+        .expect("http client");
     for (path, code, needle) in [
         ("/api/dms/runs/999999", 404, "no run 999999"),
         ("/api/dms/runs/abc", 400, "not a number"),

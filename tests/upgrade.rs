@@ -64,7 +64,7 @@ fn a_version_1_history_opens_and_keeps_its_checkpoints() {
         ),
         ("daily_update_us", "once", 1)
     );
-    let run = db.start_run("t", "manual").unwrap();
+    let run = db.start_run("t", dms::history::Trigger::Manual).unwrap();
     db.finish_run(run, dms::history::Status::Success, None)
         .unwrap();
     assert_eq!(db.runs(Some("t"), 0).unwrap().len(), 1);

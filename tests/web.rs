@@ -136,7 +136,9 @@ async fn a_dead_backup_shows_as_unreachable_and_behind_with_its_failures() {
     .await;
     // The check loop sends no work to a backup that does not answer; a task run tries it
     // and records the failures (both series).
-    let r = reqwest::Client::new()
+    let r = dms::node::http_client_builder()
+        .build()
+        .expect("http client")
         .post(format!("{}/api/dms/tasks/nightly/run", d.url))
         .send()
         .await
@@ -519,7 +521,9 @@ async fn with_a_token_the_page_shows_nothing_without_it_and_everything_with_it()
         return;
     };
     let (browser, base) = (page.browser, page.daemon.url.clone());
-    let http = reqwest::Client::new();
+    let http = dms::node::http_client_builder()
+        .build()
+        .expect("http client");
     let data = [
         "US.AAPL",
         "US.MSFT",

@@ -3,7 +3,8 @@
 # Debian's influxdb package for the real InfluxDB servers the tests start, chromium with
 # chromium-driver for the status page's browser tests, and prometheus (promtool and the server)
 # for the /metrics and dashboard tests, and iproute2's ss for the example servers script — then
-# runs the whole suite. Extra arguments go to `cargo test` (e.g. a test name filter).
+# runs the whole suite (every crate of the workspace). A test whose server or tool is missing
+# is listed by name as skipped at the end (under CI=true it fails instead). Extra arguments go to `cargo test` (e.g. a test name filter).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -38,4 +39,22 @@ if ! command -v ss >/dev/null 2>&1; then
   apt_install --no-install-recommends iproute2
 fi
 
-cargo test --locked "$@"
+for pair in groff:groff man:man-db systemd-analyze:systemd; do
+  if ! command -v "${pair%%:*}" >/dev/null 2>&1; then
+    echo "${pair%%:*} not found (the man page and service unit tests use it): installing ${pair##*:}" >&2
+    apt_install --no-install-recommends "${pair##*:}"
+  fi
+done
+
+# A test that cannot run (its server or tool is missing) writes one line here and says
+# SKIPPED in the output; under CI=true it fails instead. The list is repeated at the end.
+skips=target/test-skips.txt
+rm -f "$skips"
+status=0
+cargo test --workspace --locked "$@" || status=$?
+if [ -s "$skips" ]; then
+  echo >&2
+  echo "$(wc -l <"$skips") test(s) did not run:" >&2
+  cat "$skips" >&2
+fi
+exit "$status"

@@ -128,7 +128,7 @@ impl App {
         let engine = Arc::new(Engine::new(
             primary,
             backups,
-            history.clone(),
+            Arc::new(history.clone()),
             settings.sync.clone(),
         ));
         Ok(App {

@@ -58,10 +58,9 @@ impl App {
         if pass != Pass::Complete {
             req.deadline = Some(started + self.settings.reconcile.budget);
         }
-        let t = trigger.as_str();
         let run_id = self
             .history
-            .write(move |db| db.start_run(RECONCILE_TASK, t))
+            .write(move |db| db.start_run(RECONCILE_TASK, trigger))
             .await?;
         req.run_id = Some(run_id);
         tracing::info!(run = run_id, pass = pass.as_str(), "reconcile started");

@@ -164,8 +164,11 @@ impl App {
             tell(outcome.run_id, true);
             return Ok(outcome);
         };
-        let (n, t) = (name.to_string(), trigger.as_str());
-        let run_id = self.history.write(move |db| db.start_run(&n, t)).await?;
+        let n = name.to_string();
+        let run_id = self
+            .history
+            .write(move |db| db.start_run(&n, trigger))
+            .await?;
         tell(run_id, false);
         let span = tracing::info_span!(
             "task",
@@ -328,12 +331,12 @@ impl App {
     /// Records a run that did not start because the previous one is still going.
     async fn record_skipped(&self, name: &str, trigger: Trigger) -> Result<RunOutcome, AppError> {
         let reason = "skipped: the previous run of this task is still going";
-        let (n, t) = (name.to_string(), trigger.as_str());
+        let n = name.to_string();
         let run_id = self
             .history
-            .write(move |db| db.record_skipped_run(&n, t, reason))
+            .write(move |db| db.record_skipped_run(&n, trigger, reason))
             .await?;
-        tracing::warn!(task = name, trigger = t, "{reason}");
+        tracing::warn!(task = name, trigger = trigger.as_str(), "{reason}");
         Ok(RunOutcome {
             run_id,
             task: name.to_string(),
@@ -478,8 +481,11 @@ impl App {
         control: &SyncControl,
     ) -> Result<RunOutcome, AppError> {
         let started = Instant::now();
-        let (n, t) = (task.to_string(), trigger.as_str());
-        let run_id = self.history.write(move |db| db.start_run(&n, t)).await?;
+        let n = task.to_string();
+        let run_id = self
+            .history
+            .write(move |db| db.start_run(&n, trigger))
+            .await?;
         req.run_id = Some(run_id);
         let result = self.engine.sync(req, control).await;
         self.finish_recorded(task, run_id, result, control, started)
@@ -501,8 +507,11 @@ impl App {
         control: &SyncControl,
     ) -> Result<RunOutcome, AppError> {
         let started = Instant::now();
-        let (n, t) = (task.to_string(), trigger.as_str());
-        let run_id = self.history.write(move |db| db.start_run(&n, t)).await?;
+        let n = task.to_string();
+        let run_id = self
+            .history
+            .write(move |db| db.start_run(&n, trigger))
+            .await?;
         let result = self.engine.execute(plan, Some(run_id), control).await;
         self.finish_recorded(task, run_id, result, control, started)
             .await

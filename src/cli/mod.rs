@@ -148,6 +148,7 @@ fn exit_code_of(e: &anyhow::Error) -> u8 {
             || c.is::<config::UnknownBackup>()
             || c.is::<Usage>()
             || c.is::<crate::history::HistoryError>()
+            || c.is::<crate::ledger::LedgerError>()
             || matches!(
                 c.downcast_ref::<crate::app::AppError>(),
                 Some(

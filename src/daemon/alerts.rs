@@ -97,7 +97,7 @@ impl Alerter {
         if settings.webhook.is_none() {
             return Ok(None);
         }
-        let client = reqwest::Client::builder()
+        let client = crate::node::http_client_builder()
             .timeout(settings.timeout)
             .build()
             .map_err(ClientError)?;

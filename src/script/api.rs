@@ -4,7 +4,6 @@
 
 use super::data::DataDir;
 use super::host::{HttpCall, LogLevel, Services, SyncArgs};
-use crate::config::SyncMode;
 use crate::model::{FieldValue, Name, Nanos, Point, SeriesKey, format_nanos, parse_time};
 use crate::sync::{ReconcileArgs, SyncReport};
 use mlua::{Lua, LuaSerdeExt, Table, Value};
@@ -81,74 +80,29 @@ pub(crate) fn install(lua: &Lua) -> mlua::Result<()> {
     Ok(())
 }
 
-fn string_list(v: Value, what: &str) -> mlua::Result<Option<Vec<String>>> {
-    match v {
-        Value::Nil => Ok(None),
-        Value::String(s) => Ok(Some(vec![s.to_str()?.to_string()])),
-        Value::Table(t) => {
-            let mut out = Vec::new();
-            for item in t.sequence_values::<Value>() {
-                match item? {
-                    Value::String(s) => out.push(s.to_str()?.to_string()),
-                    other => {
-                        return Err(mlua::Error::runtime(format!(
-                            "dms.sync: {what} must be a list of strings, found a {}",
-                            other.type_name()
-                        )));
-                    }
-                }
-            }
-            Ok(Some(out))
-        }
-        other => Err(mlua::Error::runtime(format!(
-            "dms.sync: {what} must be a list of strings, found a {}",
-            other.type_name()
-        ))),
-    }
+/// Reads a Lua option table into `T` through mlua's serde support: keys the struct does not
+/// know are refused with their name, values of the wrong type say what was expected.
+fn options<T: serde::de::DeserializeOwned + Default>(
+    lua: &Lua,
+    call: &str,
+    opts: Option<Table>,
+) -> mlua::Result<T> {
+    let Some(t) = opts else {
+        return Ok(T::default());
+    };
+    lua.from_value(Value::Table(t))
+        .map_err(|e| mlua::Error::runtime(format!("{call}: {e}")))
 }
 
+/// `dms.sync{symbols=, intervals=, backups=, mode=, initial_days=}`: syncs and returns the
+/// report as a table.
 async fn lua_sync(lua: Lua, opts: Option<Table>) -> mlua::Result<Value> {
     let host = host(&lua)?;
-    let mut args = SyncArgs::default();
-    if let Some(t) = opts {
-        for pair in t.pairs::<String, Value>() {
-            let (k, v) = pair?;
-            match k.as_str() {
-                "symbols" => args.symbols = string_list(v, "symbols")?,
-                "intervals" => args.intervals = string_list(v, "intervals")?,
-                "backups" => args.backups = string_list(v, "backups")?,
-                "mode" => {
-                    args.mode = match v {
-                        Value::Nil => None,
-                        Value::String(s) if s.to_str()? == "incremental" => {
-                            Some(SyncMode::Incremental)
-                        }
-                        Value::String(s) if s.to_str()? == "full" => Some(SyncMode::Full),
-                        _ => {
-                            return Err(mlua::Error::runtime(
-                                "dms.sync: mode must be \"incremental\" or \"full\"",
-                            ));
-                        }
-                    }
-                }
-                "initial_days" => {
-                    args.initial_days = match v {
-                        Value::Nil => None,
-                        Value::Integer(n) if n > 0 => Some(u32::try_from(n).unwrap_or(u32::MAX)),
-                        _ => {
-                            return Err(mlua::Error::runtime(
-                                "dms.sync: initial_days must be a positive integer",
-                            ));
-                        }
-                    }
-                }
-                other => {
-                    return Err(mlua::Error::runtime(format!(
-                        "dms.sync: unknown option {other:?} (symbols, intervals, backups, mode, initial_days)"
-                    )));
-                }
-            }
-        }
+    let args: SyncArgs = options(&lua, "dms.sync", opts)?;
+    if args.initial_days == Some(0) {
+        return Err(mlua::Error::runtime(
+            "dms.sync: initial_days must be a positive integer",
+        ));
     }
     let report = host.sync(args).await.map_err(mlua::Error::runtime)?;
     report_value(&lua, &report)
@@ -158,48 +112,7 @@ async fn lua_sync(lua: Lua, opts: Option<Table>) -> mlua::Result<Value> {
 /// digests of every window, repairs what differs; returns the report as a table.
 async fn lua_reconcile(lua: Lua, opts: Option<Table>) -> mlua::Result<Value> {
     let host = host(&lua)?;
-    let mut args = ReconcileArgs::default();
-    let time = |v: Value, key: &str| -> mlua::Result<Option<Nanos>> {
-        match v {
-            Value::Nil => Ok(None),
-            Value::Integer(n) => Ok(Some(n)),
-            Value::String(s) => parse_time(&s.to_str()?)
-                .map(Some)
-                .map_err(|e| mlua::Error::runtime(format!("dms.reconcile: {key}: {e}"))),
-            other => Err(mlua::Error::runtime(format!(
-                "dms.reconcile: {key} must be integer nanoseconds or an RFC 3339 string, found a {}",
-                other.type_name()
-            ))),
-        }
-    };
-    if let Some(t) = opts {
-        for pair in t.pairs::<String, Value>() {
-            let (k, v) = pair?;
-            match k.as_str() {
-                "symbols" => args.symbols = string_list(v, "symbols")?,
-                "intervals" => args.intervals = string_list(v, "intervals")?,
-                "backups" => args.backups = string_list(v, "backups")?,
-                "since" => args.since = time(v, "since")?,
-                "until" => args.until = time(v, "until")?,
-                "dry_run" => {
-                    args.dry_run = match v {
-                        Value::Nil => false,
-                        Value::Boolean(b) => b,
-                        _ => {
-                            return Err(mlua::Error::runtime(
-                                "dms.reconcile: dry_run must be a boolean",
-                            ));
-                        }
-                    }
-                }
-                other => {
-                    return Err(mlua::Error::runtime(format!(
-                        "dms.reconcile: unknown option {other:?} (symbols, intervals, backups, since, until, dry_run)"
-                    )));
-                }
-            }
-        }
-    }
+    let args: ReconcileArgs = options(&lua, "dms.reconcile", opts)?;
     let report = host.reconcile(args).await.map_err(mlua::Error::runtime)?;
     lua.to_value(&report)
 }

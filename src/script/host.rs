@@ -92,14 +92,19 @@ pub struct ScriptEnv {
     pub reconcile: ReconcileSettings,
 }
 
-/// Options of one `dms.sync{...}` call; unset ones come from the task.
+/// Options of one `dms.sync{...}` call; unset ones come from the task. Lists also take one
+/// name; unknown keys are refused.
 #[derive(Debug, Default, Clone, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct SyncArgs {
     /// Symbols; every symbol on the primary when unset.
+    #[serde(deserialize_with = "dms_core::de::one_or_many")]
     pub symbols: Option<Vec<String>>,
     /// Intervals; every interval on the primary when unset.
+    #[serde(deserialize_with = "dms_core::de::one_or_many")]
     pub intervals: Option<Vec<String>>,
     /// Backups; the task's when unset.
+    #[serde(deserialize_with = "dms_core::de::one_or_many")]
     pub backups: Option<Vec<String>>,
     /// Mode; the task's when unset.
     pub mode: Option<SyncMode>,

@@ -48,7 +48,7 @@ impl HttpAccess {
     pub fn new(settings: &ScriptSettings) -> Result<HttpAccess, ClientError> {
         let allow = Arc::new(settings.http_allow.clone());
         let policy_allow = allow.clone();
-        let client = reqwest::Client::builder()
+        let client = crate::node::http_client_builder()
             .timeout(settings.http_timeout)
             .redirect(reqwest::redirect::Policy::custom(move |attempt| {
                 if attempt.previous().len() >= 5 {

@@ -71,17 +71,9 @@ fn binaries() -> Option<(PathBuf, PathBuf)> {
         (None, _) => "chromedriver is",
         _ => "chromium is",
     };
-    if std::env::var("CI").as_deref() == Ok("true") {
-        panic!(
-            "{missing} not installed, and CI=true makes that a failure: install Debian's \
-             `chromium` and `chromium-driver` packages (tools/test.sh does it)"
-        );
-    }
-    eprintln!(
-        "\n==============================================================\n\
-         SKIPPED: {missing} not installed; this browser test did not run.\n\
-         Install Debian's `chromium` and `chromium-driver` (tools/test.sh does it).\n\
-         =============================================================="
+    super::skip(
+        &format!("{missing} not installed"),
+        "install Debian's `chromium` and `chromium-driver`; tools/test.sh does it",
     );
     None
 }
@@ -126,7 +118,7 @@ impl Browser {
         }
         let driver = cmd.spawn().expect("chromedriver starts");
         let driver_url = format!("http://127.0.0.1:{port}");
-        let http = reqwest::Client::builder()
+        let http = dms::node::http_client_builder()
             .timeout(Duration::from_secs(10))
             .build()
             .expect("http client");

@@ -45,7 +45,9 @@ impl DaemonProcess {
             child: Some(child),
             url: format!("http://127.0.0.1:{port}"),
             log,
-            http: reqwest::Client::new(),
+            http: dms::node::http_client_builder()
+                .build()
+                .expect("http client"),
         };
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {

@@ -87,7 +87,7 @@ impl Seeded {
         Engine::new(
             self.project.node("primary"),
             backups,
-            history,
+            Arc::new(history),
             settings.sync.clone(),
         )
     }
@@ -125,7 +125,10 @@ impl Page {
 
 /// GET a JSON document, with a bearer token when given.
 pub async fn get_json(url: &str, token: Option<&str>) -> Value {
-    let mut r = reqwest::Client::new().get(url);
+    let mut r = dms::node::http_client_builder()
+        .build()
+        .expect("http client")
+        .get(url);
     if let Some(t) = token {
         r = r.bearer_auth(t);
     }

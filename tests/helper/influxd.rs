@@ -56,17 +56,9 @@ pub fn influxd_binary() -> Option<PathBuf> {
     if let Some(found) = candidates.into_iter().find(|c| c.is_file()) {
         return Some(found);
     }
-    if std::env::var("CI").as_deref() == Ok("true") {
-        panic!(
-            "influxd is not installed, and CI=true makes that a failure: install Debian's \
-             `influxdb` package (tools/test.sh does it)"
-        );
-    }
-    eprintln!(
-        "\n==============================================================\n\
-         SKIPPED: influxd not installed; this InfluxDB test did not run.\n\
-         Install Debian's `influxdb` package (tools/test.sh does it).\n\
-         =============================================================="
+    super::skip(
+        "influxd is not installed",
+        "install Debian's `influxdb` package; tools/test.sh does it",
     );
     None
 }
@@ -165,7 +157,7 @@ impl InfluxServer {
                 child: None,
                 http_port,
                 auth,
-                http: reqwest::Client::builder()
+                http: dms::node::http_client_builder()
                     .timeout(Duration::from_secs(10))
                     .build()
                     .expect("http client"),

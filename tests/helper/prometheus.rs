@@ -30,17 +30,9 @@ fn binary(env: &str, name: &str) -> Option<PathBuf> {
     if let Some(found) = candidates.into_iter().find(|c| c.is_file()) {
         return Some(found);
     }
-    if std::env::var("CI").as_deref() == Ok("true") {
-        panic!(
-            "{name} is not installed, and CI=true makes that a failure: install Debian's \
-             `prometheus` package (tools/test.sh does it)"
-        );
-    }
-    eprintln!(
-        "\n==============================================================\n\
-         SKIPPED: {name} not installed; this Prometheus test did not run.\n\
-         Install Debian's `prometheus` package (tools/test.sh does it).\n\
-         =============================================================="
+    super::skip(
+        &format!("{name} is not installed"),
+        "install Debian's `prometheus` package; tools/test.sh does it",
     );
     None
 }
@@ -122,7 +114,7 @@ impl PrometheusServer {
             child: Some(child),
             dir,
             url: format!("http://127.0.0.1:{port}"),
-            http: reqwest::Client::builder()
+            http: dms::node::http_client_builder()
                 .timeout(Duration::from_secs(10))
                 .build()
                 .expect("http client"),

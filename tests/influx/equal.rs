@@ -567,7 +567,9 @@ impl Api {
     }
 
     async fn post(&self, path: &str) -> serde_json::Value {
-        let r = reqwest::Client::new()
+        let r = dms::node::http_client_builder()
+            .build()
+            .expect("http client")
             .post(format!("{}{path}", self.url))
             .send()
             .await

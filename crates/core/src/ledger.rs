@@ -1,0 +1,257 @@
+//! The ledger: what the sync engine records as it works — one row per (run, backup, series)
+//! unit, each acknowledged batch with the checkpoint it moves, the events that move a
+//! checkpoint back, reconciliation rows — and the [`Ledger`] trait a history implements to
+//! keep them. The engine sees only this trait; the SQLite history (`dms-history`) is one
+//! implementation.
+//!
+//! Contract every implementation keeps:
+//! - [`Ledger::commit_batch`] adds the batch's records to its row and moves the checkpoint in
+//!   one transaction: after a crash either both happened or neither did;
+//! - [`CheckpointUpdate::Advance`] never moves a checkpoint backwards;
+//! - [`Ledger::rewind`] moves a checkpoint back (or clears it) and records why, atomically;
+//! - a failure is a [`LedgerError`] that keeps its cause, and never contains a secret.
+
+use crate::model::{BackupSeries, Nanos, TimeRange};
+use std::collections::HashMap;
+
+/// Sync mode: `incremental` continues from the checkpoint, `full` recopies `initial_days`.
+#[derive(Debug, serde::Deserialize, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SyncMode {
+    /// Continue from each (backup, series) checkpoint.
+    #[default]
+    Incremental,
+    /// Ignore checkpoints and recopy the `initial_days` range.
+    Full,
+}
+
+impl SyncMode {
+    /// The mode's name as stored in the history.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SyncMode::Incremental => "incremental",
+            SyncMode::Full => "full",
+        }
+    }
+}
+
+/// Why a checkpoint was moved back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventKind {
+    /// The backup holds less than its checkpoint said (restored, wiped): the checkpoint
+    /// moved back to what it holds.
+    Rewound,
+    /// Reconciliation mirrored deletes of the primary onto the backup.
+    Mirrored,
+}
+
+impl EventKind {
+    /// Name as stored.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventKind::Rewound => "rewound",
+            EventKind::Mirrored => "mirrored",
+        }
+    }
+}
+
+/// How deep a reconciliation pass compares.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
+pub enum ReconcileDepth {
+    /// Full digests of every window.
+    #[default]
+    #[serde(rename = "full")]
+    Full,
+    /// Cheap digests everywhere, full ones on a slice.
+    #[serde(rename = "cheap+full")]
+    CheapAndFull,
+}
+
+impl ReconcileDepth {
+    /// Name as stored.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReconcileDepth::Full => "full",
+            ReconcileDepth::CheapAndFull => "cheap+full",
+        }
+    }
+}
+
+impl std::fmt::Display for ReconcileDepth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// How a committed batch moves the checkpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CheckpointUpdate {
+    /// Only forward: `max(old, new)` (incremental syncs and repairs).
+    Advance,
+    /// To the batch's newest point, even backwards (full resyncs of a wiped backup).
+    Set,
+}
+
+/// Status of a sync unit or task run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    /// In progress.
+    #[default]
+    Running,
+    /// Done.
+    Success,
+    /// Failed (see the error).
+    Failed,
+    /// Stopped by shutdown or a crash (task runs only).
+    Interrupted,
+    /// Not started because the previous run was still going (task runs only).
+    Skipped,
+}
+
+impl Status {
+    /// Name as stored.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Running => "running",
+            Status::Success => "success",
+            Status::Failed => "failed",
+            Status::Interrupted => "interrupted",
+            Status::Skipped => "skipped",
+        }
+    }
+
+    /// Parses a stored or user-given name.
+    pub fn parse(s: &str) -> Option<Status> {
+        Some(match s {
+            "running" => Status::Running,
+            "success" => Status::Success,
+            "failed" => Status::Failed,
+            "interrupted" => Status::Interrupted,
+            "skipped" => Status::Skipped,
+            _ => return None,
+        })
+    }
+}
+
+/// What one backup's reconciliation found and did, as the history keeps it.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct ReconcileCounts {
+    /// `success` or `failed` (`running` until it ends).
+    pub status: Status,
+    /// Series compared.
+    pub series: u64,
+    /// Windows compared.
+    pub windows: u64,
+    /// Windows whose points differed.
+    pub differing: u64,
+    /// Of those, windows left equal to the primary (but for `extra` points kept).
+    pub repaired: u64,
+    /// Points written from the primary.
+    pub rewritten: u64,
+    /// Points deleted (`mirror_deletes`).
+    pub deleted: u64,
+    /// Points only the backup holds, left in place.
+    pub extra: u64,
+    /// Why it failed, or what cut it short.
+    pub error: Option<String>,
+}
+
+/// One acknowledged batch, as [`Ledger::commit_batch`] records it.
+#[derive(Debug, Clone)]
+pub struct Commit {
+    /// The `sync_history` row.
+    pub row_id: i64,
+    /// Backup and series.
+    pub key: BackupSeries,
+    /// Points the backup acknowledged.
+    pub records: u64,
+    /// The new checkpoint: the newest acknowledged point that is not future-dated (`None`
+    /// leaves the checkpoint where it is).
+    pub checkpoint: Option<Nanos>,
+    /// How the checkpoint moves.
+    pub update: CheckpointUpdate,
+    /// Set when the backup now holds the series contiguously from this time (a first sync's
+    /// window start): `synced_from` becomes the earlier of it and the old value.
+    pub synced_from: Option<Nanos>,
+}
+
+/// A new `sync_history` row.
+#[derive(Debug, Clone)]
+pub struct UnitStart {
+    /// The task run it belongs to.
+    pub run_id: Option<i64>,
+    /// Backup and series.
+    pub key: BackupSeries,
+    /// How the unit copies.
+    pub mode: SyncMode,
+    /// Window start (data time).
+    pub window_start: Nanos,
+    /// Window end (data time).
+    pub window_end: Nanos,
+}
+
+/// A failure of the ledger's store, with its cause (the history's own error type).
+#[derive(Debug, thiserror::Error)]
+#[error(transparent)]
+pub struct LedgerError(Box<dyn std::error::Error + Send + Sync + 'static>);
+
+impl LedgerError {
+    /// Wraps the store's error.
+    pub fn new(cause: impl std::error::Error + Send + Sync + 'static) -> Self {
+        LedgerError(Box::new(cause))
+    }
+
+    /// The store's error, when it is of type `E`.
+    pub fn downcast_ref<E: std::error::Error + 'static>(&self) -> Option<&E> {
+        self.0.downcast_ref::<E>()
+    }
+}
+
+/// Where the engine records its progress (see the module's contract).
+#[async_trait::async_trait]
+pub trait Ledger: Send + Sync {
+    /// Every checkpoint that is set.
+    async fn checkpoints(&self) -> Result<HashMap<BackupSeries, Nanos>, LedgerError>;
+
+    /// Opens a unit's row (status `running`); returns its id.
+    async fn begin_unit(&self, start: UnitStart) -> Result<i64, LedgerError>;
+
+    /// Records one acknowledged batch and moves the checkpoint, in one transaction.
+    async fn commit_batch(&self, commit: Commit) -> Result<(), LedgerError>;
+
+    /// Closes a unit's row with its status and error, and the series' last status.
+    async fn finish_unit(
+        &self,
+        row_id: i64,
+        key: BackupSeries,
+        status: Status,
+        error: Option<String>,
+    ) -> Result<(), LedgerError>;
+
+    /// Moves a checkpoint back to `to` (clears it with `None`) and records why.
+    async fn rewind(
+        &self,
+        kind: EventKind,
+        key: BackupSeries,
+        to: Option<Nanos>,
+        run_id: Option<i64>,
+        detail: String,
+    ) -> Result<(), LedgerError>;
+
+    /// Opens a reconciliation row for one backup; returns its id.
+    async fn begin_reconcile(
+        &self,
+        run_id: Option<i64>,
+        backup: String,
+        depth: ReconcileDepth,
+        range: TimeRange,
+    ) -> Result<i64, LedgerError>;
+
+    /// Closes a reconciliation row with what it found and did.
+    async fn finish_reconcile(
+        &self,
+        row_id: i64,
+        counts: ReconcileCounts,
+    ) -> Result<(), LedgerError>;
+}

@@ -1,0 +1,221 @@
+//! The node interface: what the sync engine needs from a time-series store. The kinds that
+//! implement it live in crates of their own (`dms-node-sqlite`, `dms-node-influxdb`).
+//!
+//! Contract every node keeps:
+//! - `read` yields batches in time order and never splits the points that share one timestamp
+//!   across two batches, so resuming from a batch's last timestamp (inclusive) loses nothing;
+//! - `write` is idempotent: a point with the same series and timestamp replaces the old one;
+//! - `tips` and `digests` are the same on every kind for the same points ([`digest`] defines
+//!   them), so a primary of one kind compares with a backup of another;
+//! - `delete` removes the points of one series (all its tag sets) at exactly the given
+//!   timestamps, and nothing else;
+//! - errors say whether retrying can help ([`NodeError::retryable`]) and never contain secrets.
+
+pub mod digest;
+
+pub use digest::{Depth, Digest, Digests, Tip};
+
+use crate::model::{Batch, Nanos, SeriesKey, TimeRange};
+use futures::stream::BoxStream;
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// A stream of batches read from a node.
+pub type BatchStream = BoxStream<'static, Result<Batch, NodeError>>;
+
+/// A time-series store the engine reads from or writes to.
+#[async_trait::async_trait]
+pub trait Node: Send + Sync {
+    /// The node's configured name.
+    fn name(&self) -> &str;
+
+    /// Kind and location, for people (never a secret).
+    fn describe(&self) -> String;
+
+    /// Checks that the node answers.
+    async fn ping(&self) -> Result<(), NodeError>;
+
+    /// Checks the node for its role, like `influx ping` and more: it answers, it is what its
+    /// kind says (an InfluxDB server names itself in its headers), and its database exists and
+    /// can be read (primary) or written or created (backup).
+    ///
+    /// # Errors
+    /// What is wrong, as a [`NodeError`] (a missing primary database is
+    /// [`ErrorKind::Rejected`]).
+    async fn probe(&self, role: Role) -> Result<Probe, NodeError>;
+
+    /// Every series the node holds, per the schema, sorted.
+    async fn list_series(&self) -> Result<Vec<SeriesKey>, NodeError>;
+
+    /// Newest timestamp of each given series that has data (absent when empty), looked up in a
+    /// constant number of requests, not one per series.
+    async fn newest(&self, series: &[SeriesKey]) -> Result<HashMap<SeriesKey, Nanos>, NodeError>;
+
+    /// Every series the node holds with its newest timestamp. The default asks
+    /// [`Node::list_series`] then [`Node::newest`]; kinds that learn both from one request
+    /// override it.
+    async fn newest_all(&self) -> Result<HashMap<SeriesKey, Nanos>, NodeError> {
+        let series = self.list_series().await?;
+        self.newest(&series).await
+    }
+
+    /// The tip of each given series that has data: its newest timestamp at or before
+    /// `horizon` with the fingerprint of the points there, and its newest timestamp after
+    /// `horizon` — looked up in a constant number of requests, not one per series.
+    async fn tips(
+        &self,
+        series: &[SeriesKey],
+        horizon: Nanos,
+    ) -> Result<HashMap<SeriesKey, Tip>, NodeError>;
+
+    /// The tip of every series the node holds. The default lists the series, then looks up
+    /// their tips; kinds that learn both from one request override it.
+    async fn tips_all(&self, horizon: Nanos) -> Result<HashMap<SeriesKey, Tip>, NodeError> {
+        let series = self.list_series().await?;
+        self.tips(&series, horizon).await
+    }
+
+    /// Tag sets the last [`Node::tips_all`] found in the schema's measurements without its
+    /// symbol or interval tag (their points are no series of the schema and are not synced),
+    /// for people; kinds that cannot hold such points say none.
+    fn outside_schema(&self) -> Vec<String> {
+        Vec::new()
+    }
+
+    /// Per-window digests of the given series over `range` (both ends included; windows of
+    /// `window` ns aligned to the epoch; empty windows and series absent), computed by the
+    /// node — many series per request.
+    ///
+    /// # Errors
+    /// [`ErrorKind::InvalidData`] for a window that is not positive; otherwise as reads.
+    async fn digests(
+        &self,
+        series: &[SeriesKey],
+        range: TimeRange,
+        window: Nanos,
+        depth: Depth,
+    ) -> Result<Digests, NodeError>;
+
+    /// Deletes every point of `series` (all its tag sets) at exactly these timestamps;
+    /// returns how many timestamps were asked to go (`times.len()`). Only reconciliation
+    /// with `mirror_deletes` calls it.
+    ///
+    /// # Errors
+    /// As writes (refused credentials are [`ErrorKind::Auth`]). An InfluxDB node refuses
+    /// ([`ErrorKind::Rejected`]) when another retention policy of its database holds points
+    /// of the series in that time span, since InfluxDB would delete them there too.
+    async fn delete(&self, series: &SeriesKey, times: &[Nanos]) -> Result<u64, NodeError>;
+
+    /// Streams the points of `series` in `range`, oldest first, in batches of about
+    /// `batch_size` points (more only when one timestamp holds more points than that).
+    fn read(&self, series: &SeriesKey, range: TimeRange, batch_size: usize) -> BatchStream;
+
+    /// Writes a batch; returns once the node has acknowledged it durably.
+    async fn write(&self, batch: Arc<Batch>) -> Result<(), NodeError>;
+}
+
+/// What a node is used as.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// The primary: read.
+    Primary,
+    /// A backup: written.
+    Backup,
+}
+
+/// What [`Node::probe`] found.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Probe {
+    /// The server or store (`InfluxDB 1.8.10 (OSS)`, `SQLite 3.46.0`).
+    pub server: String,
+    /// What was checked (`database "market" exists and can be read`).
+    pub detail: String,
+}
+
+/// What kind of failure a node reported; decides whether a retry can help.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// Could not connect, or the connection broke.
+    Unavailable,
+    /// The request took longer than the node's timeout.
+    Timeout,
+    /// The server failed (5xx).
+    Server,
+    /// The server asked us to slow down (408, 429).
+    Throttled,
+    /// The response could not be understood (truncated, malformed).
+    BadResponse,
+    /// Local storage failed (disk full, locked, I/O error).
+    Storage,
+    /// Credentials were refused (401, 403).
+    Auth,
+    /// The request was refused as invalid (4xx, field type conflict, parse error).
+    Rejected,
+    /// The data given to the node was invalid before any request was made.
+    InvalidData,
+}
+
+impl ErrorKind {
+    fn label(self) -> &'static str {
+        match self {
+            ErrorKind::Unavailable => "unreachable",
+            ErrorKind::Timeout => "timed out",
+            ErrorKind::Server => "server error",
+            ErrorKind::Throttled => "throttled",
+            ErrorKind::BadResponse => "bad response",
+            ErrorKind::Storage => "storage error",
+            ErrorKind::Auth => "authentication failed",
+            ErrorKind::Rejected => "request rejected",
+            ErrorKind::InvalidData => "invalid data",
+        }
+    }
+}
+
+/// A failure reported by (or about) one node.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("node {node}: {}: {message}", .kind.label())]
+pub struct NodeError {
+    /// Node name.
+    pub node: String,
+    /// Failure class.
+    pub kind: ErrorKind,
+    /// What happened, for people.
+    pub message: String,
+    /// How long the server asked us to wait before retrying.
+    pub retry_after: Option<Duration>,
+}
+
+impl NodeError {
+    /// Builds an error.
+    pub fn new(node: &str, kind: ErrorKind, message: impl Into<String>) -> Self {
+        NodeError {
+            node: node.to_string(),
+            kind,
+            message: message.into(),
+            retry_after: None,
+        }
+    }
+
+    /// Whether trying again later can succeed.
+    pub fn retryable(&self) -> bool {
+        matches!(
+            self.kind,
+            ErrorKind::Unavailable
+                | ErrorKind::Timeout
+                | ErrorKind::Server
+                | ErrorKind::Throttled
+                | ErrorKind::BadResponse
+                | ErrorKind::Storage
+        )
+    }
+}
+
+impl crate::retry::Retryable for NodeError {
+    fn retryable(&self) -> bool {
+        NodeError::retryable(self)
+    }
+    fn retry_after(&self) -> Option<Duration> {
+        self.retry_after
+    }
+}

@@ -1,0 +1,762 @@
+//! Reconciliation (anti-entropy): proves each backup equals the primary over the synced range
+//! — and repairs where it does not — without reading every point.
+//!
+//! For a few dozen series at a time, the primary and each backup compute per-window digests
+//! themselves ([`dms_core::node::Node::digests`]: cheap ones — counts and the sum of `close` —
+//! for every window, full-field ones where asked). Only windows whose digests differ are read
+//! point by point on both sides and compared exactly (by timestamp and point fingerprint):
+//! points the backup lacks or holds with other values are rewritten from the primary; points
+//! the primary no longer has are deleted when `mirror_deletes` is on, reported as `extra`
+//! otherwise.
+//!
+//! A (backup, series) is compared up to its checkpoint: what lies beyond is the next sync's
+//! work, and a series never synced to a backup is left to the sync. Windows before where the
+//! backup was first synced from (after `initial_days` grew) differ and are back-filled here.
+
+use super::{Engine, Selection, SyncControl, SyncError};
+use dms_core::ledger::{EventKind, ReconcileCounts, ReconcileDepth, Status};
+use dms_core::model::{BackupSeries, Batch, Nanos, Point, SeriesKey, TimeRange, format_nanos};
+use dms_core::node::digest::{Digest, fingerprint, most_values, window_start};
+use dms_core::node::{Depth, Digests, Node, NodeError};
+use dms_core::retry::{GaveUp, with_retry};
+use futures::StreamExt;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::Instant;
+
+/// Series whose digests are asked for in one go.
+const CHUNK: usize = 64;
+/// Differing windows listed per backup in a report (all are counted and repaired).
+const LISTED: usize = 200;
+
+/// What to reconcile.
+#[derive(Debug, Clone)]
+pub struct ReconcileRequest {
+    /// Series covered.
+    pub selection: Selection,
+    /// Backup names; `None` = every enabled backup.
+    pub backups: Option<Vec<String>>,
+    /// Data-time range compared (each backup·series only up to its checkpoint).
+    pub range: TimeRange,
+    /// Window length in nanoseconds.
+    pub window: Nanos,
+    /// Where windows are compared with full-field digests; elsewhere cheap ones. `None`:
+    /// full everywhere.
+    pub full: Option<TimeRange>,
+    /// Compare and report, change nothing.
+    pub dry_run: bool,
+    /// Delete from the backups points the primary no longer has (inside compared windows).
+    pub mirror_deletes: bool,
+    /// Task run the history rows belong to.
+    pub run_id: Option<i64>,
+    /// Stop starting new series after this (a scheduled pass's budget).
+    pub deadline: Option<Instant>,
+}
+
+/// Which windows a reconciliation compares, and how deeply.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pass {
+    /// By hand (CLI, API, Lua): full-field digests of every window of the range — the
+    /// operator asked for a complete answer.
+    Complete,
+    /// The daemon's frequent pass: full-field digests of the last `days` days.
+    Recent {
+        /// Days before now.
+        days: u32,
+    },
+    /// The daemon's nightly pass over the whole range, a slice at a time: full-field digests
+    /// of slice `slice` of `slices` contiguous slices of the range (and, with
+    /// `counts_everywhere`, cheap digests — counts of bars — of every other window too).
+    History {
+        /// Which slice, `0..slices`.
+        slice: u32,
+        /// How many slices the range is cut into.
+        slices: u32,
+        /// Also count the bars of every window of the range.
+        counts_everywhere: bool,
+    },
+}
+
+impl Pass {
+    /// The history pass's slice for a day: day number since the epoch modulo `slices`, so
+    /// `slices` consecutive nightly passes cover the whole range.
+    pub fn history_for(now: Nanos, slices: u32, counts_everywhere: bool) -> Pass {
+        let day = now.div_euclid(dms_core::model::NANOS_PER_DAY);
+        let slices = slices.max(1);
+        Pass::History {
+            slice: u32::try_from(day.rem_euclid(i64::from(slices))).unwrap_or(0),
+            slices,
+            counts_everywhere,
+        }
+    }
+
+    /// Name for the log and the history.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Pass::Complete => "complete",
+            Pass::Recent { .. } => "recent",
+            Pass::History { .. } => "history",
+        }
+    }
+}
+
+/// Options of one reconciliation as people give them; unset ones come from the settings.
+/// Lists also take one name, times integer nanoseconds or RFC 3339; unknown keys are refused.
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ReconcileArgs {
+    /// Only these symbols.
+    #[serde(deserialize_with = "dms_core::de::one_or_many")]
+    pub symbols: Option<Vec<String>>,
+    /// Only these intervals.
+    #[serde(deserialize_with = "dms_core::de::one_or_many")]
+    pub intervals: Option<Vec<String>>,
+    /// Only these backups.
+    #[serde(deserialize_with = "dms_core::de::one_or_many")]
+    pub backups: Option<Vec<String>>,
+    /// Start of the range; default now − `initial_days`.
+    #[serde(deserialize_with = "dms_core::de::time")]
+    pub since: Option<Nanos>,
+    /// End of the range; default now + `future_tolerance`.
+    #[serde(deserialize_with = "dms_core::de::time")]
+    pub until: Option<Nanos>,
+    /// Compare and report only.
+    pub dry_run: bool,
+}
+
+impl ReconcileRequest {
+    /// The request for `args` in `pass`: `window` and `mirror_deletes` from the `reconcile:`
+    /// settings, the default range `now − initial_days` to the horizon.
+    pub fn new(
+        args: &ReconcileArgs,
+        pass: Pass,
+        window: Nanos,
+        initial_days: u32,
+        horizon: Nanos,
+        mirror_deletes: bool,
+    ) -> ReconcileRequest {
+        let now = dms_core::model::now_nanos();
+        let days = |d: u32| {
+            now.saturating_sub(i64::from(d).saturating_mul(dms_core::model::NANOS_PER_DAY))
+        };
+        let mut range = TimeRange::new(
+            args.since.unwrap_or_else(|| days(initial_days)),
+            args.until.unwrap_or(horizon),
+        );
+        let full = match pass {
+            Pass::Complete => None,
+            Pass::Recent { days: d } => {
+                range.start = range.start.max(days(d));
+                None
+            }
+            Pass::History {
+                slice,
+                slices,
+                counts_everywhere,
+            } => {
+                let len = (range.end.saturating_sub(range.start) / i64::from(slices.max(1))).max(1);
+                let start = range
+                    .start
+                    .saturating_add(len.saturating_mul(i64::from(slice)));
+                let end = if slice + 1 >= slices {
+                    range.end
+                } else {
+                    start.saturating_add(len - 1)
+                };
+                let part = TimeRange::new(start, end);
+                if counts_everywhere {
+                    Some(part)
+                } else {
+                    range = part;
+                    None
+                }
+            }
+        };
+        ReconcileRequest {
+            selection: match (&args.symbols, &args.intervals) {
+                (Some(s), Some(i)) => Selection::cross(s, i),
+                (s, i) => Selection::Primary {
+                    symbols: s.clone(),
+                    intervals: i.clone(),
+                },
+            },
+            backups: args.backups.clone(),
+            range,
+            window,
+            full,
+            dry_run: args.dry_run,
+            mirror_deletes,
+            run_id: None,
+            deadline: None,
+        }
+    }
+}
+
+/// One window that differed.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct WindowDiff {
+    /// Backup and series.
+    #[serde(flatten)]
+    pub key: BackupSeries,
+    /// Window start (RFC 3339).
+    pub window_start: String,
+    /// Window end, inclusive (RFC 3339).
+    pub window_end: String,
+    /// Timestamps the backup lacks.
+    pub missing: u64,
+    /// Timestamps the backup holds with other values.
+    pub different: u64,
+    /// Timestamps only the backup holds.
+    pub extra: u64,
+    /// Whether the window equals the primary's now (after repair).
+    pub repaired: bool,
+}
+
+/// What one backup's reconciliation found and did.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct BackupReconcile {
+    /// Backup node.
+    pub backup: String,
+    /// Counts, status and error, as recorded.
+    #[serde(flatten)]
+    pub counts: ReconcileCounts,
+    /// The differing windows (at most 200 listed).
+    pub diffs: Vec<WindowDiff>,
+    /// History row id.
+    #[serde(skip)]
+    pub row_id: i64,
+}
+
+/// The outcome of a reconciliation.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct ReconcileReport {
+    /// Range compared (RFC 3339).
+    pub range_start: String,
+    /// Range end (RFC 3339).
+    pub range_end: String,
+    /// `full`, or `cheap+full` (cheap digests everywhere, full ones on a slice).
+    pub depth: ReconcileDepth,
+    /// Whether every series was compared (false when the budget or shutdown cut it short).
+    pub complete: bool,
+    /// Series of the primary in scope.
+    pub series: usize,
+    /// One entry per backup.
+    pub backups: Vec<BackupReconcile>,
+}
+
+impl ReconcileReport {
+    /// Windows that differ and were not repaired (or everything that differs, in a dry run).
+    pub fn unresolved(&self) -> u64 {
+        self.backups
+            .iter()
+            .map(|b| b.counts.differing - b.counts.repaired)
+            .sum()
+    }
+
+    /// Backups whose reconciliation failed.
+    pub fn failed(&self) -> usize {
+        self.backups
+            .iter()
+            .filter(|b| b.counts.status != Status::Success)
+            .count()
+    }
+}
+
+/// Exact comparison of one window: timestamp → fingerprint of the points there.
+struct Exact {
+    missing: Vec<Nanos>,
+    different: Vec<Nanos>,
+    extra: Vec<Nanos>,
+}
+
+impl Exact {
+    fn equal(&self) -> bool {
+        self.missing.is_empty() && self.different.is_empty() && self.extra.is_empty()
+    }
+}
+
+impl Engine {
+    /// Compares the backups with the primary window by window and repairs what differs.
+    ///
+    /// # Errors
+    /// [`SyncError`] when the request names an unknown backup or the primary or history
+    /// cannot be asked; a backup that fails is reported in its entry.
+    pub async fn reconcile(
+        &self,
+        req: &ReconcileRequest,
+        ctl: &SyncControl,
+    ) -> Result<ReconcileReport, SyncError> {
+        let backups = self.select_backups(req.backups.as_deref())?;
+        let series = self.reconcile_series(&req.selection, ctl).await?;
+        let checkpoints = self.history.checkpoints().await?;
+        let depth = if req.full.is_some() {
+            ReconcileDepth::CheapAndFull
+        } else {
+            ReconcileDepth::Full
+        };
+        let mut report = ReconcileReport {
+            range_start: format_nanos(req.range.start),
+            range_end: format_nanos(req.range.end),
+            depth,
+            complete: true,
+            series: series.len(),
+            backups: Vec::new(),
+        };
+        for b in &backups {
+            let (run_id, name, range) = (req.run_id, b.name().to_string(), req.range);
+            let row_id = self
+                .history
+                .begin_reconcile(run_id, name, depth, range)
+                .await?;
+            report.backups.push(BackupReconcile {
+                backup: b.name().to_string(),
+                counts: ReconcileCounts::default(),
+                diffs: Vec::new(),
+                row_id,
+            });
+        }
+        if let Some(p) = &ctl.progress {
+            p.planned(series.len() * backups.len());
+        }
+        for chunk in series.chunks(CHUNK) {
+            if ctl.cancel.is_cancelled() || req.deadline.is_some_and(|d| Instant::now() >= d) {
+                report.complete = false;
+                break;
+            }
+            // Every node computes its digests of the chunk at the same time.
+            let active: Vec<bool> = report
+                .backups
+                .iter()
+                .map(|r| r.counts.error.is_none())
+                .collect();
+            let (primary, theirs) = tokio::join!(
+                self.digests_of(&self.primary, chunk, req, ctl),
+                futures::future::join_all(backups.iter().zip(&active).map(|(b, on)| async move {
+                    if *on {
+                        Some(self.digests_of(b, chunk, req, ctl).await)
+                    } else {
+                        None
+                    }
+                }))
+            );
+            let primary = match primary {
+                Ok(d) => d,
+                Err(e) => {
+                    for r in report.backups.iter_mut() {
+                        r.counts
+                            .error
+                            .get_or_insert_with(|| format!("primary: {e}"));
+                    }
+                    break;
+                }
+            };
+            for ((b, r), theirs) in backups.iter().zip(report.backups.iter_mut()).zip(theirs) {
+                let outcome = match theirs {
+                    None => continue,
+                    Some(Err(e)) => Err(e),
+                    Some(Ok(theirs)) => {
+                        self.reconcile_backup(
+                            b,
+                            chunk,
+                            &primary,
+                            &theirs,
+                            &checkpoints,
+                            req,
+                            ctl,
+                            r,
+                        )
+                        .await
+                    }
+                };
+                if let Err(e) = outcome {
+                    r.counts.error = Some(e.to_string());
+                }
+                if let Some(p) = &ctl.progress {
+                    p.reconciled(chunk.len());
+                }
+            }
+        }
+        for r in &mut report.backups {
+            let c = &mut r.counts;
+            c.status = if c.error.is_some() {
+                Status::Failed
+            } else {
+                Status::Success
+            };
+            if !report.complete && c.error.is_none() {
+                c.error =
+                    Some("stopped before every series was compared (budget or shutdown)".into());
+            }
+            let (row_id, counts) = (r.row_id, c.clone());
+            self.history.finish_reconcile(row_id, counts).await?;
+        }
+        Ok(report)
+    }
+
+    /// The primary's series the selection covers, sorted.
+    async fn reconcile_series(
+        &self,
+        selection: &Selection,
+        ctl: &SyncControl,
+    ) -> Result<Vec<SeriesKey>, SyncError> {
+        let mut v = match selection {
+            Selection::Series(list) => list.clone(),
+            Selection::Primary { symbols, intervals } => {
+                let mut all = with_retry(
+                    &self.settings.retry,
+                    &ctl.cancel,
+                    "listing the primary's series",
+                    || self.primary.list_series(),
+                )
+                .await
+                .map_err(SyncError::Primary)?;
+                if all.is_empty() {
+                    self.primary_exists().await?;
+                }
+                all.retain(|s| {
+                    symbols.as_ref().is_none_or(|l| l.contains(&s.symbol))
+                        && intervals.as_ref().is_none_or(|l| l.contains(&s.interval))
+                });
+                all
+            }
+        };
+        v.sort();
+        v.dedup();
+        Ok(v)
+    }
+
+    /// Digests of `series` on `node` as the request asks: full everywhere, or cheap
+    /// everywhere plus full where `req.full` says (the full ones replace the cheap ones).
+    async fn digests_of(
+        &self,
+        node: &Arc<dyn Node>,
+        series: &[SeriesKey],
+        req: &ReconcileRequest,
+        ctl: &SyncControl,
+    ) -> Result<Digests, GaveUp<NodeError>> {
+        let policy = &self.settings.retry;
+        let what = "computing digests";
+        let ask = |range: TimeRange, depth: Depth| {
+            with_retry(policy, &ctl.cancel, what, move || {
+                node.digests(series, range, req.window, depth)
+            })
+        };
+        let Some(full) = req.full else {
+            return ask(req.range, Depth::Full).await;
+        };
+        let mut out = ask(req.range, Depth::Cheap).await?;
+        // Whole windows: a full digest replaces the cheap one of its window, so it must cover
+        // all of the window the cheap one did.
+        let w = req.window.max(1);
+        let full = TimeRange::new(
+            window_start(full.start, w).max(req.range.start),
+            window_start(full.end, w)
+                .saturating_add(w - 1)
+                .min(req.range.end),
+        );
+        if !full.is_empty() {
+            for (s, windows) in ask(full, Depth::Full).await? {
+                out.entry(s).or_default().extend(windows);
+            }
+        }
+        Ok(out)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn reconcile_backup(
+        &self,
+        backup: &Arc<dyn Node>,
+        series: &[SeriesKey],
+        primary: &Digests,
+        theirs: &Digests,
+        checkpoints: &HashMap<BackupSeries, Nanos>,
+        req: &ReconcileRequest,
+        ctl: &SyncControl,
+        out: &mut BackupReconcile,
+    ) -> Result<(), GaveUp<NodeError>> {
+        let empty = BTreeMap::new();
+        let no_digest = Digest::default();
+        for s in series {
+            let key = BackupSeries::new(backup.name(), s.clone());
+            // Compared up to the checkpoint: beyond it is the next sync's work.
+            let Some(&cp) = checkpoints.get(&key) else {
+                continue;
+            };
+            let end = req.range.end.min(cp);
+            if end < req.range.start {
+                continue;
+            }
+            out.counts.series += 1;
+            let mine = primary.get(s).unwrap_or(&empty);
+            let other = theirs.get(s).unwrap_or(&empty);
+            // How many values a window's float sums can add up: their rounding tolerance.
+            let most = most_values(&s.interval, req.window);
+            let mut starts: Vec<Nanos> = mine.keys().chain(other.keys()).copied().collect();
+            starts.sort_unstable();
+            starts.dedup();
+            for ws in starts.into_iter().filter(|w| *w <= end) {
+                out.counts.windows += 1;
+                // A window one node has no digest for is empty there (a node may answer an
+                // empty digest where the other answers nothing, e.g. a series without `close`
+                // at cheap depth); empty on one side and not the other differs.
+                let a = mine.get(&ws).unwrap_or(&no_digest);
+                let b = other.get(&ws).unwrap_or(&no_digest);
+                if a.same(b, most) {
+                    continue;
+                }
+                let we = ws.saturating_add(req.window - 1).min(end);
+                let range = TimeRange::new(ws.max(req.range.start), we);
+                self.repair_window(backup, &key, cp, range, req, ctl, out)
+                    .await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Compares one window exactly and repairs it (unless a dry run).
+    #[allow(clippy::too_many_arguments)]
+    async fn repair_window(
+        &self,
+        backup: &Arc<dyn Node>,
+        key: &BackupSeries,
+        checkpoint: Nanos,
+        range: TimeRange,
+        req: &ReconcileRequest,
+        ctl: &SyncControl,
+        out: &mut BackupReconcile,
+    ) -> Result<(), GaveUp<NodeError>> {
+        let exact = self.compare_window(backup, &key.series, range, ctl).await?;
+        if exact.equal() {
+            return Ok(());
+        }
+        out.counts.differing += 1;
+        let mut diff = WindowDiff {
+            key: key.clone(),
+            window_start: format_nanos(range.start),
+            window_end: format_nanos(range.end),
+            missing: exact.missing.len() as u64,
+            different: exact.different.len() as u64,
+            extra: exact.extra.len() as u64,
+            repaired: false,
+        };
+        if !req.dry_run {
+            let rewrite: Vec<Nanos> = exact
+                .missing
+                .iter()
+                .chain(&exact.different)
+                .copied()
+                .collect();
+            if req.mirror_deletes && !exact.different.is_empty() {
+                // A backup point with fields the primary's lacks keeps them through a
+                // rewrite (InfluxDB merges fields): delete it first.
+                self.delete_points(backup, &key.series, &exact.different, ctl)
+                    .await?;
+            }
+            out.counts.rewritten += self
+                .copy_points(backup, &key.series, range, &rewrite, ctl)
+                .await?;
+            if req.mirror_deletes && !exact.extra.is_empty() {
+                out.counts.deleted += self
+                    .delete_points(backup, &key.series, &exact.extra, ctl)
+                    .await?;
+                if exact.extra.iter().any(|t| *t >= checkpoint) {
+                    self.follow_deleted_checkpoint(backup, key, checkpoint, req.run_id, ctl)
+                        .await?;
+                }
+            } else {
+                out.counts.extra += exact.extra.len() as u64;
+            }
+            let after = self.compare_window(backup, &key.series, range, ctl).await?;
+            let settled = after.missing.is_empty()
+                && after.different.is_empty()
+                && (after.extra.is_empty() || !req.mirror_deletes);
+            if settled {
+                out.counts.repaired += 1;
+                diff.repaired = after.equal();
+            }
+            tracing::info!(
+                backup = %key.backup,
+                series = %key.series,
+                window = %diff.window_start,
+                missing = diff.missing,
+                different = diff.different,
+                extra = diff.extra,
+                "reconcile: window repaired"
+            );
+        } else {
+            out.counts.extra += exact.extra.len() as u64;
+        }
+        if out.diffs.len() < LISTED {
+            out.diffs.push(diff);
+        }
+        Ok(())
+    }
+
+    /// After deleting the point a checkpoint stood on, moves the checkpoint back to what the
+    /// backup now holds (recorded as a `mirrored` event, not a `rewound` one: nothing was lost).
+    async fn follow_deleted_checkpoint(
+        &self,
+        backup: &Arc<dyn Node>,
+        key: &BackupSeries,
+        checkpoint: Nanos,
+        run_id: Option<i64>,
+        ctl: &SyncControl,
+    ) -> Result<(), GaveUp<NodeError>> {
+        let series = [key.series.clone()];
+        let horizon = self.settings.horizon();
+        let tips = with_retry(
+            &self.settings.retry,
+            &ctl.cancel,
+            "looking up a tip",
+            || backup.tips(&series, horizon),
+        )
+        .await?;
+        let held = tips.get(&key.series).and_then(|t| t.newest_time());
+        if held.is_some_and(|h| h >= checkpoint) {
+            return Ok(());
+        }
+        let detail = format!(
+            "mirror_deletes removed the backup's newest point {}: checkpoint moved to {}",
+            format_nanos(checkpoint),
+            held.map_or_else(|| "none".to_string(), format_nanos)
+        );
+        let k = key.clone();
+        if let Err(e) = self
+            .history
+            .rewind(EventKind::Mirrored, k, held, run_id, detail)
+            .await
+        {
+            tracing::error!(backup = %key.backup, series = %key.series, cause = %e, "could not move a checkpoint after a mirrored delete");
+        }
+        Ok(())
+    }
+
+    /// Reads one window on both sides and compares it timestamp by timestamp.
+    async fn compare_window(
+        &self,
+        backup: &Arc<dyn Node>,
+        series: &SeriesKey,
+        range: TimeRange,
+        ctl: &SyncControl,
+    ) -> Result<Exact, GaveUp<NodeError>> {
+        let (p, b) = tokio::join!(
+            self.fingerprints(&self.primary, series, range, ctl),
+            self.fingerprints(backup, series, range, ctl)
+        );
+        let (p, b) = (p?, b?);
+        let mut exact = Exact {
+            missing: Vec::new(),
+            different: Vec::new(),
+            extra: Vec::new(),
+        };
+        for (t, fp) in &p {
+            match b.get(t) {
+                None => exact.missing.push(*t),
+                Some(other) if other != fp => exact.different.push(*t),
+                Some(_) => {}
+            }
+        }
+        exact
+            .extra
+            .extend(b.keys().filter(|t| !p.contains_key(t)).copied());
+        Ok(exact)
+    }
+
+    /// Timestamp → summed fingerprints of the points at it, for one window of one node.
+    async fn fingerprints(
+        &self,
+        node: &Arc<dyn Node>,
+        series: &SeriesKey,
+        range: TimeRange,
+        ctl: &SyncControl,
+    ) -> Result<BTreeMap<Nanos, u64>, GaveUp<NodeError>> {
+        let batch_size = self.settings.batch_size;
+        with_retry(
+            &self.settings.retry,
+            &ctl.cancel,
+            "reading a window",
+            || async {
+                let mut out: BTreeMap<Nanos, u64> = BTreeMap::new();
+                let mut stream = node.read(series, range, batch_size);
+                while let Some(batch) = stream.next().await {
+                    for p in batch?.points {
+                        let e = out.entry(p.time).or_default();
+                        *e = e.wrapping_add(fingerprint(&p));
+                    }
+                }
+                Ok(out)
+            },
+        )
+        .await
+    }
+
+    /// Writes the primary's points at `times` (inside `range`) to `backup`; returns how many.
+    async fn copy_points(
+        &self,
+        backup: &Arc<dyn Node>,
+        series: &SeriesKey,
+        range: TimeRange,
+        times: &[Nanos],
+        ctl: &SyncControl,
+    ) -> Result<u64, GaveUp<NodeError>> {
+        if times.is_empty() {
+            return Ok(0);
+        }
+        let wanted: std::collections::HashSet<Nanos> = times.iter().copied().collect();
+        let batch_size = self.settings.batch_size;
+        let points: Vec<Point> = with_retry(
+            &self.settings.retry,
+            &ctl.cancel,
+            "reading a window",
+            || async {
+                let mut v = Vec::new();
+                let mut stream = self.primary.read(series, range, batch_size);
+                while let Some(batch) = stream.next().await {
+                    v.extend(
+                        batch?
+                            .points
+                            .into_iter()
+                            .filter(|p| wanted.contains(&p.time)),
+                    );
+                }
+                Ok(v)
+            },
+        )
+        .await?;
+        let n = points.len() as u64;
+        for chunk in points.chunks(batch_size.max(1)) {
+            let batch = Arc::new(Batch::new(chunk.to_vec()));
+            with_retry(
+                &self.settings.retry,
+                &ctl.cancel,
+                "repairing a window",
+                || backup.write(batch.clone()),
+            )
+            .await?;
+        }
+        Ok(n)
+    }
+
+    async fn delete_points(
+        &self,
+        backup: &Arc<dyn Node>,
+        series: &SeriesKey,
+        times: &[Nanos],
+        ctl: &SyncControl,
+    ) -> Result<u64, GaveUp<NodeError>> {
+        with_retry(&self.settings.retry, &ctl.cancel, "deleting points", || {
+            backup.delete(series, times)
+        })
+        .await
+    }
+}
+
+/// Window starts of `range` (aligned to the epoch), for progress and budgeting.
+pub fn windows_in(range: TimeRange, window: Nanos) -> u64 {
+    if range.is_empty() {
+        return 0;
+    }
+    let first = window_start(range.start, window);
+    let last = window_start(range.end, window);
+    u64::try_from((last - first) / window.max(1) + 1).unwrap_or(0)
+}
