@@ -364,3 +364,32 @@ fn a_misindented_task_yaml_says_what_it_lines_up_with() {
         ],
     );
 }
+
+#[test]
+fn rules_between_settings_name_the_line_and_column_of_the_setting_they_blame() {
+    let yaml = sync_yaml(100, 2, "").replace("retry_times: 2", "retry_times: 50");
+    let line = yaml
+        .lines()
+        .position(|l| l.contains("retry_times: 50"))
+        .expect("the fixture has retry_times")
+        + 1;
+    let column = yaml
+        .lines()
+        .nth(line - 1)
+        .unwrap()
+        .find("retry_times")
+        .unwrap()
+        + 1;
+    let p = Project::with_sync(&yaml);
+    p.write(
+        "config/task.yaml",
+        "tasks:\n  - name: daily\n    script: scripts/nowhere.lua\n",
+    );
+    assert_rejected(
+        &p,
+        &[
+            &format!("sync.yaml line {line} column {column}: sync.retry_times: at most 20"),
+            "task.yaml line 3 column 5: tasks[0] (daily).script: file not found",
+        ],
+    );
+}

@@ -501,12 +501,13 @@ async fn a_point_deleted_on_the_primary_is_reported_extra_then_mirrored_inside_t
     p.node("primary").delete(&s, &[victim]).await.unwrap();
     assert_eq!(all(&*p.node("primary"), &s).await.len(), 19);
 
-    // mirror_deletes off: reported as extra, kept; verify passes unless --strict.
+    // mirror_deletes off: reported as extra, kept; verify passes unless --strict. backup1's
+    // series the primary lacks is reported too (three windows of extra points).
     let run = ok_json(&p, &["reconcile", "--json"]);
-    for b in ["backup1", "backup2"] {
+    for (b, gone_windows) in [("backup1", 3), ("backup2", 0)] {
         let r = reconciled(&run, b);
-        assert_eq!(r["differing"], 1, "{r:#}");
-        assert_eq!(r["extra"], 1, "{r:#}");
+        assert_eq!(r["differing"], 1 + gone_windows, "{r:#}");
+        assert_eq!(r["extra"], 1 + gone_windows, "{r:#}");
         assert_eq!(r["deleted"], 0, "{r:#}");
         assert_eq!(r["rewritten"], 0, "{r:#}");
         assert_eq!(r["diffs"][0]["window_start"], format_nanos(victim), "{r:#}");
@@ -533,12 +534,14 @@ async fn a_point_deleted_on_the_primary_is_reported_extra_then_mirrored_inside_t
         "config/sync.yaml",
         &sync_yaml(100, 2, "reconcile:\n  mirror_deletes: true\n"),
     );
+    // The series only backup1 holds is reported, never deleted: its points are the only
+    // copies there are (the primary may have lost it).
     let run = ok_json(&p, &["reconcile", "--json"]);
-    for b in ["backup1", "backup2"] {
+    for (b, gone_windows) in [("backup1", 3), ("backup2", 0)] {
         let r = reconciled(&run, b);
-        assert_eq!(r["differing"], 1, "{r:#}");
+        assert_eq!(r["differing"], 1 + gone_windows, "{r:#}");
         assert_eq!(r["deleted"], 1, "{r:#}");
-        assert_eq!(r["extra"], 0, "{r:#}");
+        assert_eq!(r["extra"], gone_windows, "{r:#}");
         assert_eq!(r["diffs"][0]["repaired"], true, "{r:#}");
     }
     assert_equal(&p, "backup2", &s).await;
@@ -558,9 +561,9 @@ async fn a_point_deleted_on_the_primary_is_reported_extra_then_mirrored_inside_t
         gone,
         "a series the primary lacks is not touched"
     );
-    let out = p.cli(&["verify", "--strict"]);
+    let out = p.cli(&["verify", "--strict", "--symbol", "US.AAPL"]);
     assert!(out.status.success(), "{}", text(&out));
-    let again = ok_json(&p, &["reconcile", "--json"]);
+    let again = ok_json(&p, &["reconcile", "--json", "--symbol", "US.AAPL"]);
     assert_eq!(reconciled(&again, "backup1")["differing"], 0);
 }
 
@@ -600,9 +603,32 @@ async fn a_backup_holding_a_bar_the_primary_retracted_at_the_tip_gives_the_check
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mirror_deletes_never_reaches_past_the_primarys_newest_point() {
+    // The primary's newest bar is gone: retracted, or the primary lost its last day. Either
+    // way the backups hold the only copy, and mirror_deletes keeps it (reported as extra).
+    let p = Project::with_sync(&sync_yaml(100, 2, "reconcile:\n  mirror_deletes: true\n"));
+    let (s, newest, _) = newest_retracted(&p).await;
+    let run = ok_json(&p, &["reconcile", "--json"]);
+    for b in ["backup1", "backup2"] {
+        let r = reconciled(&run, b);
+        assert_eq!(
+            (&r["differing"], &r["deleted"], &r["extra"]),
+            (&1.into(), &0.into(), &1.into()),
+            "{r:#}"
+        );
+        let held = all(&*p.node(b), &s).await;
+        assert!(held.iter().any(|pt| pt.time == newest), "{b} keeps it");
+        assert_eq!(checkpoint(&p, b, &s), Some(newest), "{b}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mirror_deletes_of_the_backups_newest_bar_moves_its_checkpoint_back_without_a_rewind() {
     let p = Project::with_sync(&sync_yaml(100, 2, "reconcile:\n  mirror_deletes: true\n"));
-    let (s, _, before) = newest_retracted(&p).await;
+    let (s, newest, before) = newest_retracted(&p).await;
+    // The primary goes on with the next bar: the retracted one was a correction, and the
+    // primary's newest point is past it, so mirroring its delete is allowed.
+    put(&*p.node("primary"), daily_to(1, newest + DAY)).await;
     let run = ok_json(&p, &["reconcile", "--json"]);
     for b in ["backup1", "backup2"] {
         let r = reconciled(&run, b);
@@ -611,7 +637,13 @@ async fn mirror_deletes_of_the_backups_newest_bar_moves_its_checkpoint_back_with
             (&1.into(), &1.into()),
             "{r:#}"
         );
-        assert_equal(&p, b, &s).await;
+        assert!(
+            !all(&*p.node(b), &s)
+                .await
+                .iter()
+                .any(|pt| pt.time == newest),
+            "{b}: the retracted bar is gone"
+        );
         assert_eq!(
             checkpoint(&p, b, &s),
             Some(before),
@@ -619,11 +651,15 @@ async fn mirror_deletes_of_the_backups_newest_bar_moves_its_checkpoint_back_with
              also after reconcile deleted the backup's newest point"
         );
     }
+    let units = ok_json(&p, &["sync", "--only-behind", "--json"]);
+    assert_eq!(
+        units["history"].as_array().map(Vec::len),
+        Some(2),
+        "{units:#}"
+    );
     let (code, rows) = status(&p);
     assert_eq!(code, 0, "{rows:#?}");
     assert!(rows.iter().all(|r| r["state"] == "current"), "{rows:#?}");
-    let units = ok_json(&p, &["sync", "--only-behind", "--json"]);
-    assert_eq!(units["history"], serde_json::json!([]));
     for b in ["backup1", "backup2"] {
         assert!(
             rewound(&p, b).is_empty(),
@@ -727,4 +763,251 @@ async fn the_shipped_reconcile_task_repairs_back_filled_bars_from_lua() {
             "{recorded:#?}"
         );
     }
+}
+
+/// Minute bars of US.AAPL, the last one at `end`.
+fn minutes_to(n: usize, end: Nanos) -> Vec<Point> {
+    bars("US.AAPL", "1m", n, end, 60 * NANOS_PER_SEC)
+}
+
+/// Now, rounded down to the minute.
+fn this_minute() -> Nanos {
+    let m = 60 * NANOS_PER_SEC;
+    dms::model::now_nanos() / m * m
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bar_dated_tomorrow_within_the_tolerance_never_stops_later_bars() {
+    let p = Project::new();
+    let s = SeriesKey::new("US.AAPL", "1m");
+    let minute = 60 * NANOS_PER_SEC;
+    let now = this_minute();
+    put(&*p.node("primary"), minutes_to(30, now - 40 * minute)).await;
+    ok_json(&p, &["sync", "--json"]);
+    // A bar stamped tomorrow: inside the default future_tolerance of two days, so copied —
+    // but the checkpoint stays at or before now.
+    let tomorrow = now + DAY;
+    put(&*p.node("primary"), minutes_to(1, tomorrow)).await;
+    ok_json(&p, &["sync", "--json"]);
+    for b in ["backup1", "backup2"] {
+        let cp = checkpoint(&p, b, &s).expect("a checkpoint");
+        assert!(
+            cp <= dms::model::now_nanos(),
+            "{b}: checkpoint {} passed now",
+            format_nanos(cp)
+        );
+        assert_eq!(cp, now - 40 * minute, "{b}");
+        assert_equal(&p, b, &s).await;
+    }
+    // Real bars arrive after it, stamped before it: lag is seen and the check loop copies them.
+    put(&*p.node("primary"), minutes_to(20, now - 5 * minute)).await;
+    let (_, rows) = status(&p);
+    for b in ["backup1", "backup2"] {
+        let r = row(&rows, b, &s);
+        assert_eq!(r["state"], "lagging", "{r:#}");
+        assert_eq!(r["primary_newest"], format_nanos(now - 5 * minute), "{r:#}");
+        assert!(
+            r["future"].is_null(),
+            "tomorrow is within the tolerance: {r:#}"
+        );
+    }
+    ok_json(&p, &["sync", "--only-behind", "--json"]);
+    for b in ["backup1", "backup2"] {
+        assert_eq!(checkpoint(&p, b, &s), Some(now - 5 * minute), "{b}");
+        assert_equal(&p, b, &s).await;
+    }
+    let (code, rows) = status(&p);
+    assert_eq!(code, 0, "{rows:#?}");
+    for b in ["backup1", "backup2"] {
+        assert_eq!(row(&rows, b, &s)["state"], "current");
+    }
+    // Tomorrow's bar deleted on the primary: verify sees the backups still hold it.
+    p.node("primary")
+        .delete(&s, &[tomorrow])
+        .await
+        .expect("delete");
+    let out = p.cli(&["verify", "--json", "--strict", "--window", "1h"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let found = json(&out);
+    let extra: Vec<&Value> = found
+        .as_array()
+        .expect("rows")
+        .iter()
+        .filter(|m| m["extra"] == 1)
+        .collect();
+    assert_eq!(
+        extra.len(),
+        2,
+        "both backups keep tomorrow's bar: {found:#}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verify_labels_a_window_from_its_content_and_fails_on_any_changed_or_missing_point() {
+    let p = Project::new();
+    let s = SeriesKey::new("US.AAPL", "1m");
+    let hour = 3_600 * NANOS_PER_SEC;
+    let minute = 60 * NANOS_PER_SEC;
+    let end = this_minute() / hour * hour - minute; // the last minute of an hour
+    let points = minutes_to(180, end);
+    put(&*p.node("primary"), points.clone()).await;
+    ok_json(&p, &["sync", "--json"]);
+    let backup = p.node("backup1");
+    // First hour: one value changed and one extra bar (same count as the primary: a label
+    // from counts would call it "extra" and pass).
+    let first = &points[..60];
+    put(&*backup, vec![nudged(&first[10], "close", 0.5)]).await;
+    backup.delete(&s, &[first[20].time]).await.expect("delete");
+    put(&*backup, minutes_to(1, first[20].time + NANOS_PER_SEC)).await;
+    // Second hour: only an extra bar.
+    let second = &points[60..120];
+    put(&*backup, minutes_to(1, second[5].time + NANOS_PER_SEC)).await;
+    // Third hour: one bar missing.
+    let third = &points[120..];
+    backup.delete(&s, &[third[30].time]).await.expect("delete");
+
+    let out = p.cli(&["verify", "--json", "--window", "1h"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let rows = json(&out);
+    let rows = rows.as_array().expect("rows");
+    assert_eq!(rows.len(), 3, "{rows:#?}");
+    let at = |t: Nanos| {
+        rows.iter()
+            .find(|m| {
+                let start = dms::model::parse_time(m["window_start"].as_str().unwrap()).unwrap();
+                start <= t && t < start + hour
+            })
+            .unwrap_or_else(|| panic!("no row for {}: {rows:#?}", format_nanos(t)))
+    };
+    let m = at(first[0].time);
+    assert_eq!(
+        (
+            m["kind"].as_str(),
+            m["different"].as_u64(),
+            m["missing"].as_u64(),
+            m["extra"].as_u64()
+        ),
+        (Some("different"), Some(1), Some(1), Some(1)),
+        "{m:#}"
+    );
+    let m = at(second[0].time);
+    assert_eq!(
+        (m["kind"].as_str(), m["extra"].as_u64()),
+        (Some("extra"), Some(1)),
+        "{m:#}"
+    );
+    let m = at(third[0].time);
+    assert_eq!(
+        (m["kind"].as_str(), m["missing"].as_u64()),
+        (Some("missing"), Some(1)),
+        "{m:#}"
+    );
+    // Only the extra window left: exit 0 without --strict, 1 with it.
+    let repaired = p.cli(&["verify", "--repair", "--window", "1h"]);
+    assert_eq!(repaired.status.code(), Some(0), "{}", text(&repaired));
+    assert_eq!(p.cli(&["verify", "--window", "1h"]).status.code(), Some(0));
+    assert_eq!(
+        p.cli(&["verify", "--strict", "--window", "1h"])
+            .status
+            .code(),
+        Some(1)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_series_only_a_backup_holds_is_reported_by_verify_and_reconcile() {
+    let p = Project::new();
+    let today = today();
+    put(&*p.node("primary"), daily_to(10, today)).await;
+    ok_json(&p, &["sync", "--json"]);
+    // A series deleted on the primary long ago, or written to the backup by hand.
+    let gone = SeriesKey::new("US.GONE", "1d");
+    put(&*p.node("backup1"), bars("US.GONE", "1d", 5, today, DAY)).await;
+    let out = p.cli(&["verify", "--json", "--strict"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let found = json(&out);
+    assert!(
+        found
+            .as_array()
+            .expect("rows")
+            .iter()
+            .any(|m| m["symbol"] == *gone.symbol
+                && m["backup"] == "backup1"
+                && m["kind"] == "extra"),
+        "{found:#}"
+    );
+    let run = ok_json(&p, &["reconcile", "--json"]);
+    let r = reconciled(&run, "backup1");
+    assert_eq!(r["extra"], 5, "{r:#}");
+    assert_eq!(
+        all(&*p.node("backup1"), &gone).await.len(),
+        5,
+        "kept: mirror_deletes is off"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_checkpoint_left_behind_by_an_interrupted_full_sync_hides_no_missing_day() {
+    use dms::ledger::{CheckpointUpdate, Commit, Ledger, Status, SyncMode, UnitStart};
+    let p = Project::new();
+    let s = aapl();
+    let today = today();
+    let points = daily_to(60, today);
+    put(&*p.node("primary"), points.clone()).await;
+    ok_json(&p, &["sync", "--json"]);
+    // backup1 loses twenty days in the middle; a full resync then stops after its first
+    // batch, leaving the checkpoint there (full mode sets it, even backwards).
+    let lost: Vec<Nanos> = points[20..40].iter().map(|p| p.time).collect();
+    p.node("backup1").delete(&s, &lost).await.expect("delete");
+    {
+        let settings = p.settings();
+        let h = dms::history::History::open(
+            &settings.history.path,
+            "test",
+            settings.history.busy_timeout,
+        )
+        .expect("history");
+        let key = dms::model::BackupSeries::new("backup1", s.clone());
+        let row = h
+            .begin_unit(UnitStart {
+                run_id: None,
+                key: key.clone(),
+                mode: SyncMode::Full,
+                window_start: points[0].time,
+                window_end: today,
+            })
+            .await
+            .expect("row");
+        h.commit_batch(Commit {
+            row_id: row,
+            key: key.clone(),
+            records: 10,
+            checkpoint: Some(points[9].time),
+            update: CheckpointUpdate::Set,
+            synced_from: None,
+        })
+        .await
+        .expect("commit");
+        h.finish_unit(row, key, Status::Interrupted, Some("interrupted".into()))
+            .await
+            .expect("finish");
+    }
+    assert_eq!(checkpoint(&p, "backup1", &s), Some(points[9].time));
+    // Both comparisons see past the checkpoint.
+    let out = p.cli(&["verify", "--json"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let missing: u64 = json(&out)
+        .as_array()
+        .expect("rows")
+        .iter()
+        .filter(|m| m["backup"] == "backup1")
+        .map(|m| m["missing"].as_u64().unwrap_or(0))
+        .sum();
+    assert_eq!(missing, 20, "every lost day is seen");
+    let run = ok_json(&p, &["reconcile", "--json"]);
+    assert!(
+        reconciled(&run, "backup1")["differing"].as_u64() > Some(0),
+        "{run:#}"
+    );
+    assert_equal(&p, "backup1", &s).await;
 }

@@ -357,7 +357,7 @@ async fn filters_narrow_the_table_and_auto_refresh_can_be_turned_off() {
     // The check loop and the tasks' catch_up option are worded apart.
     let check = browser.text("#check-loop").await;
     assert!(
-        check.starts_with("Check loop: every 1 min the daemon compares each backup"),
+        check.starts_with("Check loop: every 1m the daemon compares each backup"),
         "{check}"
     );
     assert!(!check.to_lowercase().contains("catch"), "{check}");

@@ -50,6 +50,22 @@ struct RunningGuard<'a> {
     name: String,
 }
 
+/// One task run in progress: what its steps (body, hooks, the record of its end) share.
+struct TaskRun {
+    /// The task as configured when the run started.
+    task: TaskSettings,
+    /// Its `task_runs` row.
+    run_id: i64,
+    /// What the script sees of the run.
+    info: RunInfo,
+    /// The services the script's calls reach.
+    host: Arc<Host>,
+    /// The run's tracing span.
+    span: tracing::Span,
+    /// When it started.
+    started: Instant,
+}
+
 impl Drop for RunningGuard<'_> {
     fn drop(&mut self) {
         self.set
@@ -198,11 +214,19 @@ impl App {
             initial_days: task.initial_days,
             params: task.params.clone(),
         };
-        let deadline = Instant::now() + task.timeout;
+        let run = TaskRun {
+            task,
+            run_id,
+            info,
+            host,
+            span,
+            started,
+        };
+        let deadline = Instant::now() + run.task.timeout;
         let mut process: Option<ScriptProcess> = None;
-        let body = self.task_body(&task, &host, &info, deadline, &mut process);
-        let result = tokio::time::timeout(task.timeout, body).await;
-        let report = host.take_report();
+        let body = self.task_body(&run.task, &run.host, &run.info, deadline, &mut process);
+        let result = tokio::time::timeout(run.task.timeout, body).await;
+        let report = run.host.take_report();
         let mut error = match result {
             Ok(Ok(())) => None,
             Ok(Err(e)) => Some(e.to_string()),
@@ -213,7 +237,7 @@ impl App {
                 process = None;
                 Some(format!(
                     "timed out after {} s (task timeout): the script's process was killed; finished batches are kept",
-                    task.timeout.as_secs_f64()
+                    run.task.timeout.as_secs_f64()
                 ))
             }
         };
@@ -229,15 +253,7 @@ impl App {
         if interrupted {
             error.get_or_insert_with(|| "interrupted by shutdown".into());
         } else if let Some(e) = self
-            .call_on_hooks(
-                &task,
-                &info,
-                &host,
-                &report,
-                error.as_deref(),
-                &span,
-                &mut process,
-            )
+            .call_on_hooks(&run, &report, error.as_deref(), &mut process)
             .await
         {
             status = Status::Failed;
@@ -247,23 +263,26 @@ impl App {
             p.kill().await;
         }
 
-        self.finish_task_run(task, run_id, status, error, report, &span, started)
-            .await
+        self.finish_task_run(run, status, error, report).await
     }
 
     /// Records how a task run ended (status, error, the series it maintains, its warning),
     /// logs it, and gives its outcome.
-    #[allow(clippy::too_many_arguments)]
     async fn finish_task_run(
         &self,
-        task: TaskSettings,
-        run_id: i64,
+        run: TaskRun,
         status: Status,
         error: Option<String>,
         report: SyncReport,
-        span: &tracing::Span,
-        started: Instant,
     ) -> Result<RunOutcome, AppError> {
+        let TaskRun {
+            task,
+            run_id,
+            span,
+            started,
+            ..
+        } = run;
+        let span = &span;
         let (st, er) = (status, error.clone());
         self.history
             .write(move |db| db.finish_run(run_id, st, er.as_deref()))
@@ -352,17 +371,14 @@ impl App {
     /// their own short deadline, in the run's script process (a fresh one when the run's was
     /// killed). Returns the error that fails a run that had succeeded until then:
     /// `on_success` failing or timing out. An `on_failure` problem is only logged.
-    #[allow(clippy::too_many_arguments)]
     async fn call_on_hooks(
         &self,
-        task: &TaskSettings,
-        info: &RunInfo,
-        host: &Arc<Host>,
+        run: &TaskRun,
         report: &SyncReport,
         error: Option<&str>,
-        span: &tracing::Span,
         process: &mut Option<ScriptProcess>,
     ) -> Option<String> {
+        let (task, info, host, span) = (&run.task, &run.info, &run.host, &run.span);
         let script = self.scripts.get(&task.name)?;
         let grace = HOOK_GRACE.min(task.timeout);
         let cancel = &host.control.cancel;

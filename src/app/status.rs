@@ -166,15 +166,15 @@ pub async fn collect(
     primary: &dyn Node,
     backups: &[Arc<dyn Node>],
 ) -> Result<Vec<SeriesStatus>, StatusError> {
+    // Lag and state are judged on points at or before now; a point past now + the tolerance
+    // is shown as future-dated.
+    let now = crate::model::now_nanos();
     let horizon = settings.sync.horizon();
     let enabled: Vec<&str> = settings
         .enabled_backups()
         .map(|b| b.name.as_str())
         .collect();
-    let mut primary_tips = primary
-        .tips_all(horizon)
-        .await
-        .map_err(StatusError::Primary)?;
+    let mut primary_tips = primary.tips_all(now).await.map_err(StatusError::Primary)?;
     if primary_tips.is_empty() {
         // A typo in the primary's database is an error, not an empty table.
         primary
@@ -194,7 +194,7 @@ pub async fn collect(
         // Series the history knows but the primary no longer lists: still shown.
         primary_tips.extend(
             primary
-                .tips(&known, horizon)
+                .tips(&known, now)
                 .await
                 .map_err(StatusError::Primary)?,
         );
@@ -205,15 +205,14 @@ pub async fn collect(
     let backup_tips =
         futures::future::join_all(backups.iter().filter(|b| enabled.contains(&b.name())).map(
             |b| async {
-                let tips =
-                    match tokio::time::timeout(BACKUP_TIMEOUT, b.tips(&series, horizon)).await {
-                        Ok(r) => r.map_err(|e| e.to_string()),
-                        Err(_) => Err(format!(
-                            "node {}: no answer within {} s",
-                            b.name(),
-                            BACKUP_TIMEOUT.as_secs()
-                        )),
-                    };
+                let tips = match tokio::time::timeout(BACKUP_TIMEOUT, b.tips(&series, now)).await {
+                    Ok(r) => r.map_err(|e| e.to_string()),
+                    Err(_) => Err(format!(
+                        "node {}: no answer within {} s",
+                        b.name(),
+                        BACKUP_TIMEOUT.as_secs()
+                    )),
+                };
                 (b.name().to_string(), tips)
             },
         ))
@@ -238,6 +237,12 @@ pub async fn collect(
                 by_key.get(&key).copied(),
             );
             line.tasks = owners.remove(&key).unwrap_or_default();
+            // Flagged only past now + future_tolerance; nearer future points are ordinary.
+            line.future = primary_tips
+                .get(s)
+                .and_then(|t| t.future)
+                .filter(|t| *t > horizon)
+                .map(format_nanos);
             out.insert(key, line);
         }
     }

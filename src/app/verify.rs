@@ -22,7 +22,7 @@ pub struct Scope {
     pub intervals: Vec<String>,
     /// Start of the range; default `now − initial_days`.
     pub since: Option<Nanos>,
-    /// End of the range; default each backup's checkpoint.
+    /// End of the range; default the newest point either side holds.
     pub until: Option<Nanos>,
     /// Window length (ns).
     pub window: Nanos,
@@ -70,16 +70,22 @@ impl Verifier {
         })
     }
 
-    /// The series of the primary that `scope` selects, sorted.
+    /// The series that `scope` selects among those the primary or a compared backup holds
+    /// (a series left only on a backup is compared too), sorted.
     ///
     /// # Errors
-    /// The primary's error.
+    /// A node's error.
     pub async fn series(&self, scope: &Scope) -> Result<Vec<SeriesKey>, AppError> {
         let mut series = self.primary.list_series().await?;
         if series.is_empty() {
             // A typo in the primary's database is an error, not "nothing to verify".
             self.primary.probe(crate::node::Role::Primary).await?;
         }
+        for b in &self.backups {
+            series.extend(b.list_series().await?);
+        }
+        series.sort();
+        series.dedup();
         series.retain(|s| {
             (scope.symbols.is_empty() || scope.symbols.contains(&s.symbol))
                 && (scope.intervals.is_empty() || scope.intervals.contains(&s.interval))

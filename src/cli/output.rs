@@ -303,18 +303,9 @@ pub fn opt<T: std::fmt::Display>(v: Option<T>) -> String {
     v.map(|x| x.to_string()).unwrap_or_else(|| "—".into())
 }
 
-/// Seconds as a short human duration.
+/// Seconds as a short human duration, in the one wording of [`crate::timefmt::duration`].
 pub fn duration(secs: f64) -> String {
-    let s = secs.abs();
-    if s < 120.0 {
-        format!("{secs:.0}s")
-    } else if s < 7200.0 {
-        format!("{:.0}m", secs / 60.0)
-    } else if s < 172_800.0 {
-        format!("{:.1}h", secs / 3600.0)
-    } else {
-        format!("{:.1}d", secs / 86400.0)
-    }
+    crate::timefmt::duration(secs)
 }
 
 #[cfg(test)]

@@ -91,7 +91,7 @@ pub async fn run(config: &Path, args: VerifyArgs) -> anyhow::Result<ExitCode> {
         eprintln!(
             "{before} window(s) repaired; {} still differ{}",
             report.mismatches.len(),
-            if report.mismatches.iter().any(|m| m.kind == "extra") {
+            if report.mismatches.iter().any(|m| m.extra > 0) {
                 " (a backup holding points the primary lacks is not changed: dms never deletes)"
             } else {
                 ""
@@ -102,7 +102,7 @@ pub async fn run(config: &Path, args: VerifyArgs) -> anyhow::Result<ExitCode> {
     let failing = report
         .mismatches
         .iter()
-        .any(|m| args.strict || m.kind != "extra");
+        .any(|m| args.strict || m.kind.loses_data());
     Ok(if failing {
         ExitCode::from(1)
     } else {
@@ -146,7 +146,7 @@ fn print(report: &VerifyReport, json: bool) -> anyhow::Result<()> {
         report.primary_points,
         if report.mismatches.is_empty() {
             "every backup equals the primary".to_string()
-        } else if report.mismatches.iter().all(|m| m.kind == "extra") {
+        } else if report.mismatches.iter().all(|m| !m.kind.loses_data()) {
             format!(
                 "{} window(s) where a backup keeps points the primary no longer has (extra: reported, not a failure without --strict)",
                 report.mismatches.len()

@@ -8,32 +8,30 @@
 //! after `shutdown_grace` whatever is left is dropped.
 
 pub mod alerts;
+mod judge;
 pub mod metrics;
 
 use crate::app::health::{self, NodeHealth};
 use crate::app::reconcile::RECONCILE_TASK;
 use crate::app::runner::RunStarted;
-use crate::app::status::is_behind;
 use crate::app::{App, AppError, RunOutcome};
 use crate::config::CheckScope;
 use crate::history::{self, Status, Trigger};
-use crate::model::{BackupSeries, NANOS_PER_SEC, Nanos, format_nanos};
+use crate::model::{BackupSeries, Nanos, format_nanos};
 use crate::scheduler::Scheduler;
 use crate::sync::{Pass, ReconcileArgs};
 use crate::sync::{Selection, SyncControl, SyncRequest};
 use alerts::{Alert, Alerter};
+use judge::Flagged;
 use metrics::Metrics;
-use std::collections::{HashMap, HashSet};
-use std::sync::{Arc, Mutex};
+use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 /// How often the daemon checks that its history file is still there.
 const HISTORY_WATCH: Duration = Duration::from_secs(5);
-
-/// Series named in one `behind` alert (the count says how many in all).
-const ALERT_SERIES: usize = 20;
 
 /// Pseudo-task name of the check loop's runs.
 pub const CHECK_TASK: &str = "@check";
@@ -78,26 +76,6 @@ pub enum TriggerError {
     /// The run could not be recorded in the history (the daemon's log has the cause).
     #[error("task {0:?} could not start: its run could not be recorded in the sync history")]
     NotRecorded(String),
-}
-
-/// The (backup, series) a condition (behind, future-dated) holds for, so each is alerted
-/// once when it starts, not at every check.
-#[derive(Default)]
-struct Flagged(Mutex<HashSet<BackupSeries>>);
-
-impl Flagged {
-    /// Replaces the set with `now`; returns the keys that joined and those that left.
-    fn update<'a>(
-        &self,
-        now: impl Iterator<Item = &'a BackupSeries>,
-    ) -> (HashSet<BackupSeries>, Vec<BackupSeries>) {
-        let now: HashSet<BackupSeries> = now.cloned().collect();
-        let mut known = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        let joined = now.difference(&known).cloned().collect();
-        let left = known.difference(&now).cloned().collect();
-        *known = now;
-        (joined, left)
-    }
 }
 
 /// The running daemon, shared by its loops and the API.
@@ -379,62 +357,27 @@ impl Daemon {
     }
 
     /// After a pass: a (backup, series) is behind when its lag is over `max_gap_hours` and
-    /// the pass could not fix it — its catch-up failed, or its backup did not answer. Newly
-    /// behind ones are logged and alerted once per backup, not once per series.
+    /// the pass could not fix it ([`judge::behind`]). Newly behind ones are logged and alerted
+    /// once per backup, not once per series ([`judge::newly_behind`]).
     fn judge(&self, lags: &[crate::sync::Lag], report: Option<&crate::sync::SyncReport>) {
-        let max_gap = self.app.settings.sync.max_gap;
-        let failed: HashMap<&BackupSeries, &str> = report
-            .map(|r| {
-                r.units
-                    .iter()
-                    .filter(|u| u.status != Status::Success)
-                    .map(|u| (&u.key, u.error.as_deref().unwrap_or("failed")))
-                    .collect()
-            })
-            .unwrap_or_default();
-        let behind: Vec<(&crate::sync::Lag, String)> = lags
-            .iter()
-            .filter(|l| is_behind(l.primary.newest_time(), l.held(), max_gap))
-            .filter_map(|l| match (&l.backup, failed.get(&l.key)) {
-                (Err(e), _) => Some((l, e.clone())),
-                (Ok(_), Some(e)) => Some((l, (*e).to_string())),
-                (Ok(_), None) => None,
-            })
-            .collect();
+        let behind = judge::behind(lags, report, self.app.settings.sync.max_gap);
         let (turned, caught_up) = self.behind.update(behind.iter().map(|(l, _)| &l.key));
-        let mut by_backup: Vec<(&str, Vec<&crate::sync::Lag>, &str)> = Vec::new();
-        for (l, cause) in behind.iter().filter(|(l, _)| turned.contains(&l.key)) {
-            match by_backup.iter_mut().find(|(b, _, _)| *b == l.key.backup) {
-                Some((_, v, _)) => v.push(l),
-                None => by_backup.push((&l.key.backup, vec![l], cause)),
-            }
-        }
-        for (backup, lags, cause) in by_backup {
-            let max_lag = lags
-                .iter()
-                .filter_map(|l| l.lag())
-                .max()
-                .map(|n| n as f64 / NANOS_PER_SEC as f64);
-            let series: Vec<String> = lags
-                .iter()
-                .take(ALERT_SERIES)
-                .map(|l| l.key.series.to_string())
-                .collect();
+        for b in judge::newly_behind(&behind, &turned) {
             tracing::warn!(
-                backup,
-                series = lags.len(),
-                first = %series.first().map(String::as_str).unwrap_or(""),
-                max_lag_seconds = max_lag,
-                cause,
+                backup = %b.backup,
+                series = b.count,
+                first = %b.series.first().map(String::as_str).unwrap_or(""),
+                max_lag_seconds = b.max_lag_seconds,
+                cause = %b.cause,
                 "backup is behind the primary by more than max_gap_hours and dms could not catch it up"
             );
             if let Some(a) = &self.alerter {
                 a.send(Alert::Behind {
-                    backup: backup.to_string(),
-                    count: lags.len(),
-                    series,
-                    max_lag_seconds: max_lag,
-                    cause: cause.to_string(),
+                    backup: b.backup,
+                    count: b.count,
+                    series: b.series,
+                    max_lag_seconds: b.max_lag_seconds,
+                    cause: b.cause,
                 });
             }
         }
@@ -445,7 +388,7 @@ impl Daemon {
 
     fn note_rewinds(&self, rewinds: &[crate::sync::Rewind]) {
         let Some(a) = &self.alerter else { return };
-        for r in rewinds {
+        for r in rewinds.iter().filter(|r| !r.capped) {
             a.send(Alert::Rewound {
                 key: r.key.clone(),
                 from: format_nanos(r.from),
@@ -454,11 +397,14 @@ impl Daemon {
         }
     }
 
-    /// Alerts once per (backup, series) when the primary holds a future-dated point.
+    /// Alerts once per (backup, series) when the primary holds a point stamped after now +
+    /// `future_tolerance` (tips split at now, so nearer future points are ordinary).
     fn note_future(&self, lags: &[crate::sync::Lag]) {
+        let horizon = self.app.settings.sync.horizon();
         let future: Vec<(&BackupSeries, Nanos)> = lags
             .iter()
             .filter_map(|l| Some((&l.key, l.primary.future?)))
+            .filter(|(_, t)| *t > horizon)
             .collect();
         let (new, _) = self.future.update(future.iter().map(|(k, _)| *k));
         for (key, t) in future.iter().filter(|(k, _)| new.contains(k)) {

@@ -384,10 +384,12 @@ async fn serve(host: &Host, op: Op) -> Result<serde_json::Value, String> {
         Op::PrimaryWrite(points) => {
             // The process is not trusted: names are checked again here.
             for p in &points {
-                crate::model::check_name("measurement", &p.measurement)?;
+                let check =
+                    |what, name| crate::model::check_name(what, name).map_err(|e| e.to_string());
+                check("measurement", &p.measurement)?;
                 for (k, v) in p.tags.iter() {
-                    crate::model::check_name("tag key", k)?;
-                    crate::model::check_name("tag value", v)?;
+                    check("tag key", k)?;
+                    check("tag value", v)?;
                 }
             }
             let n = host

@@ -3,10 +3,12 @@
 //! [`Settings`], which reports every problem it finds.
 
 pub mod de;
+mod problem;
 pub mod raw;
 pub mod settings;
 mod yaml_words;
 
+pub use problem::{ConfigFile, Problem};
 pub use raw::{CheckScope, SyncMode};
 pub use settings::*;
 
@@ -32,12 +34,12 @@ pub enum ConfigError {
         message: String,
     },
     /// The files parsed but break rules between fields.
-    #[error("invalid configuration in {}:\n  - {}", dir.display(), problems.join("\n  - "))]
+    #[error("invalid configuration in {}:{}", dir.display(), problems.iter().map(|p| format!("\n  - {p}")).collect::<String>())]
     Invalid {
         /// The config folder.
         dir: PathBuf,
-        /// Every problem found.
-        problems: Vec<String>,
+        /// Every problem found, each with its file, setting and place.
+        problems: Vec<Problem>,
     },
 }
 
@@ -46,13 +48,23 @@ pub enum ConfigError {
 /// # Errors
 /// [`ConfigError`] naming the file and, where the parser knows it, line and column.
 pub fn load(dir: &Path) -> Result<Settings, ConfigError> {
-    let sync_path = dir.join("sync.yaml");
-    let task_path = dir.join("task.yaml");
-    let sync: raw::SyncFile = parse_file(&sync_path)?;
-    let tasks: raw::TaskFile = parse_file(&task_path)?;
+    let sync_path = dir.join(ConfigFile::Sync.name());
+    let task_path = dir.join(ConfigFile::Task.name());
+    let sync_text = read(&sync_path)?;
+    let task_text = read(&task_path)?;
+    let sync: raw::SyncFile = parse_str(&sync_path, &sync_text)?;
+    let tasks: raw::TaskFile = parse_str(&task_path, &task_text)?;
     settings::validate(dir, sync, tasks).map_err(|problems| ConfigError::Invalid {
         dir: dir.to_path_buf(),
-        problems,
+        problems: problems.located(&sync_text, &task_text),
+    })
+}
+
+/// A configuration file's text.
+fn read(path: &Path) -> Result<String, ConfigError> {
+    std::fs::read_to_string(path).map_err(|cause| ConfigError::Read {
+        path: path.to_path_buf(),
+        cause,
     })
 }
 
@@ -61,11 +73,7 @@ pub fn load(dir: &Path) -> Result<Settings, ConfigError> {
 /// # Errors
 /// [`ConfigError::Read`] or [`ConfigError::Parse`].
 pub fn parse_file<T: serde::de::DeserializeOwned + Default>(path: &Path) -> Result<T, ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|cause| ConfigError::Read {
-        path: path.to_path_buf(),
-        cause,
-    })?;
-    parse_str(path, &text)
+    parse_str(path, &read(path)?)
 }
 
 /// Parses YAML text; an empty document gives `T::default()`.

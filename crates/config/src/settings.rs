@@ -2,6 +2,7 @@
 //! between fields. Validation collects every problem before reporting.
 
 use super::de::CronExpr;
+use super::problem::Problems;
 use super::raw::{self, CheckScope, NodeType, SyncMode};
 use dms_core::retry::RetryPolicy;
 use dms_core::schema::Schema;
@@ -312,7 +313,8 @@ pub struct TaskSettings {
     pub catch_up: bool,
 }
 
-/// Turns the raw files into settings, collecting every problem as `file: key: message`.
+/// Turns the raw files into settings, collecting every problem as a [`Problem`] (file and
+/// key; [`crate::load`] places each in its file's text).
 ///
 /// One `check_*` step per section, in file order; each returns its settings (or a stand-in when
 /// the section is broken) and pushes its problems onto `errs`, so every problem is reported at
@@ -321,8 +323,8 @@ pub(super) fn validate(
     config_dir: &Path,
     sync: raw::SyncFile,
     tasks: raw::TaskFile,
-) -> Result<Settings, Vec<String>> {
-    let mut errs = Vec::new();
+) -> Result<Settings, Problems> {
+    let mut errs = Problems::default();
     let root = root_dir(config_dir, sync.root.as_deref());
     let sync_settings = check_sync(&sync.sync, &mut errs);
     let (primary, backups) = check_nodes(&sync.nodes, &root, &mut errs);
@@ -381,18 +383,22 @@ fn resolve(root: &Path, p: &Path) -> PathBuf {
 }
 
 /// `sync:`: the engine's settings. A bad `max_gap_hours` stands in as one day.
-fn check_sync(s: &raw::SyncBlock, errs: &mut Vec<String>) -> SyncSettings {
+fn check_sync(s: &raw::SyncBlock, errs: &mut Problems) -> SyncSettings {
     let max_gap_ok = s.incremental.max_gap_hours.is_finite() && s.incremental.max_gap_hours > 0.0;
     if !max_gap_ok {
-        errs.push(
-            "sync.yaml: sync.incremental.max_gap_hours: must be a positive number of hours".into(),
+        errs.sync(
+            "sync.incremental.max_gap_hours",
+            "must be a positive number of hours",
         );
     }
     if s.incremental.check_interval.is_zero() {
-        errs.push("sync.yaml: sync.incremental.check_interval: must be more than 0 seconds".into());
+        errs.sync(
+            "sync.incremental.check_interval",
+            "must be more than 0 seconds",
+        );
     }
     if s.retry_times > 20 {
-        errs.push("sync.yaml: sync.retry_times: at most 20".into());
+        errs.sync("sync.retry_times", "at most 20");
     }
     SyncSettings {
         default_mode: s.default_mode,
@@ -420,13 +426,16 @@ fn check_sync(s: &raw::SyncBlock, errs: &mut Vec<String>) -> SyncSettings {
 }
 
 /// `reconcile:`.
-fn check_reconcile(r: &raw::ReconcileBlock, errs: &mut Vec<String>) -> ReconcileSettings {
+fn check_reconcile(r: &raw::ReconcileBlock, errs: &mut Problems) -> ReconcileSettings {
     let window = i64::try_from(r.window.as_nanos()).unwrap_or(i64::MAX);
     if r.window < Duration::from_secs(60) || r.window > Duration::from_secs(366 * 86_400) {
-        errs.push("sync.yaml: reconcile.window: give 1 minute to 366 days (e.g. 1d, 6h)".into());
+        errs.sync(
+            "reconcile.window",
+            "give 1 minute to 366 days (e.g. 1d, 6h)",
+        );
     }
     if r.budget.is_zero() {
-        errs.push("sync.yaml: reconcile.budget: must be more than 0 seconds".into());
+        errs.sync("reconcile.budget", "must be more than 0 seconds");
     }
     ReconcileSettings {
         enabled: r.enabled,
@@ -447,15 +456,15 @@ fn check_reconcile(r: &raw::ReconcileBlock, errs: &mut Vec<String>) -> Reconcile
 fn check_nodes(
     nodes: &raw::NodesBlock,
     root: &Path,
-    errs: &mut Vec<String>,
+    errs: &mut Problems,
 ) -> (Option<NodeSettings>, Vec<NodeSettings>) {
     let mut names = HashSet::new();
     let primary = match &nodes.primary {
         Some(p) => check_node(p, "nodes.primary", root, errs),
         None => {
-            errs.push(
-                "sync.yaml: nodes.primary: missing: every configuration needs a primary node"
-                    .into(),
+            errs.sync(
+                "nodes.primary",
+                "missing: every configuration needs a primary node",
             );
             None
         }
@@ -463,7 +472,7 @@ fn check_nodes(
     if let Some(p) = &primary {
         names.insert(p.name.clone());
         if !p.enabled {
-            errs.push("sync.yaml: nodes.primary.enabled: the primary cannot be disabled".into());
+            errs.sync("nodes.primary.enabled", "the primary cannot be disabled");
         }
     }
     let mut backups = Vec::new();
@@ -471,10 +480,10 @@ fn check_nodes(
         let at = format!("nodes.backups[{i}]");
         if let Some(n) = check_node(b, &at, root, errs) {
             if !names.insert(n.name.clone()) {
-                errs.push(format!(
-                    "sync.yaml: {at}.name: node name {:?} is used twice",
-                    n.name
-                ));
+                errs.sync(
+                    format!("{at}.name"),
+                    format!("node name {:?} is used twice", n.name),
+                );
             }
             backups.push(n);
         }
@@ -482,8 +491,8 @@ fn check_nodes(
     if let Some(p) = &primary {
         for b in &backups {
             if same_store(&p.kind, &b.kind) {
-                errs.push(format!(
-                    "sync.yaml: backup {:?} is the same store as the primary: a backup must be a different node",
+                errs.sync_file(format!(
+                    "backup {:?} is the same store as the primary: a backup must be a different node",
                     b.name
                 ));
             }
@@ -493,7 +502,7 @@ fn check_nodes(
 }
 
 /// `schema:`: the series mapping, `None` when it is broken.
-fn check_schema(schema: &raw::SchemaBlock, errs: &mut Vec<String>) -> Option<Schema> {
+fn check_schema(schema: &raw::SchemaBlock, errs: &mut Problems) -> Option<Schema> {
     let interval_tag = match &schema.interval_tag {
         Some(t) => Some(t.as_str()),
         None if schema.measurement.contains("{interval}") => None,
@@ -502,7 +511,7 @@ fn check_schema(schema: &raw::SchemaBlock, errs: &mut Vec<String>) -> Option<Sch
     match Schema::new(&schema.measurement, &schema.symbol_tag, interval_tag) {
         Ok(s) => Some(s),
         Err(e) => {
-            errs.push(format!("sync.yaml: {e}"));
+            errs.sync(e.key(), e.to_string());
             None
         }
     }
@@ -518,11 +527,7 @@ fn check_history(history: &raw::HistoryBlock, root: &Path) -> HistorySettings {
 }
 
 /// `scripts:`: Lua limits; every `http_allow` entry must be a host name or `*.` pattern.
-fn check_scripts(
-    scripts: &raw::ScriptsBlock,
-    root: &Path,
-    errs: &mut Vec<String>,
-) -> ScriptSettings {
+fn check_scripts(scripts: &raw::ScriptsBlock, root: &Path, errs: &mut Problems) -> ScriptSettings {
     let settings = ScriptSettings {
         memory_limit: clamp_usize(scripts.memory_limit_mb.saturating_mul(1024 * 1024)),
         instruction_limit: scripts.instruction_limit,
@@ -541,9 +546,10 @@ fn check_scripts(
             && !name.contains(['/', ':', '*', ' '])
             && name.split('.').all(|l| !l.is_empty());
         if !ok {
-            errs.push(format!(
-                "sync.yaml: scripts.http_allow: {h:?} is not a host name (use api.example.com or *.example.com)"
-            ));
+            errs.sync(
+                "scripts.http_allow",
+                format!("{h:?} is not a host name (use api.example.com or *.example.com)"),
+            );
         }
     }
     settings
@@ -556,17 +562,17 @@ fn check_tasks(
     defaults: &raw::SyncBlock,
     backups: &[NodeSettings],
     root: &Path,
-    errs: &mut Vec<String>,
+    errs: &mut Problems,
 ) -> Vec<TaskSettings> {
     let mut names = HashSet::new();
     let mut out = Vec::new();
     for (i, t) in tasks.into_iter().enumerate() {
-        let at = format!("task.yaml: tasks[{i}] ({})", t.name);
+        let at = format!("tasks[{i}] ({})", t.name);
         if t.name.trim().is_empty() {
-            errs.push(format!("task.yaml: tasks[{i}].name: must not be empty"));
+            errs.task(format!("tasks[{i}].name"), "must not be empty");
         }
         if !names.insert(t.name.clone()) {
-            errs.push(format!("{at}.name: task name is used twice"));
+            errs.task(format!("{at}.name"), "task name is used twice");
         }
         out.push(check_task(t, &at, defaults, backups, root, errs));
     }
@@ -581,15 +587,19 @@ fn check_task(
     defaults: &raw::SyncBlock,
     backups: &[NodeSettings],
     root: &Path,
-    errs: &mut Vec<String>,
+    errs: &mut Problems,
 ) -> TaskSettings {
     if let Some(list) = &t.backups {
         for b in list {
             match backups.iter().find(|n| &n.name == b) {
-                None => errs.push(format!("{at}.backups: no backup node is called {b:?}")),
-                Some(n) if !n.enabled => errs.push(format!(
-                    "{at}.backups: backup {b:?} is disabled in sync.yaml"
-                )),
+                None => errs.task(
+                    format!("{at}.backups"),
+                    format!("no backup node is called {b:?}"),
+                ),
+                Some(n) if !n.enabled => errs.task(
+                    format!("{at}.backups"),
+                    format!("backup {b:?} is disabled in sync.yaml"),
+                ),
                 Some(_) => {}
             }
         }
@@ -598,14 +608,20 @@ fn check_task(
     if let Some(p) = &script
         && !p.is_file()
     {
-        errs.push(format!("{at}.script: file not found: {}", p.display()));
+        errs.task(
+            format!("{at}.script"),
+            format!("file not found: {}", p.display()),
+        );
     }
     let params = match t.params {
         None => serde_json::Value::Object(Default::default()),
         Some(v) => match serde_json::to_value(&v) {
             Ok(j) => j,
             Err(e) => {
-                errs.push(format!("{at}.params: cannot be handed to a script: {e}"));
+                errs.task(
+                    format!("{at}.params"),
+                    format!("cannot be handed to a script: {e}"),
+                );
                 serde_json::Value::Null
             }
         },
@@ -628,14 +644,17 @@ fn check_task(
 
 /// `api:`: the listen address must parse (127.0.0.1:8686 stands in when it does not), and an
 /// enabled API off loopback needs a token.
-fn check_api(api: &raw::ApiBlock, errs: &mut Vec<String>) -> ApiSettings {
+fn check_api(api: &raw::ApiBlock, errs: &mut Problems) -> ApiSettings {
     let listen = match api.listen.parse::<std::net::SocketAddr>() {
         Ok(a) => Some(a),
         Err(_) => {
-            errs.push(format!(
-                "sync.yaml: api.listen: {:?} is not an address:port such as 127.0.0.1:8686",
-                api.listen
-            ));
+            errs.sync(
+                "api.listen",
+                format!(
+                    "{:?} is not an address:port such as 127.0.0.1:8686",
+                    api.listen
+                ),
+            );
             None
         }
     };
@@ -645,26 +664,33 @@ fn check_api(api: &raw::ApiBlock, errs: &mut Vec<String>) -> ApiSettings {
         && !a.ip().is_loopback()
         && token.is_none()
     {
-        errs.push(format!(
-            "sync.yaml: api.listen: {a} is not a loopback address; set api.token (e.g. ${{DMS_API_TOKEN}}) before listening there"
-        ));
+        errs.sync(
+            "api.listen",
+            format!(
+                "{a} is not a loopback address; set api.token (e.g. ${{DMS_API_TOKEN}}) before listening there"
+            ),
+        );
     }
     if let (Some(a), Some(t)) = (listen, &token)
         && api.enabled
         && !a.ip().is_loopback()
         && t.expose().chars().count() < MIN_TOKEN_LEN
     {
-        errs.push(format!(
-            "sync.yaml: api.token: a daemon listening on {a} needs a token of at least {MIN_TOKEN_LEN} characters (e.g. from `openssl rand -hex 24`)"
-        ));
+        errs.sync(
+            "api.token",
+            format!(
+                "a daemon listening on {a} needs a token of at least {MIN_TOKEN_LEN} characters (e.g. from `openssl rand -hex 24`)"
+            ),
+        );
     }
     let mut allowed_hosts = Vec::new();
     for h in &api.allowed_hosts {
         let h = h.trim().to_ascii_lowercase();
         if h.is_empty() || h.contains(['/', ':', ' ', '*']) {
-            errs.push(format!(
-                "sync.yaml: api.allowed_hosts: {h:?} is not a host name (no scheme, port or wildcard)"
-            ));
+            errs.sync(
+                "api.allowed_hosts",
+                format!("{h:?} is not a host name (no scheme, port or wildcard)"),
+            );
         } else {
             allowed_hosts.push(h);
         }
@@ -678,14 +704,14 @@ fn check_api(api: &raw::ApiBlock, errs: &mut Vec<String>) -> ApiSettings {
 }
 
 /// `alerts:`: the webhook, when given, must be an http(s) URL.
-fn check_alerts(alerts: &raw::AlertsBlock, errs: &mut Vec<String>) -> AlertSettings {
+fn check_alerts(alerts: &raw::AlertsBlock, errs: &mut Problems) -> AlertSettings {
     if let Some(w) = &alerts.webhook
         && !(w.starts_with("http://") || w.starts_with("https://"))
     {
-        errs.push(format!(
-            "sync.yaml: alerts.webhook: not an http:// or https:// URL ({})",
-            scheme_of(w)
-        ));
+        errs.sync(
+            "alerts.webhook",
+            format!("not an http:// or https:// URL ({})", scheme_of(w)),
+        );
     }
     AlertSettings {
         webhook: alerts.webhook.clone().filter(|w| !w.is_empty()),
@@ -718,7 +744,7 @@ fn check_node(
     b: &raw::NodeBlock,
     at: &str,
     root: &Path,
-    errs: &mut Vec<String>,
+    errs: &mut Problems,
 ) -> Option<NodeSettings> {
     let before = errs.len();
     let name_ok = !b.name.is_empty()
@@ -726,10 +752,13 @@ fn check_node(
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
     if !name_ok {
-        errs.push(format!(
-            "sync.yaml: {at}.name: {:?} is not a valid node name (letters, digits, '_', '-', '.')",
-            b.name
-        ));
+        errs.sync(
+            format!("{at}.name"),
+            format!(
+                "{:?} is not a valid node name (letters, digits, '_', '-', '.')",
+                b.name
+            ),
+        );
     }
     let kind = match b.kind {
         NodeType::Sqlite => check_sqlite_node(b, at, root, errs),
@@ -746,12 +775,13 @@ fn check_node(
 }
 
 /// Pushes a problem for each `(key, set)` that is set: keys that are no setting of a `kind` node.
-fn reject_keys(at: &str, kind: &str, keys: &[(&str, bool)], errs: &mut Vec<String>) {
+fn reject_keys(at: &str, kind: &str, keys: &[(&str, bool)], errs: &mut Problems) {
     for (key, set) in keys {
         if *set {
-            errs.push(format!(
-                "sync.yaml: {at}.{key}: not a setting of a {kind} node"
-            ));
+            errs.sync(
+                format!("{at}.{key}"),
+                format!("not a setting of a {kind} node"),
+            );
         }
     }
 }
@@ -761,7 +791,7 @@ fn check_sqlite_node(
     b: &raw::NodeBlock,
     at: &str,
     root: &Path,
-    errs: &mut Vec<String>,
+    errs: &mut Problems,
 ) -> Option<NodeKind> {
     let influx_keys = [
         ("url", b.url.is_some()),
@@ -779,7 +809,7 @@ fn check_sqlite_node(
             path: resolve(root, Path::new(p)),
         }),
         _ => {
-            errs.push(format!("sync.yaml: {at}.path: a sqlite node needs a path"));
+            errs.sync(format!("{at}.path"), "a sqlite node needs a path");
             None
         }
     }
@@ -787,28 +817,29 @@ fn check_sqlite_node(
 
 /// An influxdb node: no `path`; an http(s) `url`, a `database`, and at most one kind of
 /// credentials.
-fn check_influxdb_node(b: &raw::NodeBlock, at: &str, errs: &mut Vec<String>) -> Option<NodeKind> {
+fn check_influxdb_node(b: &raw::NodeBlock, at: &str, errs: &mut Problems) -> Option<NodeKind> {
     reject_keys(at, "influxdb", &[("path", b.path.is_some())], errs);
     let url = match &b.url {
         Some(u) if u.starts_with("http://") || u.starts_with("https://") => Some(u.clone()),
         Some(u) => {
-            errs.push(format!(
-                "sync.yaml: {at}.url: not an http:// or https:// URL ({})",
-                scheme_of(u)
-            ));
+            errs.sync(
+                format!("{at}.url"),
+                format!("not an http:// or https:// URL ({})", scheme_of(u)),
+            );
             None
         }
         None => {
-            errs.push(format!("sync.yaml: {at}.url: an influxdb node needs a url"));
+            errs.sync(format!("{at}.url"), "an influxdb node needs a url");
             None
         }
     };
     let database = match &b.database {
         Some(d) if !d.is_empty() => Some(d.clone()),
         _ => {
-            errs.push(format!(
-                "sync.yaml: {at}.database: an influxdb node needs a database"
-            ));
+            errs.sync(
+                format!("{at}.database"),
+                "an influxdb node needs a database",
+            );
             None
         }
     };
@@ -824,7 +855,7 @@ fn check_influxdb_node(b: &raw::NodeBlock, at: &str, errs: &mut Vec<String>) -> 
 }
 
 /// An influxdb node's credentials: none, username with password, or a token.
-fn check_influx_auth(b: &raw::NodeBlock, at: &str, errs: &mut Vec<String>) -> Option<InfluxAuth> {
+fn check_influx_auth(b: &raw::NodeBlock, at: &str, errs: &mut Problems) -> Option<InfluxAuth> {
     match (&b.username, &b.password, &b.token) {
         (None, None, None) => Some(InfluxAuth::None),
         (Some(u), Some(p), None) => Some(InfluxAuth::Basic {
@@ -833,15 +864,11 @@ fn check_influx_auth(b: &raw::NodeBlock, at: &str, errs: &mut Vec<String>) -> Op
         }),
         (None, None, Some(t)) => Some(InfluxAuth::Token(Secret::new(t.clone()))),
         (_, _, Some(_)) => {
-            errs.push(format!(
-                "sync.yaml: {at}: give either username/password or token, not both"
-            ));
+            errs.sync(at, "give either username/password or token, not both");
             None
         }
         _ => {
-            errs.push(format!(
-                "sync.yaml: {at}: username and password go together"
-            ));
+            errs.sync(at, "username and password go together");
             None
         }
     }
@@ -875,13 +902,18 @@ alerts: {webhook: "ftp://x"}
         let tasks = "tasks: [{name: t, backups: [nobody]}]\n";
         let sync = super::super::parse_str(Path::new("sync.yaml"), sync).unwrap();
         let tasks = super::super::parse_str(Path::new("task.yaml"), tasks).unwrap();
-        let errs = validate(Path::new("/nonexistent/config"), sync, tasks).unwrap_err();
+        let errs: Vec<String> = validate(Path::new("/nonexistent/config"), sync, tasks)
+            .unwrap_err()
+            .0
+            .iter()
+            .map(|p| p.to_string())
+            .collect();
         assert_eq!(
             errs,
             [
                 "sync.yaml: sync.retry_times: at most 20",
                 "sync.yaml: nodes.primary.path: a sqlite node needs a path",
-                "sync.yaml: schema.measurement must not be empty",
+                "sync.yaml: schema.measurement: must not be empty",
                 "sync.yaml: scripts.http_allow: \"a/b\" is not a host name (use api.example.com or *.example.com)",
                 "task.yaml: tasks[0] (t).backups: no backup node is called \"nobody\"",
                 "sync.yaml: api.listen: \"nonsense\" is not an address:port such as 127.0.0.1:8686",

@@ -1,17 +1,17 @@
 //! Times and ages as people type them — CLI flags (`--since 24h`, `--older-than 90d`) and API
 //! query parameters (`since=2024-01-31`, `window=7d`) — parsed into typed values.
 
-use crate::model::parse_time;
+use crate::model::{TimeError, parse_time};
 use chrono::{DateTime, Utc};
 
 /// Parses an age like `90d`, `12h`, `30m`, `45s`, `2w`.
 ///
 /// # Errors
-/// A message naming the accepted forms.
-pub fn parse_age(s: &str) -> Result<chrono::Duration, String> {
+/// [`AgeError`], which names the accepted forms.
+pub fn parse_age(s: &str) -> Result<chrono::Duration, AgeError> {
     let s = s.trim();
     let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
-    let bad = || format!("{s:?} is not an age: use a number and s, m, h, d or w (e.g. 90d)");
+    let bad = || AgeError(s.to_string());
     let n: i64 = num.parse().map_err(|_| bad())?;
     let d = match unit {
         "s" => chrono::Duration::try_seconds(n),
@@ -32,11 +32,16 @@ pub fn before_now(age: chrono::Duration) -> DateTime<Utc> {
         .unwrap_or(DateTime::<Utc>::MIN_UTC)
 }
 
+/// Text that is not an age ([`parse_age`]).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0:?} is not an age: use a number and s, m, h, d or w (e.g. 90d)")]
+pub struct AgeError(pub String);
+
 /// Parses `--since`/`--until`: an age (before now), RFC 3339, a date or nanoseconds.
 ///
 /// # Errors
-/// A message naming the accepted forms.
-pub fn parse_point_in_time(s: &str) -> Result<DateTime<Utc>, String> {
+/// [`TimeError`], which names the accepted forms.
+pub fn parse_point_in_time(s: &str) -> Result<DateTime<Utc>, TimeError> {
     match parse_age(s) {
         Ok(age) => Ok(before_now(age)),
         Err(_) => parse_time(s).map(DateTime::from_timestamp_nanos),

@@ -43,6 +43,9 @@ pub enum EventKind {
     Rewound,
     /// Reconciliation mirrored deletes of the primary onto the backup.
     Mirrored,
+    /// A checkpoint past now (set before checkpoints were capped at now) moved to the
+    /// backup's newest point at or before now: nothing was lost.
+    Capped,
 }
 
 impl EventKind {
@@ -51,6 +54,7 @@ impl EventKind {
         match self {
             EventKind::Rewound => "rewound",
             EventKind::Mirrored => "mirrored",
+            EventKind::Capped => "capped",
         }
     }
 }

@@ -222,18 +222,42 @@ impl Batch {
 /// which would make the series unreadable.
 ///
 /// # Errors
-/// A message naming what is wrong.
-pub fn check_name(what: &str, name: &str) -> Result<(), String> {
+/// [`NameError`] naming what is wrong.
+pub fn check_name(what: &str, name: &str) -> Result<(), NameError> {
     if name.is_empty() {
-        return Err(format!("{what} must not be empty"));
+        return Err(NameError::Empty {
+            what: what.to_string(),
+        });
     }
     if let Some(c) = name.chars().find(|c| c.is_control()) {
-        return Err(format!(
-            "{what} {:?} holds the control character {:?}; names cannot",
-            name, c
-        ));
+        return Err(NameError::Control {
+            what: what.to_string(),
+            name: name.to_string(),
+            found: c,
+        });
     }
     Ok(())
+}
+
+/// A name that cannot be stored ([`check_name`]).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum NameError {
+    /// The name is empty.
+    #[error("{what} must not be empty")]
+    Empty {
+        /// What the name is (`symbol`, `tag key`, …).
+        what: String,
+    },
+    /// The name holds a control character.
+    #[error("{what} {name:?} holds the control character {found:?}; names cannot")]
+    Control {
+        /// What the name is.
+        what: String,
+        /// The name.
+        name: String,
+        /// The first control character in it.
+        found: char,
+    },
 }
 
 /// `text` with control characters escaped (`\n`, `\u{1b}`), so a message cannot forge
@@ -270,27 +294,37 @@ pub fn format_nanos(t: Nanos) -> String {
 /// nanoseconds since the epoch.
 ///
 /// # Errors
-/// A message naming the accepted forms when `s` is none of them.
-pub fn parse_time(s: &str) -> Result<Nanos, String> {
+/// [`TimeError`]: out of range, or none of the accepted forms.
+pub fn parse_time(s: &str) -> Result<Nanos, TimeError> {
     let s = s.trim();
     if let Ok(n) = s.parse::<i64>() {
         return Ok(n);
     }
+    let out_of_range = || TimeError::OutOfRange(s.to_string());
     if let Ok(dt) = chrono::DateTime::parse_from_rfc3339(s) {
-        return dt
-            .timestamp_nanos_opt()
-            .ok_or_else(|| format!("time {s:?} is out of range (years 1678 to 2261)"));
+        return dt.timestamp_nanos_opt().ok_or_else(out_of_range);
     }
     if let Ok(d) = chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d") {
         // A date always has a midnight; the constructor only fails for invalid h/m/s.
         let dt = d.and_hms_opt(0, 0, 0).map(|n| n.and_utc());
         return dt
             .and_then(|d| d.timestamp_nanos_opt())
-            .ok_or_else(|| format!("time {s:?} is out of range (years 1678 to 2261)"));
+            .ok_or_else(out_of_range);
     }
-    Err(format!(
-        "cannot read time {s:?}: use RFC 3339 (2024-01-31T14:30:00Z), a date (2024-01-31) or nanoseconds"
-    ))
+    Err(TimeError::Unreadable(s.to_string()))
+}
+
+/// A time [`parse_time`] cannot take.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TimeError {
+    /// A valid time nanoseconds since the epoch cannot hold.
+    #[error("time {0:?} is out of range (years 1678 to 2261)")]
+    OutOfRange(String),
+    /// None of the accepted forms.
+    #[error(
+        "cannot read time {0:?}: use RFC 3339 (2024-01-31T14:30:00Z), a date (2024-01-31) or nanoseconds"
+    )]
+    Unreadable(String),
 }
 
 #[cfg(test)]

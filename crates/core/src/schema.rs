@@ -7,6 +7,37 @@
 use crate::model::{Name, Point, SeriesKey};
 use std::sync::Arc;
 
+/// Why a `schema:` block cannot be used; [`SchemaError::key`] names the setting to blame.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SchemaError {
+    /// A name is empty (the setting's name).
+    #[error("must not be empty")]
+    Empty(&'static str),
+    /// The measurement template has a placeholder other than one `{interval}`.
+    #[error("{0:?}: the only placeholder allowed is one {{interval}}")]
+    Placeholder(String),
+    /// Neither a tag nor the measurement template holds the interval.
+    #[error(
+        "the interval needs a home: set schema.interval_tag or put {{interval}} in schema.measurement"
+    )]
+    NoIntervalHome,
+    /// The symbol and interval tags are the same tag.
+    #[error("schema.symbol_tag and schema.interval_tag must differ")]
+    SameTags,
+}
+
+impl SchemaError {
+    /// The setting to blame (`schema.measurement`, …).
+    pub fn key(&self) -> &'static str {
+        match self {
+            SchemaError::Empty(k) => k,
+            SchemaError::Placeholder(_) => "schema.measurement",
+            SchemaError::NoIntervalHome => "schema",
+            SchemaError::SameTags => "schema.interval_tag",
+        }
+    }
+}
+
 /// The validated schema.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Schema {
@@ -35,18 +66,18 @@ impl Schema {
     /// Builds a schema from the configured template and tag names.
     ///
     /// # Errors
-    /// A message when the template has more than one placeholder or an unknown one, when the
-    /// interval has no home (neither placeholder nor tag), or a name is empty.
+    /// [`SchemaError`] when the template has more than one placeholder or an unknown one, when
+    /// the interval has no home (neither placeholder nor tag), or a name is empty.
     pub fn new(
         measurement: &str,
         symbol_tag: &str,
         interval_tag: Option<&str>,
-    ) -> Result<Self, String> {
+    ) -> Result<Self, SchemaError> {
         if measurement.is_empty() {
-            return Err("schema.measurement must not be empty".into());
+            return Err(SchemaError::Empty("schema.measurement"));
         }
         if symbol_tag.is_empty() {
-            return Err("schema.symbol_tag must not be empty".into());
+            return Err(SchemaError::Empty("schema.symbol_tag"));
         }
         let (prefix, suffix) = match measurement.split_once("{interval}") {
             Some((p, s)) => (p.to_string(), Some(s.to_string())),
@@ -54,19 +85,14 @@ impl Schema {
         };
         let rest = format!("{prefix}{}", suffix.clone().unwrap_or_default());
         if rest.contains('{') || rest.contains('}') {
-            return Err(format!(
-                "schema.measurement {measurement:?}: the only placeholder allowed is one {{interval}}"
-            ));
+            return Err(SchemaError::Placeholder(measurement.to_string()));
         }
         let interval_tag = interval_tag.filter(|t| !t.is_empty()).map(str::to_string);
         if suffix.is_none() && interval_tag.is_none() {
-            return Err(
-                "schema: the interval needs a home: set schema.interval_tag or put {interval} in schema.measurement"
-                    .into(),
-            );
+            return Err(SchemaError::NoIntervalHome);
         }
         if interval_tag.as_deref() == Some(symbol_tag) {
-            return Err("schema.symbol_tag and schema.interval_tag must differ".into());
+            return Err(SchemaError::SameTags);
         }
         Ok(Schema {
             prefix,

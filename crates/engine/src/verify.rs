@@ -1,13 +1,16 @@
 //! `dms verify`: compares the primary with each backup, series by series and window by window
-//! (point count and an order-independent content checksum per window), over the synced range —
-//! from `since` (default `now − initial_days`) to `until` (default the backup's checkpoint).
-//! Memory grows with the number of windows, never with the number of points.
+//! (point count and an order-independent content checksum per window), from `since` (default
+//! `now − initial_days`) to `until` (default the newest point either side holds, future-dated
+//! ones included: no checkpoint can hide a difference). A window whose checksums differ is
+//! read again point by point and labelled from its content: how many points are missing on
+//! the backup, extra there, or different. Memory grows with the number of windows (and the
+//! points of one differing window), never with the number of points.
 
 use dms_core::model::{
     BackupSeries, FieldValue, NANOS_PER_DAY, Nanos, Point, SeriesKey, TimeRange, format_nanos,
     now_nanos,
 };
-use dms_core::node::{Node, NodeError};
+use dms_core::node::{Node, NodeError, Tip};
 use futures::StreamExt;
 use std::collections::{BTreeMap, HashMap};
 use std::hash::{Hash, Hasher};
@@ -16,11 +19,11 @@ use std::sync::Arc;
 /// What to compare.
 #[derive(Debug, Clone)]
 pub struct VerifyRequest {
-    /// Only these series (all the primary holds when empty).
+    /// Only these series (every series the primary or a backup holds when empty).
     pub series: Vec<SeriesKey>,
     /// Start of the range; default `now − initial_days`.
     pub since: Option<Nanos>,
-    /// End of the range; default each backup's checkpoint.
+    /// End of the range; default the newest point the primary or the backup holds.
     pub until: Option<Nanos>,
     /// Window length in nanoseconds (windows are aligned to the epoch).
     pub window: Nanos,
@@ -44,11 +47,59 @@ pub struct Mismatch {
     pub primary_points: u64,
     /// Points on the backup.
     pub backup_points: u64,
-    /// `missing`, `extra`, `different` or `never synced`.
-    pub kind: &'static str,
+    /// What the window holds, from its content (the worst of what it found).
+    pub kind: MismatchKind,
+    /// Points of the primary the backup lacks (same time, measurement and tags).
+    pub missing: u64,
+    /// Points of the backup the primary lacks.
+    pub extra: u64,
+    /// Points both hold with other fields or values.
+    pub different: u64,
     /// Window start (ns), for repairs.
     #[serde(skip)]
     pub range: TimeRange,
+}
+
+/// What a differing window holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub enum MismatchKind {
+    /// A point both hold differs (or was moved to another time or tag set within the window,
+    /// which shows as missing and extra too).
+    #[serde(rename = "different")]
+    Different,
+    /// The backup lacks points of the primary and holds nothing it should not.
+    #[serde(rename = "missing")]
+    Missing,
+    /// Only points the primary no longer has, on the backup.
+    #[serde(rename = "extra")]
+    Extra,
+    /// The backup holds nothing of a series the primary has, and has no checkpoint.
+    #[serde(rename = "never synced")]
+    NeverSynced,
+}
+
+impl MismatchKind {
+    /// The label, as in `--json`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MismatchKind::Different => "different",
+            MismatchKind::Missing => "missing",
+            MismatchKind::Extra => "extra",
+            MismatchKind::NeverSynced => "never synced",
+        }
+    }
+
+    /// Whether the backup lacks or misstates something of the primary's (everything but
+    /// points it merely keeps after the primary deleted them).
+    pub fn loses_data(self) -> bool {
+        self != MismatchKind::Extra
+    }
+}
+
+impl std::fmt::Display for MismatchKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// The outcome of a verification.
@@ -112,6 +163,69 @@ async fn buckets(
     Ok((out, total))
 }
 
+/// Every point of one window of one node, by (time, measurement, tags), with its content hash.
+async fn window_points(
+    node: &dyn Node,
+    series: &SeriesKey,
+    range: TimeRange,
+    batch_size: usize,
+) -> Result<HashMap<(Nanos, String), u64>, NodeError> {
+    let mut out = HashMap::new();
+    let mut stream = node.read(series, range, batch_size);
+    while let Some(batch) = stream.next().await {
+        for p in batch?.points {
+            let mut tags: Vec<_> = p.tags.iter().collect();
+            tags.sort();
+            let id = format!("{}{tags:?}", p.measurement);
+            out.insert((p.time, id), point_hash(&p));
+        }
+    }
+    Ok(out)
+}
+
+/// Labels a window whose checksums differ by reading it on both sides.
+async fn label(
+    primary: &dyn Node,
+    backup: &dyn Node,
+    series: &SeriesKey,
+    range: TimeRange,
+    batch_size: usize,
+) -> Result<(MismatchKind, u64, u64, u64), NodeError> {
+    let (p, b) = tokio::join!(
+        window_points(primary, series, range, batch_size),
+        window_points(backup, series, range, batch_size)
+    );
+    let (p, b) = (p?, b?);
+    let missing = p.keys().filter(|k| !b.contains_key(*k)).count() as u64;
+    let extra = b.keys().filter(|k| !p.contains_key(*k)).count() as u64;
+    let different = p
+        .iter()
+        .filter(|(k, h)| b.get(*k).is_some_and(|o| o != *h))
+        .count() as u64;
+    let kind = if different > 0 || (missing > 0 && extra > 0) {
+        MismatchKind::Different
+    } else if missing > 0 {
+        MismatchKind::Missing
+    } else {
+        MismatchKind::Extra
+    };
+    Ok((kind, missing, extra, different))
+}
+
+/// Every series the primary or any of `backups` holds, sorted.
+async fn all_series(
+    primary: &Arc<dyn Node>,
+    backups: &[Arc<dyn Node>],
+) -> Result<Vec<SeriesKey>, NodeError> {
+    let mut series = primary.list_series().await?;
+    for b in backups {
+        series.extend(b.list_series().await?);
+    }
+    series.sort();
+    series.dedup();
+    Ok(series)
+}
+
 /// Compares `primary` with each of `backups` for the requested series.
 ///
 /// # Errors
@@ -123,44 +237,50 @@ pub async fn verify(
     req: &VerifyRequest,
 ) -> Result<VerifyReport, NodeError> {
     let mut series = if req.series.is_empty() {
-        primary.list_series().await?
+        all_series(primary, backups).await?
     } else {
         req.series.clone()
     };
     series.sort();
     series.dedup();
-    let newest = primary.newest(&series).await?;
+    let now = now_nanos();
+    let latest = |tips: &HashMap<SeriesKey, Tip>, s: &SeriesKey| tips.get(s).and_then(Tip::latest);
+    let primary_tips = primary.tips(&series, now).await?;
     let since = req.since.unwrap_or_else(|| {
-        now_nanos().saturating_sub(i64::from(req.initial_days).saturating_mul(NANOS_PER_DAY))
+        now.saturating_sub(i64::from(req.initial_days).saturating_mul(NANOS_PER_DAY))
     });
     let window = req.window.max(1);
     let mut report = VerifyReport::default();
-    for s in &series {
-        for b in backups {
+    for b in backups {
+        let backup_tips = b.tips(&series, now).await?;
+        for s in &series {
             let key = BackupSeries::new(b.name(), s.clone());
-            let cp = checkpoints.get(&key).copied();
-            let until = match (req.until, cp) {
+            let newest = latest(&primary_tips, s).max(latest(&backup_tips, s));
+            let until = match (req.until, newest) {
                 (Some(u), _) => u,
-                (None, Some(c)) => c,
-                (None, None) => {
-                    // Never synced: a mismatch if the primary has data in range.
-                    if let Some(&n) = newest.get(s)
-                        && n >= since
-                    {
-                        report.compared += 1;
-                        report.mismatches.push(Mismatch {
-                            key,
-                            window_start: format_nanos(since),
-                            window_end: format_nanos(n),
-                            primary_points: 0,
-                            backup_points: 0,
-                            kind: "never synced",
-                            range: TimeRange::new(since, n),
-                        });
-                    }
-                    continue;
-                }
+                (None, Some(n)) => n,
+                (None, None) => continue,
             };
+            if latest(&backup_tips, s).is_none()
+                && !checkpoints.contains_key(&key)
+                && latest(&primary_tips, s).is_some_and(|n| n >= since)
+            {
+                // Never synced: one line, not one per window.
+                report.compared += 1;
+                report.mismatches.push(Mismatch {
+                    key,
+                    window_start: format_nanos(since),
+                    window_end: format_nanos(until),
+                    primary_points: 0,
+                    backup_points: 0,
+                    kind: MismatchKind::NeverSynced,
+                    missing: 0,
+                    extra: 0,
+                    different: 0,
+                    range: TimeRange::new(since, until),
+                });
+                continue;
+            }
             let range = TimeRange::new(since, until);
             if range.is_empty() {
                 continue;
@@ -183,14 +303,9 @@ pub async fn verify(
                 if pb == bb {
                     continue;
                 }
-                let kind = if bb.count < pb.count {
-                    "missing"
-                } else if bb.count > pb.count {
-                    "extra"
-                } else {
-                    "different"
-                };
                 let w = TimeRange::new(k.max(range.start), (k + window - 1).min(range.end));
+                let (kind, missing, extra, different) =
+                    label(primary.as_ref(), b.as_ref(), s, w, req.batch_size).await?;
                 report.mismatches.push(Mismatch {
                     key: key.clone(),
                     window_start: format_nanos(w.start),
@@ -198,10 +313,16 @@ pub async fn verify(
                     primary_points: pb.count,
                     backup_points: bb.count,
                     kind,
+                    missing,
+                    extra,
+                    different,
                     range: w,
                 });
             }
         }
     }
+    report
+        .mismatches
+        .sort_by(|a, b| (&a.key.series, &a.key.backup).cmp(&(&b.key.series, &b.key.backup)));
     Ok(report)
 }

@@ -72,7 +72,7 @@ impl Auth {
 pub(super) fn http_client(
     settings: &InfluxSettings,
     pool_size: usize,
-) -> Result<reqwest::Client, String> {
+) -> Result<reqwest::Client, crate::http_error::ClientError> {
     let mut builder = crate::tls::client_builder()
         .pool_max_idle_per_host(pool_size.max(1))
         .tcp_nodelay(true)
@@ -82,9 +82,7 @@ pub(super) fn http_client(
             .timeout(settings.timeout)
             .connect_timeout(settings.timeout.min(Duration::from_secs(10)));
     }
-    builder
-        .build()
-        .map_err(|e| format!("cannot set up the HTTP client: {}", reqwest_detail(e)))
+    builder.build().map_err(crate::http_error::ClientError)
 }
 
 /// A response, read whole.

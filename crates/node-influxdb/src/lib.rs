@@ -28,6 +28,7 @@
 mod client;
 pub mod http_error;
 pub mod influxql;
+mod json;
 pub mod line_protocol;
 pub mod parse;
 mod probe;
@@ -143,7 +144,8 @@ impl InfluxNode {
             q.append_pair("precision", "ns");
         }
         let auth = Auth::new(&settings.auth).map_err(|m| invalid(m.into()))?;
-        let client = client::http_client(settings, pool_size).map_err(invalid)?;
+        let client =
+            client::http_client(settings, pool_size).map_err(|e| invalid(e.to_string()))?;
         Ok(InfluxNode {
             inner: Arc::new(Inner {
                 name: name.to_string(),

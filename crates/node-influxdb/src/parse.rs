@@ -19,6 +19,7 @@
 //! means the point lacks that field; a row with no field left is dropped (it still counts as
 //! a returned row).
 
+use crate::json::{Lexer, Malformed};
 use dms_core::model::{FieldValue, Name, Nanos, Point};
 use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
@@ -62,6 +63,12 @@ pub enum ParseError {
     /// The body is not the JSON InfluxDB sends.
     #[error("malformed query response: {0}")]
     Malformed(String),
+}
+
+impl From<Malformed> for ParseError {
+    fn from(e: Malformed) -> Self {
+        ParseError::Malformed(e.0)
+    }
 }
 
 /// What to make of each series' `values`.
@@ -172,7 +179,7 @@ pub fn parse_query(
     rows: Rows<'_>,
     names: &mut Interner,
 ) -> Result<Response, ParseError> {
-    let mut lx = Lexer { b: body, i: 0 };
+    let mut lx = Lexer::new(body);
     let mut resp = Response::default();
     lx.eat(b'{')?;
     let mut first = true;
@@ -200,7 +207,7 @@ pub fn parse_query(
 /// The message of an error body, if it has one: `{"error":"..."}` (1.x, 3.x) or
 /// `{"code":"...","message":"..."}` (2.x).
 pub fn error_message(body: &[u8]) -> Option<String> {
-    let mut lx = Lexer { b: body, i: 0 };
+    let mut lx = Lexer::new(body);
     lx.eat(b'{').ok()?;
     let mut first = true;
     let mut message = None;
@@ -379,9 +386,9 @@ fn values(
         let mut n = 0;
         while lx.more(b']', &mut first_cell)? {
             match cols.get(n) {
-                Some(Col::Time) => time = Some(lx.time()?),
+                Some(Col::Time) => time = Some(read_time(lx)?),
                 Some(Col::Field(name, ty)) => {
-                    if let Some(v) = lx.cell(*ty)? {
+                    if let Some(v) = read_cell(lx, *ty)? {
                         if fields.capacity() == 0 {
                             fields.reserve_exact(fields_per_row);
                         }
@@ -389,7 +396,7 @@ fn values(
                     }
                 }
                 Some(Col::Skip) => lx.skip_value(0)?,
-                None => return Err(lx.err("a row has more cells than columns")),
+                None => return Err(lx.err("a row has more cells than columns").into()),
             }
             n += 1;
         }
@@ -496,286 +503,49 @@ fn parse_i64(t: &[u8]) -> Option<i64> {
     if negative { Some(v) } else { v.checked_neg() }
 }
 
-/// Nesting deeper than this is not an InfluxDB response.
-const MAX_DEPTH: usize = 64;
-
-/// A cursor over the JSON text.
-struct Lexer<'a> {
-    b: &'a [u8],
-    i: usize,
+/// A point's time: integer nanoseconds (the query asks for `epoch=ns`).
+fn read_time(lx: &mut Lexer<'_>) -> Result<Nanos, ParseError> {
+    if lx.peek() == Some(b'"') {
+        return Err(lx.err("a time as text (the query needs epoch=ns)").into());
+    }
+    let t = lx.number()?;
+    Ok(parse_i64(t).ok_or_else(|| lx.err("a time that is not integer nanoseconds"))?)
 }
 
-impl<'a> Lexer<'a> {
-    fn err(&self, what: &str) -> ParseError {
-        ParseError::Malformed(format!("{what} at byte {}", self.i))
-    }
-
-    fn ws(&mut self) {
-        while let Some(b' ' | b'\n' | b'\r' | b'\t') = self.b.get(self.i) {
-            self.i += 1;
-        }
-    }
-
-    fn peek(&mut self) -> Option<u8> {
-        self.ws();
-        self.b.get(self.i).copied()
-    }
-
-    fn eat(&mut self, c: u8) -> Result<(), ParseError> {
-        if self.peek() == Some(c) {
-            self.i += 1;
-            Ok(())
-        } else {
-            Err(self.err(&format!("expected '{}'", c as char)))
-        }
-    }
-
-    fn end(&mut self) -> Result<(), ParseError> {
-        match self.peek() {
-            None => Ok(()),
-            Some(_) => Err(self.err("trailing data")),
-        }
-    }
-
-    /// After `[`/`{` or an element: true when another element follows, false at `close`.
-    fn more(&mut self, close: u8, first: &mut bool) -> Result<bool, ParseError> {
-        match self.peek() {
-            Some(c) if c == close => {
-                self.i += 1;
-                Ok(false)
-            }
-            Some(b',') if !*first => {
-                self.i += 1;
-                Ok(true)
-            }
-            Some(_) if *first => {
-                *first = false;
-                Ok(true)
-            }
-            _ => Err(self.err(&format!("expected ',' or '{}'", close as char))),
-        }
-    }
-
-    fn key(&mut self) -> Result<Cow<'a, str>, ParseError> {
-        let k = self.string()?;
-        self.eat(b':')?;
-        Ok(k)
-    }
-
-    fn literal(&mut self, word: &str) -> Result<(), ParseError> {
-        self.ws();
-        if self.b[self.i..].starts_with(word.as_bytes()) {
-            self.i += word.len();
-            Ok(())
-        } else {
-            Err(self.err(&format!("expected {word}")))
-        }
-    }
-
-    /// A `true`, `false` or `null` (false).
-    fn boolean(&mut self) -> Result<bool, ParseError> {
-        match self.peek() {
-            Some(b't') => self.literal("true").map(|()| true),
-            Some(b'f') => self.literal("false").map(|()| false),
-            _ => self.literal("null").map(|()| false),
-        }
-    }
-
-    /// Consumes a `null` if one comes next.
-    fn null(&mut self) -> Result<bool, ParseError> {
-        if self.peek() == Some(b'n') {
-            self.literal("null")?;
-            return Ok(true);
-        }
-        Ok(false)
-    }
-
-    fn opt_string(&mut self) -> Result<Option<Cow<'a, str>>, ParseError> {
-        if self.null()? {
+/// One cell of a field column.
+fn read_cell(lx: &mut Lexer<'_>, ty: FieldType) -> Result<Option<FieldValue>, ParseError> {
+    Ok(Some(match lx.peek() {
+        Some(b'n') => {
+            lx.literal("null")?;
             return Ok(None);
         }
-        self.string().map(Some)
-    }
-
-    fn string(&mut self) -> Result<Cow<'a, str>, ParseError> {
-        self.eat(b'"')?;
-        let start = self.i;
-        loop {
-            match self.b.get(self.i) {
-                Some(b'"') => {
-                    let s = &self.b[start..self.i];
-                    self.i += 1;
-                    return std::str::from_utf8(s)
-                        .map(Cow::Borrowed)
-                        .map_err(|_| self.err("invalid UTF-8 in a string"));
-                }
-                Some(b'\\') => break,
-                Some(c) if *c < 0x20 => return Err(self.err("a control character in a string")),
-                Some(_) => self.i += 1,
-                None => return Err(self.err("an unterminated string")),
+        Some(b'"') => FieldValue::String(lx.string()?.into_owned()),
+        Some(b't') => {
+            lx.literal("true")?;
+            FieldValue::Boolean(true)
+        }
+        Some(b'f') => {
+            lx.literal("false")?;
+            FieldValue::Boolean(false)
+        }
+        _ => {
+            let t = lx.number()?;
+            let integer = match ty {
+                FieldType::Float => None,
+                _ => parse_i64(t),
+            };
+            match integer {
+                Some(i) => FieldValue::Integer(i),
+                // Exact: Rust's float parsing is correctly rounded.
+                None => FieldValue::Float(
+                    std::str::from_utf8(t)
+                        .ok()
+                        .and_then(|t| t.parse().ok())
+                        .ok_or_else(|| lx.err("a bad number"))?,
+                ),
             }
         }
-        let mut out = self.b[start..self.i].to_vec();
-        loop {
-            match self.b.get(self.i) {
-                Some(b'"') => {
-                    self.i += 1;
-                    break;
-                }
-                Some(b'\\') => {
-                    let Some(&c) = self.b.get(self.i + 1) else {
-                        return Err(self.err("an unterminated string"));
-                    };
-                    self.i += 2;
-                    let ch = match c {
-                        b'"' => '"',
-                        b'\\' => '\\',
-                        b'/' => '/',
-                        b'b' => '\u{8}',
-                        b'f' => '\u{c}',
-                        b'n' => '\n',
-                        b'r' => '\r',
-                        b't' => '\t',
-                        b'u' => self.unicode_escape()?,
-                        _ => return Err(self.err("a bad escape in a string")),
-                    };
-                    let mut buf = [0u8; 4];
-                    out.extend_from_slice(ch.encode_utf8(&mut buf).as_bytes());
-                }
-                Some(c) if *c < 0x20 => return Err(self.err("a control character in a string")),
-                Some(&c) => {
-                    out.push(c);
-                    self.i += 1;
-                }
-                None => return Err(self.err("an unterminated string")),
-            }
-        }
-        String::from_utf8(out)
-            .map(Cow::Owned)
-            .map_err(|_| self.err("invalid UTF-8 in a string"))
-    }
-
-    /// After `\u`: four hex digits, and a second `\uXXXX` when they are a high surrogate.
-    fn unicode_escape(&mut self) -> Result<char, ParseError> {
-        let hi = self.hex4()?;
-        let code = if (0xD800..0xDC00).contains(&hi) {
-            if !self.b[self.i..].starts_with(b"\\u") {
-                return Err(self.err("a lone surrogate in a string"));
-            }
-            self.i += 2;
-            let lo = self.hex4()?;
-            if !(0xDC00..0xE000).contains(&lo) {
-                return Err(self.err("a bad surrogate pair in a string"));
-            }
-            0x10000 + ((hi - 0xD800) << 10) + (lo - 0xDC00)
-        } else {
-            hi
-        };
-        char::from_u32(code).ok_or_else(|| self.err("a bad \\u escape in a string"))
-    }
-
-    fn hex4(&mut self) -> Result<u32, ParseError> {
-        let digits = self
-            .b
-            .get(self.i..self.i + 4)
-            .and_then(|h| std::str::from_utf8(h).ok())
-            .and_then(|h| u32::from_str_radix(h, 16).ok())
-            .ok_or_else(|| self.err("a bad \\u escape in a string"))?;
-        self.i += 4;
-        Ok(digits)
-    }
-
-    /// The text of a number (validated by whoever parses it).
-    fn number(&mut self) -> Result<&'a [u8], ParseError> {
-        self.ws();
-        let rest = &self.b[self.i..];
-        let n = rest
-            .iter()
-            .position(|c| !matches!(c, b'0'..=b'9' | b'-' | b'+' | b'.' | b'e' | b'E'))
-            .unwrap_or(rest.len());
-        if n == 0 {
-            return Err(self.err("expected a value"));
-        }
-        self.i += n;
-        Ok(&rest[..n])
-    }
-
-    fn time(&mut self) -> Result<Nanos, ParseError> {
-        if self.peek() == Some(b'"') {
-            return Err(self.err("a time as text (the query needs epoch=ns)"));
-        }
-        let t = self.number()?;
-        parse_i64(t).ok_or_else(|| self.err("a time that is not integer nanoseconds"))
-    }
-
-    /// One cell of a field column.
-    fn cell(&mut self, ty: FieldType) -> Result<Option<FieldValue>, ParseError> {
-        Ok(Some(match self.peek() {
-            Some(b'n') => {
-                self.literal("null")?;
-                return Ok(None);
-            }
-            Some(b'"') => FieldValue::String(self.string()?.into_owned()),
-            Some(b't') => {
-                self.literal("true")?;
-                FieldValue::Boolean(true)
-            }
-            Some(b'f') => {
-                self.literal("false")?;
-                FieldValue::Boolean(false)
-            }
-            _ => {
-                let t = self.number()?;
-                let integer = match ty {
-                    FieldType::Float => None,
-                    _ => parse_i64(t),
-                };
-                match integer {
-                    Some(i) => FieldValue::Integer(i),
-                    // Exact: Rust's float parsing is correctly rounded.
-                    None => FieldValue::Float(
-                        std::str::from_utf8(t)
-                            .ok()
-                            .and_then(|t| t.parse().ok())
-                            .ok_or_else(|| self.err("a bad number"))?,
-                    ),
-                }
-            }
-        }))
-    }
-
-    fn skip_value(&mut self, depth: usize) -> Result<(), ParseError> {
-        if depth > MAX_DEPTH {
-            return Err(self.err("nesting too deep"));
-        }
-        match self.peek() {
-            Some(b'"') => {
-                self.string()?;
-            }
-            Some(b'{') => {
-                self.i += 1;
-                let mut first = true;
-                while self.more(b'}', &mut first)? {
-                    self.key()?;
-                    self.skip_value(depth + 1)?;
-                }
-            }
-            Some(b'[') => {
-                self.i += 1;
-                let mut first = true;
-                while self.more(b']', &mut first)? {
-                    self.skip_value(depth + 1)?;
-                }
-            }
-            Some(b't') => self.literal("true")?,
-            Some(b'f') => self.literal("false")?,
-            Some(b'n') => self.literal("null")?,
-            _ => {
-                self.number()?;
-            }
-        }
-        Ok(())
-    }
+    }))
 }
 
 #[cfg(test)]

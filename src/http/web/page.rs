@@ -843,38 +843,19 @@ fn lag_title(lag: Option<f64>, bound: bool) -> Option<&'static str> {
         .then_some("the backup cannot be asked: at least this much, from its checkpoint")
 }
 
-/// A lag or interval in seconds: `0 s`, `42 s`, `5 min`, `3 h 12 min`, `2 d 4 h`.
+/// A lag or interval in seconds, in the one wording of [`crate::timefmt::duration`].
 fn fmt_lag(secs: f64) -> String {
-    let s = secs.max(0.0).round() as i64;
-    match s {
-        0..60 => format!("{s} s"),
-        60..3600 => format!("{} min", s / 60),
-        3600..86_400 if s % 3600 / 60 == 0 => format!("{} h", s / 3600),
-        3600..86_400 => format!("{} h {} min", s / 3600, s % 3600 / 60),
-        _ if s % 86_400 / 3600 == 0 => format!("{} d", s / 86_400),
-        _ => format!("{} d {} h", s / 86_400, s % 86_400 / 3600),
-    }
+    crate::timefmt::duration(secs.max(0.0))
 }
 
-/// An interval: `0.5 s` below ten seconds, else as [`fmt_lag`].
+/// An interval, as [`crate::timefmt::every`].
 fn fmt_every(secs: f64) -> String {
-    if secs < 10.0 && secs.fract() != 0.0 {
-        format!("{secs:.1} s")
-    } else {
-        fmt_lag(secs)
-    }
+    crate::timefmt::every(secs)
 }
 
-/// A run's wall time: `0.4 s`, `12 s`, `3 min 5 s`.
+/// A run's wall time, as [`crate::timefmt::run_time`].
 fn fmt_duration(ms: i64) -> String {
-    let ms = ms.max(0);
-    if ms < 10_000 {
-        format!("{:.1} s", ms as f64 / 1000.0)
-    } else if ms < 60_000 {
-        format!("{} s", ms / 1000)
-    } else {
-        format!("{} min {} s", ms / 60_000, ms % 60_000 / 1000)
-    }
+    crate::timefmt::run_time(ms)
 }
 
 /// A data timestamp (ns) as `2026-01-05 16:30:00`, under a heading that names UTC (times
@@ -914,17 +895,8 @@ mod tests {
         assert_eq!(fmt_pct(1.0), "100 %");
         assert_eq!(fmt_pct(0.5), "50 %");
         assert_eq!(fmt_pct(0.987), "98.7 %");
-        assert_eq!(fmt_lag(0.0), "0 s");
-        assert_eq!(fmt_lag(59.4), "59 s");
-        assert_eq!(fmt_lag(300.0), "5 min");
-        assert_eq!(fmt_lag(3600.0), "1 h");
-        assert_eq!(fmt_lag(3.0 * 3600.0 + 720.0), "3 h 12 min");
-        assert_eq!(fmt_lag(86_400.0), "1 d");
-        assert_eq!(fmt_lag(2.0 * 86_400.0 + 4.0 * 3600.0), "2 d 4 h");
-        assert_eq!(fmt_every(0.5), "0.5 s");
-        assert_eq!(fmt_every(60.0), "1 min");
-        assert_eq!(fmt_duration(420), "0.4 s");
-        assert_eq!(fmt_duration(185_000), "3 min 5 s");
+        assert_eq!(fmt_lag(-3.0), "0s");
+        assert_eq!(fmt_lag(300.0), "5m");
         assert_eq!(fmt_f(12.5), "12.5");
         assert_eq!(fmt_f(3.0), "3");
         assert_eq!(path_segment("a b/ü"), "a%20b%2F%C3%BC");

@@ -4,7 +4,12 @@
 //! Contract every node keeps:
 //! - `read` yields batches in time order and never splits the points that share one timestamp
 //!   across two batches, so resuming from a batch's last timestamp (inclusive) loses nothing;
-//! - `write` is idempotent: a point with the same series and timestamp replaces the old one;
+//! - `write` is idempotent and merges field by field: a point written at the same tag set and
+//!   timestamp as a stored one sets the fields it carries and leaves the stored point's other
+//!   fields as they were (InfluxDB's own rule, which every kind follows), so writing a point
+//!   again never loses a field;
+//! - `replace` makes the points at given timestamps exactly the given ones (fields and tag sets
+//!   they lack are gone); [`Node::replace_is_atomic`] says whether it is one step;
 //! - `tips` and `digests` are the same on every kind for the same points ([`digest`] defines
 //!   them), so a primary of one kind compares with a backup of another;
 //! - `delete` removes the points of one series (all its tag sets) at exactly the given
@@ -111,8 +116,42 @@ pub trait Node: Send + Sync {
     /// `batch_size` points (more only when one timestamp holds more points than that).
     fn read(&self, series: &SeriesKey, range: TimeRange, batch_size: usize) -> BatchStream;
 
-    /// Writes a batch; returns once the node has acknowledged it durably.
+    /// Writes a batch; returns once the node has acknowledged it durably. A point at the same
+    /// tag set and timestamp as a stored one is merged into it field by field: the fields it
+    /// carries take their new values, the stored point's other fields stay. Removing a field
+    /// or a tag set the new data no longer has is [`Node::replace`]'s job.
     async fn write(&self, batch: Arc<Batch>) -> Result<(), NodeError>;
+
+    /// Makes the points of `series` (all its tag sets) at exactly `times` the points of
+    /// `points`, which all belong to `series` and lie at those times: stored points there that
+    /// `points` lacks are gone, and so are fields the new points do not carry. Reconciliation
+    /// with `mirror_deletes` uses it for points the primary changed that way.
+    ///
+    /// The default deletes the timestamps, then writes the points: two steps, so a crash in
+    /// between leaves those points missing on this node until they are written again (kinds
+    /// that cannot do better, like InfluxDB, whose writes cannot drop a field, keep it and say
+    /// so through [`Node::replace_is_atomic`]).
+    ///
+    /// # Errors
+    /// As [`Node::delete`] and [`Node::write`].
+    async fn replace(
+        &self,
+        series: &SeriesKey,
+        times: &[Nanos],
+        points: Arc<Batch>,
+    ) -> Result<(), NodeError> {
+        if times.is_empty() {
+            return Ok(());
+        }
+        self.delete(series, times).await?;
+        self.write(points).await
+    }
+
+    /// Whether [`Node::replace`] happens in one step (a crash leaves the old points or the new
+    /// ones, never neither). False for the default delete-then-write.
+    fn replace_is_atomic(&self) -> bool {
+        false
+    }
 }
 
 /// What a node is used as.

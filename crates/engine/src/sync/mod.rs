@@ -352,8 +352,10 @@ impl Engine {
         if backups.is_empty() {
             return Ok(plan);
         }
-        let horizon = self.settings.horizon();
-        let (series, primary, unmatched) = self.primary_tips(req, ctl, horizon).await?;
+        // Tips split at now: what a backup holds up to now decides lag and whether it is
+        // current; points after now (future-dated) are compared as the tip's `future` part.
+        let now = dms_core::model::now_nanos();
+        let (series, primary, unmatched) = self.primary_tips(req, ctl, now).await?;
         plan.report.unmatched = unmatched;
         if matches!(req.selection, Selection::Primary { .. }) {
             plan.report.outside_schema = self.primary.outside_schema();
@@ -366,7 +368,7 @@ impl Engine {
         let wanted = &series;
         let backups: Vec<(Arc<dyn Node>, BackupTips)> =
             futures::future::join_all(backups.into_iter().map(|b| async move {
-                let tips = b.tips(wanted, horizon).await.map_err(|e| e.to_string());
+                let tips = b.tips(wanted, now).await.map_err(|e| e.to_string());
                 (b, tips)
             }))
             .await;
@@ -379,6 +381,7 @@ impl Engine {
                 backups: &backups,
                 checkpoints: &checkpoints,
                 lookback: self.settings.lookback_nanos(),
+                now,
             },
             &mut plan,
         );
@@ -393,7 +396,7 @@ impl Engine {
         &self,
         req: &SyncRequest,
         ctl: &SyncControl,
-        horizon: Nanos,
+        at: Nanos,
     ) -> Result<(Vec<SeriesKey>, HashMap<SeriesKey, Tip>, Vec<String>), SyncError> {
         let policy = self.settings.retry;
         match &req.selection {
@@ -408,7 +411,7 @@ impl Engine {
                     &policy,
                     &ctl.cancel,
                     "reading the primary's newest points",
-                    || self.primary.tips(&v, horizon),
+                    || self.primary.tips(&v, at),
                 )
                 .await
                 .map_err(SyncError::Primary)?;
@@ -420,7 +423,7 @@ impl Engine {
             Selection::Primary { symbols, intervals } => {
                 let mut all =
                     with_retry(&policy, &ctl.cancel, "listing the primary's series", || {
-                        self.primary.tips_all(horizon)
+                        self.primary.tips_all(at)
                     })
                     .await
                     .map_err(SyncError::Primary)?;
@@ -479,21 +482,37 @@ impl Engine {
         run_id: Option<i64>,
     ) -> Result<(), SyncError> {
         for r in rewinds {
-            let detail = match r.to {
-                Some(t) => format!(
-                    "checkpoint {} is newer than the backup's newest point {}: moved back to it",
-                    format_nanos(r.from),
-                    format_nanos(t)
+            let (kind, detail) = match (r.capped, r.to) {
+                (true, _) => (
+                    EventKind::Capped,
+                    format!(
+                        "checkpoint {} was past now: moved to the backup's newest point at or before now",
+                        format_nanos(r.from)
+                    ),
                 ),
-                None => format!(
-                    "checkpoint {} but the backup holds none of the series: synced from scratch",
-                    format_nanos(r.from)
+                (false, Some(t)) => (
+                    EventKind::Rewound,
+                    format!(
+                        "checkpoint {} is newer than the backup's newest point {}: moved back to it",
+                        format_nanos(r.from),
+                        format_nanos(t)
+                    ),
+                ),
+                (false, None) => (
+                    EventKind::Rewound,
+                    format!(
+                        "checkpoint {} but the backup holds none of the series: synced from scratch",
+                        format_nanos(r.from)
+                    ),
                 ),
             };
-            tracing::warn!(backup = %r.key.backup, series = %r.key.series, "{detail}");
-            let (key, to) = (r.key.clone(), r.to);
+            if r.capped {
+                tracing::info!(backup = %r.key.backup, series = %r.key.series, "{detail}");
+            } else {
+                tracing::warn!(backup = %r.key.backup, series = %r.key.series, "{detail}");
+            }
             self.history
-                .rewind(EventKind::Rewound, key, to, run_id, detail)
+                .rewind(kind, r.key.clone(), r.to, run_id, detail)
                 .await?;
         }
         Ok(())
@@ -516,7 +535,7 @@ impl Engine {
             repair,
             ..
         } = plan;
-        let horizon = self.settings.horizon();
+        let cap = dms_core::model::now_nanos();
         let lanes: usize = units.iter().map(|p| p.lanes.len()).sum();
         if let Some(p) = &ctl.progress {
             p.planned(lanes);
@@ -540,7 +559,7 @@ impl Engine {
             run_id,
             control: ctl.clone(),
             detach_after: self.detach_after,
-            horizon,
+            cap,
             breakers: breaker::Breakers::default(),
         });
         let permits = Arc::new(tokio::sync::Semaphore::new(

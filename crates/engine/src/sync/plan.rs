@@ -3,10 +3,11 @@
 //! checkpoint claims more than the backup holds (then it is moved back: a backup restored
 //! from an old snapshot, wiped, or whose database was dropped).
 //!
-//! Rules, per (backup, series), with `cp` the checkpoint and tips looked up at the horizon
-//! (now + `future_tolerance`):
-//! - **Rewind:** `cp` newer than the backup's newest point at or before the horizon → `cp`
-//!   becomes that point (none: the backup holds nothing, so the series is synced from scratch).
+//! Rules, per (backup, series), with `cp` the checkpoint and tips split at now (a tip's newest
+//! point at or before now, and its newest future-dated point):
+//! - **Rewind:** `cp` newer than the backup's newest point at or before now → `cp` becomes
+//!   that point (none: the backup holds nothing, so the series is synced from scratch). A
+//!   `cp` past now that the backup holds is only capped (recorded, not alerted).
 //! - **Up to date** (only with `only_behind`, the check loop): the backup's tip equals the
 //!   primary's — same newest time and fingerprint (so a revised newest bar is not skipped),
 //!   same newest future point. A backup that cannot be asked gets no work from the check
@@ -89,6 +90,9 @@ pub struct Rewind {
     pub from: Nanos,
     /// The backup's newest point (the new checkpoint); `None` when it holds nothing.
     pub to: Option<Nanos>,
+    /// The checkpoint was past now (an older dms let checkpoints reach future-dated points):
+    /// moved to what the backup holds up to now, with nothing lost — no alert.
+    pub capped: bool,
 }
 
 /// What a request will copy, made by [`super::Engine::plan`] and run by
@@ -135,6 +139,8 @@ pub(crate) struct Inputs<'a> {
     pub backups: &'a [(Arc<dyn Node>, BackupTips)],
     pub checkpoints: &'a HashMap<BackupSeries, Nanos>,
     pub lookback: Nanos,
+    /// Now: tips are split here, and no checkpoint may pass it.
+    pub now: Nanos,
 }
 
 /// Plans every (backup, series) of the request; see the module docs for the rules.
@@ -168,10 +174,14 @@ pub(crate) fn plan_units(i: &Inputs<'_>, plan: &mut Plan) {
             if let (Some(c), Ok(held)) = (cp, &backup) {
                 let newest = held.and_then(|t| t.newest_time());
                 if newest.is_none_or(|n| n < c) {
+                    // Past now and the backup holds it (as a future point): only the rule
+                    // changed; otherwise the backup lost what the checkpoint claimed.
+                    let capped = c > i.now && held.and_then(|t| t.latest()).is_some_and(|l| l >= c);
                     plan.rewinds.push(Rewind {
                         key: key.clone(),
                         from: c,
                         to: newest,
+                        capped,
                     });
                     cp = newest;
                 }

@@ -355,17 +355,13 @@ impl Engine {
                     None => continue,
                     Some(Err(e)) => Err(e),
                     Some(Ok(theirs)) => {
-                        self.reconcile_backup(
-                            b,
-                            chunk,
-                            &primary,
-                            &theirs,
-                            &checkpoints,
+                        let on = OnBackup {
+                            backup: b,
                             req,
                             ctl,
-                            r,
-                        )
-                        .await
+                        };
+                        self.reconcile_backup(&on, chunk, &primary, &theirs, &checkpoints, r)
+                            .await
                     }
                 };
                 if let Err(e) = outcome {
@@ -393,7 +389,8 @@ impl Engine {
         Ok(report)
     }
 
-    /// The primary's series the selection covers, sorted.
+    /// The series the selection covers, sorted: named ones, or every series the primary or a
+    /// backup holds (a series left only on a backup is compared too).
     async fn reconcile_series(
         &self,
         selection: &Selection,
@@ -412,6 +409,15 @@ impl Engine {
                 .map_err(SyncError::Primary)?;
                 if all.is_empty() {
                     self.primary_exists().await?;
+                }
+                for b in &self.backups {
+                    match b.list_series().await {
+                        Ok(theirs) => all.extend(theirs),
+                        // Its digests fail too and say so in its counts.
+                        Err(e) => {
+                            tracing::warn!(backup = b.name(), cause = %e, "cannot list the backup's series")
+                        }
+                    }
                 }
                 all.retain(|s| {
                     symbols.as_ref().is_none_or(|l| l.contains(&s.symbol))
@@ -462,33 +468,38 @@ impl Engine {
         Ok(out)
     }
 
-    #[allow(clippy::too_many_arguments)]
     async fn reconcile_backup(
         &self,
-        backup: &Arc<dyn Node>,
+        on: &OnBackup<'_>,
         series: &[SeriesKey],
         primary: &Digests,
         theirs: &Digests,
         checkpoints: &HashMap<BackupSeries, Nanos>,
-        req: &ReconcileRequest,
-        ctl: &SyncControl,
         out: &mut BackupReconcile,
     ) -> Result<(), GaveUp<NodeError>> {
+        let (backup, req) = (on.backup, on.req);
         let empty = BTreeMap::new();
         let no_digest = Digest::default();
         for s in series {
             let key = BackupSeries::new(backup.name(), s.clone());
-            // Compared up to the checkpoint: beyond it is the next sync's work.
-            let Some(&cp) = checkpoints.get(&key) else {
+            let mine = primary.get(s).unwrap_or(&empty);
+            let other = theirs.get(s).unwrap_or(&empty);
+            // Compared up to the later of the checkpoint and the newest window the backup holds
+            // data in: a checkpoint behind the backup's data (an interrupted full sync) or a
+            // backup point past it (a future-dated point the primary deleted) hides nothing.
+            // What only the primary holds past both is the next sync's work.
+            let cp = checkpoints.get(&key).copied();
+            let held = other
+                .keys()
+                .next_back()
+                .map(|w| w.saturating_add(req.window - 1));
+            let Some(end) = cp.max(held).map(|e| e.min(req.range.end)) else {
                 continue;
             };
-            let end = req.range.end.min(cp);
             if end < req.range.start {
                 continue;
             }
             out.counts.series += 1;
-            let mine = primary.get(s).unwrap_or(&empty);
-            let other = theirs.get(s).unwrap_or(&empty);
             // How many values a window's float sums can add up: their rounding tolerance.
             let most = most_values(&s.interval, req.window);
             let mut starts: Vec<Nanos> = mine.keys().chain(other.keys()).copied().collect();
@@ -506,7 +517,7 @@ impl Engine {
                 }
                 let we = ws.saturating_add(req.window - 1).min(end);
                 let range = TimeRange::new(ws.max(req.range.start), we);
-                self.repair_window(backup, &key, cp, range, req, ctl, out)
+                self.repair_window(on, &key, cp.unwrap_or(Nanos::MAX), range, out)
                     .await?;
             }
         }
@@ -514,17 +525,15 @@ impl Engine {
     }
 
     /// Compares one window exactly and repairs it (unless a dry run).
-    #[allow(clippy::too_many_arguments)]
     async fn repair_window(
         &self,
-        backup: &Arc<dyn Node>,
+        on: &OnBackup<'_>,
         key: &BackupSeries,
         checkpoint: Nanos,
         range: TimeRange,
-        req: &ReconcileRequest,
-        ctl: &SyncControl,
         out: &mut BackupReconcile,
     ) -> Result<(), GaveUp<NodeError>> {
+        let (backup, req, ctl) = (on.backup, on.req, on.ctl);
         let exact = self.compare_window(backup, &key.series, range, ctl).await?;
         if exact.equal() {
             return Ok(());
@@ -546,30 +555,67 @@ impl Engine {
                 .chain(&exact.different)
                 .copied()
                 .collect();
-            if req.mirror_deletes && !exact.different.is_empty() {
-                // A backup point with fields the primary's lacks keeps them through a
-                // rewrite (InfluxDB merges fields): delete it first.
-                self.delete_points(backup, &key.series, &exact.different, ctl)
-                    .await?;
-            }
-            out.counts.rewritten += self
-                .copy_points(backup, &key.series, range, &rewrite, ctl)
+            // Write first (a write merges, so it never loses what the backup holds), then
+            // replace only the points a write cannot make equal: fields or tag sets the
+            // primary no longer has, which only `mirror_deletes` may drop.
+            let points = self
+                .primary_points(&key.series, range, &rewrite, ctl)
                 .await?;
-            if req.mirror_deletes && !exact.extra.is_empty() {
-                out.counts.deleted += self
-                    .delete_points(backup, &key.series, &exact.extra, ctl)
+            out.counts.rewritten += self.write_points(backup, &points, ctl).await?;
+            if req.mirror_deletes && !exact.different.is_empty() {
+                let still = self.compare_window(backup, &key.series, range, ctl).await?;
+                if !still.different.is_empty() {
+                    let stale: std::collections::HashSet<Nanos> =
+                        still.different.iter().copied().collect();
+                    let keep: Vec<Point> = points
+                        .iter()
+                        .filter(|p| stale.contains(&p.time))
+                        .cloned()
+                        .collect();
+                    with_retry(
+                        &self.settings.retry,
+                        &ctl.cancel,
+                        "replacing points",
+                        || {
+                            backup.replace(
+                                &key.series,
+                                &still.different,
+                                Arc::new(Batch::new(keep.clone())),
+                            )
+                        },
+                    )
                     .await?;
-                if exact.extra.iter().any(|t| *t >= checkpoint) {
+                }
+            }
+            // Deletes never reach past the primary's newest point (future-dated ones
+            // included): what a backup holds beyond it, or of a series the primary holds
+            // nothing of, may be the only copy there is.
+            let deletable: Vec<Nanos> = if req.mirror_deletes && !exact.extra.is_empty() {
+                let newest = self.primary_latest(&key.series, ctl).await?;
+                exact
+                    .extra
+                    .iter()
+                    .copied()
+                    .filter(|t| newest.is_some_and(|n| *t <= n))
+                    .collect()
+            } else {
+                Vec::new()
+            };
+            out.counts.extra += (exact.extra.len() - deletable.len()) as u64;
+            if !deletable.is_empty() {
+                out.counts.deleted += self
+                    .delete_points(backup, &key.series, &deletable, ctl)
+                    .await?;
+                if deletable.iter().any(|t| *t >= checkpoint) {
                     self.follow_deleted_checkpoint(backup, key, checkpoint, req.run_id, ctl)
                         .await?;
                 }
-            } else {
-                out.counts.extra += exact.extra.len() as u64;
             }
             let after = self.compare_window(backup, &key.series, range, ctl).await?;
+            let kept = exact.extra.len() - deletable.len();
             let settled = after.missing.is_empty()
                 && after.different.is_empty()
-                && (after.extra.is_empty() || !req.mirror_deletes);
+                && (after.extra.len() <= kept || !req.mirror_deletes);
             if settled {
                 out.counts.repaired += 1;
                 diff.repaired = after.equal();
@@ -603,12 +649,12 @@ impl Engine {
         ctl: &SyncControl,
     ) -> Result<(), GaveUp<NodeError>> {
         let series = [key.series.clone()];
-        let horizon = self.settings.horizon();
+        let now = dms_core::model::now_nanos();
         let tips = with_retry(
             &self.settings.retry,
             &ctl.cancel,
             "looking up a tip",
-            || backup.tips(&series, horizon),
+            || backup.tips(&series, now),
         )
         .await?;
         let held = tips.get(&key.series).and_then(|t| t.newest_time());
@@ -690,21 +736,39 @@ impl Engine {
         .await
     }
 
-    /// Writes the primary's points at `times` (inside `range`) to `backup`; returns how many.
-    async fn copy_points(
+    /// The primary's newest point of `series`, future-dated ones included (`None`: it holds
+    /// nothing of it).
+    async fn primary_latest(
         &self,
-        backup: &Arc<dyn Node>,
+        series: &SeriesKey,
+        ctl: &SyncControl,
+    ) -> Result<Option<Nanos>, GaveUp<NodeError>> {
+        let wanted = [series.clone()];
+        let now = dms_core::model::now_nanos();
+        let tips = with_retry(
+            &self.settings.retry,
+            &ctl.cancel,
+            "looking up the primary's newest point",
+            || self.primary.tips(&wanted, now),
+        )
+        .await?;
+        Ok(tips.get(series).and_then(|t| t.latest()))
+    }
+
+    /// The primary's points at `times` (inside `range`).
+    async fn primary_points(
+        &self,
         series: &SeriesKey,
         range: TimeRange,
         times: &[Nanos],
         ctl: &SyncControl,
-    ) -> Result<u64, GaveUp<NodeError>> {
+    ) -> Result<Vec<Point>, GaveUp<NodeError>> {
         if times.is_empty() {
-            return Ok(0);
+            return Ok(Vec::new());
         }
         let wanted: std::collections::HashSet<Nanos> = times.iter().copied().collect();
         let batch_size = self.settings.batch_size;
-        let points: Vec<Point> = with_retry(
+        with_retry(
             &self.settings.retry,
             &ctl.cancel,
             "reading a window",
@@ -722,9 +786,17 @@ impl Engine {
                 Ok(v)
             },
         )
-        .await?;
-        let n = points.len() as u64;
-        for chunk in points.chunks(batch_size.max(1)) {
+        .await
+    }
+
+    /// Writes `points` to `backup` in batches; returns how many.
+    async fn write_points(
+        &self,
+        backup: &Arc<dyn Node>,
+        points: &[Point],
+        ctl: &SyncControl,
+    ) -> Result<u64, GaveUp<NodeError>> {
+        for chunk in points.chunks(self.settings.batch_size.max(1)) {
             let batch = Arc::new(Batch::new(chunk.to_vec()));
             with_retry(
                 &self.settings.retry,
@@ -734,7 +806,7 @@ impl Engine {
             )
             .await?;
         }
-        Ok(n)
+        Ok(points.len() as u64)
     }
 
     async fn delete_points(
@@ -749,6 +821,13 @@ impl Engine {
         })
         .await
     }
+}
+
+/// What every step of reconciling one backup shares: the backup, the request, its control.
+struct OnBackup<'a> {
+    backup: &'a Arc<dyn Node>,
+    req: &'a ReconcileRequest,
+    ctl: &'a SyncControl,
 }
 
 /// Window starts of `range` (aligned to the epoch), for progress and budgeting.

@@ -32,8 +32,10 @@ pub(crate) struct UnitCtx {
     pub run_id: Option<i64>,
     pub control: SyncControl,
     pub detach_after: Duration,
-    /// No checkpoint passes this data time (now + `future_tolerance` when the sync started).
-    pub horizon: Nanos,
+    /// No checkpoint passes this data time: now, when the sync started. Future-dated points
+    /// are copied, but a checkpoint past now would hide the bars that arrive later with
+    /// earlier times.
+    pub cap: Nanos,
     /// This run's circuit breakers, one per node.
     pub breakers: Breakers,
 }
@@ -292,13 +294,13 @@ async fn write_batch(
     let Some(newest) = batch.last_time() else {
         return Ok(());
     };
-    // Future-dated points are copied, but the checkpoint stays at the newest point that is
-    // not, so bars that arrive later with earlier timestamps are still read.
+    // Future-dated points are copied, but the checkpoint stays at the newest point at or
+    // before now, so bars that arrive later with earlier timestamps are still read.
     let checkpoint = batch
         .points
         .iter()
         .map(|p| p.time)
-        .filter(|t| *t <= ctx.horizon)
+        .filter(|t| *t <= ctx.cap)
         .max();
     let n = batch.len() as u64;
     let node = lane.node.clone();
