@@ -11,17 +11,7 @@ fn main() -> ExitCode {
         eprintln!("error: {e}");
         return ExitCode::from(2);
     }
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
-            return ExitCode::from(2);
-        }
-    };
-    runtime.block_on(dms::cli::run(cli))
+    dms::cli::run_blocking(cli)
 }
 
 /// glibc gives each thread that allocates its own arena (up to 8 per core) and keeps their

@@ -105,6 +105,22 @@ impl Cli {
     }
 }
 
+/// Runs the parsed command on a new multi-threaded runtime (built here, in the library, so
+/// the binary instantiates nothing of tokio's: an edit anywhere rebuilds a tiny `main`).
+pub fn run_blocking(cli: Cli) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    runtime.block_on(run(cli))
+}
+
 /// Runs the parsed command.
 pub async fn run(cli: Cli) -> ExitCode {
     let result = match cli.command {
