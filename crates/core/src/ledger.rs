@@ -10,6 +10,8 @@
 //! - [`CheckpointUpdate::Advance`] never moves a checkpoint backwards;
 //! - [`Ledger::rewind`] moves a checkpoint back (or clears it) and records why, atomically;
 //! - a failure is a [`LedgerError`] that keeps its cause, and never contains a secret.
+//!
+//! [`MemoryLedger`] keeps the contract in memory, for the engine's tests.
 
 use crate::model::{BackupSeries, Nanos, TimeRange};
 use std::collections::HashMap;
@@ -258,4 +260,127 @@ pub trait Ledger: Send + Sync {
         row_id: i64,
         counts: ReconcileCounts,
     ) -> Result<(), LedgerError>;
+}
+
+/// What a [`MemoryLedger`] holds: units, checkpoints and events, in memory.
+#[derive(Debug, Default, Clone)]
+pub struct MemoryRecords {
+    /// Checkpoints.
+    pub checkpoints: HashMap<BackupSeries, Nanos>,
+    /// Units by row id (index): their start, status, records and error.
+    pub units: Vec<(UnitStart, Status, u64, Option<String>)>,
+    /// Checkpoint moves: kind, key, new checkpoint.
+    pub events: Vec<(EventKind, BackupSeries, Option<Nanos>)>,
+    /// Reconciliation rows by id (index).
+    pub reconciles: Vec<(String, ReconcileDepth, Option<ReconcileCounts>)>,
+}
+
+/// The ledger contract kept in memory (for the engine's tests, which run without files):
+/// every call is one step under one lock, so the contract's atomicity holds.
+#[derive(Debug, Default)]
+pub struct MemoryLedger(std::sync::Mutex<MemoryRecords>);
+
+impl MemoryLedger {
+    /// A copy of what it holds.
+    pub fn records(&self) -> MemoryRecords {
+        self.lock().clone()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, MemoryRecords> {
+        // Every change is made whole under the lock: a poisoned one is still consistent.
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+#[async_trait::async_trait]
+impl Ledger for MemoryLedger {
+    async fn checkpoints(&self) -> Result<HashMap<BackupSeries, Nanos>, LedgerError> {
+        Ok(self.lock().checkpoints.clone())
+    }
+
+    async fn begin_unit(&self, start: UnitStart) -> Result<i64, LedgerError> {
+        let mut r = self.lock();
+        r.units.push((start, Status::Running, 0, None));
+        Ok(r.units.len() as i64 - 1)
+    }
+
+    async fn commit_batch(&self, c: Commit) -> Result<(), LedgerError> {
+        let mut r = self.lock();
+        if let Some(u) = usize::try_from(c.row_id)
+            .ok()
+            .and_then(|i| r.units.get_mut(i))
+        {
+            u.2 += c.records;
+        }
+        if let Some(t) = c.checkpoint {
+            let cp = r.checkpoints.entry(c.key).or_insert(t);
+            *cp = match c.update {
+                CheckpointUpdate::Advance => (*cp).max(t),
+                CheckpointUpdate::Set => t,
+            };
+        }
+        Ok(())
+    }
+
+    async fn finish_unit(
+        &self,
+        row_id: i64,
+        _key: BackupSeries,
+        status: Status,
+        error: Option<String>,
+    ) -> Result<(), LedgerError> {
+        let mut r = self.lock();
+        if let Some(u) = usize::try_from(row_id)
+            .ok()
+            .and_then(|i| r.units.get_mut(i))
+        {
+            u.1 = status;
+            u.3 = error;
+        }
+        Ok(())
+    }
+
+    async fn rewind(
+        &self,
+        kind: EventKind,
+        key: BackupSeries,
+        to: Option<Nanos>,
+        _run_id: Option<i64>,
+        _detail: String,
+    ) -> Result<(), LedgerError> {
+        let mut r = self.lock();
+        match to {
+            Some(t) => r.checkpoints.insert(key.clone(), t),
+            None => r.checkpoints.remove(&key),
+        };
+        r.events.push((kind, key, to));
+        Ok(())
+    }
+
+    async fn begin_reconcile(
+        &self,
+        _run_id: Option<i64>,
+        backup: String,
+        depth: ReconcileDepth,
+        _range: TimeRange,
+    ) -> Result<i64, LedgerError> {
+        let mut r = self.lock();
+        r.reconciles.push((backup, depth, None));
+        Ok(r.reconciles.len() as i64 - 1)
+    }
+
+    async fn finish_reconcile(
+        &self,
+        row_id: i64,
+        counts: ReconcileCounts,
+    ) -> Result<(), LedgerError> {
+        let mut r = self.lock();
+        if let Some(row) = usize::try_from(row_id)
+            .ok()
+            .and_then(|i| r.reconciles.get_mut(i))
+        {
+            row.2 = Some(counts);
+        }
+        Ok(())
+    }
 }

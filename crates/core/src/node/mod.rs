@@ -17,6 +17,7 @@
 //! - errors say whether retrying can help ([`NodeError::retryable`]) and never contain secrets.
 
 pub mod digest;
+pub mod memory;
 
 pub use digest::{Depth, Digest, Digests, Tip};
 

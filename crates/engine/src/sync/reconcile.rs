@@ -36,7 +36,8 @@ pub struct ReconcileRequest {
     pub selection: Selection,
     /// Backup names; `None` = every enabled backup.
     pub backups: Option<Vec<String>>,
-    /// Data-time range compared (each backup·series only up to its checkpoint).
+    /// Data-time range compared (each backup·series up to the later of its checkpoint and
+    /// its newest data).
     pub range: TimeRange,
     /// Window length in nanoseconds.
     pub window: Nanos,
