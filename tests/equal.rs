@@ -1011,3 +1011,177 @@ async fn a_checkpoint_left_behind_by_an_interrupted_full_sync_hides_no_missing_d
     );
     assert_equal(&p, "backup1", &s).await;
 }
+
+/// A daily bar of `symbol` with these fields and extra tags.
+fn custom(
+    symbol: &str,
+    time: Nanos,
+    extra: &[(&str, &str)],
+    fields: Vec<(&str, FieldValue)>,
+) -> Point {
+    let schema = dms::schema::Schema::default();
+    let (measurement, tags) = schema.identity(&SeriesKey::new(symbol, "1d"));
+    let mut tags = tags.to_vec();
+    for (k, v) in extra {
+        tags.push((std::sync::Arc::from(*k), std::sync::Arc::from(*v)));
+    }
+    tags.sort();
+    Point {
+        measurement,
+        tags: tags.into(),
+        fields: fields
+            .into_iter()
+            .map(|(k, v)| (std::sync::Arc::from(k), v))
+            .collect(),
+        time,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reconcile_sees_retyped_retagged_tiny_and_non_finite_changes_in_old_windows() {
+    use FieldValue::{Float, Integer};
+    // mirror_deletes: the re-tagged bar's old tag set must go for the window to be equal.
+    let p = Project::with_sync(&sync_yaml(100, 2, "reconcile:\n  mirror_deletes: true\n"));
+    let today = today();
+    let s = SeriesKey::new("US.BIG", "1d");
+    // Sixty daily bars with a large-magnitude float, an integer and a venue tag.
+    let bar = |i: i64, venue: &str, big: f64, n: FieldValue| {
+        custom(
+            "US.BIG",
+            today - (60 - i) * DAY,
+            &[("venue", venue)],
+            vec![
+                ("close", Float(10.0 + i as f64)),
+                ("big", Float(big)),
+                ("n", n),
+            ],
+        )
+    };
+    let points: Vec<Point> = (0..60)
+        .map(|i| bar(i, "X", 1.0e9 + i as f64 * 0.37, Integer(i)))
+        .collect();
+    put(&*p.node("primary"), points.clone()).await;
+    ok_json(&p, &["sync", "--json"]);
+    let backup = p.node("backup1");
+    // Day 5: an integer field rewritten as the float of the same value.
+    put(&*backup, vec![bar(5, "X", 1.0e9 + 5.0 * 0.37, Float(5.0))]).await;
+    backup
+        .replace(
+            &s,
+            &[points[5].time],
+            std::sync::Arc::new(dms::model::Batch::new(vec![bar(
+                5,
+                "X",
+                1.0e9 + 5.0 * 0.37,
+                Float(5.0),
+            )])),
+        )
+        .await
+        .expect("retype");
+    // Day 10: the bar moved to another value of the extra tag.
+    backup
+        .replace(
+            &s,
+            &[points[10].time],
+            std::sync::Arc::new(dms::model::Batch::new(vec![bar(
+                10,
+                "Y",
+                1.0e9 + 10.0 * 0.37,
+                Integer(10),
+            )])),
+        )
+        .await
+        .expect("retag");
+    // Day 20: a change of a few units in the last bits of a value near 1e9.
+    let nudged_big = f64::from_bits((1.0e9 + 20.0 * 0.37_f64).to_bits() + 3);
+    put(&*backup, vec![bar(20, "X", nudged_big, Integer(20))]).await;
+    // Day 30: an infinity on every node, and a changed integer next to it on backup1.
+    // Day 40: an infinity on every node and nothing else: equal after an exact read.
+    for node in ["primary", "backup2"] {
+        put(
+            &*p.node(node),
+            vec![
+                bar(30, "X", f64::INFINITY, Integer(30)),
+                bar(40, "X", f64::INFINITY, Integer(40)),
+            ],
+        )
+        .await;
+    }
+    put(&*backup, vec![bar(30, "X", f64::INFINITY, Integer(31))]).await;
+    put(&*backup, vec![bar(40, "X", f64::INFINITY, Integer(40))]).await;
+
+    let out = p.cli(&["reconcile", "--json", "--dry-run", "--symbol", "US.BIG"]);
+    assert!(out.status.code().is_some(), "{}", text(&out));
+    let run = json(&out);
+    let r = reconciled(&run, "backup1");
+    let starts: Vec<&str> = r["diffs"]
+        .as_array()
+        .expect("diffs")
+        .iter()
+        .filter_map(|d| d["window_start"].as_str())
+        .collect();
+    for day in [5, 10, 20, 30] {
+        assert!(
+            starts.contains(&format_nanos(points[day].time).as_str()),
+            "day {day} not found: {r:#}"
+        );
+    }
+    assert_eq!(
+        r["differing"], 4,
+        "day 40 is equal once read exactly: {r:#}"
+    );
+    assert_eq!(reconciled(&run, "backup2")["differing"], 0);
+    // Repaired for real, then nothing differs.
+    let run = ok_json(&p, &["reconcile", "--json", "--symbol", "US.BIG"]);
+    assert_eq!(reconciled(&run, "backup1")["repaired"], 4, "{run:#}");
+    let out = p.cli(&["verify", "--strict", "--symbol", "US.BIG"]);
+    assert!(out.status.success(), "{}", text(&out));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_budgeted_pass_resumes_where_the_last_one_stopped_and_says_it_was_cut_short() {
+    // A budget so small that each pass compares one chunk (64 series) and stops.
+    let p = Project::with_sync(&sync_yaml(100, 2, "reconcile:\n  budget: 0.000001\n"));
+    let today = today();
+    let symbols: Vec<String> = (0..150).map(|i| format!("S{i:03}")).collect();
+    let mut all_bars = Vec::new();
+    for sym in &symbols {
+        all_bars.extend(bars(sym, "1d", 4, today, DAY));
+    }
+    put(&*p.node("primary"), all_bars).await;
+    ok_json(&p, &["sync", "--json"]);
+    // A revision in an old bar of the last series, on backup1 only.
+    let last = SeriesKey::new("S149", "1d");
+    let old = all(&*p.node("primary"), &last).await[1].clone();
+    put(&*p.node("backup1"), vec![nudged(&old, "close", 0.25)]).await;
+    let mut found = 0;
+    let mut starts = Vec::new();
+    for pass in 0..3 {
+        let out = p.cli(&["reconcile", "--pass", "recent", "--json"]);
+        let run = json(&out);
+        let report = &run["report"];
+        starts.push(report["resume_from"].clone());
+        if pass < 2 {
+            assert_eq!(report["complete"], false, "pass {pass}: {report:#}");
+            assert!(report["resume_from"].is_object(), "pass {pass}: {report:#}");
+        }
+        found += reconciled(&run, "backup1")["differing"]
+            .as_u64()
+            .unwrap_or(0);
+    }
+    assert_eq!(
+        found, 1,
+        "the third pass reaches the last series: {starts:?}"
+    );
+    assert_ne!(
+        starts[0], starts[1],
+        "each pass starts where the last one stopped"
+    );
+    let runs = p.history().runs(Some("@reconcile"), 10).expect("runs");
+    assert!(
+        runs.iter()
+            .any(|r| r.warning.as_deref().is_some_and(|w| w.contains("budget"))),
+        "a cut-short pass says so in its run: {runs:#?}"
+    );
+    assert_equal(&p, "backup1", &last).await;
+}

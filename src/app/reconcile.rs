@@ -55,8 +55,19 @@ impl App {
     ) -> Result<ReconcileRun, AppError> {
         let started = Instant::now();
         let mut req = self.reconcile_request(args, pass);
+        // A budgeted pass starts where the last one of its kind stopped.
+        let cursor = format!("reconcile.{}.resume_from", pass.as_str());
+        if pass == Pass::Complete && args.since.is_none() {
+            req.starts = self.task_starts().await?;
+        }
         if pass != Pass::Complete {
             req.deadline = Some(started + self.settings.reconcile.budget);
+            let key = cursor.clone();
+            req.resume_from = self
+                .history
+                .read(move |db| db.state(&key))
+                .await?
+                .and_then(|v| serde_json::from_str(&v).ok());
         }
         let run_id = self
             .history
@@ -87,6 +98,28 @@ impl App {
         self.history
             .write(move |db| db.finish_run(run_id, status, er.as_deref()))
             .await?;
+        if pass != Pass::Complete && !args.dry_run {
+            let next = report
+                .resume_from
+                .as_ref()
+                .and_then(|s| serde_json::to_string(s).ok());
+            let warning = report.resume_from.as_ref().map(|s| {
+                format!(
+                    "stopped at the budget ({} s) before every series was compared; the next {} pass starts at {s}",
+                    self.settings.reconcile.budget.as_secs(),
+                    pass.as_str()
+                )
+            });
+            self.history
+                .write(move |db| {
+                    db.set_state(&cursor, next.as_deref())?;
+                    match &warning {
+                        Some(w) => db.set_run_warning(run_id, w),
+                        None => Ok(()),
+                    }
+                })
+                .await?;
+        }
         for b in &report.backups {
             tracing::info!(
                 run = run_id,
@@ -108,6 +141,34 @@ impl App {
             report,
             duration_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
         })
+    }
+}
+
+impl App {
+    /// Where each (backup, series) an enabled task maintains starts: now − the longest
+    /// `initial_days` of those tasks (the range they keep; the history's task scope says which
+    /// task maintains what).
+    ///
+    /// # Errors
+    /// History failures.
+    pub async fn task_starts(
+        &self,
+    ) -> Result<std::collections::HashMap<crate::model::BackupSeries, crate::model::Nanos>, AppError>
+    {
+        let rows = self.history.read(|db| db.scope()).await?;
+        let now = crate::model::now_nanos();
+        let mut out = std::collections::HashMap::new();
+        for r in rows {
+            if !self.settings.task(&r.task).is_some_and(|t| t.enabled) {
+                continue;
+            }
+            let start = now.saturating_sub(
+                i64::from(r.initial_days).saturating_mul(crate::model::NANOS_PER_DAY),
+            );
+            let e = out.entry(r.key).or_insert(start);
+            *e = (*e).min(start);
+        }
+        Ok(out)
     }
 }
 

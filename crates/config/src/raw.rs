@@ -454,6 +454,9 @@ pub struct SchemaBlock {
     /// carries the interval (`kline_{interval}`).
     #[serde(default)]
     pub interval_tag: Option<String>,
+    /// The field every bar carries, which cheap digests count.
+    #[serde(default = "default_key_field")]
+    pub key_field: String,
 }
 
 impl Default for SchemaBlock {
@@ -462,8 +465,13 @@ impl Default for SchemaBlock {
             measurement: default_measurement(),
             symbol_tag: default_symbol_tag(),
             interval_tag: None,
+            key_field: default_key_field(),
         }
     }
+}
+
+fn default_key_field() -> String {
+    "close".into()
 }
 
 fn default_measurement() -> String {

@@ -508,7 +508,9 @@ fn check_schema(schema: &raw::SchemaBlock, errs: &mut Problems) -> Option<Schema
         None if schema.measurement.contains("{interval}") => None,
         None => Some("interval"),
     };
-    match Schema::new(&schema.measurement, &schema.symbol_tag, interval_tag) {
+    match Schema::new(&schema.measurement, &schema.symbol_tag, interval_tag)
+        .and_then(|s| s.with_key_field(&schema.key_field))
+    {
         Ok(s) => Some(s),
         Err(e) => {
             errs.sync(e.key(), e.to_string());

@@ -49,6 +49,8 @@ pub struct Schema {
     pub symbol_tag: String,
     /// Tag that holds the interval, when the measurement name does not.
     pub interval_tag: Option<String>,
+    /// The field every bar carries (`close`): what a cheap digest counts.
+    pub key_field: String,
 }
 
 impl Default for Schema {
@@ -58,6 +60,7 @@ impl Default for Schema {
             suffix: None,
             symbol_tag: "symbol".into(),
             interval_tag: Some("interval".into()),
+            key_field: "close".into(),
         }
     }
 }
@@ -99,7 +102,20 @@ impl Schema {
             suffix,
             symbol_tag: symbol_tag.to_string(),
             interval_tag,
+            key_field: "close".into(),
         })
+    }
+
+    /// The schema with `field` as the field every bar carries (what cheap digests count).
+    ///
+    /// # Errors
+    /// [`SchemaError::Empty`] for an empty name.
+    pub fn with_key_field(mut self, field: &str) -> Result<Self, SchemaError> {
+        if field.is_empty() {
+            return Err(SchemaError::Empty("schema.key_field"));
+        }
+        self.key_field = field.to_string();
+        Ok(self)
     }
 
     /// True when the measurement name carries the interval.

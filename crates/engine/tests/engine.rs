@@ -237,6 +237,8 @@ async fn reconcile_repairs_an_old_change_and_never_deletes_what_only_a_backup_ho
         mirror_deletes: true,
         run_id: None,
         deadline: None,
+        resume_from: None,
+        starts: Default::default(),
     };
     let r = t
         .engine

@@ -104,7 +104,52 @@ impl HistoryWriter {
     }
 }
 
+impl HistoryWriter {
+    /// Sets (or with `None` clears) a value of the daemon's state, such as where a budgeted
+    /// reconcile pass stopped.
+    ///
+    /// # Errors
+    /// [`super::HistoryError::Sql`].
+    pub fn set_state(&mut self, key: &str, value: Option<&str>) -> Result<()> {
+        let done = match value {
+            Some(v) => self.db.conn.execute(
+                "INSERT INTO daemon_state (key, value) VALUES (?1, ?2) \
+                 ON CONFLICT (key) DO UPDATE SET value = ?2",
+                params![key, v],
+            ),
+            None => self
+                .db
+                .conn
+                .execute("DELETE FROM daemon_state WHERE key = ?1", params![key]),
+        };
+        done.map(|_| ())
+            .map_err(sql_err(&self.db.path, "record daemon state"))
+    }
+}
+
 impl HistoryReader {
+    /// A value of the daemon's state ([`HistoryWriter::set_state`]).
+    ///
+    /// # Errors
+    /// [`super::HistoryError::Sql`].
+    pub fn state(&self, key: &str) -> Result<Option<String>> {
+        if self.version < 3 {
+            return Ok(None);
+        }
+        self.conn
+            .query_row(
+                "SELECT value FROM daemon_state WHERE key = ?1",
+                params![key],
+                |r| r.get(0),
+            )
+            .map(Some)
+            .or_else(|e| match e {
+                rusqlite::Error::QueryReturnedNoRows => Ok(None),
+                e => Err(e),
+            })
+            .map_err(sql_err(&self.path, "query daemon state"))
+    }
+
     /// Every recorded (task, backup, series), ordered by task, backup, symbol, interval.
     ///
     /// # Errors

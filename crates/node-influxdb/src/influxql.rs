@@ -154,14 +154,13 @@ pub enum Aggregate<'a> {
 }
 
 /// Per-window aggregates of `measurement` from `start` to `end` (both inclusive) matching
-/// `filter`: the `columns`, in windows of `window` ns aligned to the epoch, per value of
-/// `group_tags`; windows without points are left out.
+/// `filter`: the `columns`, in windows of `window` ns aligned to the epoch, per tag set
+/// (`GROUP BY *`: every tag); windows without points are left out.
 pub fn select_digests(
     measurement: &str,
     filter: Option<&str>,
     (start, end): (Nanos, Nanos),
     window: Nanos,
-    group_tags: &[&str],
     columns: &[Aggregate<'_>],
 ) -> String {
     let mut q = String::from("SELECT ");
@@ -178,15 +177,10 @@ pub fn select_digests(
     }
     let _ = write!(
         q,
-        " FROM {} {} GROUP BY time({window}ns)",
+        " FROM {} {} GROUP BY time({window}ns), * fill(none)",
         quote_ident(measurement),
         where_in(filter, start, end)
     );
-    for t in group_tags {
-        q.push_str(", ");
-        q.push_str(&quote_ident(t));
-    }
-    q.push_str(" fill(none)");
     q
 }
 
@@ -325,21 +319,13 @@ mod tests {
                 Some(&filter),
                 (0, 9),
                 86_400_000_000_000,
-                &["symbol", "in\"terval"],
                 &[Aggregate::Count("close\""), Aggregate::Sum("close\"")],
             ),
-            r#"SELECT count("close\"") AS "count_close\"", sum("close\"") AS "sum_close\"" FROM "kline" WHERE (("symbol"::tag = 'X\' OR symbol!=\'' AND "in\"terval"::tag = '1d') OR ("symbol"::tag = 'B')) AND time >= 0 AND time <= 9 GROUP BY time(86400000000000ns), "symbol", "in\"terval" fill(none)"#
+            r#"SELECT count("close\"") AS "count_close\"", sum("close\"") AS "sum_close\"" FROM "kline" WHERE (("symbol"::tag = 'X\' OR symbol!=\'' AND "in\"terval"::tag = '1d') OR ("symbol"::tag = 'B')) AND time >= 0 AND time <= 9 GROUP BY time(86400000000000ns), * fill(none)"#
         );
         assert_eq!(
-            select_digests(
-                "kline_1d",
-                None,
-                (1, 2),
-                7,
-                &["symbol"],
-                &[Aggregate::Sum("v")]
-            ),
-            r#"SELECT sum("v") AS "sum_v" FROM "kline_1d" WHERE time >= 1 AND time <= 2 GROUP BY time(7ns), "symbol" fill(none)"#
+            select_digests("kline_1d", None, (1, 2), 7, &[Aggregate::Sum("v")]),
+            r#"SELECT sum("v") AS "sum_v" FROM "kline_1d" WHERE time >= 1 AND time <= 2 GROUP BY time(7ns), * fill(none)"#
         );
         assert_eq!(
             select_edge("kline", None, 1, 2, false),

@@ -490,6 +490,12 @@ impl Node for InfluxNode {
             .clone()
     }
 
+    /// InfluxDB sums on the server (per shard, in time order): bit-equal between InfluxDB
+    /// servers holding the same points, not with another kind's sums.
+    fn digest_kind(&self) -> &'static str {
+        "influxdb"
+    }
+
     async fn digests(
         &self,
         series: &[SeriesKey],

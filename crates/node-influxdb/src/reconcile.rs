@@ -24,7 +24,9 @@
 use super::parse::{self, FieldType, FieldTypes, Interner, ParseError, Rows, Statement};
 use super::{Inner, influxql};
 use dms_core::model::{FieldValue, Nanos, Point, SeriesKey, TimeRange};
-use dms_core::node::digest::{Depth, Digest, Digests, Sum, Tip, fingerprint, window_start};
+use dms_core::node::digest::{
+    Depth, Digest, Digests, FieldKind, Sum, Tip, fingerprint, window_start,
+};
 use dms_core::node::{ErrorKind, NodeError};
 use influxql::{Aggregate, MAX_TIME, MIN_TIME};
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
@@ -369,7 +371,8 @@ impl Inner {
         let mut types = self.field_types(m, false).await?;
         let mut refreshed = false;
         'query: loop {
-            let columns = digest_columns(&types, depth);
+            let key_field = self.schema.key_field.as_str();
+            let columns = digest_columns(&types, depth, key_field);
             if columns.is_empty() {
                 // Nothing this depth looks at (no `close` for a cheap digest).
                 return Ok(());
@@ -379,10 +382,9 @@ impl Inner {
                 scope.filter.as_deref(),
                 (start, end),
                 window,
-                &self.group_tags(),
                 &columns,
             );
-            let columns = aggregate_types(&types, depth);
+            let columns = aggregate_types(&types, depth, key_field);
             let mut slice = Digests::new();
             let mut chunks = self.open_chunks(&q, DIGEST_CHUNK_ROWS, &what).await?;
             let mut names = Interner::default();
@@ -405,7 +407,7 @@ impl Inner {
                     if !self.found(&st, &what)? {
                         return Ok(());
                     }
-                    self.fold_digests(st, scope, window, &mut slice);
+                    self.fold_digests(st, scope, window, &types, &mut slice);
                 }
             }
             // Slices hold whole windows, so no window of one slice is in another.
@@ -417,7 +419,14 @@ impl Inner {
     }
 
     /// Adds one statement's aggregate rows of the wanted series to `out`.
-    fn fold_digests(&self, st: Statement, scope: &Scope, window: Nanos, out: &mut Digests) {
+    fn fold_digests(
+        &self,
+        st: Statement,
+        scope: &Scope,
+        window: Nanos,
+        types: &FieldTypes,
+        out: &mut Digests,
+    ) {
         for s in st.series {
             let Some(key) = self.schema.series_of_parts(&s.measurement, |k| s.tag(k)) else {
                 continue;
@@ -428,18 +437,9 @@ impl Inner {
             let windows = out.entry(key).or_default();
             for row in &s.points {
                 let digest = windows.entry(window_start(row.time, window)).or_default();
-                fold_row(digest, row);
+                fold_row(digest, row, types);
             }
         }
-    }
-
-    /// The tags a digest groups by: the ones that name a series.
-    fn group_tags(&self) -> Vec<&str> {
-        let mut tags = vec![self.schema.symbol_tag.as_str()];
-        if let Some(t) = &self.schema.interval_tag {
-            tags.push(t.as_str());
-        }
-        tags
     }
 
     /// Deletes the points of every tag set of `series` at `times` (see
@@ -583,15 +583,15 @@ fn policies(st: &Statement) -> (Vec<String>, Option<String>) {
 }
 
 /// The aggregates a digest of `depth` asks for, per the field types (see [`Depth`]): for a
-/// cheap digest the count of `close`, for a full one the sum of every numeric field and the
-/// count of every other one. Sorted, so the statement is the same for the same fields.
-fn digest_columns(types: &FieldTypes, depth: Depth) -> Vec<Aggregate<'_>> {
+/// cheap digest the count of the key field, for a full one the sum of every numeric field and
+/// the count of every other one. Sorted, so the statement is the same for the same fields.
+fn digest_columns<'a>(types: &'a FieldTypes, depth: Depth, key_field: &str) -> Vec<Aggregate<'a>> {
     let mut fields: Vec<(&String, &FieldType)> = types.iter().collect();
     fields.sort_by(|a, b| a.0.cmp(b.0));
     let mut out = Vec::new();
     for (field, ty) in fields {
         let numeric = matches!(ty, FieldType::Float | FieldType::Integer);
-        if depth.counts(field, numeric) {
+        if depth.counts(field, numeric, key_field) {
             out.push(Aggregate::Count(field.as_str()));
         }
         if depth.sums(numeric) {
@@ -602,9 +602,9 @@ fn digest_columns(types: &FieldTypes, depth: Depth) -> Vec<Aggregate<'_>> {
 }
 
 /// The types of a digest answer's columns: `count_<f>` integers, `sum_<f>` of `f`'s type.
-fn aggregate_types(types: &FieldTypes, depth: Depth) -> FieldTypes {
+fn aggregate_types(types: &FieldTypes, depth: Depth, key_field: &str) -> FieldTypes {
     let mut out = FieldTypes::with_capacity(types.len() * 2);
-    for c in digest_columns(types, depth) {
+    for c in digest_columns(types, depth, key_field) {
         match c {
             Aggregate::Count(f) => {
                 out.insert(format!("count_{f}"), FieldType::Integer);
@@ -619,12 +619,18 @@ fn aggregate_types(types: &FieldTypes, depth: Depth) -> FieldTypes {
     out
 }
 
-/// Adds one answer row (one series, one window: `count_<f>` and `sum_<f>` columns, absent
-/// where `null`) to a window's digest.
-fn fold_row(digest: &mut Digest, row: &Point) {
+/// Adds one answer row (one tag set, one window: `count_<f>` and `sum_<f>` columns, absent
+/// where `null`) to a window's digest; a count's type is its field's in `types`.
+fn fold_row(digest: &mut Digest, row: &Point, types: &FieldTypes) {
     for (column, value) in &row.fields {
         if let (Some(field), FieldValue::Integer(n)) = (column.strip_prefix("count_"), value) {
-            digest.add_count(field, u64::try_from(*n).unwrap_or(0));
+            let kind = match types.get(field) {
+                Some(FieldType::Float) => FieldKind::Float,
+                Some(FieldType::Integer) => FieldKind::Integer,
+                Some(FieldType::Boolean) => FieldKind::Boolean,
+                Some(FieldType::String) | None => FieldKind::String,
+            };
+            digest.add_count(&row.tags, field, kind, u64::try_from(*n).unwrap_or(0));
         }
     }
     for (column, value) in &row.fields {
@@ -632,8 +638,8 @@ fn fold_row(digest: &mut Digest, row: &Point) {
             continue;
         };
         match value {
-            FieldValue::Integer(i) => digest.add_sum(field, Sum::Integer(*i)),
-            FieldValue::Float(x) => digest.add_sum(field, Sum::Float(*x)),
+            FieldValue::Integer(i) => digest.add_sum(&row.tags, field, Sum::Integer(*i)),
+            FieldValue::Float(x) => digest.add_sum(&row.tags, field, Sum::Float(*x)),
             FieldValue::String(_) | FieldValue::Boolean(_) => {}
         }
     }
@@ -709,11 +715,16 @@ mod tests {
     fn cheap_digests_count_close_and_full_ones_sum_every_number() {
         let types = test_types();
         assert_eq!(
-            digest_columns(&types, Depth::Cheap),
+            digest_columns(&types, Depth::Cheap, "close"),
             [Aggregate::Count("close")]
         );
         assert_eq!(
-            digest_columns(&types, Depth::Full),
+            digest_columns(&types, Depth::Cheap, "volume"),
+            [Aggregate::Count("volume")],
+            "the schema's key field"
+        );
+        assert_eq!(
+            digest_columns(&types, Depth::Full, "close"),
             [
                 Aggregate::Sum("close"),
                 Aggregate::Count("halted"),
@@ -723,8 +734,8 @@ mod tests {
         );
         let mut no_close = test_types();
         no_close.remove("close");
-        assert!(digest_columns(&no_close, Depth::Cheap).is_empty());
-        let columns = aggregate_types(&types, Depth::Full);
+        assert!(digest_columns(&no_close, Depth::Cheap, "close").is_empty());
+        let columns = aggregate_types(&types, Depth::Full, "close");
         assert_eq!(columns["sum_volume"], FieldType::Integer);
         assert_eq!(columns["sum_close"], FieldType::Float);
         assert!(!columns.contains_key("sum_note"));
@@ -791,7 +802,7 @@ mod tests {
                 vec![("close", Float(1.0)), ("volume", Integer(1))],
             ),
         ];
-        let columns = aggregate_types(&test_types(), Depth::Full);
+        let columns = aggregate_types(&test_types(), Depth::Full, "close");
         let parsed = parse::parse_query(
             ANSWER.as_bytes(),
             Rows::Points(&columns),
@@ -802,20 +813,26 @@ mod tests {
         for s in &parsed.results[0].series {
             let windows = got.entry(s.tag("symbol").unwrap().to_string()).or_default();
             for row in &s.points {
-                fold_row(windows.entry(window_start(row.time, DAY)).or_default(), row);
+                fold_row(
+                    windows.entry(window_start(row.time, DAY)).or_default(),
+                    row,
+                    &test_types(),
+                );
             }
         }
         for (symbol, points) in [("A", &a), ("B", &b)] {
             let mut want = BTreeMap::new();
-            digest_points(points, DAY, Depth::Full, &mut want);
+            digest_points(points, DAY, Depth::Full, "close", &mut want);
             assert_eq!(got[symbol], want, "{symbol}: exact, integers wrapped");
         }
+        let field =
+            |d: &Digest, name: &str| d.fields.iter().find(|(k, _)| k.1 == name).map(|(_, f)| *f);
         assert_eq!(
-            got["B"][&(2 * DAY)].fields["volume"].sum,
+            field(&got["B"][&(2 * DAY)], "volume").and_then(|f| f.sum),
             Some(Sum::Integer(i64::MIN))
         );
         assert!(
-            !got["A"][&(2 * DAY)].fields.contains_key("close"),
+            field(&got["A"][&(2 * DAY)], "close").is_none(),
             "null is absent"
         );
     }

@@ -4,12 +4,13 @@
 //! the node itself — InfluxQL aggregates on an InfluxDB server, a pass over the rows of the
 //! embedded SQLite store.
 //!
-//! Both kinds produce the same digest for the same points, so a primary of one kind compares
-//! with a backup of the other. Float sums depend on the order of addition; [`Digest::same`]
-//! allows the rounding error of the sum and nothing more (a false alarm costs one exact
-//! comparison of that window, never a wrong repair).
+//! Digests are kept per tag set and per field type, and equal means bit-equal: a digest never
+//! calls two windows equal within a tolerance. Float sums depend on the order of addition, so
+//! they are compared bit for bit only between nodes that sum the same way
+//! ([`super::Node::digest_kind`]); a window whose float sums cannot be compared so (two kinds
+//! of node, a sum that is not finite) is [`Comparison::Unsure`] and read exactly.
 
-use crate::model::{FieldValue, Nanos, Point, SeriesKey};
+use crate::model::{FieldValue, Nanos, Point, SeriesKey, Tags};
 use std::collections::BTreeMap;
 
 /// The newest points of one series on one node.
@@ -79,6 +80,32 @@ pub fn fingerprint(p: &Point) -> u64 {
     h.0
 }
 
+/// [`fingerprint`] that also tells the types apart: a float is its bits, never the integer it
+/// equals. For exact comparisons of points read with their types (reconciliation's window
+/// reads), where an integer field rewritten as a float must show.
+pub fn exact_fingerprint(p: &Point) -> u64 {
+    let mut h = Fnv::default();
+    h.bytes(p.measurement.as_bytes());
+    let mut tags: Vec<_> = p.tags.iter().collect();
+    tags.sort();
+    for (k, v) in tags {
+        h.bytes(k.as_bytes());
+        h.bytes(v.as_bytes());
+    }
+    let mut fields: Vec<_> = p.fields.iter().collect();
+    fields.sort_by(|a, b| a.0.cmp(&b.0));
+    for (k, v) in fields {
+        h.bytes(k.as_bytes());
+        match v {
+            FieldValue::Float(f) => h.tagged(0, &f.to_bits().to_le_bytes()),
+            FieldValue::Integer(i) => h.tagged(1, &i.to_le_bytes()),
+            FieldValue::String(s) => h.tagged(2, s.as_bytes()),
+            FieldValue::Boolean(b) => h.tagged(3, &[u8::from(*b)]),
+        }
+    }
+    h.0
+}
+
 /// The integer a float equals, when it equals one an `i64` holds exactly.
 fn integral(f: f64) -> Option<i64> {
     // 2^63 as f64; every integral float of smaller magnitude converts exactly.
@@ -117,30 +144,28 @@ impl Fnv {
 
 /// How much a digest covers.
 ///
-/// A cheap digest counts the points of the key field `close` (missing and extra bars). A
-/// full digest sums every numeric field and counts every other field (a changed, missing or
-/// extra value anywhere — except a bar whose numbers are all 0, which only a count sees).
-/// Series without a `close` field are compared by full digests only.
+/// A cheap digest counts the points of the schema's key field (`close` by default: missing
+/// and extra bars). A full digest sums every numeric field and counts every other field. Both
+/// are kept per tag set and per field type, and two digests are equal only bit for bit (see
+/// [`Digest::compare`]). What no digest sees — a string or boolean value changed, a point
+/// moved in time inside its window, two points' values swapped — is the exact scrub's work.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Depth {
-    /// The count of `close`: a fraction of the cost of a full digest.
+    /// The count of the key field: a fraction of the cost of a full digest.
     Cheap,
     /// The sum of every numeric field, the count of every string and boolean field.
     Full,
 }
 
-/// The field whose points a cheap digest counts.
-pub const KEY_FIELD: &str = "close";
-
 impl Depth {
-    /// Whether this depth counts the points that carry `field` (`numeric`: it holds numbers).
-    /// A cheap digest counts the bars (points with the key field); a full one sums every
-    /// numeric field instead — a missing, extra or changed bar changes a sum unless all its
-    /// numbers are 0, and a count per window costs the server as much as another sum — and
-    /// counts only the fields it cannot sum.
-    pub fn counts(self, field: &str, numeric: bool) -> bool {
+    /// Whether this depth counts the points that carry `field` (`numeric`: it holds numbers;
+    /// `key_field`: the schema's key field). A cheap digest counts the bars (points with the
+    /// key field); a full one sums every numeric field instead — a missing, extra or changed
+    /// bar changes a sum unless all its numbers are 0, and a count per window costs the server
+    /// as much as another sum — and counts only the fields it cannot sum.
+    pub fn counts(self, field: &str, numeric: bool, key_field: &str) -> bool {
         match self {
-            Depth::Cheap => field == KEY_FIELD,
+            Depth::Cheap => field == key_field,
             Depth::Full => !numeric,
         }
     }
@@ -159,6 +184,37 @@ impl Depth {
     }
 }
 
+/// A field's type, as a digest keeps it: the same name holding an integer in one place and a
+/// float in another is two entries, so a type change shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum FieldKind {
+    /// 64-bit float.
+    Float,
+    /// 64-bit integer.
+    Integer,
+    /// String.
+    String,
+    /// Boolean.
+    Boolean,
+}
+
+impl FieldKind {
+    /// The kind of a value.
+    pub fn of(v: &FieldValue) -> FieldKind {
+        match v {
+            FieldValue::Float(_) => FieldKind::Float,
+            FieldValue::Integer(_) => FieldKind::Integer,
+            FieldValue::String(_) => FieldKind::String,
+            FieldValue::Boolean(_) => FieldKind::Boolean,
+        }
+    }
+
+    /// Whether it holds numbers.
+    pub fn numeric(self) -> bool {
+        matches!(self, FieldKind::Float | FieldKind::Integer)
+    }
+}
+
 /// A sum of one field's values in one window.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Sum {
@@ -168,7 +224,7 @@ pub enum Sum {
     Float(f64),
 }
 
-/// One field in one window.
+/// One field of one tag set in one window.
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub struct FieldDigest {
     /// Points that carry the field (0 where the depth does not count it).
@@ -177,56 +233,87 @@ pub struct FieldDigest {
     pub sum: Option<Sum>,
 }
 
-/// One series in one window: what each field holds, in a form that does not depend on how
-/// the node stores the points.
+/// What a digest keys its entries by: the tag set (every tag of the points, sorted by key),
+/// the field and its type.
+pub type DigestKey = (Tags, String, FieldKind);
+
+/// One series in one window: what each field of each tag set holds, in a form that does not
+/// depend on how the node stores the points.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Digest {
-    /// By field name.
-    pub fields: BTreeMap<String, FieldDigest>,
+    /// By tag set, field and type.
+    pub fields: BTreeMap<DigestKey, FieldDigest>,
 }
 
 /// Digests of several series, by series and window start.
 pub type Digests = BTreeMap<SeriesKey, BTreeMap<Nanos, Digest>>;
 
+/// What comparing two digests of one window tells.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Comparison {
+    /// Bit-equal: the same tag sets, fields, types, counts and sums.
+    Equal,
+    /// They differ in something exact (a count, an integer sum, a tag set, a type, or a float
+    /// sum of two nodes whose sums are comparable).
+    Differ,
+    /// Nothing exact differs, but a float sum cannot be compared bit for bit (not finite, or
+    /// summed by two kinds of node): only reading the window can tell.
+    Unsure,
+}
+
+/// `tags` sorted by key (points carry them sorted; a node's answer may not).
+pub fn tag_set(tags: &Tags) -> Tags {
+    if tags.windows(2).all(|w| w[0].0 <= w[1].0) {
+        return tags.clone();
+    }
+    let mut v = tags.to_vec();
+    v.sort();
+    v.into()
+}
+
 impl Digest {
     /// Adds one point (callers add a window's points in time order).
-    pub fn add(&mut self, p: &Point, depth: Depth) {
+    pub fn add(&mut self, p: &Point, depth: Depth, key_field: &str) {
+        let tags = tag_set(&p.tags);
         for (k, v) in &p.fields {
-            let numeric = matches!(v, FieldValue::Integer(_) | FieldValue::Float(_));
-            if depth.counts(k, numeric) {
-                self.add_count(k, 1);
+            let kind = FieldKind::of(v);
+            if depth.counts(k, kind.numeric(), key_field) {
+                self.add_count(&tags, k, kind, 1);
             }
-            if !depth.sums(numeric) {
+            if !depth.sums(kind.numeric()) {
                 continue;
             }
             match v {
-                FieldValue::Integer(i) => self.add_sum(k, Sum::Integer(*i)),
-                FieldValue::Float(x) => self.add_sum(k, Sum::Float(*x)),
+                FieldValue::Integer(i) => self.add_sum(&tags, k, Sum::Integer(*i)),
+                FieldValue::Float(x) => self.add_sum(&tags, k, Sum::Float(*x)),
                 FieldValue::String(_) | FieldValue::Boolean(_) => {}
             }
         }
     }
 
-    /// Adds `count` points that carry `field` (a node's own count of them); a count of zero
-    /// adds nothing, so a field never shows with no points.
-    pub fn add_count(&mut self, field: &str, count: u64) {
+    /// Adds `count` points of tag set `tags` that carry `field` as `kind` (a node's own count
+    /// of them); a count of zero adds nothing, so a field never shows with no points.
+    pub fn add_count(&mut self, tags: &Tags, field: &str, kind: FieldKind, count: u64) {
         if count == 0 {
             return;
         }
-        match self.fields.get_mut(field) {
-            Some(f) => f.count += count,
-            None => {
-                self.fields
-                    .insert(field.to_string(), FieldDigest { count, sum: None });
-            }
-        }
+        self.fields
+            .entry((tag_set(tags), field.to_string(), kind))
+            .or_default()
+            .count += count;
     }
 
-    /// Adds values of `field` (one value, or a node's own sum of several) to its sum:
-    /// integers wrap, floats add; a sum of the other type than the one held is left out, as
-    /// a field typed differently in two places cannot be summed.
-    pub fn add_sum(&mut self, field: &str, sum: Sum) {
-        let f = self.fields.entry(field.to_string()).or_default();
+    /// Adds values of `field` in tag set `tags` (one value, or a node's own sum of several)
+    /// to its sum of their type: integers wrap, floats add.
+    pub fn add_sum(&mut self, tags: &Tags, field: &str, sum: Sum) {
+        let kind = match sum {
+            Sum::Integer(_) => FieldKind::Integer,
+            Sum::Float(_) => FieldKind::Float,
+        };
+        let f = self
+            .fields
+            .entry((tag_set(tags), field.to_string(), kind))
+            .or_default();
         f.sum = match (f.sum, sum) {
             (None, s) => Some(s),
             (Some(Sum::Integer(a)), Sum::Integer(b)) => Some(Sum::Integer(a.wrapping_add(b))),
@@ -240,85 +327,36 @@ impl Digest {
         self.fields.values().map(|f| f.count).max().unwrap_or(0)
     }
 
-    /// Whether two digests of the same window describe the same points, allowing float sums
-    /// the rounding error of adding their values in another order: at most `most` values
-    /// ([`most_values`]), or as many as a counted field says when that is more.
-    pub fn same(&self, other: &Digest, most: u64) -> bool {
-        let n = self.points().max(other.points()).max(most).max(1);
-        self.fields.len() == other.fields.len()
-            && self
-                .fields
-                .iter()
-                .zip(&other.fields)
-                .all(|((ka, a), (kb, b))| {
-                    ka == kb
-                        && a.count == b.count
-                        && match (a.sum, b.sum) {
-                            (Some(Sum::Float(x)), Some(Sum::Float(y))) => close_sums(x, y, n),
-                            (x, y) => x == y,
-                        }
-                })
+    /// Compares two digests of the same window, bit for bit. `floats_comparable`: both were
+    /// summed the same way (the same kind of node), so equal points give bit-equal float sums;
+    /// otherwise a float sum proves nothing either way.
+    pub fn compare(&self, other: &Digest, floats_comparable: bool) -> Comparison {
+        if self.fields.len() != other.fields.len() {
+            return Comparison::Differ;
+        }
+        let mut unsure = false;
+        for ((ka, a), (kb, b)) in self.fields.iter().zip(&other.fields) {
+            if ka != kb || a.count != b.count {
+                return Comparison::Differ;
+            }
+            match (a.sum, b.sum) {
+                (Some(Sum::Float(x)), Some(Sum::Float(y))) => {
+                    if !floats_comparable || !x.is_finite() || !y.is_finite() {
+                        unsure = true;
+                    } else if x.to_bits() != y.to_bits() {
+                        return Comparison::Differ;
+                    }
+                }
+                (x, y) if x != y => return Comparison::Differ,
+                _ => {}
+            }
+        }
+        if unsure {
+            Comparison::Unsure
+        } else {
+            Comparison::Equal
+        }
     }
-}
-
-/// At most how many bars of `interval` fit in a window of `window` ns — how many values a full
-/// digest's float sums add up, which bounds their rounding tolerance. Intervals are read as a
-/// count and a unit (`30s`, `1m`, `5min`, `1h`, `4H`, `1d`, `1D`, `1w`, `1hour`, `1day`; a
-/// bare unit is 1 of it; `M`, `mo`, `month` and `y` are months and years); any other form
-/// counts as one bar per second, so the tolerance errs on the tight side (a false alarm costs
-/// an exact comparison of the window, a loose tolerance could miss a change).
-pub fn most_values(interval: &str, window: Nanos) -> u64 {
-    const SECOND: i128 = 1_000_000_000;
-    const DAY: i128 = 86_400 * SECOND;
-    let per_second = || {
-        u64::try_from(i128::from(window.max(1)) / SECOND)
-            .unwrap_or(u64::MAX)
-            .max(1)
-    };
-    let text = interval.trim();
-    let split = text
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(text.len());
-    let (number, unit) = text.split_at(split);
-    let unit_ns: i128 = match unit {
-        "s" | "S" | "sec" | "secs" | "second" | "seconds" => SECOND,
-        "m" | "min" | "mins" | "minute" | "minutes" | "T" => 60 * SECOND,
-        "h" | "H" | "hr" | "hour" | "hours" => 3_600 * SECOND,
-        "d" | "D" | "day" | "days" => DAY,
-        "w" | "W" | "wk" | "week" | "weeks" => 7 * DAY,
-        // The shortest month and year: the most bars a window can hold.
-        "M" | "mo" | "mon" | "month" | "months" => 28 * DAY,
-        "y" | "Y" | "year" | "years" => 365 * DAY,
-        _ => return per_second(),
-    };
-    let n = if number.is_empty() {
-        Some(1)
-    } else {
-        number.parse::<i128>().ok().filter(|n| *n > 0)
-    };
-    let Some(n) = n else {
-        return per_second();
-    };
-    let Some(bar) = n.checked_mul(unit_ns) else {
-        return 1; // a bar longer than any window
-    };
-    let most = (i128::from(window.max(1)) + bar - 1) / bar;
-    u64::try_from(most.max(1)).unwrap_or(u64::MAX)
-}
-
-/// Whether two float sums of `n` values can be the same values added in another order:
-/// naive summation's error is at most about `n·ε·Σ|x|`; with `Σ|x|` unknown, `|sum|` stands in
-/// (market data is positive), with room to spare.
-fn close_sums(x: f64, y: f64, n: u64) -> bool {
-    if x == y {
-        return true;
-    }
-    if !x.is_finite() || !y.is_finite() {
-        return false;
-    }
-    let scale = x.abs().max(y.abs());
-    let tolerance = 8.0 * (n.max(1) as f64) * f64::EPSILON * scale;
-    (x - y).abs() <= tolerance
 }
 
 /// The start of the window of `window` nanoseconds (aligned to the epoch, as InfluxDB's
@@ -335,12 +373,13 @@ pub fn digest_points<'a>(
     points: impl IntoIterator<Item = &'a Point>,
     window: Nanos,
     depth: Depth,
+    key_field: &str,
     out: &mut BTreeMap<Nanos, Digest>,
 ) {
     for p in points {
         out.entry(window_start(p.time, window))
             .or_default()
-            .add(p, depth);
+            .add(p, depth, key_field);
     }
 }
 
@@ -385,106 +424,97 @@ mod tests {
     }
 
     #[test]
-    fn sums_in_another_order_match_and_one_changed_value_does_not() {
+    fn equal_is_bit_equal_and_one_changed_value_differs() {
         let values: Vec<f64> = (0..1440).map(|i| 100.0 + (i as f64) * 0.01 + 0.1).collect();
-        let mut fwd = Digest::default();
-        let mut rev = Digest::default();
-        for (i, v) in values.iter().enumerate() {
-            fwd.add(&bar(i as i64, *v, 1), Depth::Full);
-        }
-        for (i, v) in values.iter().enumerate().rev() {
-            rev.add(&bar(i as i64, *v, 1), Depth::Full);
-        }
-        assert!(fwd.same(&rev, 1440));
-        let mut changed = Digest::default();
-        for (i, v) in values.iter().enumerate() {
-            let v = if i == 700 { v + 0.0001 } else { *v };
-            changed.add(&bar(i as i64, v, 1), Depth::Full);
-        }
-        assert!(
-            !fwd.same(&changed, most_values("1m", 86_400_000_000_000)),
-            "a change of one tick in one bar of 1440 is seen"
-        );
-        // Cheap digests count the bars: the count bounds the tolerance.
-        let (mut a, mut b) = (Digest::default(), Digest::default());
-        for (i, v) in values.iter().enumerate() {
-            a.add(&bar(i as i64, *v, 1), Depth::Cheap);
-            b.add(&bar(i as i64, *v, 1), Depth::Cheap);
-        }
-        assert!(a.same(&b, 1));
-        b.add(&bar(5000, 1.0, 1), Depth::Cheap);
-        assert!(!a.same(&b, 1), "one bar more");
-        // An interval of a form not understood: one bar a second, a tight tolerance.
-        assert!(!fwd.same(&changed, most_values("1 minute bars", 86_400_000_000_000)));
-        // A counted field on a few bars does not tighten the bound below the interval's.
-        let (mut x, mut y) = (Digest::default(), Digest::default());
-        for (i, v) in values.iter().enumerate() {
-            x.add(&bar(i as i64, *v, 1), Depth::Full);
-        }
-        for (i, v) in values.iter().enumerate().rev() {
-            y.add(&bar(i as i64, *v, 1), Depth::Full);
-        }
-        x.add_count("note", 1);
-        y.add_count("note", 1);
-        assert!(x.same(&y, 1440));
-    }
-
-    #[test]
-    fn the_interval_bounds_the_values_in_a_window() {
-        const DAY: Nanos = 86_400_000_000_000;
-        for (interval, most) in [
-            ("1m", 1440),
-            ("5m", 288),
-            ("5min", 288),
-            ("1T", 1440),
-            ("30s", 2880),
-            ("1h", 24),
-            ("4H", 6),
-            ("1hour", 24),
-            ("1d", 1),
-            ("1D", 1),
-            ("day", 1),
-            ("1w", 1),
-            ("1M", 1),
-            ("1mo", 1),
-            ("7m", 206),
-            (" 1m ", 1440),
-        ] {
-            assert_eq!(most_values(interval, DAY), most, "{interval:?}");
-        }
-        assert_eq!(most_values("1d", 30 * DAY), 30);
-        assert_eq!(most_values("1w", 30 * DAY), 5, "rounded up");
-        // Forms not understood: one bar a second.
-        for other in ["tick", "m1", "0m", "", "-1m", "1 m", "daily"] {
-            assert_eq!(most_values(other, DAY), 86_400, "{other:?}");
-        }
-        assert_eq!(most_values("tick", 1), 1);
-        assert_eq!(most_values("99999999999999999999999d", DAY), 1);
+        let digest = |change: Option<(usize, f64)>| {
+            let mut d = Digest::default();
+            for (i, v) in values.iter().enumerate() {
+                let v = match change {
+                    Some((at, by)) if at == i => v + by,
+                    _ => *v,
+                };
+                d.add(&bar(i as i64, v, 1), Depth::Full, "close");
+            }
+            d
+        };
+        assert_eq!(digest(None).compare(&digest(None), true), Comparison::Equal);
+        // A change of one value far below the old rounding tolerance (8·n·ε·|Σ| ≈ 4e-7
+        // here) but above the last bit of the sum is seen: no tolerance.
         assert_eq!(
-            most_values(&format!("{}w", i128::MAX), DAY),
-            1,
-            "no overflow"
+            digest(None).compare(&digest(Some((700, 1e-9))), true),
+            Comparison::Differ
         );
-        assert_eq!(most_values("1s", Nanos::MAX), 9_223_372_037, "rounded up");
+        // Sums of another kind of node prove nothing either way: read the window.
+        assert_eq!(
+            digest(None).compare(&digest(None), false),
+            Comparison::Unsure
+        );
+        // A sum that is not finite proves nothing.
+        let (mut a, mut b) = (digest(None), digest(None));
+        a.add(&bar(5000, f64::INFINITY, 1), Depth::Full, "close");
+        b.add(&bar(5000, f64::INFINITY, 1), Depth::Full, "close");
+        assert_eq!(a.compare(&b, true), Comparison::Unsure);
+        // Counts and integer sums are exact whatever the nodes.
+        let (mut a, mut b) = (Digest::default(), Digest::default());
+        a.add(&bar(0, 1.0, 7), Depth::Cheap, "close");
+        b.add(&bar(0, 1.0, 7), Depth::Cheap, "close");
+        assert_eq!(a.compare(&b, false), Comparison::Equal);
+        b.add(&bar(1, 1.0, 7), Depth::Cheap, "close");
+        assert_eq!(a.compare(&b, false), Comparison::Differ, "one bar more");
     }
 
     #[test]
-    fn cheap_digests_count_close_and_full_ones_sum_every_number() {
+    fn tag_sets_and_field_types_are_kept_apart() {
+        let mut a = Digest::default();
+        a.add(&bar(0, 1.0, 7), Depth::Full, "close");
+        // The same bar under another value of an extra tag.
+        let mut moved = bar(0, 1.0, 7);
+        moved.tags = Arc::from(vec![
+            (Arc::<str>::from("symbol"), Arc::<str>::from("A")),
+            (Arc::from("venue"), Arc::from("X")),
+        ]);
+        let mut b = Digest::default();
+        b.add(&moved, Depth::Full, "close");
+        assert_eq!(a.compare(&b, true), Comparison::Differ);
+        // An integer rewritten as the float of the same value.
+        let mut retyped = bar(0, 1.0, 7);
+        retyped.fields[1].1 = FieldValue::Float(7.0);
+        let mut c = Digest::default();
+        c.add(&retyped, Depth::Full, "close");
+        assert_eq!(a.compare(&c, true), Comparison::Differ);
+        // Mixed types in one window are two entries, not a sum that drops one of them.
         let mut d = Digest::default();
-        d.add(&bar(0, 2.0, 7), Depth::Cheap);
+        d.add(&bar(0, 1.0, 7), Depth::Full, "close");
+        d.add(&retyped, Depth::Full, "close");
+        assert_eq!(d.fields.len(), 3, "{d:?}");
+    }
+
+    #[test]
+    fn cheap_digests_count_the_key_field_and_full_ones_sum_every_number() {
+        let tags = bar(0, 0.0, 0).tags;
+        let key = |f: &str, k: FieldKind| (tags.clone(), f.to_string(), k);
+        let mut d = Digest::default();
+        d.add(&bar(0, 2.0, 7), Depth::Cheap, "close");
         assert_eq!(d.fields.len(), 1, "{d:?}");
         assert_eq!(
-            d.fields["close"],
+            d.fields[&key("close", FieldKind::Float)],
             FieldDigest {
                 count: 1,
                 sum: None
             }
         );
         assert_eq!(d.points(), 1);
-        let mut f = Digest::default();
-        f.add(&bar(0, 2.0, 7), Depth::Full);
+        let mut v = Digest::default();
+        v.add(&bar(0, 2.0, 7), Depth::Cheap, "volume");
         assert_eq!(
-            f.fields["close"],
+            v.fields.keys().next().map(|k| k.1.as_str()),
+            Some("volume"),
+            "the key field is the schema's"
+        );
+        let mut f = Digest::default();
+        f.add(&bar(0, 2.0, 7), Depth::Full, "close");
+        assert_eq!(
+            f.fields[&key("close", FieldKind::Float)],
             FieldDigest {
                 count: 0,
                 sum: Some(Sum::Float(2.0))
@@ -492,7 +522,7 @@ mod tests {
             "a full digest sums numbers, it does not count them"
         );
         assert_eq!(
-            f.fields["volume"],
+            f.fields[&key("volume", FieldKind::Integer)],
             FieldDigest {
                 count: 0,
                 sum: Some(Sum::Integer(7))
@@ -507,26 +537,30 @@ mod tests {
             .collect();
         let mut whole = Digest::default();
         for p in &points {
-            whole.add(p, Depth::Full);
+            whole.add(p, Depth::Full, "close");
         }
-        // Two nodes' partial aggregates of the same window (e.g. two tag sets).
+        // A node's partial aggregates of the same window, in time order.
         let mut parts = Digest::default();
         for half in points.chunks(5) {
             let mut d = Digest::default();
             for p in half {
-                d.add(p, Depth::Full);
+                d.add(p, Depth::Full, "close");
             }
-            for (k, f) in &d.fields {
-                parts.add_count(k, f.count);
-                parts.add_sum(k, f.sum.unwrap());
+            for ((tags, field, kind), f) in &d.fields {
+                parts.add_count(tags, field, *kind, f.count);
+                parts.add_sum(tags, field, f.sum.unwrap());
             }
         }
-        assert!(whole.same(&parts, 10));
-        assert_eq!(
-            parts.fields["volume"], whole.fields["volume"],
-            "integers wrap exactly"
-        );
-        parts.add_count("gone", 0);
+        assert_eq!(parts.fields.len(), whole.fields.len());
+        let volume = |d: &Digest| {
+            d.fields
+                .iter()
+                .find(|(k, _)| k.1 == "volume")
+                .map(|(_, f)| *f)
+        };
+        assert_eq!(volume(&parts), volume(&whole), "integers wrap exactly");
+        let tags = points[0].tags.clone();
+        parts.add_count(&tags, "gone", FieldKind::String, 0);
         assert_eq!(parts.fields.len(), 2, "a count of zero adds no field");
     }
 

@@ -138,7 +138,14 @@ impl Node for MemoryNode {
             if points.is_empty() {
                 continue;
             }
-            digest_points(&points, window, depth, out.entry(s.clone()).or_default());
+            let key = &self.schema.key_field;
+            digest_points(
+                &points,
+                window,
+                depth,
+                key,
+                out.entry(s.clone()).or_default(),
+            );
         }
         Ok(out)
     }

@@ -103,6 +103,14 @@ pub trait Node: Send + Sync {
         depth: Depth,
     ) -> Result<Digests, NodeError>;
 
+    /// Which computation makes this node's digests. Float sums of two nodes are compared bit
+    /// for bit only when they name the same one (equal points summed in the same order);
+    /// otherwise windows holding float sums are read and compared exactly. The default is
+    /// the reference computation of [`digest::digest_points`].
+    fn digest_kind(&self) -> &'static str {
+        "reference"
+    }
+
     /// Deletes every point of `series` (all its tag sets) at exactly these timestamps;
     /// returns how many timestamps were asked to go (`times.len()`). Only reconciliation
     /// with `mirror_deletes` calls it.

@@ -16,7 +16,7 @@
 use super::{Engine, Selection, SyncControl, SyncError};
 use dms_core::ledger::{EventKind, ReconcileCounts, ReconcileDepth, Status};
 use dms_core::model::{BackupSeries, Batch, Nanos, Point, SeriesKey, TimeRange, format_nanos};
-use dms_core::node::digest::{Digest, fingerprint, most_values, window_start};
+use dms_core::node::digest::{Comparison, Digest, exact_fingerprint, window_start};
 use dms_core::node::{Depth, Digests, Node, NodeError};
 use dms_core::retry::{GaveUp, with_retry};
 use futures::StreamExt;
@@ -52,6 +52,12 @@ pub struct ReconcileRequest {
     pub run_id: Option<i64>,
     /// Stop starting new series after this (a scheduled pass's budget).
     pub deadline: Option<Instant>,
+    /// Start at this series (and come round to the ones before it): where the previous pass
+    /// of the same kind stopped, so a budget never keeps the tail of the list from a turn.
+    pub resume_from: Option<SeriesKey>,
+    /// Where each (backup, series) a task maintains starts: now − that task's
+    /// `initial_days` (the range the task keeps), instead of `range.start`.
+    pub starts: HashMap<BackupSeries, Nanos>,
 }
 
 /// Which windows a reconciliation compares, and how deeply.
@@ -189,6 +195,8 @@ impl ReconcileRequest {
             mirror_deletes,
             run_id: None,
             deadline: None,
+            resume_from: None,
+            starts: HashMap::new(),
         }
     }
 }
@@ -239,6 +247,8 @@ pub struct ReconcileReport {
     pub depth: ReconcileDepth,
     /// Whether every series was compared (false when the budget or shutdown cut it short).
     pub complete: bool,
+    /// When cut short: the first series not compared, where the next pass should start.
+    pub resume_from: Option<SeriesKey>,
     /// Series of the primary in scope.
     pub series: usize,
     /// One entry per backup.
@@ -288,7 +298,22 @@ impl Engine {
         ctl: &SyncControl,
     ) -> Result<ReconcileReport, SyncError> {
         let backups = self.select_backups(req.backups.as_deref())?;
-        let series = self.reconcile_series(&req.selection, ctl).await?;
+        // Digests cover the widest range asked for; each (backup, series) is then compared
+        // from its own start.
+        let default_start = req.range.start;
+        let widened = ReconcileRequest {
+            range: TimeRange::new(
+                req.starts.values().copied().fold(default_start, Nanos::min),
+                req.range.end,
+            ),
+            ..req.clone()
+        };
+        let req = &widened;
+        let mut series = self.reconcile_series(&req.selection, ctl).await?;
+        if let Some(from) = &req.resume_from {
+            let at = series.partition_point(|s| s < from);
+            series.rotate_left(at);
+        }
         let checkpoints = self.history.checkpoints().await?;
         let depth = if req.full.is_some() {
             ReconcileDepth::CheapAndFull
@@ -300,6 +325,7 @@ impl Engine {
             range_end: format_nanos(req.range.end),
             depth,
             complete: true,
+            resume_from: None,
             series: series.len(),
             backups: Vec::new(),
         };
@@ -319,9 +345,13 @@ impl Engine {
         if let Some(p) = &ctl.progress {
             p.planned(series.len() * backups.len());
         }
-        for chunk in series.chunks(CHUNK) {
-            if ctl.cancel.is_cancelled() || req.deadline.is_some_and(|d| Instant::now() >= d) {
+        for (i, chunk) in series.chunks(CHUNK).enumerate() {
+            // The budget stops a pass after its first chunk at the earliest: every pass makes
+            // progress, and the next one resumes after it.
+            let spent = i > 0 && req.deadline.is_some_and(|d| Instant::now() >= d);
+            if ctl.cancel.is_cancelled() || spent {
                 report.complete = false;
+                report.resume_from = chunk.first().cloned();
                 break;
             }
             // Every node computes its digests of the chunk at the same time.
@@ -360,6 +390,7 @@ impl Engine {
                             backup: b,
                             req,
                             ctl,
+                            default_start,
                         };
                         self.reconcile_backup(&on, chunk, &primary, &theirs, &checkpoints, r)
                             .await
@@ -479,6 +510,7 @@ impl Engine {
         out: &mut BackupReconcile,
     ) -> Result<(), GaveUp<NodeError>> {
         let (backup, req) = (on.backup, on.req);
+        let comparable = self.primary.digest_kind() == backup.digest_kind();
         let empty = BTreeMap::new();
         let no_digest = Digest::default();
         for s in series {
@@ -497,27 +529,32 @@ impl Engine {
             let Some(end) = cp.max(held).map(|e| e.min(req.range.end)) else {
                 continue;
             };
-            if end < req.range.start {
+            let start = req.starts.get(&key).copied().unwrap_or(on.default_start);
+            if end < start {
                 continue;
             }
             out.counts.series += 1;
-            // How many values a window's float sums can add up: their rounding tolerance.
-            let most = most_values(&s.interval, req.window);
             let mut starts: Vec<Nanos> = mine.keys().chain(other.keys()).copied().collect();
             starts.sort_unstable();
             starts.dedup();
-            for ws in starts.into_iter().filter(|w| *w <= end) {
+            let last_before = window_start(start, req.window);
+            for ws in starts
+                .into_iter()
+                .filter(|w| *w <= end && *w >= last_before)
+            {
                 out.counts.windows += 1;
                 // A window one node has no digest for is empty there (a node may answer an
                 // empty digest where the other answers nothing, e.g. a series without `close`
                 // at cheap depth); empty on one side and not the other differs.
                 let a = mine.get(&ws).unwrap_or(&no_digest);
                 let b = other.get(&ws).unwrap_or(&no_digest);
-                if a.same(b, most) {
+                // Equal only bit for bit; a window whose float sums cannot be compared so
+                // (another kind of node, a sum that is not finite) is read exactly.
+                if a.compare(b, comparable) == Comparison::Equal {
                     continue;
                 }
                 let we = ws.saturating_add(req.window - 1).min(end);
-                let range = TimeRange::new(ws.max(req.range.start), we);
+                let range = TimeRange::new(ws.max(start), we);
                 self.repair_window(on, &key, cp.unwrap_or(Nanos::MAX), range, out)
                     .await?;
             }
@@ -728,7 +765,7 @@ impl Engine {
                 while let Some(batch) = stream.next().await {
                     for p in batch?.points {
                         let e = out.entry(p.time).or_default();
-                        *e = e.wrapping_add(fingerprint(&p));
+                        *e = e.wrapping_add(exact_fingerprint(&p));
                     }
                 }
                 Ok(out)
@@ -829,6 +866,8 @@ struct OnBackup<'a> {
     backup: &'a Arc<dyn Node>,
     req: &'a ReconcileRequest,
     ctl: &'a SyncControl,
+    /// Where a (backup, series) without a start of its own in `req.starts` is compared from.
+    default_start: Nanos,
 }
 
 /// Window starts of `range` (aligned to the epoch), for progress and budgeting.
