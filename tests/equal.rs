@@ -1185,3 +1185,30 @@ async fn a_budgeted_pass_resumes_where_the_last_one_stopped_and_says_it_was_cut_
     );
     assert_equal(&p, "backup1", &last).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_series_is_compared_over_the_range_of_the_task_that_maintains_it() {
+    // The global initial_days is 10; the task that maintains US.AAPL keeps 40 days.
+    let p = Project::with_sync(&sync_yaml(100, 2, "").replace("initial_days: 3650", "initial_days: 10"));
+    p.write(
+        "config/task.yaml",
+        "tasks:\n  - name: long\n    schedule: \"0 0 1 1 *\"\n    script: scripts/long.lua\n    initial_days: 40\n",
+    );
+    p.write(
+        "scripts/long.lua",
+        "function symbols() return {'US.AAPL'} end\nfunction intervals() return {'1d'} end\n",
+    );
+    let s = aapl();
+    let points = daily_to(40, today());
+    put(&*p.node("primary"), points.clone()).await;
+    let out = p.cli(&["task", "run", "long"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(all(&*p.node("backup1"), &s).await.len(), 40, "the task copied 40 days");
+    // A revision 30 days back on backup1: outside the global range, inside the task's.
+    put(&*p.node("backup1"), vec![nudged(&points[10], "close", 0.5)]).await;
+    let out = p.cli(&["verify", "--json"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let run = ok_json(&p, &["reconcile", "--json"]);
+    assert_eq!(reconciled(&run, "backup1")["differing"], 1, "{run:#}");
+    assert_equal(&p, "backup1", &s).await;
+}

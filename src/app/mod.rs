@@ -164,3 +164,24 @@ pub fn open_nodes(settings: &Settings) -> Result<Nodes, NodeError> {
         .collect::<Result<_, _>>()?;
     Ok(Nodes { primary, backups })
 }
+
+/// Where each (backup, series) that an enabled task maintains starts: now − the longest
+/// `initial_days` of those tasks (the range they keep), from the history's task scope. Verify
+/// and reconcile compare each series over that range.
+pub fn task_starts(
+    settings: &crate::config::Settings,
+    scope: Vec<crate::history::ScopeRow>,
+) -> std::collections::HashMap<crate::model::BackupSeries, crate::model::Nanos> {
+    let now = crate::model::now_nanos();
+    let mut out = std::collections::HashMap::new();
+    for r in scope {
+        if !settings.task(&r.task).is_some_and(|t| t.enabled) {
+            continue;
+        }
+        let start = now
+            .saturating_sub(i64::from(r.initial_days).saturating_mul(crate::model::NANOS_PER_DAY));
+        let e = out.entry(r.key).or_insert(start);
+        *e = (*e).min(start);
+    }
+    out
+}

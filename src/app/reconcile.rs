@@ -156,19 +156,7 @@ impl App {
     ) -> Result<std::collections::HashMap<crate::model::BackupSeries, crate::model::Nanos>, AppError>
     {
         let rows = self.history.read(|db| db.scope()).await?;
-        let now = crate::model::now_nanos();
-        let mut out = std::collections::HashMap::new();
-        for r in rows {
-            if !self.settings.task(&r.task).is_some_and(|t| t.enabled) {
-                continue;
-            }
-            let start = now.saturating_sub(
-                i64::from(r.initial_days).saturating_mul(crate::model::NANOS_PER_DAY),
-            );
-            let e = out.entry(r.key).or_insert(start);
-            *e = (*e).min(start);
-        }
-        Ok(out)
+        Ok(super::task_starts(&self.settings, rows))
     }
 }
 

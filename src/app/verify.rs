@@ -115,6 +115,11 @@ impl Verifier {
             window: scope.window,
             initial_days: self.settings.sync.initial_days,
             batch_size: self.settings.sync.batch_size,
+            starts: if path.exists() {
+                super::task_starts(&self.settings, history::read(path, |db| db.scope()).await?)
+            } else {
+                Default::default()
+            },
         };
         Ok(verify(&self.primary, &self.backups, &checkpoints, &req).await?)
     }

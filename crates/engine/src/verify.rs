@@ -29,6 +29,9 @@ pub struct VerifyRequest {
     pub window: Nanos,
     /// Days before now when `since` is unset.
     pub initial_days: u32,
+    /// Where each (backup, series) a task maintains starts when `since` is unset: now − that
+    /// task's `initial_days`.
+    pub starts: HashMap<BackupSeries, Nanos>,
     /// Points per read.
     pub batch_size: usize,
 }
@@ -281,7 +284,11 @@ pub async fn verify(
                 });
                 continue;
             }
-            let range = TimeRange::new(since, until);
+            let from = match req.since {
+                Some(s) => s,
+                None => req.starts.get(&key).copied().unwrap_or(since),
+            };
+            let range = TimeRange::new(from, until);
             if range.is_empty() {
                 continue;
             }
