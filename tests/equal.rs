@@ -1189,7 +1189,9 @@ async fn a_budgeted_pass_resumes_where_the_last_one_stopped_and_says_it_was_cut_
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn each_series_is_compared_over_the_range_of_the_task_that_maintains_it() {
     // The global initial_days is 10; the task that maintains US.AAPL keeps 40 days.
-    let p = Project::with_sync(&sync_yaml(100, 2, "").replace("initial_days: 3650", "initial_days: 10"));
+    let p = Project::with_sync(
+        &sync_yaml(100, 2, "").replace("initial_days: 3650", "initial_days: 10"),
+    );
     p.write(
         "config/task.yaml",
         "tasks:\n  - name: long\n    schedule: \"0 0 1 1 *\"\n    script: scripts/long.lua\n    initial_days: 40\n",
@@ -1203,12 +1205,85 @@ async fn each_series_is_compared_over_the_range_of_the_task_that_maintains_it() 
     put(&*p.node("primary"), points.clone()).await;
     let out = p.cli(&["task", "run", "long"]);
     assert!(out.status.success(), "{}", text(&out));
-    assert_eq!(all(&*p.node("backup1"), &s).await.len(), 40, "the task copied 40 days");
+    assert_eq!(
+        all(&*p.node("backup1"), &s).await.len(),
+        40,
+        "the task copied 40 days"
+    );
     // A revision 30 days back on backup1: outside the global range, inside the task's.
     put(&*p.node("backup1"), vec![nudged(&points[10], "close", 0.5)]).await;
     let out = p.cli(&["verify", "--json"]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     let run = ok_json(&p, &["reconcile", "--json"]);
     assert_eq!(reconciled(&run, "backup1")["differing"], 1, "{run:#}");
+    assert_equal(&p, "backup1", &s).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reconcile_exact_finds_what_no_digest_sees() {
+    use FieldValue::{Boolean, Float, Integer, String as Str};
+    let p = Project::new();
+    let today = today();
+    let s = SeriesKey::new("US.TXT", "1d");
+    let bar = |i: i64, status: &str, halted: bool, volume: i64| {
+        custom(
+            "US.TXT",
+            today - (30 - i) * DAY,
+            &[],
+            vec![
+                ("close", Float(10.0 + i as f64)),
+                ("volume", Integer(volume)),
+                ("status", Str(status.into())),
+                ("halted", Boolean(halted)),
+            ],
+        )
+    };
+    let points: Vec<Point> = (0..30).map(|i| bar(i, "open", false, 100 + i)).collect();
+    put(&*p.node("primary"), points.clone()).await;
+    ok_json(&p, &["sync", "--json"]);
+    let backup = p.node("backup1");
+    // A string revised, a boolean flipped, and two bars' volumes swapped inside one weekly
+    // window: every count and sum stays the same.
+    put(&*backup, vec![bar(3, "closed", false, 103)]).await;
+    put(&*backup, vec![bar(9, "open", true, 109)]).await;
+    let week = 7 * DAY;
+    let i = (15..29)
+        .find(|&i| {
+            dms::node::digest::window_start(points[i].time, week)
+                == dms::node::digest::window_start(points[i + 1].time, week)
+        })
+        .expect("two days in one week");
+    let (a, b) = (i as i64, i as i64 + 1);
+    put(
+        &*backup,
+        vec![
+            bar(a, "open", false, 100 + b),
+            bar(b, "open", false, 100 + a),
+        ],
+    )
+    .await;
+    p.write(
+        "config/sync.yaml",
+        &sync_yaml(100, 2, "reconcile:\n  window: 7d\n"),
+    );
+    let digests = ok_json(&p, &["reconcile", "--json", "--dry-run"]);
+    assert_eq!(
+        reconciled(&digests, "backup1")["differing"],
+        0,
+        "digests cannot see these"
+    );
+    let out = p.cli(&["reconcile", "--json", "--exact", "--dry-run"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let exact = json(&out);
+    let found = reconciled(&exact, "backup1");
+    assert_eq!(found["different"].as_u64().is_some(), false, "{found:#}");
+    let different: u64 = found["diffs"]
+        .as_array()
+        .expect("diffs")
+        .iter()
+        .map(|d| d["different"].as_u64().unwrap_or(0))
+        .sum();
+    assert_eq!(different, 4, "{found:#}");
+    ok_json(&p, &["reconcile", "--json", "--exact"]);
     assert_equal(&p, "backup1", &s).await;
 }

@@ -32,12 +32,17 @@ pub struct ReconcileCliArgs {
     #[arg(long)]
     pub since: Option<String>,
     /// End of the range (same forms); default now + future_tolerance. Each backup·series is
-    /// compared up to its checkpoint.
+    /// compared up to the later of its checkpoint and the newest data its backup holds.
     #[arg(long)]
     pub until: Option<String>,
     /// Compare and report; change nothing.
     #[arg(long)]
     pub dry_run: bool,
+    /// Read and compare every window point by point, whatever the digests say: sees what no
+    /// digest does (a string or boolean value changed, a point re-stamped inside its
+    /// window, values swapped), at the cost of reading everything.
+    #[arg(long)]
+    pub exact: bool,
     /// Which comparison: `complete` (full-field digests of every window), or one of the
     /// daemon's cheaper scheduled passes by hand: `recent` (full-field digests of the last
     /// reconcile.recent.days) or `history` (cheap digests of the range, full-field ones of
@@ -71,6 +76,7 @@ pub async fn run(config: &Path, args: ReconcileCliArgs) -> anyhow::Result<ExitCo
         since: when(&args.since)?,
         until: when(&args.until)?,
         dry_run: args.dry_run,
+        exact: args.exact,
     };
     let pass = match args.pass {
         PassArg::Complete => Pass::Complete,

@@ -234,6 +234,7 @@ async fn reconcile_repairs_an_old_change_and_never_deletes_what_only_a_backup_ho
         window: DAY,
         full: None,
         dry_run: false,
+        exact: false,
         mirror_deletes: true,
         run_id: None,
         deadline: None,

@@ -349,7 +349,9 @@ async fn reconcile(
 ) -> ApiResult<(StatusCode, Json<serde_json::Value>)> {
     let p = Params::new(
         q,
-        &["backup", "symbol", "interval", "since", "until", "dry_run"],
+        &[
+            "backup", "symbol", "interval", "since", "until", "dry_run", "exact",
+        ],
     )?;
     let nanos = |t: Option<chrono::DateTime<chrono::Utc>>| {
         t.map(|t| t.timestamp_nanos_opt().unwrap_or(i64::MIN))
@@ -361,6 +363,7 @@ async fn reconcile(
         since: nanos(p.time("since")?),
         until: nanos(p.time("until")?),
         dry_run: p.bool("dry_run")?.unwrap_or(false),
+        exact: p.bool("exact")?.unwrap_or(false),
     };
     if let Some(b) = &args.backups {
         d.app

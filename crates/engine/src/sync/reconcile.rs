@@ -46,6 +46,9 @@ pub struct ReconcileRequest {
     pub full: Option<TimeRange>,
     /// Compare and report, change nothing.
     pub dry_run: bool,
+    /// Read and compare every window that holds data point by point, whatever the digests
+    /// say (what no digest sees: strings, booleans, re-stamps, swaps).
+    pub exact: bool,
     /// Delete from the backups points the primary no longer has (inside compared windows).
     pub mirror_deletes: bool,
     /// Task run the history rows belong to.
@@ -129,6 +132,8 @@ pub struct ReconcileArgs {
     pub until: Option<Nanos>,
     /// Compare and report only.
     pub dry_run: bool,
+    /// Compare every window exactly, whatever the digests say.
+    pub exact: bool,
 }
 
 impl ReconcileRequest {
@@ -192,6 +197,7 @@ impl ReconcileRequest {
             window,
             full,
             dry_run: args.dry_run,
+            exact: args.exact,
             mirror_deletes,
             run_id: None,
             deadline: None,
@@ -550,7 +556,7 @@ impl Engine {
                 let b = other.get(&ws).unwrap_or(&no_digest);
                 // Equal only bit for bit; a window whose float sums cannot be compared so
                 // (another kind of node, a sum that is not finite) is read exactly.
-                if a.compare(b, comparable) == Comparison::Equal {
+                if !req.exact && a.compare(b, comparable) == Comparison::Equal {
                     continue;
                 }
                 let we = ws.saturating_add(req.window - 1).min(end);
