@@ -753,3 +753,96 @@ async fn back_filled_minute_bars_are_found_and_copied_by_reconcile_on_influxdb()
     assert_eq!(missing, [390, 10], "{r:#?}");
     assert_same_points(&*primary, &*backup, std::slice::from_ref(&key)).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn digests_see_retags_and_tiny_changes_and_exact_passes_see_strings_on_influxdb() {
+    let Some(s) = servers(2).await else { return };
+    let opts = Options {
+        batch_size: 5000,
+        extra_yaml: "reconcile:\n  mirror_deletes: true\n".into(),
+        ..Options::default()
+    };
+    let schema = opts.schema();
+    let (pt, bt) = (Target::on(&s[0], "market"), Target::on(&s[1], "copy"));
+    let primary = node("primary", &pt, &schema);
+    let backup = node("backup1", &bt, &schema);
+    let key = SeriesKey::new("US.BIG", "1d");
+    let (measurement, tags) = schema.identity(&key);
+    let bar = |i: i64, venue: &str, big: f64, status: &str| {
+        let mut t = tags.to_vec();
+        t.push((Arc::from("venue"), Arc::from(venue)));
+        t.sort();
+        Point {
+            measurement: measurement.clone(),
+            tags: t.into(),
+            fields: vec![
+                (Arc::from("close"), FieldValue::Float(10.0 + i as f64)),
+                (Arc::from("big"), FieldValue::Float(big)),
+                (Arc::from("status"), FieldValue::String(status.into())),
+            ],
+            time: today() - (40 - i) * DAY,
+        }
+    };
+    let big = |i: i64| 1.0e9 + i as f64 * 0.37;
+    let points: Vec<Point> = (0..40).map(|i| bar(i, "X", big(i), "open")).collect();
+    put(&*primary, points.clone()).await;
+    let project = Project::new(&pt, std::slice::from_ref(&bt), &opts);
+    let d = daemon(&project);
+    let app = &d.app;
+    assert_eq!(sync(app, Selection::all()).await.status, Status::Success);
+    // Day 5 moved to another venue; day 20 a few bits off near 1e9 (far below the old
+    // float tolerance); day 30's string revised (no digest sees it); a series only the
+    // backup holds.
+    backup
+        .delete(&key, &[points[5].time])
+        .await
+        .expect("delete");
+    put(&*backup, vec![bar(5, "Y", big(5), "open")]).await;
+    put(
+        &*backup,
+        vec![bar(20, "X", f64::from_bits(big(20).to_bits() + 3), "open")],
+    )
+    .await;
+    put(&*backup, vec![bar(30, "X", big(30), "halted")]).await;
+    let gone = SeriesKey::new("US.GONE", "1d");
+    put(&*backup, bars_to("US.GONE", "1d", 2, today(), DAY)).await;
+
+    let run = reconcile(app, true).await;
+    let r = counts(&run, "backup1");
+    let starts: Vec<&str> = r.diffs.iter().map(|d| d.window_start.as_str()).collect();
+    let day = |i: usize| format_nanos(points[i].time);
+    assert!(starts.contains(&day(5).as_str()), "the re-tag: {r:#?}");
+    assert!(
+        starts.contains(&day(20).as_str()),
+        "the tiny change: {r:#?}"
+    );
+    assert!(
+        !starts.contains(&day(30).as_str()),
+        "a string is for exact passes: {r:#?}"
+    );
+    assert!(
+        r.diffs.iter().any(|d| d.key.series == gone),
+        "the backup-only series: {r:#?}"
+    );
+
+    let exact = app
+        .reconcile(
+            &ReconcileArgs {
+                exact: true,
+                ..ReconcileArgs::default()
+            },
+            Pass::Complete,
+            Trigger::Manual,
+            &SyncControl::default(),
+        )
+        .await
+        .expect("reconcile");
+    let r = counts(&exact, "backup1");
+    assert!(
+        r.diffs.iter().any(|d| d.window_start == day(30)),
+        "the exact pass finds the string: {r:#?}"
+    );
+    // Repaired (the backup-only series is kept: it may be the only copy there is).
+    assert_same_points(&*primary, &*backup, std::slice::from_ref(&key)).await;
+    assert_eq!(dump(&*backup, &gone).await.len(), 2);
+}

@@ -4,16 +4,29 @@
 use serde::de::{Deserialize, Deserializer, Error};
 use std::time::Duration;
 
+/// A single value that breaks a rule, in words: what serde's `custom` error carries to the
+/// file, line and column of the value (see [`crate::ConfigError::Parse`]).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct Invalid(pub String);
+
+impl std::ops::Deref for Invalid {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
 /// Expands `${VAR}` references from the environment. `$$` is a literal `$`.
 ///
 /// # Errors
 /// A message naming the variable when it is unset or the reference is not closed.
-pub fn expand_env(s: &str) -> Result<String, String> {
+pub fn expand_env(s: &str) -> Result<String, Invalid> {
     expand_with(s, |name| std::env::var(name).ok())
 }
 
 /// [`expand_env`] with an injected look-up, for tests.
-pub fn expand_with(s: &str, lookup: impl Fn(&str) -> Option<String>) -> Result<String, String> {
+pub fn expand_with(s: &str, lookup: impl Fn(&str) -> Option<String>) -> Result<String, Invalid> {
     let mut out = String::with_capacity(s.len());
     let mut rest = s;
     while let Some(pos) = rest.find('$') {
@@ -25,17 +38,19 @@ pub fn expand_with(s: &str, lookup: impl Fn(&str) -> Option<String>) -> Result<S
         } else if let Some(r) = after.strip_prefix('{') {
             let end = r
                 .find('}')
-                .ok_or_else(|| format!("unclosed ${{ in {s:?}"))?;
+                .ok_or_else(|| Invalid(format!("unclosed ${{ in {s:?}")))?;
             let name = &r[..end];
             let valid =
                 !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
             if !valid {
-                return Err(format!(
+                return Err(Invalid(format!(
                     "${{{name}}} is not a valid environment variable name"
-                ));
+                )));
             }
             let value = lookup(name).ok_or_else(|| {
-                format!("environment variable {name} is not set (referenced as ${{{name}}})")
+                Invalid(format!(
+                    "environment variable {name} is not set (referenced as ${{{name}}})"
+                ))
             })?;
             out.push_str(&value);
             rest = &r[end + 1..];
@@ -72,13 +87,13 @@ macro_rules! checked {
     (@entry $d:ident, u64, $v:ident) => { $d.deserialize_any($v) };
     (@visit str, $out:ty, $name:ident, |$v:ident| $check:expr) => {
         fn visit_str<E: Error>(self, $v: &str) -> Result<$name, E> {
-            let r: Result<$out, String> = $check;
+            let r: Result<$out, Invalid> = $check;
             r.map($name).map_err(E::custom)
         }
     };
     (@visit f64, $out:ty, $name:ident, |$v:ident| $check:expr) => {
         fn visit_f64<E: Error>(self, $v: f64) -> Result<$name, E> {
-            let r: Result<$out, String> = $check;
+            let r: Result<$out, Invalid> = $check;
             r.map($name).map_err(E::custom)
         }
         fn visit_u64<E: Error>(self, n: u64) -> Result<$name, E> {
@@ -90,7 +105,7 @@ macro_rules! checked {
     };
     (@visit u64, $out:ty, $name:ident, |$v:ident| $check:expr) => {
         fn visit_u64<E: Error>(self, $v: u64) -> Result<$name, E> {
-            let r: Result<$out, String> = $check;
+            let r: Result<$out, Invalid> = $check;
             r.map($name).map_err(E::custom)
         }
         fn visit_i64<E: Error>(self, n: i64) -> Result<$name, E> {
@@ -119,7 +134,7 @@ checked!(
     u64,
     "a whole number of at least 1",
     |v: u64| if v == 0 {
-        Err("must be at least 1".to_string())
+        Err(Invalid("must be at least 1".to_string()))
     } else {
         Ok(v)
     }
@@ -129,9 +144,12 @@ checked!(
 macro_rules! bounded {
     ($name:ident, $fn:ident, $max:expr, $what:literal) => {
         checked!($name, u64, "a whole number", |v: u64| if v == 0 {
-            Err("must be at least 1".to_string())
+            Err(Invalid("must be at least 1".to_string()))
         } else if v > $max {
-            Err(format!("{v} is too large: at most {} ({})", $max, $what))
+            Err(Invalid(format!(
+                "{v} is too large: at most {} ({})",
+                $max, $what
+            )))
         } else {
             Ok(v)
         });
@@ -161,9 +179,9 @@ checked!(
     |v: f64| if v.is_finite() && v > 0.0 && v <= 876_000.0 {
         Ok(v)
     } else {
-        Err(format!(
+        Err(Invalid(format!(
             "{v} is not a number of hours from more than 0 to 876000 (a hundred years)"
-        ))
+        )))
     }
 );
 
@@ -175,7 +193,7 @@ pub fn hours<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
 checked!(Timeout, Duration, "a number of seconds", |v: f64| {
     to_duration(v).and_then(|d| {
         if d.is_zero() {
-            Err("must be more than 0 seconds".to_string())
+            Err(Invalid("must be more than 0 seconds".to_string()))
         } else {
             Ok(d)
         }
@@ -189,9 +207,9 @@ pub fn timeout<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
 
 checked!(Zone, chrono_tz::Tz, "an IANA time zone name", |v: str| v
     .parse::<chrono_tz::Tz>()
-    .map_err(|_| format!(
+    .map_err(|_| Invalid(format!(
         "unknown time zone {v:?}: use an IANA name such as America/New_York or UTC"
-    )));
+    ))));
 checked!(Cron, CronExpr, "a cron expression", |v: str| {
     CronExpr::parse(v)
 });
@@ -268,21 +286,23 @@ pub fn span<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
 /// overflow the clock arithmetic they feed).
 pub const MAX_DURATION: Duration = Duration::from_secs(10 * 365 * 86_400);
 
-fn to_duration(v: f64) -> Result<Duration, String> {
+fn to_duration(v: f64) -> Result<Duration, Invalid> {
     if !v.is_finite() || v < 0.0 {
-        return Err(format!("{v} is not a duration: give seconds, 0 or more"));
+        return Err(Invalid(format!(
+            "{v} is not a duration: give seconds, 0 or more"
+        )));
     }
-    let d = Duration::try_from_secs_f64(v).map_err(|e| format!("{v} seconds: {e}"))?;
+    let d = Duration::try_from_secs_f64(v).map_err(|e| Invalid(format!("{v} seconds: {e}")))?;
     within_max(d)
 }
 
-fn within_max(d: Duration) -> Result<Duration, String> {
+fn within_max(d: Duration) -> Result<Duration, Invalid> {
     if d > MAX_DURATION {
-        return Err(format!(
+        return Err(Invalid(format!(
             "{} seconds is too long: at most {} (ten years)",
             d.as_secs_f64(),
             MAX_DURATION.as_secs()
-        ));
+        )));
     }
     Ok(d)
 }
@@ -308,7 +328,7 @@ impl CronExpr {
     ///
     /// # Errors
     /// What is wrong, in words: the field count, or the field and value that is out of range.
-    pub fn parse(text: &str) -> Result<CronExpr, String> {
+    pub fn parse(text: &str) -> Result<CronExpr, Invalid> {
         let expr = match text.trim() {
             m if m.starts_with('@') => macro_fields(m)?,
             t => t,
@@ -317,23 +337,26 @@ impl CronExpr {
             5 => format!("0 {expr}"),
             6 | 7 => expr.split_whitespace().collect::<Vec<_>>().join(" "),
             0 => {
-                return Err(format!("the cron expression is empty: {ACCEPTED_SHAPES}"));
+                return Err(Invalid(format!(
+                    "the cron expression is empty: {ACCEPTED_SHAPES}"
+                )));
             }
             n => {
                 let fields = if n == 1 { "field" } else { "fields" };
-                return Err(format!(
+                return Err(Invalid(format!(
                     "cron expression {text:?} has {n} {fields}: {ACCEPTED_SHAPES}"
-                ));
+                )));
             }
         };
-        check_fields(&full).map_err(|why| format!("invalid cron expression {text:?}: {why}"))?;
+        check_fields(&full)
+            .map_err(|why| Invalid(format!("invalid cron expression {text:?}: {why}")))?;
         let full = standard_weekdays(&full)
-            .map_err(|why| format!("invalid cron expression {text:?}: {why}"))?;
+            .map_err(|why| Invalid(format!("invalid cron expression {text:?}: {why}")))?;
         let schedule = full.parse::<cron::Schedule>().map_err(|e| {
             // Not expected after check_fields; the crate's own words, as a last resort.
             let why = e.to_string();
             let why = why.lines().last().unwrap_or("").trim().to_string();
-            format!("invalid cron expression {text:?}: {why}")
+            Invalid(format!("invalid cron expression {text:?}: {why}"))
         })?;
         Ok(CronExpr {
             text: text.to_string(),
@@ -348,7 +371,7 @@ const ACCEPTED_SHAPES: &str = "use 5 fields (minute hour day-of-month month day-
      (@midnight), @weekly, @monthly, @yearly (@annually)";
 
 /// The 5 fields a macro stands for (standard cron's meaning; `@weekly` is Sunday at 00:00).
-fn macro_fields(name: &str) -> Result<&'static str, String> {
+fn macro_fields(name: &str) -> Result<&'static str, Invalid> {
     Ok(match name.to_ascii_lowercase().as_str() {
         "@hourly" => "0 * * * *",
         "@daily" | "@midnight" => "0 0 * * *",
@@ -356,16 +379,16 @@ fn macro_fields(name: &str) -> Result<&'static str, String> {
         "@monthly" => "0 0 1 * *",
         "@yearly" | "@annually" => "0 0 1 1 *",
         "@reboot" => {
-            return Err(
+            return Err(Invalid(
                 "@reboot is not a schedule dms can keep: use catch_up to run after downtime"
                     .to_string(),
-            );
+            ));
         }
         _ => {
-            return Err(format!(
+            return Err(Invalid(format!(
                 "unknown cron macro {name:?}: use @hourly, @daily (@midnight), @weekly, \
                  @monthly or @yearly (@annually)"
-            ));
+            )));
         }
     })
 }
@@ -476,7 +499,7 @@ const FIELDS: [FieldSpec; 7] = [
 /// Checks every field of a 6- or 7-field expression against standard cron's ranges, so a
 /// mistake is named in words ("hour 24 is out of range 0–23") rather than in the `cron`
 /// crate's.
-fn check_fields(full: &str) -> Result<(), String> {
+fn check_fields(full: &str) -> Result<(), Invalid> {
     for (field, spec) in full.split_whitespace().zip(&FIELDS) {
         for part in field.split(',') {
             check_part(part, spec)?;
@@ -485,12 +508,12 @@ fn check_fields(full: &str) -> Result<(), String> {
     Ok(())
 }
 
-fn check_part(part: &str, spec: &FieldSpec) -> Result<(), String> {
+fn check_part(part: &str, spec: &FieldSpec) -> Result<(), Invalid> {
     let what = spec.what;
     if part.is_empty() {
-        return Err(format!(
+        return Err(Invalid(format!(
             "the {what} field has an empty item (two commas, or one at an end)"
-        ));
+        )));
     }
     let (range, step) = match part.split_once('/') {
         Some((r, s)) => (r, Some(s)),
@@ -500,16 +523,16 @@ fn check_part(part: &str, spec: &FieldSpec) -> Result<(), String> {
         "*" => {}
         "?" if spec.any => {}
         "?" => {
-            return Err(format!(
+            return Err(Invalid(format!(
                 "? (any) is only for the day fields, not the {what}"
-            ));
+            )));
         }
         r => match r.split_once('-') {
             Some((a, b)) => {
                 // 7 closes a weekday range as Sunday at the end of the week (5-7).
                 let (from, to) = (value(a, spec)?, value(b, spec)?);
                 if from > to {
-                    return Err(format!("{what} range {r} runs backwards"));
+                    return Err(Invalid(format!("{what} range {r} runs backwards")));
                 }
             }
             None => {
@@ -521,8 +544,8 @@ fn check_part(part: &str, spec: &FieldSpec) -> Result<(), String> {
         let most = (spec.max - spec.min).max(1);
         match s.parse::<u32>() {
             Ok(n) if (1..=most).contains(&n) => {}
-            Ok(n) => return Err(format!("{what} step {n} is out of range 1–{most}")),
-            Err(_) => return Err(format!("{what} step {s:?} is not a whole number")),
+            Ok(n) => return Err(Invalid(format!("{what} step {n} is out of range 1–{most}"))),
+            Err(_) => return Err(Invalid(format!("{what} step {s:?} is not a whole number"))),
         }
     }
     Ok(())
@@ -530,7 +553,7 @@ fn check_part(part: &str, spec: &FieldSpec) -> Result<(), String> {
 
 /// One value of a field: a number in its range or one of its names (`Mon`, `Monday`, `Jan`,
 /// `January`, any case), as its number (weekdays: 0 = Sunday, months: 1 = January).
-fn value(t: &str, spec: &FieldSpec) -> Result<u32, String> {
+fn value(t: &str, spec: &FieldSpec) -> Result<u32, Invalid> {
     let what = spec.what;
     if let Ok(n) = t.parse::<u32>() {
         if n < spec.min || n > spec.max {
@@ -539,22 +562,25 @@ fn value(t: &str, spec: &FieldSpec) -> Result<u32, String> {
             } else {
                 ""
             };
-            return Err(format!(
+            return Err(Invalid(format!(
                 "{what} {n} is out of range {}–{}{sunday}",
                 spec.min, spec.max
-            ));
+            )));
         }
         return Ok(n);
     }
     if spec.names.is_empty() {
-        return Err(format!("{what} {t:?} is not a number ({})", spec.hint));
+        return Err(Invalid(format!(
+            "{what} {t:?} is not a number ({})",
+            spec.hint
+        )));
     }
     let upper = t.to_ascii_uppercase();
     spec.names
         .iter()
         .position(|names| names.split(' ').any(|n| n == upper))
         .map(|i| spec.min + i as u32)
-        .ok_or_else(|| format!("{what} {t:?} is not {}", spec.hint))
+        .ok_or_else(|| Invalid(format!("{what} {t:?} is not {}", spec.hint)))
 }
 
 const DAY_NAMES: [&str; 7] = ["SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT"];
@@ -562,7 +588,7 @@ const DAY_NAMES: [&str; 7] = ["SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT"];
 /// Rewrites numeric days of week (standard cron: 0 or 7 = Sunday, 1 = Monday … 6 = Saturday)
 /// as names, because the `cron` crate counts 1 = Sunday; `1-5` means Monday to Friday, as
 /// everywhere else. `full` has seconds first (6 or 7 fields).
-fn standard_weekdays(full: &str) -> Result<String, String> {
+fn standard_weekdays(full: &str) -> Result<String, Invalid> {
     let mut fields: Vec<String> = full.split_whitespace().map(str::to_string).collect();
     let Some(dow) = fields.get_mut(5) else {
         return Ok(full.to_string());
@@ -576,10 +602,9 @@ fn standard_weekdays(full: &str) -> Result<String, String> {
         let (range, step) = match part.split_once('/') {
             Some((r, s)) => (
                 r,
-                s.parse::<usize>()
-                    .ok()
-                    .filter(|s| *s > 0)
-                    .ok_or_else(|| format!("day of week step {s:?} must be a positive number"))?,
+                s.parse::<usize>().ok().filter(|s| *s > 0).ok_or_else(|| {
+                    Invalid(format!("day of week step {s:?} must be a positive number"))
+                })?,
             ),
             None => (part, 1),
         };
@@ -593,7 +618,9 @@ fn standard_weekdays(full: &str) -> Result<String, String> {
             },
         };
         if from > to {
-            return Err(format!("day of week range {range:?} runs backwards"));
+            return Err(Invalid(format!(
+                "day of week range {range:?} runs backwards"
+            )));
         }
         for d in (from..=to).step_by(step) {
             set[d % 7] = true;

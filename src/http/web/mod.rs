@@ -18,6 +18,7 @@
 
 mod cron;
 mod failures;
+mod format;
 mod page;
 
 use super::auth::{Access, access};
