@@ -55,35 +55,19 @@ impl Tip {
 /// as `10` and the tips look-up reads values without asking for field types. Fingerprints of
 /// the points that share a timestamp are added (wrapping), so their order does not matter.
 pub fn fingerprint(p: &Point) -> u64 {
-    let mut h = Fnv::default();
-    h.bytes(p.measurement.as_bytes());
-    let mut tags: Vec<_> = p.tags.iter().collect();
-    tags.sort();
-    for (k, v) in tags {
-        h.bytes(k.as_bytes());
-        h.bytes(v.as_bytes());
-    }
-    let mut fields: Vec<_> = p.fields.iter().collect();
-    fields.sort_by(|a, b| a.0.cmp(&b.0));
-    for (k, v) in fields {
-        h.bytes(k.as_bytes());
-        match v {
-            FieldValue::Float(f) => match integral(*f) {
-                Some(i) => h.tagged(1, &i.to_le_bytes()),
-                None => h.tagged(0, &f.to_bits().to_le_bytes()),
-            },
-            FieldValue::Integer(i) => h.tagged(1, &i.to_le_bytes()),
-            FieldValue::String(s) => h.tagged(2, s.as_bytes()),
-            FieldValue::Boolean(b) => h.tagged(3, &[u8::from(*b)]),
-        }
-    }
-    h.0
+    point_hash(p, false)
 }
 
 /// [`fingerprint`] that also tells the types apart: a float is its bits, never the integer it
 /// equals. For exact comparisons of points read with their types (reconciliation's window
 /// reads), where an integer field rewritten as a float must show.
 pub fn exact_fingerprint(p: &Point) -> u64 {
+    point_hash(p, true)
+}
+
+/// The FNV hash of a point's measurement, sorted tags and sorted typed fields; `typed`: a
+/// float is always its bits (else an integral float hashes as the integer it equals).
+fn point_hash(p: &Point, typed: bool) -> u64 {
     let mut h = Fnv::default();
     h.bytes(p.measurement.as_bytes());
     let mut tags: Vec<_> = p.tags.iter().collect();
@@ -97,7 +81,10 @@ pub fn exact_fingerprint(p: &Point) -> u64 {
     for (k, v) in fields {
         h.bytes(k.as_bytes());
         match v {
-            FieldValue::Float(f) => h.tagged(0, &f.to_bits().to_le_bytes()),
+            FieldValue::Float(f) => match integral(*f).filter(|_| !typed) {
+                Some(i) => h.tagged(1, &i.to_le_bytes()),
+                None => h.tagged(0, &f.to_bits().to_le_bytes()),
+            },
             FieldValue::Integer(i) => h.tagged(1, &i.to_le_bytes()),
             FieldValue::String(s) => h.tagged(2, s.as_bytes()),
             FieldValue::Boolean(b) => h.tagged(3, &[u8::from(*b)]),
