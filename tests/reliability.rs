@@ -317,3 +317,256 @@ async fn network_faults_fail_clearly_or_retry_and_a_later_sync_converges() {
         checkpoints_never_ahead(&cfg.history, &backups, &series).await;
     }
 }
+
+/// Damages `backup` the ways reconciliation repairs (changed values, a dropped field, missing
+/// points, points the primary no longer has before its newest) and adds what it must never
+/// delete: a point past the primary's newest and a series only the backup holds. Returns the
+/// points that are the only copies there are.
+async fn damage(
+    primary: &dyn Node,
+    backup: &dyn Node,
+    series: &[SeriesKey],
+    round: i64,
+) -> Vec<dms::model::Point> {
+    use dms::model::{Batch, FieldValue, TimeRange};
+    use futures::TryStreamExt;
+    let mut only_copies = Vec::new();
+    for (k, s) in series.iter().enumerate() {
+        let batches: Vec<Batch> = primary
+            .read(s, TimeRange::new(i64::MIN, i64::MAX), 10_000)
+            .try_collect()
+            .await
+            .unwrap();
+        let points: Vec<dms::model::Point> = batches.into_iter().flat_map(|b| b.points).collect();
+        let mut changed = Vec::new();
+        let mut gone = Vec::new();
+        for (i, p) in points.iter().enumerate().skip(k % 5) {
+            match i % 23 {
+                0 => {
+                    let mut q = p.clone();
+                    for f in q.fields.iter_mut() {
+                        if let FieldValue::Float(x) = &mut f.1 {
+                            *x += 0.25 + round as f64;
+                        }
+                    }
+                    changed.push(q);
+                }
+                7 => gone.push(p.time),
+                13 => {
+                    // A field the primary does not have: only a replace removes it.
+                    let mut q = p.clone();
+                    q.fields
+                        .push((Arc::from("stale"), FieldValue::Integer(round)));
+                    changed.push(q);
+                }
+                19 => {
+                    // A point between two bars: extra, and before the primary's newest.
+                    let mut q = p.clone();
+                    q.time += 1;
+                    changed.push(q);
+                }
+                _ => {}
+            }
+        }
+        backup.delete(s, &gone).await.unwrap();
+        let newest = points.last().map(|p| p.time).unwrap_or(0);
+        let mut past = points.last().cloned().unwrap();
+        past.time = newest + 3_600 * dms::model::NANOS_PER_SEC + round;
+        only_copies.push(past.clone());
+        changed.push(past);
+        backup.write(Arc::new(Batch::new(changed))).await.unwrap();
+    }
+    let lone = crate::helper::project::bars(
+        &format!("ONLY.{round}"),
+        "1m",
+        3,
+        dms::model::now_nanos() / 60_000_000_000 * 60_000_000_000,
+        60 * dms::model::NANOS_PER_SEC,
+    );
+    backup
+        .write(Arc::new(Batch::new(lone.clone())))
+        .await
+        .unwrap();
+    only_copies.extend(lone);
+    only_copies
+}
+
+/// Every point in `points` is still on `node`, as it was.
+async fn still_held(node: &dyn Node, points: &[dms::model::Point], what: &str) {
+    use dms::model::TimeRange;
+    use futures::TryStreamExt;
+    let schema = Schema::default();
+    for p in points {
+        let s = schema.series_of(p).expect("a series");
+        let held: Vec<dms::model::Batch> = node
+            .read(&s, TimeRange::new(p.time, p.time), 100)
+            .try_collect()
+            .await
+            .unwrap();
+        assert!(
+            held.iter()
+                .flat_map(|b| &b.points)
+                .any(|q| q.time == p.time),
+            "{what}: the only copy of {s} at {} was deleted",
+            p.time
+        );
+    }
+}
+
+/// Reconciles (with `mirror_deletes`) and kills it at random moments, damaging the backup
+/// again after every run that finishes. After every kill: no only copy was deleted and no
+/// checkpoint is ahead of its backup; `holes` also checks that no point the backup held at a
+/// timestamp of the primary went missing (SQLite replaces in one transaction; InfluxDB's
+/// replace deletes then writes, so a kill in between can leave a hole there, which the primary
+/// still fills). At the end an unkilled reconcile leaves the backup equal to the primary
+/// wherever the primary has data.
+async fn reconcile_killed_at_random_moments(
+    cfg: &Path,
+    history: &Path,
+    primary: Arc<dyn Node>,
+    backup: Arc<dyn Node>,
+    series: &[SeriesKey],
+    holes: bool,
+    what: &str,
+) {
+    let seed = dms::model::now_nanos() as u64;
+    eprintln!("{what}: reconcile crash-loop seed {seed}");
+    let mut rng = dms::sample::Rng::from_key(&seed.to_string());
+    let status = dms(cfg, &["sync"]).status().unwrap();
+    assert!(status.success());
+    let mut only = damage(primary.as_ref(), backup.as_ref(), series, 1).await;
+    let (mut kills, mut finished) = (0, 0);
+    let started = Instant::now();
+    while kills < 12 && started.elapsed() < Duration::from_secs(150) {
+        let before: Vec<(SeriesKey, Vec<i64>)> = if holes {
+            let mut v = Vec::new();
+            for s in series {
+                let p: std::collections::HashSet<i64> =
+                    times(primary.as_ref(), s).await.into_iter().collect();
+                let b = times(backup.as_ref(), s).await;
+                v.push((s.clone(), b.into_iter().filter(|t| p.contains(t)).collect()));
+            }
+            v
+        } else {
+            Vec::new()
+        };
+        let mut child = dms(cfg, &["reconcile"]).spawn().expect("dms starts");
+        std::thread::sleep(Duration::from_millis(15 + rng.next_u64() % 900));
+        let killed = match child.try_wait().unwrap() {
+            None => {
+                child.kill().unwrap();
+                child.wait().unwrap();
+                kills += 1;
+                true
+            }
+            Some(_) => false,
+        };
+        still_held(backup.as_ref(), &only, what).await;
+        checkpoints_never_ahead(history, &[("backup1", backup.clone())], series).await;
+        if !killed {
+            // The run finished: damage the backup again (deleting points on purpose).
+            finished += 1;
+            only.extend(damage(primary.as_ref(), backup.as_ref(), series, 1 + finished).await);
+            continue;
+        }
+        for (s, held) in &before {
+            let now: std::collections::HashSet<i64> =
+                times(backup.as_ref(), s).await.into_iter().collect();
+            let lost: Vec<&i64> = held.iter().filter(|t| !now.contains(t)).collect();
+            assert!(lost.is_empty(), "{what}: {s} lost {lost:?} to a kill");
+        }
+    }
+    assert!(kills > 0, "{what}: no run was killed ({finished} finished)");
+    let status = dms(cfg, &["reconcile"]).status().unwrap();
+    assert!(
+        status.success(),
+        "{what}: the last reconcile repairs everything"
+    );
+    still_held(backup.as_ref(), &only, what).await;
+    for s in series {
+        let p = times(primary.as_ref(), s).await;
+        let b: std::collections::HashSet<i64> =
+            times(backup.as_ref(), s).await.into_iter().collect();
+        assert!(
+            p.iter().all(|t| b.contains(t)),
+            "{what}: {s} is missing points"
+        );
+    }
+    let verify = dms(cfg, &["verify"]).status().unwrap();
+    assert!(
+        verify.success(),
+        "{what}: verify finds nothing missing or different"
+    );
+    eprintln!("{what}: reconcile crash loop: {kills} kills, {finished} finished runs");
+}
+
+/// The timestamps of `s` on `node`.
+async fn times(node: &dyn Node, s: &SeriesKey) -> Vec<i64> {
+    use futures::TryStreamExt;
+    let batches: Vec<dms::model::Batch> = node
+        .read(s, dms::model::TimeRange::new(i64::MIN, i64::MAX), 10_000)
+        .try_collect()
+        .await
+        .unwrap();
+    batches
+        .into_iter()
+        .flat_map(|b| b.points)
+        .map(|p| p.time)
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reconcile_killed_at_random_moments_deletes_no_only_copy_on_influxdb() {
+    let Some(s) = servers(2).await else { return };
+    let schema = Schema::default();
+    let primary = node("primary", &Target::on(&s[0], "rk"), &schema);
+    let backup = node("backup1", &Target::on(&s[1], "rk"), &schema);
+    let mut series = Vec::new();
+    for sym in ["R.A", "R.B", "R.C", "R.D"] {
+        put(primary.as_ref(), bars(&schema, sym, "1m", 3)).await;
+        series.push(SeriesKey::new(sym, "1m"));
+    }
+    let cfg = config(
+        (&s[0].url(), "rk"),
+        &[("backup1", &s[1].url(), "rk")],
+        500,
+        "reconcile:\n  mirror_deletes: true\n  window: 1h\n",
+    );
+    reconcile_killed_at_random_moments(
+        &cfg.config,
+        &cfg.history,
+        primary,
+        backup,
+        &series,
+        false,
+        "influxdb",
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reconcile_killed_at_random_moments_deletes_no_only_copy_and_leaves_no_hole_on_sqlite() {
+    let p = crate::helper::project::Project::with_sync(&crate::helper::project::sync_yaml(
+        500,
+        2,
+        "reconcile:\n  mirror_deletes: true\n  window: 1h\n",
+    ));
+    let schema = Schema::default();
+    let primary: Arc<dyn Node> = p.node("primary");
+    let backup: Arc<dyn Node> = p.node("backup1");
+    let mut series = Vec::new();
+    for sym in ["R.A", "R.B", "R.C", "R.D"] {
+        put(primary.as_ref(), bars(&schema, sym, "1m", 3)).await;
+        series.push(SeriesKey::new(sym, "1m"));
+    }
+    reconcile_killed_at_random_moments(
+        &p.config_dir(),
+        &p.settings().history.path,
+        primary,
+        backup,
+        &series,
+        true,
+        "sqlite",
+    )
+    .await;
+}
