@@ -92,15 +92,7 @@ impl HistoryWriter {
     /// # Errors
     /// [`super::HistoryError::Sql`].
     pub fn record_check(&mut self, at: DateTime<Utc>) -> Result<()> {
-        self.db
-            .conn
-            .execute(
-                "INSERT INTO daemon_state (key, value) VALUES (?1, ?2) \
-                 ON CONFLICT (key) DO UPDATE SET value = ?2",
-                params![LAST_CHECK, time_text(at)],
-            )
-            .map(|_| ())
-            .map_err(sql_err(&self.db.path, "record check"))
+        self.set_state(LAST_CHECK, Some(&time_text(at)))
     }
 }
 
@@ -183,23 +175,7 @@ impl HistoryReader {
     /// # Errors
     /// [`super::HistoryError::Sql`].
     pub fn last_check(&self) -> Result<Option<DateTime<Utc>>> {
-        if self.version < 3 {
-            return Ok(None);
-        }
-        let text: Option<String> = self
-            .conn
-            .query_row(
-                "SELECT value FROM daemon_state WHERE key = ?1",
-                params![LAST_CHECK],
-                |r| r.get(0),
-            )
-            .map(Some)
-            .or_else(|e| match e {
-                rusqlite::Error::QueryReturnedNoRows => Ok(None),
-                e => Err(e),
-            })
-            .map_err(sql_err(&self.path, "query last check"))?;
-        Ok(text.and_then(|t| {
+        Ok(self.state(LAST_CHECK)?.and_then(|t| {
             DateTime::parse_from_rfc3339(&t)
                 .ok()
                 .map(|d| d.with_timezone(&Utc))

@@ -17,7 +17,7 @@ use super::{Engine, Selection, SyncControl, SyncError};
 use dms_core::ledger::{EventKind, ReconcileCounts, ReconcileDepth, Status};
 use dms_core::model::{BackupSeries, Batch, Nanos, Point, SeriesKey, TimeRange, format_nanos};
 use dms_core::node::digest::{Comparison, Digest, exact_fingerprint, window_start};
-use dms_core::node::{Depth, Digests, Node, NodeError};
+use dms_core::node::{Depth, Digests, Node, NodeError, Tip};
 use dms_core::retry::{GaveUp, with_retry};
 use futures::StreamExt;
 use std::collections::{BTreeMap, HashMap};
@@ -635,7 +635,10 @@ impl Engine {
             // included): what a backup holds beyond it, or of a series the primary holds
             // nothing of, may be the only copy there is.
             let deletable: Vec<Nanos> = if req.mirror_deletes && !exact.extra.is_empty() {
-                let newest = self.primary_latest(&key.series, ctl).await?;
+                let newest = self
+                    .tip(&self.primary, &key.series, ctl)
+                    .await?
+                    .and_then(|t| t.latest());
                 exact
                     .extra
                     .iter()
@@ -692,16 +695,10 @@ impl Engine {
         run_id: Option<i64>,
         ctl: &SyncControl,
     ) -> Result<(), GaveUp<NodeError>> {
-        let series = [key.series.clone()];
-        let now = dms_core::model::now_nanos();
-        let tips = with_retry(
-            &self.settings.retry,
-            &ctl.cancel,
-            "looking up a tip",
-            || backup.tips(&series, now),
-        )
-        .await?;
-        let held = tips.get(&key.series).and_then(|t| t.newest_time());
+        let held = self
+            .tip(backup, &key.series, ctl)
+            .await?
+            .and_then(|t| t.newest_time());
         if held.is_some_and(|h| h >= checkpoint) {
             return Ok(());
         }
@@ -780,23 +777,23 @@ impl Engine {
         .await
     }
 
-    /// The primary's newest point of `series`, future-dated ones included (`None`: it holds
-    /// nothing of it).
-    async fn primary_latest(
+    /// The tip of `series` on `node`, split at now (`None`: it holds nothing of it).
+    async fn tip(
         &self,
+        node: &Arc<dyn Node>,
         series: &SeriesKey,
         ctl: &SyncControl,
-    ) -> Result<Option<Nanos>, GaveUp<NodeError>> {
+    ) -> Result<Option<Tip>, GaveUp<NodeError>> {
         let wanted = [series.clone()];
         let now = dms_core::model::now_nanos();
         let tips = with_retry(
             &self.settings.retry,
             &ctl.cancel,
-            "looking up the primary's newest point",
-            || self.primary.tips(&wanted, now),
+            "looking up a tip",
+            || node.tips(&wanted, now),
         )
         .await?;
-        Ok(tips.get(series).and_then(|t| t.latest()))
+        Ok(tips.get(series).copied())
     }
 
     /// The primary's points at `times` (inside `range`).
