@@ -21,6 +21,7 @@ mod metrics;
 mod ops;
 mod reliability;
 mod scope;
+mod scrub;
 mod shapes;
 mod sqlite_node;
 mod sync_sqlite;

@@ -19,6 +19,8 @@ pub enum PassArg {
     Recent,
     /// The daemon's history pass.
     History,
+    /// The daemon's exact scrub: the next stripe of the range read point by point.
+    Scrub,
 }
 
 /// Arguments of `dms reconcile`.
@@ -45,8 +47,9 @@ pub struct ReconcileCliArgs {
     pub exact: bool,
     /// Which comparison: `complete` (full-field digests of every window), or one of the
     /// daemon's cheaper scheduled passes by hand: `recent` (full-field digests of the last
-    /// reconcile.recent.days) or `history` (cheap digests of the range, full-field ones of
-    /// tonight's slice), each within reconcile.budget.
+    /// reconcile.recent.days), `history` (cheap digests of the range, full-field ones of
+    /// tonight's slice) or `scrub` (the next stripe of the exact scrub), each within
+    /// reconcile.budget.
     #[arg(long, value_enum, default_value_t = PassArg::Complete)]
     pub pass: PassArg,
     /// Print JSON.
@@ -88,8 +91,16 @@ pub async fn run(config: &Path, args: ReconcileCliArgs) -> anyhow::Result<ExitCo
             settings.reconcile.slices,
             settings.reconcile.counts_everywhere,
         ),
+        PassArg::Scrub => Pass::Scrub {
+            stripe: 0,
+            stripes: 1,
+        },
     };
     let app = App::open(settings, "dms reconcile")?;
+    let pass = match pass {
+        Pass::Scrub { .. } => app.scrub_pass(),
+        other => other,
+    };
     let bar = super::progress::Bar::new();
     let control = SyncControl {
         cancel: super::shutdown_on_signal(),

@@ -69,6 +69,10 @@ pub struct ReconcileBlock {
     /// windows. Off by default: such points are reported as `extra`.
     #[serde(default)]
     pub mirror_deletes: bool,
+    /// Every point of every backup is read and compared exactly once per this period (default
+    /// 30 days), a stripe after each history pass.
+    #[serde(default = "default_scrub_period", deserialize_with = "de::span")]
+    pub scrub_period: Duration,
     /// IANA zone the schedules are read in (default UTC).
     #[serde(default = "utc", deserialize_with = "de::timezone")]
     pub timezone: chrono_tz::Tz,
@@ -83,6 +87,7 @@ impl Default for ReconcileBlock {
             history: HistoryPass::default(),
             budget: default_reconcile_budget(),
             mirror_deletes: false,
+            scrub_period: default_scrub_period(),
             timezone: utc(),
         }
     }
@@ -138,6 +143,9 @@ impl Default for HistoryPass {
 
 fn default_reconcile_window() -> Duration {
     Duration::from_secs(86_400)
+}
+fn default_scrub_period() -> Duration {
+    Duration::from_secs(30 * 86_400)
 }
 fn default_reconcile_budget() -> Duration {
     Duration::from_secs(600)

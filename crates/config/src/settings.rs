@@ -175,6 +175,8 @@ pub struct ReconcileSettings {
     pub budget: Duration,
     /// Delete points the primary no longer has from the backups.
     pub mirror_deletes: bool,
+    /// Each point is scrubbed (read and compared exactly) once per this period.
+    pub scrub_period: Duration,
     /// Zone of the schedules.
     pub timezone: chrono_tz::Tz,
 }
@@ -437,6 +439,12 @@ fn check_reconcile(r: &raw::ReconcileBlock, errs: &mut Problems) -> ReconcileSet
     if r.budget.is_zero() {
         errs.sync("reconcile.budget", "must be more than 0 seconds");
     }
+    if r.scrub_period < Duration::from_secs(86_400) {
+        errs.sync(
+            "reconcile.scrub_period",
+            "give 1 day or more (e.g. 30d): the scrub reads a stripe after each history pass",
+        );
+    }
     ReconcileSettings {
         enabled: r.enabled,
         window,
@@ -447,6 +455,7 @@ fn check_reconcile(r: &raw::ReconcileBlock, errs: &mut Problems) -> ReconcileSet
         counts_everywhere: r.history.counts_everywhere,
         budget: r.budget,
         mirror_deletes: r.mirror_deletes,
+        scrub_period: r.scrub_period,
         timezone: r.timezone,
     }
 }

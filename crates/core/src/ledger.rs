@@ -71,6 +71,9 @@ pub enum ReconcileDepth {
     /// Cheap digests everywhere, full ones on a slice.
     #[serde(rename = "cheap+full")]
     CheapAndFull,
+    /// Every point read on both sides (`--exact`, the scrub).
+    #[serde(rename = "exact")]
+    Exact,
 }
 
 impl ReconcileDepth {
@@ -79,6 +82,7 @@ impl ReconcileDepth {
         match self {
             ReconcileDepth::Full => "full",
             ReconcileDepth::CheapAndFull => "cheap+full",
+            ReconcileDepth::Exact => "exact",
         }
     }
 }

@@ -240,6 +240,7 @@ async fn reconcile_repairs_an_old_change_and_never_deletes_what_only_a_backup_ho
         deadline: None,
         resume_from: None,
         starts: Default::default(),
+        stripe: None,
     };
     let r = t
         .engine

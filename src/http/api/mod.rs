@@ -371,7 +371,7 @@ async fn reconcile(
             .check_backups(b)
             .map_err(|e| ApiError::bad_request(format!("backup: {e}")))?;
     }
-    match d.trigger_reconcile(args, Pass::Complete, Trigger::Api) {
+    match d.trigger_reconcile(args, vec![Pass::Complete], Trigger::Api) {
         Ok(()) => Ok((
             StatusCode::ACCEPTED,
             Json(serde_json::json!({ "reconcile": "started" })),

@@ -26,6 +26,8 @@ use std::time::Instant;
 
 /// Series whose digests are asked for in one go.
 const CHUNK: usize = 64;
+/// Windows one exact read holds (per side, per series being read).
+const SPAN: i64 = 8;
 /// Differing windows listed per backup in a report (all are counted and repaired).
 const LISTED: usize = 200;
 
@@ -61,6 +63,76 @@ pub struct ReconcileRequest {
     /// Where each (backup, series) a task maintains starts: now − that task's
     /// `initial_days` (the range the task keeps), instead of `range.start`.
     pub starts: HashMap<BackupSeries, Nanos>,
+    /// A scrub's share of the range (with `exact`): only the blocks of this stripe are read.
+    pub stripe: Option<Stripe>,
+}
+
+/// One stripe of an exact scrub. The range is cut into `of` blocks of whole windows, aligned
+/// to the epoch (so the blocks stay put as the range moves with the days); the stripe is
+/// every block whose number is `index` modulo `of`. Scrubbing stripes `0..of` in turn reads
+/// every point of the range once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct Stripe {
+    /// Which stripe, `0..of`.
+    pub index: u32,
+    /// How many stripes the range is cut into.
+    pub of: u32,
+}
+
+impl Stripe {
+    /// The parts of `range` that belong to this stripe, for a scrub of `whole` (the range the
+    /// blocks are cut from) in windows of `window`.
+    pub fn parts(self, range: TimeRange, whole: TimeRange, window: Nanos) -> Vec<TimeRange> {
+        let w = window.max(1);
+        let of = i64::from(self.of.max(1));
+        // Blocks of whole windows, `of` of them at least as long as `whole`: from its length
+        // alone, so they stay put from one pass to the next as the range moves.
+        let length = whole
+            .end
+            .saturating_sub(whole.start)
+            .saturating_add(1)
+            .max(1);
+        let windows = (length + w - 1) / w;
+        let len = ((windows + of - 1) / of).max(1).saturating_mul(w);
+        let mut out = Vec::new();
+        if range.is_empty() {
+            return out;
+        }
+        let (first, last) = (range.start.div_euclid(len), range.end.div_euclid(len));
+        for block in first..=last {
+            if block.rem_euclid(of) != i64::from(self.index) {
+                continue;
+            }
+            let start = block.saturating_mul(len);
+            let part = TimeRange::new(
+                start.max(range.start),
+                start.saturating_add(len - 1).min(range.end),
+            );
+            if !part.is_empty() {
+                out.push(part);
+            }
+        }
+        out
+    }
+}
+
+/// Cuts `range` into window-aligned parts of at most `span` windows (what one exact read holds
+/// in memory per side).
+fn spans(range: TimeRange, window: Nanos, span: i64) -> Vec<TimeRange> {
+    let len = window.max(1).saturating_mul(span.max(1));
+    let mut out = Vec::new();
+    let mut start = range.start;
+    while !range.is_empty() && start <= range.end {
+        let end = window_start(start, len)
+            .saturating_add(len - 1)
+            .min(range.end);
+        out.push(TimeRange::new(start, end));
+        if end == Nanos::MAX {
+            break;
+        }
+        start = end + 1;
+    }
+    out
 }
 
 /// Which windows a reconciliation compares, and how deeply.
@@ -73,6 +145,14 @@ pub enum Pass {
     Recent {
         /// Days before now.
         days: u32,
+    },
+    /// The daemon's exact scrub, a stripe at a time: both sides of stripe `stripe` of
+    /// `stripes` read and compared point by point (see [`Stripe`]).
+    Scrub {
+        /// Which stripe, `0..stripes`.
+        stripe: u32,
+        /// How many stripes the range is cut into (the scrub period in passes).
+        stripes: u32,
     },
     /// The daemon's nightly pass over the whole range, a slice at a time: full-field digests
     /// of slice `slice` of `slices` contiguous slices of the range (and, with
@@ -106,6 +186,7 @@ impl Pass {
             Pass::Complete => "complete",
             Pass::Recent { .. } => "recent",
             Pass::History { .. } => "history",
+            Pass::Scrub { .. } => "scrub",
         }
     }
 }
@@ -155,8 +236,19 @@ impl ReconcileRequest {
             args.since.unwrap_or_else(|| days(initial_days)),
             args.until.unwrap_or(horizon),
         );
+        let mut stripe = None;
         let full = match pass {
             Pass::Complete => None,
+            Pass::Scrub {
+                stripe: index,
+                stripes,
+            } => {
+                stripe = Some(Stripe {
+                    index,
+                    of: stripes.max(1),
+                });
+                None
+            }
             Pass::Recent { days: d } => {
                 range.start = range.start.max(days(d));
                 None
@@ -197,12 +289,13 @@ impl ReconcileRequest {
             window,
             full,
             dry_run: args.dry_run,
-            exact: args.exact,
+            exact: args.exact || stripe.is_some(),
             mirror_deletes,
             run_id: None,
             deadline: None,
             resume_from: None,
             starts: HashMap::new(),
+            stripe,
         }
     }
 }
@@ -253,6 +346,9 @@ pub struct ReconcileReport {
     pub depth: ReconcileDepth,
     /// Whether every series was compared (false when the budget or shutdown cut it short).
     pub complete: bool,
+    /// The scrub's stripe, when the pass was one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stripe: Option<Stripe>,
     /// When cut short: the first series not compared, where the next pass should start.
     pub resume_from: Option<SeriesKey>,
     /// Series of the primary in scope.
@@ -321,7 +417,9 @@ impl Engine {
             series.rotate_left(at);
         }
         let checkpoints = self.history.checkpoints().await?;
-        let depth = if req.full.is_some() {
+        let depth = if req.exact {
+            ReconcileDepth::Exact
+        } else if req.full.is_some() {
             ReconcileDepth::CheapAndFull
         } else {
             ReconcileDepth::Full
@@ -331,6 +429,7 @@ impl Engine {
             range_end: format_nanos(req.range.end),
             depth,
             complete: true,
+            stripe: req.stripe,
             resume_from: None,
             series: series.len(),
             backups: Vec::new(),
@@ -359,6 +458,26 @@ impl Engine {
                 report.complete = false;
                 report.resume_from = chunk.first().cloned();
                 break;
+            }
+            if req.exact {
+                for (b, r) in backups.iter().zip(report.backups.iter_mut()) {
+                    if r.counts.error.is_some() {
+                        continue;
+                    }
+                    let on = OnBackup {
+                        backup: b,
+                        req,
+                        ctl,
+                        default_start,
+                    };
+                    if let Err(e) = self.exact_backup(&on, chunk, &checkpoints, r).await {
+                        r.counts.error = Some(e.to_string());
+                    }
+                    if let Some(p) = &ctl.progress {
+                        p.reconciled(chunk.len());
+                    }
+                }
+                continue;
             }
             // Every node computes its digests of the chunk at the same time.
             let active: Vec<bool> = report
@@ -555,12 +674,97 @@ impl Engine {
                 let a = mine.get(&ws).unwrap_or(&no_digest);
                 let b = other.get(&ws).unwrap_or(&no_digest);
                 // Equal only bit for bit; a window whose float sums cannot be compared so
-                // (another kind of node, a sum that is not finite) is read exactly.
-                if !req.exact && a.compare(b, comparable) == Comparison::Equal {
+                // (another kind of node, a sum that is not finite), or that holds string or
+                // boolean values (which digests only count), is read exactly.
+                let unseen = a.counts_only() || b.counts_only();
+                if !unseen && a.compare(b, comparable) == Comparison::Equal {
                     continue;
                 }
                 let we = ws.saturating_add(req.window - 1).min(end);
                 let range = TimeRange::new(ws.max(start), we);
+                self.repair_window(on, &key, cp.unwrap_or(Nanos::MAX), range, out)
+                    .await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Reads every point of `series` on the backup and the primary over each one's compared
+    /// range (or the request's stripe of it), a few windows at a time and several series at
+    /// once, and repairs the windows that differ: what `--exact` and the scrub do instead of
+    /// digests.
+    async fn exact_backup(
+        &self,
+        on: &OnBackup<'_>,
+        series: &[SeriesKey],
+        checkpoints: &HashMap<BackupSeries, Nanos>,
+        out: &mut BackupReconcile,
+    ) -> Result<(), GaveUp<NodeError>> {
+        let (backup, req, ctl) = (on.backup, on.req, on.ctl);
+        let now = dms_core::model::now_nanos();
+        let tips = with_retry(&self.settings.retry, &ctl.cancel, "looking up tips", || {
+            backup.tips(series, now)
+        })
+        .await?;
+        let mut parts = Vec::new();
+        for s in series {
+            let key = BackupSeries::new(backup.name(), s.clone());
+            // Up to the later of the checkpoint and the newest point the backup holds, as
+            // with digests.
+            let cp = checkpoints.get(&key).copied();
+            let held = tips.get(s).and_then(Tip::latest);
+            let Some(end) = cp.max(held).map(|e| e.min(req.range.end)) else {
+                continue;
+            };
+            let start = req.starts.get(&key).copied().unwrap_or(on.default_start);
+            if end < start {
+                continue;
+            }
+            out.counts.series += 1;
+            let range = TimeRange::new(start, end);
+            let mine = match req.stripe {
+                Some(stripe) => stripe.parts(range, req.range, req.window),
+                None => vec![range],
+            };
+            for part in mine {
+                for span in spans(part, req.window, SPAN) {
+                    parts.push((key.clone(), cp, span));
+                }
+            }
+        }
+        let workers = self.settings.max_workers.max(1);
+        let mut read = futures::stream::iter(parts.into_iter().map(|(key, cp, span)| async move {
+            let found = self.read_both(backup, &key.series, span, ctl).await;
+            (key, cp, span, found)
+        }))
+        .buffered(workers);
+        while let Some((key, cp, span, found)) = read.next().await {
+            let (p, b) = found?;
+            let w = req.window.max(1);
+            let mut held: Vec<Nanos> = p
+                .keys()
+                .chain(b.keys())
+                .map(|t| window_start(*t, w))
+                .collect();
+            held.sort_unstable();
+            held.dedup();
+            out.counts.windows += held.len() as u64;
+            let exact = diff(&p, &b);
+            if exact.equal() {
+                continue;
+            }
+            let mut differing: Vec<Nanos> = exact
+                .missing
+                .iter()
+                .chain(&exact.different)
+                .chain(&exact.extra)
+                .map(|t| window_start(*t, w))
+                .collect();
+            differing.sort_unstable();
+            differing.dedup();
+            for ws in differing {
+                let range =
+                    TimeRange::new(ws.max(span.start), ws.saturating_add(w - 1).min(span.end));
                 self.repair_window(on, &key, cp.unwrap_or(Nanos::MAX), range, out)
                     .await?;
             }
@@ -726,27 +930,23 @@ impl Engine {
         range: TimeRange,
         ctl: &SyncControl,
     ) -> Result<Exact, GaveUp<NodeError>> {
+        let (p, b) = self.read_both(backup, series, range, ctl).await?;
+        Ok(diff(&p, &b))
+    }
+
+    /// Timestamp → fingerprint of one range on the primary and on `backup`, read at once.
+    async fn read_both(
+        &self,
+        backup: &Arc<dyn Node>,
+        series: &SeriesKey,
+        range: TimeRange,
+        ctl: &SyncControl,
+    ) -> Result<(Fingerprints, Fingerprints), GaveUp<NodeError>> {
         let (p, b) = tokio::join!(
             self.fingerprints(&self.primary, series, range, ctl),
             self.fingerprints(backup, series, range, ctl)
         );
-        let (p, b) = (p?, b?);
-        let mut exact = Exact {
-            missing: Vec::new(),
-            different: Vec::new(),
-            extra: Vec::new(),
-        };
-        for (t, fp) in &p {
-            match b.get(t) {
-                None => exact.missing.push(*t),
-                Some(other) if other != fp => exact.different.push(*t),
-                Some(_) => {}
-            }
-        }
-        exact
-            .extra
-            .extend(b.keys().filter(|t| !p.contains_key(t)).copied());
-        Ok(exact)
+        Ok((p?, b?))
     }
 
     /// Timestamp → summed fingerprints of the points at it, for one window of one node.
@@ -756,7 +956,7 @@ impl Engine {
         series: &SeriesKey,
         range: TimeRange,
         ctl: &SyncControl,
-    ) -> Result<BTreeMap<Nanos, u64>, GaveUp<NodeError>> {
+    ) -> Result<Fingerprints, GaveUp<NodeError>> {
         let batch_size = self.settings.batch_size;
         with_retry(
             &self.settings.retry,
@@ -862,6 +1062,29 @@ impl Engine {
         })
         .await
     }
+}
+
+/// Timestamp → summed exact fingerprints of the points at it.
+type Fingerprints = BTreeMap<Nanos, u64>;
+
+/// The primary's fingerprints `p` against the backup's `b`, timestamp by timestamp.
+fn diff(p: &Fingerprints, b: &Fingerprints) -> Exact {
+    let mut exact = Exact {
+        missing: Vec::new(),
+        different: Vec::new(),
+        extra: Vec::new(),
+    };
+    for (t, fp) in p {
+        match b.get(t) {
+            None => exact.missing.push(*t),
+            Some(other) if other != fp => exact.different.push(*t),
+            Some(_) => {}
+        }
+    }
+    exact
+        .extra
+        .extend(b.keys().filter(|t| !p.contains_key(t)).copied());
+    exact
 }
 
 /// What every step of reconciling one backup shares: the backup, the request, its control.
