@@ -44,7 +44,6 @@ fn series_of(text: bool) -> SeriesKey {
     SeriesKey::new(if text { "US.MUT" } else { "US.NUM" }, "1d")
 }
 
-
 /// Today at midnight UTC.
 fn today() -> Nanos {
     dms::model::now_nanos() / DAY * DAY
@@ -383,4 +382,49 @@ async fn a_complete_reconcile_reads_windows_holding_strings_and_booleans() {
     assert_eq!(reconciled(&run, "backup1")["differing"], 2, "{run:#}");
     ok_json(&p, &["reconcile", "--json"]);
     assert_equal(&p, "backup1").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_daemon_follows_each_history_pass_with_a_scrub_stripe() {
+    use crate::helper::daemon::{DaemonProcess, free_port};
+    let port = free_port();
+    // A history pass every 2 s; a scrub period of one day cut into stripes by that schedule.
+    let p = Project::with_sync(
+        &sync_yaml(
+            100,
+            2,
+            &format!(
+                "api:\n  listen: 127.0.0.1:{port}\nreconcile:\n  window: 2d\n  \
+                 recent: {{schedule: \"0 0 1 1 *\"}}\n  history: {{schedule: \"*/2 * * * * *\"}}\n  \
+                 scrub_period: 1d\n"
+            ),
+        )
+        .replace("initial_days: 3650", &format!("initial_days: {}", DAYS + 5)),
+    );
+    for text in [true, false] {
+        let points: Vec<Point> = (0..DAYS).map(|i| Bar::of(text, i).point()).collect();
+        put(&*p.node("primary"), points).await;
+    }
+    ok_json(&p, &["sync", "--json"]);
+    let d = DaemonProcess::start(p.root(), port).await;
+    d.wait_for("two scrub stripes after history passes", 30, || async {
+        let rows = d.get("/api/dms/reconcile?limit=50").await;
+        let depths: Vec<String> = rows["items"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|r| r["backup"] == "backup1")
+            .filter_map(|r| r["depth"].as_str().map(str::to_string))
+            .collect();
+        depths.iter().filter(|d| *d == "exact").count() >= 2
+            && depths.iter().any(|d| d == "cheap+full" || d == "full")
+    })
+    .await;
+    let runs = p.history().runs(Some("@reconcile"), 50).expect("runs");
+    assert!(
+        runs.iter()
+            .all(|r| r.status == dms::history::Status::Success
+                || r.status == dms::history::Status::Running),
+        "{runs:#?}"
+    );
 }

@@ -183,17 +183,16 @@ impl App {
             .ok()
             .and_then(|d| now.checked_add_signed(d))
             .unwrap_or(now);
-        let (mut n, mut at) = (0u32, now);
-        while n < 1_000 {
-            match crate::scheduler::next_after(&r.history_schedule.schedule, r.timezone, at) {
-                Some(t) if t <= end => {
-                    n += 1;
-                    at = t;
-                }
-                _ => break,
-            }
-        }
-        n.max(1)
+        // Counted on the schedule's own clock: a shift of the zone's offset moves a pass by an
+        // hour, never in or out of a 30-day period by more than one.
+        let n = r
+            .history_schedule
+            .schedule
+            .after(&now)
+            .take_while(|t| *t <= end)
+            .take(1_000)
+            .count();
+        u32::try_from(n).unwrap_or(1_000).max(1)
     }
 
     /// The scrub pass for now (its stripe is read from the history when it runs).
