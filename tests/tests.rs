@@ -7,6 +7,7 @@ mod behind;
 mod cli;
 mod config_errors;
 mod daemon;
+mod deletes;
 mod digests;
 mod equal;
 mod fuzz;

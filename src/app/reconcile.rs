@@ -33,14 +33,17 @@ impl App {
     /// The reconcile request for `args` in `pass`, per the settings.
     pub fn reconcile_request(&self, args: &ReconcileArgs, pass: Pass) -> ReconcileRequest {
         let s = &self.settings;
-        ReconcileRequest::new(
+        let mut req = ReconcileRequest::new(
             args,
             pass,
             s.reconcile.window,
             s.sync.initial_days,
             s.sync.horizon(),
             s.reconcile.mirror_deletes,
-        )
+        );
+        req.deletes.max_points = s.reconcile.max_deletes;
+        req.deletes.max_share = s.reconcile.max_delete_share;
+        req
     }
 
     /// Runs a reconciliation as a recorded run of `@reconcile`. A scheduled pass stops

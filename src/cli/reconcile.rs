@@ -52,6 +52,11 @@ pub struct ReconcileCliArgs {
     /// reconcile.budget.
     #[arg(long, value_enum, default_value_t = PassArg::Complete)]
     pub pass: PassArg,
+    /// Go ahead with up to N deletes per backup: past reconcile.max_deletes and
+    /// max_delete_share, and even when the primary's newest point moved backwards (what a
+    /// pass refuses to delete on its own; it says how many it would).
+    #[arg(long, value_name = "N")]
+    pub allow_deletes: Option<u64>,
     /// Print JSON.
     #[arg(long)]
     pub json: bool,
@@ -80,6 +85,7 @@ pub async fn run(config: &Path, args: ReconcileCliArgs) -> anyhow::Result<ExitCo
         until: when(&args.until)?,
         dry_run: args.dry_run,
         exact: args.exact,
+        allow_deletes: args.allow_deletes,
     };
     let pass = match args.pass {
         PassArg::Complete => Pass::Complete,

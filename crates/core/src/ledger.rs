@@ -163,6 +163,8 @@ pub struct ReconcileCounts {
     pub deleted: u64,
     /// Points only the backup holds, left in place.
     pub extra: u64,
+    /// Deletes held back: more than the pass may delete, or a primary that moved backwards.
+    pub refused: u64,
     /// Why it failed, or what cut it short.
     pub error: Option<String>,
 }

@@ -65,6 +65,8 @@ pub struct ReconcileRequest {
     pub starts: HashMap<BackupSeries, Nanos>,
     /// A scrub's share of the range (with `exact`): only the blocks of this stripe are read.
     pub stripe: Option<Stripe>,
+    /// How much the pass may delete.
+    pub deletes: DeleteLimits,
 }
 
 /// One stripe of an exact scrub. The range is cut into `of` blocks of whole windows, aligned
@@ -215,6 +217,9 @@ pub struct ReconcileArgs {
     pub dry_run: bool,
     /// Compare every window exactly, whatever the digests say.
     pub exact: bool,
+    /// Go ahead with up to this many deletes per backup, past `reconcile.max_deletes` and
+    /// a primary that moved backwards.
+    pub allow_deletes: Option<u64>,
 }
 
 impl ReconcileRequest {
@@ -296,6 +301,10 @@ impl ReconcileRequest {
             resume_from: None,
             starts: HashMap::new(),
             stripe,
+            deletes: DeleteLimits {
+                allow: args.allow_deletes,
+                ..DeleteLimits::default()
+            },
         }
     }
 }
@@ -333,6 +342,114 @@ pub struct BackupReconcile {
     /// History row id.
     #[serde(skip)]
     pub row_id: i64,
+    /// The pass's deletes, held back until they are weighed together.
+    #[serde(skip)]
+    guard: DeleteGuard,
+}
+
+/// How many points a pass may delete from a backup before it deletes none of them. Deletes
+/// (and replaces that drop fields or tag sets) are planned during the pass and carried out at
+/// its end only when they stay within these limits: a primary that lost data must not take
+/// the backups' copies with it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct DeleteLimits {
+    /// Points per backup per pass (`reconcile.max_deletes`).
+    pub max_points: u64,
+    /// Share of one window's points on the backup (`reconcile.max_delete_share`); one point
+    /// alone is always allowed.
+    pub max_share: f64,
+    /// A person's go-ahead for up to this many (`--allow-deletes N`): the other limits and a
+    /// primary that moved backwards no longer hold the deletes back.
+    pub allow: Option<u64>,
+}
+
+impl Default for DeleteLimits {
+    fn default() -> Self {
+        DeleteLimits {
+            max_points: 100,
+            max_share: 0.5,
+            allow: None,
+        }
+    }
+}
+
+/// Deletes of one window, planned.
+#[derive(Debug, Clone)]
+struct PlannedDeletes {
+    key: BackupSeries,
+    range: TimeRange,
+    checkpoint: Nanos,
+    /// Timestamps whose points are replaced by the primary's (`keep`).
+    replace: Vec<Nanos>,
+    keep: Vec<Point>,
+    /// Timestamps whose points are deleted.
+    delete: Vec<Nanos>,
+    /// Extra points left in place (past the primary's newest).
+    kept_extra: usize,
+    /// Index of the window in the report's `diffs` (when listed).
+    diff: usize,
+}
+
+/// What a pass would delete from one backup, and why it may not.
+#[derive(Debug, Clone, Default)]
+struct DeleteGuard {
+    planned: Vec<PlannedDeletes>,
+    /// Points (timestamps) the plans delete or replace.
+    points: u64,
+    /// Series whose primary newest point is older than the backup's checkpoint.
+    regressed: Vec<String>,
+    /// Windows that would lose more than the allowed share.
+    wide: Vec<String>,
+}
+
+impl DeleteGuard {
+    /// Why the planned deletes may not go ahead under `limits`, if they may not.
+    fn refusal(&self, limits: &DeleteLimits) -> Option<String> {
+        if self.points == 0 {
+            return None;
+        }
+        let allow = format!(
+            "nothing was deleted; `dms reconcile --allow-deletes {}` deletes them deliberately",
+            self.points
+        );
+        if let Some(n) = limits.allow {
+            return (self.points > n).then(|| {
+                format!(
+                    "deletes refused: {} points to delete, more than --allow-deletes {n}; {allow}",
+                    self.points
+                )
+            });
+        }
+        let some = |v: &[String]| {
+            let mut s = v.iter().take(3).cloned().collect::<Vec<_>>().join("; ");
+            if v.len() > 3 {
+                s.push_str(&format!("; and {} more", v.len() - 3));
+            }
+            s
+        };
+        if !self.regressed.is_empty() {
+            return Some(format!(
+                "deletes refused: the primary lost {} points of {} series whose newest point moved backwards ({}); {allow}",
+                self.points,
+                self.regressed.len(),
+                some(&self.regressed)
+            ));
+        }
+        if self.points > limits.max_points {
+            return Some(format!(
+                "deletes refused: the primary lost {} points, more than reconcile.max_deletes ({}); {allow}",
+                self.points, limits.max_points
+            ));
+        }
+        if !self.wide.is_empty() {
+            return Some(format!(
+                "deletes refused: the primary lost most of a window ({}), more than reconcile.max_delete_share ({}); {allow}",
+                some(&self.wide),
+                limits.max_share
+            ));
+        }
+        None
+    }
 }
 
 /// The outcome of a reconciliation.
@@ -380,6 +497,8 @@ struct Exact {
     missing: Vec<Nanos>,
     different: Vec<Nanos>,
     extra: Vec<Nanos>,
+    /// Timestamps the backup holds in the range.
+    backup_points: usize,
 }
 
 impl Exact {
@@ -445,6 +564,7 @@ impl Engine {
                 counts: ReconcileCounts::default(),
                 diffs: Vec::new(),
                 row_id,
+                guard: DeleteGuard::default(),
             });
         }
         if let Some(p) = &ctl.progress {
@@ -527,6 +647,11 @@ impl Engine {
                 if let Some(p) = &ctl.progress {
                     p.reconciled(chunk.len());
                 }
+            }
+        }
+        for (b, r) in backups.iter().zip(report.backups.iter_mut()) {
+            if let Err(e) = self.finish_deletes(b, r, req, ctl).await {
+                r.counts.error.get_or_insert_with(|| e.to_string());
             }
         }
         for r in &mut report.backups {
@@ -810,63 +935,82 @@ impl Engine {
                 .primary_points(&key.series, range, &rewrite, ctl)
                 .await?;
             out.counts.rewritten += self.write_points(backup, &points, ctl).await?;
+            // What a write cannot make equal — fields or tag sets the primary no longer has
+            // (a replace), points it no longer has (a delete) — is only planned here: the
+            // pass's deletes are weighed together at its end (see `finish_deletes`).
+            let mut plan = PlannedDeletes {
+                key: key.clone(),
+                range,
+                checkpoint,
+                replace: Vec::new(),
+                keep: Vec::new(),
+                delete: Vec::new(),
+                kept_extra: 0,
+                diff: out.diffs.len(),
+            };
             if req.mirror_deletes && !exact.different.is_empty() {
                 let still = self.compare_window(backup, &key.series, range, ctl).await?;
                 if !still.different.is_empty() {
                     let stale: std::collections::HashSet<Nanos> =
                         still.different.iter().copied().collect();
-                    let keep: Vec<Point> = points
+                    plan.keep = points
                         .iter()
                         .filter(|p| stale.contains(&p.time))
                         .cloned()
                         .collect();
-                    with_retry(
-                        &self.settings.retry,
-                        &ctl.cancel,
-                        "replacing points",
-                        || {
-                            backup.replace(
-                                &key.series,
-                                &still.different,
-                                Arc::new(Batch::new(keep.clone())),
-                            )
-                        },
-                    )
-                    .await?;
+                    plan.replace = still.different;
                 }
             }
             // Deletes never reach past the primary's newest point (future-dated ones
             // included): what a backup holds beyond it, or of a series the primary holds
             // nothing of, may be the only copy there is.
-            let deletable: Vec<Nanos> = if req.mirror_deletes && !exact.extra.is_empty() {
+            if req.mirror_deletes && !exact.extra.is_empty() {
                 let newest = self
                     .tip(&self.primary, &key.series, ctl)
                     .await?
                     .and_then(|t| t.latest());
-                exact
+                plan.delete = exact
                     .extra
                     .iter()
                     .copied()
                     .filter(|t| newest.is_some_and(|n| *t <= n))
-                    .collect()
-            } else {
-                Vec::new()
-            };
-            out.counts.extra += (exact.extra.len() - deletable.len()) as u64;
-            if !deletable.is_empty() {
-                out.counts.deleted += self
-                    .delete_points(backup, &key.series, &deletable, ctl)
-                    .await?;
-                if deletable.iter().any(|t| *t >= checkpoint) {
-                    self.follow_deleted_checkpoint(backup, key, checkpoint, req.run_id, ctl)
-                        .await?;
+                    .collect();
+                // A primary whose newest point is older than what it once gave this backup
+                // lost its last points (a restore from an older snapshot).
+                if let Some(n) = newest
+                    && checkpoint != Nanos::MAX
+                    && n < checkpoint
+                {
+                    out.guard.regressed.push(format!(
+                        "{} (newest {} on the primary, {} copied before)",
+                        key.series,
+                        format_nanos(n),
+                        format_nanos(checkpoint)
+                    ));
                 }
             }
+            plan.kept_extra = exact.extra.len() - plan.delete.len();
+            out.counts.extra += plan.kept_extra as u64;
+            let points_here = exact.backup_points.max(1);
+            let removing = plan.delete.len() + plan.replace.len();
+            if removing > 1 && removing as f64 > req.deletes.max_share * points_here as f64 {
+                out.guard.wide.push(format!(
+                    "{} {}: {removing} of {points_here} points",
+                    key.series, diff.window_start
+                ));
+            }
+            if removing > 0 {
+                out.guard.points += removing as u64;
+                out.guard.planned.push(plan);
+                if out.diffs.len() < LISTED {
+                    out.diffs.push(diff);
+                }
+                return Ok(());
+            }
             let after = self.compare_window(backup, &key.series, range, ctl).await?;
-            let kept = exact.extra.len() - deletable.len();
             let settled = after.missing.is_empty()
                 && after.different.is_empty()
-                && (after.extra.len() <= kept || !req.mirror_deletes);
+                && (after.extra.len() <= plan.kept_extra || !req.mirror_deletes);
             if settled {
                 out.counts.repaired += 1;
                 diff.repaired = after.equal();
@@ -885,6 +1029,67 @@ impl Engine {
         }
         if out.diffs.len() < LISTED {
             out.diffs.push(diff);
+        }
+        Ok(())
+    }
+
+    /// Carries out the deletes a pass planned on one backup when they stay within the
+    /// request's limits, or refuses all of them (the backup's entry fails, saying why and how
+    /// to go ahead). Each window is compared again after.
+    async fn finish_deletes(
+        &self,
+        backup: &Arc<dyn Node>,
+        out: &mut BackupReconcile,
+        req: &ReconcileRequest,
+        ctl: &SyncControl,
+    ) -> Result<(), GaveUp<NodeError>> {
+        let guard = std::mem::take(&mut out.guard);
+        if guard.planned.is_empty() {
+            return Ok(());
+        }
+        if let Some(why) = guard.refusal(&req.deletes) {
+            tracing::error!(backup = backup.name(), points = guard.points, "{why}");
+            out.counts.refused += guard.points;
+            out.counts.error.get_or_insert(why);
+            return Ok(());
+        }
+        for plan in guard.planned {
+            let series = &plan.key.series;
+            if !plan.replace.is_empty() {
+                let keep = Arc::new(Batch::new(plan.keep.clone()));
+                with_retry(
+                    &self.settings.retry,
+                    &ctl.cancel,
+                    "replacing points",
+                    || backup.replace(series, &plan.replace, keep.clone()),
+                )
+                .await?;
+            }
+            if !plan.delete.is_empty() {
+                out.counts.deleted += self
+                    .delete_points(backup, series, &plan.delete, ctl)
+                    .await?;
+                if plan.delete.iter().any(|t| *t >= plan.checkpoint) {
+                    self.follow_deleted_checkpoint(
+                        backup,
+                        &plan.key,
+                        plan.checkpoint,
+                        req.run_id,
+                        ctl,
+                    )
+                    .await?;
+                }
+            }
+            let after = self.compare_window(backup, series, plan.range, ctl).await?;
+            if after.missing.is_empty()
+                && after.different.is_empty()
+                && after.extra.len() <= plan.kept_extra
+            {
+                out.counts.repaired += 1;
+                if let Some(d) = out.diffs.get_mut(plan.diff) {
+                    d.repaired = after.equal();
+                }
+            }
         }
         Ok(())
     }
@@ -1073,6 +1278,7 @@ fn diff(p: &Fingerprints, b: &Fingerprints) -> Exact {
         missing: Vec::new(),
         different: Vec::new(),
         extra: Vec::new(),
+        backup_points: b.len(),
     };
     for (t, fp) in p {
         match b.get(t) {
