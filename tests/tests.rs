@@ -10,6 +10,7 @@ mod daemon;
 mod deletes;
 mod digests;
 mod equal;
+mod feed;
 mod fuzz;
 mod grafana;
 mod helper;

@@ -1,6 +1,7 @@
 //! Wiring: settings → nodes, history, engine and compiled scripts ([`App`]); running tasks
 //! ([`runner`]); the status view shared by the CLI and the API ([`status`]).
 
+mod feed;
 pub mod health;
 pub mod metrics;
 pub mod reconcile;

@@ -39,6 +39,9 @@ pub struct RunOutcome {
     pub report: SyncReport,
     /// Wall time in milliseconds.
     pub duration_ms: u64,
+    /// Series whose feed became stale with this run: the primary's newest bar unchanged and
+    /// overdue for the task's `stale_after` successful runs in a row.
+    pub stale: Vec<crate::model::SeriesKey>,
 }
 
 /// Names of tasks with a run in progress.
@@ -288,6 +291,11 @@ impl App {
             .write(move |db| db.finish_run(run_id, st, er.as_deref()))
             .await?;
         self.record_scope(&task, run_id, status, &report).await?;
+        let stale = if status == Status::Success {
+            self.watch_feed(&task, &report).await
+        } else {
+            Vec::new()
+        };
         let warning = self.record_warning(run_id, &report, span).await?;
         match &error {
             None => tracing::info!(parent: span, records = report.records(), "task run succeeded"),
@@ -303,6 +311,7 @@ impl App {
             warning,
             report,
             duration_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+            stale,
         })
     }
 
@@ -364,6 +373,7 @@ impl App {
             warning: None,
             report: SyncReport::default(),
             duration_ms: 0,
+            stale: Vec::new(),
         })
     }
 
@@ -567,6 +577,7 @@ impl App {
             warning,
             report,
             duration_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+            stale: Vec::new(),
         })
     }
 }

@@ -45,6 +45,9 @@ pub struct Recorded {
     pub scope: Vec<ScopeRow>,
     /// When the check loop last finished a pass.
     pub last_check: Option<DateTime<Utc>>,
+    /// Series whose feed stopped (the primary's newest bar unchanged for a task's
+    /// `stale_after` runs).
+    pub stale: Vec<crate::history::StaleFeed>,
 }
 
 impl Recorded {
@@ -57,6 +60,7 @@ impl Recorded {
             rows: db.status_rows()?,
             scope: db.scope()?,
             last_check: db.last_check()?,
+            stale: db.stale_feeds()?,
         })
     }
 
@@ -134,6 +138,9 @@ pub struct SeriesStatus {
     pub tasks: Vec<String>,
     /// The primary's newest future-dated point (after now + `future_tolerance`), if any.
     pub future: Option<String>,
+    /// The feed stopped: a task that maintains the series ran `stale_after` times in a row
+    /// and found the primary's newest bar unchanged and overdue. Since when (RFC 3339).
+    pub stale: Option<String>,
     /// Why the state is `unknown`.
     pub error: Option<String>,
     /// Status of the last sync.
@@ -237,6 +244,12 @@ pub async fn collect(
                 by_key.get(&key).copied(),
             );
             line.tasks = owners.remove(&key).unwrap_or_default();
+            line.stale = recorded
+                .stale
+                .iter()
+                .filter(|f| f.series == *s && settings.task(&f.task).is_some_and(|t| t.enabled))
+                .map(|f| f.since.clone().unwrap_or_default())
+                .min();
             // Flagged only past now + future_tolerance; nearer future points are ordinary.
             line.future = primary_tips
                 .get(s)
@@ -289,6 +302,7 @@ fn line(
         behind,
         tasks: Vec::new(),
         future: primary.and_then(|t| t.future).map(format_nanos),
+        stale: None,
         error,
         last_status: row.and_then(|r| r.last_status),
         last_error: row.and_then(|r| r.last_error.clone()),

@@ -41,7 +41,7 @@ pub async fn run(config: &Path, args: StatusArgs) -> anyhow::Result<ExitCode> {
     });
     let any_behind = lines
         .iter()
-        .any(|l| matches!(l.state, State::Behind | State::Unknown));
+        .any(|l| matches!(l.state, State::Behind | State::Unknown) || l.stale.is_some());
     if args.json {
         super::output::json(&lines)?;
     } else {
@@ -93,6 +93,19 @@ pub async fn run(config: &Path, args: StatusArgs) -> anyhow::Result<ExitCode> {
             count(State::Unknown),
             settings.sync.max_gap.as_secs_f64() / 3600.0
         ))?;
+        let mut stale: Vec<&crate::model::SeriesKey> = lines
+            .iter()
+            .filter(|l| l.stale.is_some())
+            .map(|l| &l.key.series)
+            .collect();
+        stale.sort();
+        stale.dedup();
+        if !stale.is_empty() {
+            super::output::line(format_args!(
+                "{} series STALE: the primary's newest bar has not advanced for the task's stale_after runs (the feed stopped?)",
+                stale.len()
+            ))?;
+        }
         for l in lines.iter().filter(|l| l.state == State::Unknown).take(3) {
             eprintln!(
                 "unknown: {}: {}",
@@ -108,7 +121,8 @@ pub async fn run(config: &Path, args: StatusArgs) -> anyhow::Result<ExitCode> {
     })
 }
 
-/// The state column: the state, in capitals when it needs attention, and a future flag.
+/// The state column: the state, in capitals when it needs attention, and the future and
+/// stale flags.
 fn state_text(l: &status::SeriesStatus) -> String {
     let mut s = match l.state {
         State::Behind | State::Unknown => l.state.as_str().to_uppercase(),
@@ -116,6 +130,9 @@ fn state_text(l: &status::SeriesStatus) -> String {
     };
     if l.future.is_some() {
         s.push_str(" +FUTURE");
+    }
+    if l.stale.is_some() {
+        s.push_str(" +STALE");
     }
     s
 }

@@ -59,6 +59,18 @@ pub enum Alert {
         /// Why.
         error: String,
     },
+    /// The primary's newest bar of these series has not advanced for the task's `stale_after`
+    /// successful runs in a row: the feed stopped. Sent once, when they turn stale.
+    Stale {
+        /// Task that maintains them.
+        task: String,
+        /// How many series.
+        count: usize,
+        /// The first of them (`SYMBOL@INTERVAL`, at most 20).
+        series: Vec<String>,
+        /// Runs in a row.
+        runs: u32,
+    },
     /// The primary holds a point stamped after now + `future_tolerance`.
     Future {
         /// Backup and series.

@@ -269,6 +269,28 @@ impl Daemon {
                 error: outcome.error.clone().unwrap_or_default(),
             });
         }
+        if !outcome.stale.is_empty()
+            && let Some(a) = &self.alerter
+        {
+            let runs = self
+                .app
+                .settings
+                .tasks
+                .iter()
+                .find(|t| t.name == outcome.task)
+                .map_or(0, |t| t.stale_after);
+            a.send(Alert::Stale {
+                task: outcome.task.clone(),
+                count: outcome.stale.len(),
+                series: outcome
+                    .stale
+                    .iter()
+                    .take(20)
+                    .map(|s| s.to_string())
+                    .collect(),
+                runs,
+            });
+        }
     }
 
     /// One pass of the check loop: plan an incremental sync of what is behind the primary

@@ -184,6 +184,7 @@ mod tests {
             enabled: true,
             timeout: std::time::Duration::from_secs(60),
             catch_up: true,
+            stale_after: 2,
         }
     }
 

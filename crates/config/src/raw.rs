@@ -371,6 +371,9 @@ fn default_batch_size() -> u64 {
 fn default_max_gap_hours() -> f64 {
     24.0
 }
+fn default_stale_after() -> u32 {
+    2
+}
 pub(crate) fn default_initial_days() -> u64 {
     1825
 }
@@ -638,6 +641,10 @@ pub struct TaskBlock {
     /// After downtime, run a missed schedule once at start.
     #[serde(default = "yes")]
     pub catch_up: bool,
+    /// A series this task maintains is `stale` when this many successful runs in a row found
+    /// the primary's newest bar unchanged and overdue (older than two bars); 0: never.
+    #[serde(default = "default_stale_after")]
+    pub stale_after: u32,
 }
 
 fn utc() -> chrono_tz::Tz {

@@ -317,6 +317,9 @@ pub struct TaskSettings {
     pub timeout: Duration,
     /// Catch up one missed run after downtime.
     pub catch_up: bool,
+    /// Successful runs with the primary's newest bar unchanged and overdue before a series
+    /// is `stale` (0: never).
+    pub stale_after: u32,
 }
 
 /// Turns the raw files into settings, collecting every problem as a [`Problem`] (file and
@@ -662,6 +665,7 @@ fn check_task(
         enabled: t.enabled,
         timeout: t.timeout,
         catch_up: t.catch_up,
+        stale_after: t.stale_after,
     }
 }
 

@@ -356,3 +356,37 @@ mod tests {
         assert_eq!(format_nanos(NANOS_PER_DAY), "1970-01-02T00:00:00Z");
     }
 }
+
+/// The length of one bar of an interval name as market data spells it (`30s`, `1m`, `5m`,
+/// `1h`, `1d`, `1w`, `1M` for a month of 30 days), or `None` for a name that is no length.
+pub fn interval_nanos(interval: &str) -> Option<Nanos> {
+    let unit_at = interval.find(|c: char| !c.is_ascii_digit())?;
+    let (n, unit) = interval.split_at(unit_at);
+    let n: i64 = if n.is_empty() { 1 } else { n.parse().ok()? };
+    let unit = match unit {
+        "s" => NANOS_PER_SEC,
+        "m" | "min" => 60 * NANOS_PER_SEC,
+        "h" => 3_600 * NANOS_PER_SEC,
+        "d" => NANOS_PER_DAY,
+        "w" => 7 * NANOS_PER_DAY,
+        "M" | "mo" => 30 * NANOS_PER_DAY,
+        _ => return None,
+    };
+    n.checked_mul(unit)
+}
+
+#[cfg(test)]
+mod interval_tests {
+    use super::*;
+
+    #[test]
+    fn interval_names_give_their_bar_length() {
+        assert_eq!(interval_nanos("1m"), Some(60 * NANOS_PER_SEC));
+        assert_eq!(interval_nanos("15m"), Some(900 * NANOS_PER_SEC));
+        assert_eq!(interval_nanos("1d"), Some(NANOS_PER_DAY));
+        assert_eq!(interval_nanos("1M"), Some(30 * NANOS_PER_DAY));
+        assert_eq!(interval_nanos("tick"), None);
+        assert_eq!(interval_nanos("1x"), None);
+        assert_eq!(interval_nanos("99999999999999999999d"), None);
+    }
+}

@@ -12,6 +12,7 @@
 //! everyone else gets a [`HistoryReader`], which has none.
 
 mod error;
+mod feed;
 mod handle;
 mod ledger;
 mod lock;
@@ -28,6 +29,7 @@ pub use dms_core::ledger::{
 };
 pub(crate) use error::sql_err;
 pub use error::{HistoryError, Result};
+pub use feed::StaleFeed;
 pub use handle::read;
 pub use lock::WriterLock;
 pub use query::*;

@@ -235,7 +235,22 @@ ALTER TABLE task_runs ADD COLUMN warning TEXT;
 
 /// Version 4: deletes a reconcile pass held back (more than `reconcile.max_deletes`, or a
 /// primary that moved backwards).
-const V4: &str = "ALTER TABLE reconcile_history ADD COLUMN refused INTEGER NOT NULL DEFAULT 0;";
+/// Also the feed watch: per task and series, the primary's newest point at the task's last
+/// successful run and how many successful runs in a row found it unchanged and overdue.
+const V4: &str = "
+ALTER TABLE reconcile_history ADD COLUMN refused INTEGER NOT NULL DEFAULT 0;
+CREATE TABLE feed_state (
+    task      TEXT NOT NULL,
+    symbol    TEXT NOT NULL,
+    interval  TEXT NOT NULL,
+    newest    INTEGER,
+    unchanged INTEGER NOT NULL DEFAULT 0,
+    stale     INTEGER NOT NULL DEFAULT 0,
+    since     TEXT,
+    updated_at TEXT NOT NULL,
+    PRIMARY KEY (task, symbol, interval)
+);
+";
 
 /// Brings the database to [`VERSION`].
 pub fn migrate(conn: &mut Connection, path: &Path) -> Result<()> {

@@ -309,6 +309,30 @@ fn status_gauges(settings: &Settings, status: Option<&[SeriesStatus]>) -> Vec<Fa
         Kind::Gauge,
         &["backup"],
     );
+    let mut newest = Family::new(
+        "dms_primary_newest_timestamp_seconds",
+        "The primary's newest point at or before now, per series (a feed that stops shows here first)",
+        Kind::Gauge,
+        &["symbol", "interval"],
+    );
+    let mut stale = Family::new(
+        "dms_series_stale",
+        "1 when a task that maintains the series found the primary's newest bar unchanged and overdue for its stale_after runs",
+        Kind::Gauge,
+        &["symbol", "interval"],
+    );
+    if let Some(rows) = status {
+        for r in rows {
+            let (sym, int) = (r.key.series.symbol.as_str(), r.key.series.interval.as_str());
+            if let Some(n) = r.primary_newest_ns {
+                newest.set(&[sym, int], Value::Gauge(n as f64 / 1e9));
+            }
+            stale.set(
+                &[sym, int],
+                Value::Gauge(f64::from(u8::from(r.stale.is_some()))),
+            );
+        }
+    }
     if let Some(rows) = status {
         for b in settings.enabled_backups() {
             for s in STATES {
@@ -340,7 +364,16 @@ fn status_gauges(settings: &Settings, status: Option<&[SeriesStatus]>) -> Vec<Fa
             add(&mut behind_count, &[b], f64::from(u8::from(r.behind)));
         }
     }
-    vec![lag, behind, max_lag, behind_count, by_state, future]
+    vec![
+        lag,
+        behind,
+        max_lag,
+        behind_count,
+        by_state,
+        future,
+        newest,
+        stale,
+    ]
 }
 
 fn add(f: &mut Family, labels: &[&str], by: f64) {

@@ -530,6 +530,9 @@ fn series(d: &PageData) -> Markup {
                                     @if let Some(f) = &r.future {
                                         span.badge.behind title=(format!("the primary holds a point stamped {f}, beyond future_tolerance")) { "future" } " "
                                     }
+                                    @if let Some(since) = &r.stale {
+                                        span.badge.behind title=(format!("the primary's newest bar has not advanced since {since}: the feed stopped?")) { "stale" } " "
+                                    }
                                     @if r.last_status == Some(crate::history::Status::Failed) {
                                         span.badge.failed title=[r.last_error.as_deref()] { "last sync failed" }
                                     } @else if r.state == State::Current {
