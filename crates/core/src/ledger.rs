@@ -109,7 +109,9 @@ pub enum Status {
     Success,
     /// Failed (see the error).
     Failed,
-    /// Stopped by shutdown or a crash (task runs only).
+    /// Stopped by shutdown (or, for task runs, a crash): not a failure — it counts neither
+    /// as one nor in a success rate — and the next run resumes where it stopped. A sync unit's
+    /// error then starts with `interrupted:`.
     Interrupted,
     /// Not started because the previous run was still going (task runs only).
     Skipped,
@@ -143,7 +145,7 @@ impl Status {
 /// What one backup's reconciliation found and did, as the history keeps it.
 #[derive(Debug, Clone, Default, serde::Serialize)]
 pub struct ReconcileCounts {
-    /// `success` or `failed` (`running` until it ends).
+    /// `success`, `failed` or `interrupted` (`running` until it ends).
     pub status: Status,
     /// Series compared.
     pub series: u64,

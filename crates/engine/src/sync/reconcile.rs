@@ -378,6 +378,12 @@ impl Engine {
             );
             let primary = match primary {
                 Ok(d) => d,
+                // Shutdown cut the digests short: this chunk is where the next pass resumes.
+                Err(_) if ctl.cancel.is_cancelled() => {
+                    report.complete = false;
+                    report.resume_from = chunk.first().cloned();
+                    break;
+                }
                 Err(e) => {
                     for r in report.backups.iter_mut() {
                         r.counts
@@ -402,24 +408,33 @@ impl Engine {
                             .await
                     }
                 };
-                if let Err(e) = outcome {
-                    r.counts.error = Some(e.to_string());
+                match outcome {
+                    Ok(()) => {}
+                    Err(_) if ctl.cancel.is_cancelled() => {
+                        report.complete = false;
+                        report.resume_from = chunk.first().cloned();
+                    }
+                    Err(e) => r.counts.error = Some(e.to_string()),
                 }
                 if let Some(p) = &ctl.progress {
                     p.reconciled(chunk.len());
                 }
             }
         }
+        let interrupted = !report.complete && ctl.cancel.is_cancelled();
         for r in &mut report.backups {
             let c = &mut r.counts;
-            c.status = if c.error.is_some() {
-                Status::Failed
-            } else {
-                Status::Success
+            c.status = match (&c.error, interrupted) {
+                (Some(_), _) => Status::Failed,
+                (None, true) => Status::Interrupted,
+                (None, false) => Status::Success,
             };
             if !report.complete && c.error.is_none() {
-                c.error =
-                    Some("stopped before every series was compared (budget or shutdown)".into());
+                c.error = Some(if interrupted {
+                    "interrupted: dms was stopped before every series was compared".into()
+                } else {
+                    "stopped at the budget before every series was compared".into()
+                });
             }
             let (row_id, counts) = (r.row_id, c.clone());
             self.history.finish_reconcile(row_id, counts).await?;
@@ -444,7 +459,7 @@ impl Engine {
                     || self.primary.list_series(),
                 )
                 .await
-                .map_err(SyncError::Primary)?;
+                .map_err(SyncError::primary)?;
                 if all.is_empty() {
                     self.primary_exists().await?;
                 }
