@@ -98,6 +98,11 @@ pub enum CheckpointUpdate {
     Set,
 }
 
+/// The error of a sync unit that shutdown stopped (status [`Status::Interrupted`]). It starts
+/// with `interrupted:`, which the history reads as "did not end by itself": no duration is
+/// counted for it.
+pub const UNIT_INTERRUPTED: &str = "interrupted: dms was stopped before this sync finished; the next sync resumes after the last acknowledged batch";
+
 /// Status of a sync unit or task run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]

@@ -21,9 +21,8 @@ use tracing::Instrument;
 /// Batches a lane may have queued before the reader waits for it.
 const LANE_QUEUE: usize = 1;
 
-/// The error recorded for a lane that shutdown stopped. It starts with `interrupted:`, which
-/// the history reads as "did not end by itself" (no duration is counted for it).
-const INTERRUPTED: &str = "interrupted: dms was stopped before this sync finished; the next sync resumes after the last acknowledged batch";
+/// The error recorded for a lane that shutdown stopped.
+const INTERRUPTED: &str = dms_core::ledger::UNIT_INTERRUPTED;
 
 pub(crate) struct UnitCtx {
     pub primary: Arc<dyn Node>,
