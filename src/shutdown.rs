@@ -190,11 +190,7 @@ impl Shutdown {
             return false;
         }
         let what = what.map_or_else(|| self.stopped().describe(), str::to_string);
-        tracing::warn!(
-            cause = self.cause(),
-            "interrupted by {}: {what}",
-            self.cause()
-        );
+        tracing::warn!("interrupted by {}: {what}", self.cause());
         true
     }
 }

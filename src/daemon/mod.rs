@@ -293,6 +293,8 @@ impl Daemon {
         let control = self.control();
         let plan = match self.app.engine.plan(&req, &control).await {
             Ok(p) => p,
+            // Stopping: the pass is simply not made.
+            Err(e) if e.is_cancelled() => return None,
             Err(e) => {
                 tracing::warn!(cause = %e, "check: cannot plan a catch-up sync");
                 return None;
@@ -686,7 +688,6 @@ pub async fn run(daemon: Arc<Daemon>, server: Option<Server>) -> Result<(), Daem
 
     shutdown.stopping().await;
     tracing::info!(
-        cause = shutdown.cause(),
         grace_s = settings.shutdown_grace.as_secs_f64(),
         "shutting down ({}): no new work; letting batches in flight finish",
         shutdown.cause()

@@ -279,6 +279,15 @@ impl ReconcileReport {
     }
 }
 
+/// How far one backup's comparison of a chunk of series got.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Finished {
+    /// Every window of every series.
+    All,
+    /// Shutdown stopped it between windows.
+    Stopped,
+}
+
 /// Exact comparison of one window: timestamp → fingerprint of the points there.
 struct Exact {
     missing: Vec<Nanos>,
@@ -409,7 +418,12 @@ impl Engine {
                     }
                 };
                 match outcome {
-                    Ok(()) => {}
+                    Ok(Finished::All) => {}
+                    // Shutdown cut this chunk short: the next pass resumes at it.
+                    Ok(Finished::Stopped) => {
+                        report.complete = false;
+                        report.resume_from = chunk.first().cloned();
+                    }
                     Err(_) if ctl.cancel.is_cancelled() => {
                         report.complete = false;
                         report.resume_from = chunk.first().cloned();
@@ -529,7 +543,7 @@ impl Engine {
         theirs: &Digests,
         checkpoints: &HashMap<BackupSeries, Nanos>,
         out: &mut BackupReconcile,
-    ) -> Result<(), GaveUp<NodeError>> {
+    ) -> Result<Finished, GaveUp<NodeError>> {
         let (backup, req) = (on.backup, on.req);
         let comparable = self.primary.digest_kind() == backup.digest_kind();
         let empty = BTreeMap::new();
@@ -563,6 +577,10 @@ impl Engine {
                 .into_iter()
                 .filter(|w| *w <= end && *w >= last_before)
             {
+                // Shutdown: the window being repaired finished; no other is begun.
+                if on.ctl.cancel.is_cancelled() {
+                    return Ok(Finished::Stopped);
+                }
                 out.counts.windows += 1;
                 // A window one node has no digest for is empty there (a node may answer an
                 // empty digest where the other answers nothing, e.g. a series without `close`
@@ -580,7 +598,7 @@ impl Engine {
                     .await?;
             }
         }
-        Ok(())
+        Ok(Finished::All)
     }
 
     /// Compares one window exactly and repairs it (unless a dry run).
