@@ -490,8 +490,9 @@ mod influx {
         primary: Arc<dyn Node>,
     }
 
-    /// Three servers, the primary seeded, a project whose backups go through the proxies.
-    async fn setup(db: &str) -> Option<Setup> {
+    /// Three servers, the primary seeded, a project whose backups go through the proxies
+    /// (`extra`: more top-level YAML).
+    async fn setup(db: &str, extra: &str) -> Option<Setup> {
         let servers = servers(3).await?;
         let schema = Schema::default();
         let primary = node("primary", &Target::on(&servers[0], db), &schema);
@@ -509,7 +510,7 @@ mod influx {
              nodes:\n  primary: {{name: primary, type: influxdb, url: \"{}\", database: {db}, timeout: 20}}\n  backups:\n\
              \x20   - {{name: backup1, type: influxdb, url: \"{}\", database: {db}, timeout: 20}}\n\
              \x20   - {{name: backup2, type: influxdb, url: \"{}\", database: {db}, timeout: 20}}\n\
-             history:\n  path: run/db/sync_history.db\n",
+             history:\n  path: run/db/sync_history.db\n{extra}",
             servers[0].url(),
             proxies[0].url,
             proxies[1].url
@@ -531,7 +532,9 @@ mod influx {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn sync_to_influxdb_under_sigterm_exits_143_and_the_next_sync_equals_the_primary() {
-        let Some(t) = setup("stop").await else { return };
+        let Some(t) = setup("stop", "").await else {
+            return;
+        };
         for p in &t.proxies {
             p.set(Fault::Latency(Duration::from_millis(40)));
         }
@@ -564,7 +567,7 @@ mod influx {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_second_signal_quits_at_once_while_a_batch_in_flight_hangs() {
-        let Some(t) = setup("again").await else {
+        let Some(t) = setup("again", "").await else {
             return;
         };
         let history = history_path(&t.project);
@@ -607,6 +610,62 @@ mod influx {
             String::from_utf8_lossy(&rerun.stderr)
         );
         let (b1, b2) = (t.backup(1, "again"), t.backup(2, "again"));
+        let backups: [(&str, &dyn Node); 2] = [("backup1", b1.as_ref()), ("backup2", b2.as_ref())];
+        assert_equal(t.primary.as_ref(), &backups, INFLUX_BARS).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_daemon_whose_grace_runs_out_records_the_rest_interrupted_not_failed() {
+        let port = free_port();
+        let extra = format!("api:\n  listen: 127.0.0.1:{port}\ndaemon:\n  shutdown_grace: 1\n");
+        let Some(t) = setup("grace", &extra).await else {
+            return;
+        };
+        // No check loop: the task run does the copying.
+        t.project.write(
+            "config/sync.yaml",
+            &std::fs::read_to_string(t.project.root().join("config/sync.yaml"))
+                .unwrap()
+                .replace("    scope: all", "    scope: all\n    enabled: false"),
+        );
+        t.project.write(
+            "config/task.yaml",
+            "tasks:\n  - name: all\n    sync_backups: true\n",
+        );
+        for p in &t.proxies {
+            p.set(Fault::Latency(Duration::from_millis(40)));
+        }
+        let history = history_path(&t.project);
+        let mut d = DaemonProcess::start(t.project.root(), port).await;
+        let started = d.post("/api/dms/tasks/all/run").await;
+        assert_eq!(started["status"], "started", "{started}");
+        d.wait_for("the task copying", 60, || async { copying(&history) })
+            .await;
+        // The backups stop answering: the batches in flight outlast the 1 s grace.
+        for p in &t.proxies {
+            p.set(Fault::Stall(0));
+        }
+        std::thread::sleep(Duration::from_millis(300));
+        let at = Instant::now();
+        let status = d.terminate();
+        let log = d.log_text();
+        assert_eq!(status.code(), Some(0), "{log}");
+        assert!(at.elapsed() < Duration::from_secs(10), "{:?}", at.elapsed());
+        assert!(log.contains("after the grace period"), "{log}");
+        assert_one_stop_line(&log, Sig::Term);
+        assert_recorded_interrupted(&history, "all");
+
+        for p in &t.proxies {
+            p.set(Fault::None);
+        }
+        let rerun = t.project.cli(&["task", "run", "all"]);
+        assert_eq!(
+            rerun.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&rerun.stderr)
+        );
+        let (b1, b2) = (t.backup(1, "grace"), t.backup(2, "grace"));
         let backups: [(&str, &dyn Node); 2] = [("backup1", b1.as_ref()), ("backup2", b2.as_ref())];
         assert_equal(t.primary.as_ref(), &backups, INFLUX_BARS).await;
     }
