@@ -358,7 +358,6 @@ async fn sync_json_under_sigint_prints_the_run_as_interrupted() {
 async fn verify_and_reconcile_under_a_signal_exit_with_its_code() {
     let p = big_project("").await;
     assert_eq!(p.cli(&["sync"]).status.code(), Some(0));
-    // A backup point changed, so there is something to find.
     let history = history_path(&p);
 
     // verify reads every point of every window: stopped where it is, nothing changed.
