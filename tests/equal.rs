@@ -1266,12 +1266,19 @@ async fn reconcile_exact_finds_what_no_digest_sees() {
         "config/sync.yaml",
         &sync_yaml(100, 2, "reconcile:\n  window: 7d\n"),
     );
-    let digests = ok_json(&p, &["reconcile", "--json", "--dry-run"]);
-    assert_eq!(
-        reconciled(&digests, "backup1")["differing"],
-        0,
-        "digests cannot see these"
-    );
+    // Digests only count strings and booleans: every window holding them is read, so the
+    // complete reconcile finds all three changes (the swap too, in a window with strings).
+    let out = p.cli(&["reconcile", "--json", "--dry-run"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let digests = json(&out);
+    let found = reconciled(&digests, "backup1");
+    let different: u64 = found["diffs"]
+        .as_array()
+        .expect("diffs")
+        .iter()
+        .map(|d| d["different"].as_u64().unwrap_or(0))
+        .sum();
+    assert_eq!(different, 4, "{found:#}");
     let out = p.cli(&["reconcile", "--json", "--exact", "--dry-run"]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     let exact = json(&out);

@@ -188,11 +188,12 @@ async fn a_sync_killed_at_random_moments_loses_nothing() {
     let cps = db.checkpoints().unwrap();
     for (name, b) in &backups {
         assert_same_points(primary.as_ref(), b.as_ref(), &series).await;
-        // The checkpoint is the newest point held that is not future-dated (the bars run
-        // days ahead of now here; future_tolerance is the default 2 days) as of the last
-        // sync: between the newest held at or before the horizons of its start and of now.
+        // The checkpoint is the newest point held at or before the last sync's now (it never
+        // passes now, though points up to future_tolerance — the default 2 days — are
+        // copied; the bars may run ahead of now here): between the newest held at or before
+        // that sync's start and the newest held at or before now + the tolerance.
         let tolerance = 2 * dms::model::NANOS_PER_DAY;
-        let earliest = b.tips(&series, before_last + tolerance).await.unwrap();
+        let earliest = b.tips(&series, before_last).await.unwrap();
         let latest = b
             .tips(&series, dms::model::now_nanos() + tolerance)
             .await
@@ -530,7 +531,7 @@ async fn a_reconcile_killed_at_random_moments_deletes_no_only_copy_on_influxdb()
         (&s[0].url(), "rk"),
         &[("backup1", &s[1].url(), "rk")],
         500,
-        "reconcile:\n  mirror_deletes: true\n  window: 1h\n",
+        "reconcile:\n  mirror_deletes: true\n  window: 1h\n  max_deletes: 1000000\n  max_delete_share: 1\n",
     );
     reconcile_killed_at_random_moments(
         &cfg.config,
@@ -549,7 +550,7 @@ async fn a_reconcile_killed_at_random_moments_deletes_no_only_copy_and_leaves_no
     let p = crate::helper::project::Project::with_sync(&crate::helper::project::sync_yaml(
         500,
         2,
-        "reconcile:\n  mirror_deletes: true\n  window: 1h\n",
+        "reconcile:\n  mirror_deletes: true\n  window: 1h\n  max_deletes: 1000000\n  max_delete_share: 1\n",
     ));
     let schema = Schema::default();
     let primary: Arc<dyn Node> = p.node("primary");

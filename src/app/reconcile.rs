@@ -9,6 +9,8 @@ use std::time::Instant;
 
 /// Pseudo-task name of reconcile runs.
 pub const RECONCILE_TASK: &str = "@reconcile";
+/// Daemon-state key of the scrub's next stripe.
+const SCRUB_STRIPE: &str = "reconcile.scrub.stripe";
 
 /// A recorded reconciliation.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -31,14 +33,17 @@ impl App {
     /// The reconcile request for `args` in `pass`, per the settings.
     pub fn reconcile_request(&self, args: &ReconcileArgs, pass: Pass) -> ReconcileRequest {
         let s = &self.settings;
-        ReconcileRequest::new(
+        let mut req = ReconcileRequest::new(
             args,
             pass,
             s.reconcile.window,
             s.sync.initial_days,
             s.sync.horizon(),
             s.reconcile.mirror_deletes,
-        )
+        );
+        req.deletes.max_points = s.reconcile.max_deletes;
+        req.deletes.max_share = s.reconcile.max_delete_share;
+        req
     }
 
     /// Runs a reconciliation as a recorded run of `@reconcile`. A scheduled pass stops
@@ -54,10 +59,28 @@ impl App {
         control: &SyncControl,
     ) -> Result<ReconcileRun, AppError> {
         let started = Instant::now();
+        // A scrub reads the stripe after the last one it finished.
+        let pass = match pass {
+            Pass::Scrub { stripes, .. } => {
+                let stripes = stripes.max(1);
+                let at = self
+                    .history
+                    .read(|db| db.state(SCRUB_STRIPE))
+                    .await?
+                    .and_then(|v| v.parse::<u32>().ok())
+                    .unwrap_or(0)
+                    % stripes;
+                Pass::Scrub {
+                    stripe: at,
+                    stripes,
+                }
+            }
+            other => other,
+        };
         let mut req = self.reconcile_request(args, pass);
         // A budgeted pass starts where the last one of its kind stopped.
         let cursor = format!("reconcile.{}.resume_from", pass.as_str());
-        if pass == Pass::Complete && args.since.is_none() {
+        if matches!(pass, Pass::Complete | Pass::Scrub { .. }) && args.since.is_none() {
             req.starts = self.task_starts().await?;
         }
         if pass != Pass::Complete {
@@ -120,8 +143,16 @@ impl App {
                     pass.as_str()
                 )
             });
+            // A scrub moves to the next stripe once every series of this one was compared.
+            let stripe = match (pass, report.complete) {
+                (Pass::Scrub { stripe, stripes }, true) => Some((stripe + 1) % stripes.max(1)),
+                _ => None,
+            };
             self.history
                 .write(move |db| {
+                    if let Some(s) = stripe {
+                        db.set_state(SCRUB_STRIPE, Some(&s.to_string()))?;
+                    }
                     db.set_state(&cursor, next.as_deref())?;
                     match &warning {
                         Some(w) => db.set_run_warning(run_id, w),
@@ -155,6 +186,36 @@ impl App {
 }
 
 impl App {
+    /// How many stripes the scrub cuts the range into: as many history passes as the
+    /// schedule holds in one `reconcile.scrub_period` (at least one, at most 1,000), so a
+    /// stripe after each pass reads every point within the period.
+    pub fn scrub_stripes(&self) -> u32 {
+        let r = &self.settings.reconcile;
+        let now = chrono::Utc::now();
+        let end = chrono::Duration::from_std(r.scrub_period)
+            .ok()
+            .and_then(|d| now.checked_add_signed(d))
+            .unwrap_or(now);
+        // Counted on the schedule's own clock: a shift of the zone's offset moves a pass by an
+        // hour, never in or out of a 30-day period by more than one.
+        let n = r
+            .history_schedule
+            .schedule
+            .after(&now)
+            .take_while(|t| *t <= end)
+            .take(1_000)
+            .count();
+        u32::try_from(n).unwrap_or(1_000).max(1)
+    }
+
+    /// The scrub pass for now (its stripe is read from the history when it runs).
+    pub fn scrub_pass(&self) -> Pass {
+        Pass::Scrub {
+            stripe: 0,
+            stripes: self.scrub_stripes(),
+        }
+    }
+
     /// Where each (backup, series) an enabled task maintains starts: now − the longest
     /// `initial_days` of those tasks (the range they keep; the history's task scope says which
     /// task maintains what).

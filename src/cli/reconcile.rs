@@ -19,6 +19,8 @@ pub enum PassArg {
     Recent,
     /// The daemon's history pass.
     History,
+    /// The daemon's exact scrub: the next stripe of the range read point by point.
+    Scrub,
 }
 
 /// Arguments of `dms reconcile`.
@@ -45,10 +47,16 @@ pub struct ReconcileCliArgs {
     pub exact: bool,
     /// Which comparison: `complete` (full-field digests of every window), or one of the
     /// daemon's cheaper scheduled passes by hand: `recent` (full-field digests of the last
-    /// reconcile.recent.days) or `history` (cheap digests of the range, full-field ones of
-    /// tonight's slice), each within reconcile.budget.
+    /// reconcile.recent.days), `history` (cheap digests of the range, full-field ones of
+    /// tonight's slice) or `scrub` (the next stripe of the exact scrub), each within
+    /// reconcile.budget.
     #[arg(long, value_enum, default_value_t = PassArg::Complete)]
     pub pass: PassArg,
+    /// Go ahead with up to N deletes per backup: past reconcile.max_deletes and
+    /// max_delete_share, and even when the primary's newest point moved backwards (what a
+    /// pass refuses to delete on its own; it says how many it would).
+    #[arg(long, value_name = "N")]
+    pub allow_deletes: Option<u64>,
     /// Print JSON.
     #[arg(long)]
     pub json: bool,
@@ -77,6 +85,7 @@ pub async fn run(config: &Path, args: ReconcileCliArgs) -> anyhow::Result<ExitCo
         until: when(&args.until)?,
         dry_run: args.dry_run,
         exact: args.exact,
+        allow_deletes: args.allow_deletes,
     };
     let pass = match args.pass {
         PassArg::Complete => Pass::Complete,
@@ -88,8 +97,16 @@ pub async fn run(config: &Path, args: ReconcileCliArgs) -> anyhow::Result<ExitCo
             settings.reconcile.slices,
             settings.reconcile.counts_everywhere,
         ),
+        PassArg::Scrub => Pass::Scrub {
+            stripe: 0,
+            stripes: 1,
+        },
     };
     let app = App::open(settings, "dms reconcile")?;
+    let pass = match pass {
+        Pass::Scrub { .. } => app.scrub_pass(),
+        other => other,
+    };
     let bar = super::progress::Bar::new();
     let shutdown = super::shutdown_on_signal();
     let control = SyncControl {

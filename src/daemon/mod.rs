@@ -176,14 +176,15 @@ impl Daemon {
         }
     }
 
-    /// Starts a reconciliation in the background (one at a time).
+    /// Starts a reconciliation in the background (one at a time): `passes` one after the
+    /// other, each a recorded run.
     ///
     /// # Errors
     /// [`TriggerError::Reconciling`] when one is going, [`TriggerError::ShuttingDown`].
     pub fn trigger_reconcile(
         self: &Arc<Self>,
         args: ReconcileArgs,
-        pass: Pass,
+        passes: Vec<Pass>,
         trigger: Trigger,
     ) -> Result<(), TriggerError> {
         use std::sync::atomic::Ordering;
@@ -196,27 +197,43 @@ impl Daemon {
         let this = self.clone();
         self.tracker.spawn(async move {
             let control = this.control();
-            match this.app.reconcile(&args, pass, trigger, &control).await {
-                Ok(run) if run.status == Status::Interrupted => this.shutdown.note(Stopped {
-                    runs: 1,
-                    ..Stopped::default()
-                }),
-                Ok(run) if run.status == Status::Failed => {
-                    if let Some(a) = &this.alerter {
-                        a.send(Alert::TaskFailed {
-                            task: RECONCILE_TASK.to_string(),
-                            run_id: run.run_id,
-                            trigger: trigger.as_str().to_string(),
-                            error: run.error.clone().unwrap_or_default(),
-                        });
-                    }
+            for pass in passes {
+                if control.cancel.is_cancelled() {
+                    break;
                 }
-                Ok(_) => {}
-                Err(e) => tracing::error!(cause = %e, "reconcile failed"),
+                this.reconcile_pass(&args, pass, trigger, &control).await;
             }
             this.reconciling.store(false, Ordering::SeqCst);
         });
         Ok(())
+    }
+
+    /// One reconcile pass, its failure sent to the webhook.
+    async fn reconcile_pass(
+        &self,
+        args: &ReconcileArgs,
+        pass: Pass,
+        trigger: Trigger,
+        control: &crate::sync::SyncControl,
+    ) {
+        match self.app.reconcile(args, pass, trigger, control).await {
+            Ok(run) if run.status == Status::Interrupted => self.shutdown.note(Stopped {
+                runs: 1,
+                ..Stopped::default()
+            }),
+            Ok(run) if run.status == Status::Failed => {
+                if let Some(a) = &self.alerter {
+                    a.send(Alert::TaskFailed {
+                        task: RECONCILE_TASK.to_string(),
+                        run_id: run.run_id,
+                        trigger: trigger.as_str().to_string(),
+                        error: run.error.clone().unwrap_or_default(),
+                    });
+                }
+            }
+            Ok(_) => {}
+            Err(e) => tracing::error!(cause = %e, "reconcile failed"),
+        }
     }
 
     /// Whether a reconciliation is going.
@@ -497,7 +514,12 @@ impl Daemon {
                         _ => &r.history_schedule,
                     };
                     *due = next(schedule, now);
-                    match self.trigger_reconcile(ReconcileArgs::default(), pass, Trigger::Cron) {
+                    // Each history pass is followed by a stripe of the exact scrub.
+                    let passes = match pass {
+                        Pass::History { .. } => vec![pass, self.app.scrub_pass()],
+                        _ => vec![pass],
+                    };
+                    match self.trigger_reconcile(ReconcileArgs::default(), passes, Trigger::Cron) {
                         Ok(()) => {
                             tracing::info!(pass = pass.as_str(), "scheduled reconcile started")
                         }

@@ -791,8 +791,8 @@ async fn digests_see_retags_and_tiny_changes_and_exact_passes_see_strings_on_inf
     let app = &d.app;
     assert_eq!(sync(app, Selection::all()).await.status, Status::Success);
     // Day 5 moved to another venue; day 20 a few bits off near 1e9 (far below the old
-    // float tolerance); day 30's string revised (no digest sees it); a series only the
-    // backup holds.
+    // float tolerance); day 30's string revised (digests only count strings: the window is
+    // read); a series only the backup holds.
     backup
         .delete(&key, &[points[5].time])
         .await
@@ -817,8 +817,8 @@ async fn digests_see_retags_and_tiny_changes_and_exact_passes_see_strings_on_inf
         "the tiny change: {r:#?}"
     );
     assert!(
-        !starts.contains(&day(30).as_str()),
-        "a string is for exact passes: {r:#?}"
+        starts.contains(&day(30).as_str()),
+        "digests only count strings, so a window holding them is read: {r:#?}"
     );
     assert!(
         r.diffs.iter().any(|d| d.key.series == gone),
@@ -845,4 +845,72 @@ async fn digests_see_retags_and_tiny_changes_and_exact_passes_see_strings_on_inf
     // Repaired (the backup-only series is kept: it may be the only copy there is).
     assert_same_points(&*primary, &*backup, std::slice::from_ref(&key)).await;
     assert_eq!(dump(&*backup, &gone).await.len(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_primary_that_lost_its_newest_days_or_many_points_deletes_nothing_on_influxdb() {
+    let Some(s) = servers(2).await else { return };
+    let opts = Options {
+        extra_yaml: "reconcile:\n  mirror_deletes: true\n  max_deletes: 20\n".into(),
+        ..Options::default()
+    };
+    let schema = opts.schema();
+    let (pt, bt) = (Target::on(&s[0], "market"), Target::on(&s[1], "copy"));
+    let primary = node("primary", &pt, &schema);
+    let backup = node("backup1", &bt, &schema);
+    let key = SeriesKey::new("US.AAPL", "1d");
+    let points = support::bars(&schema, "US.AAPL", "1d", 60);
+    let n = points.len();
+    put(&*primary, points.clone()).await;
+    let project = Project::new(&pt, std::slice::from_ref(&bt), &opts);
+    let d = daemon(&project);
+    let app = &d.app;
+    assert_eq!(sync(app, Selection::all()).await.status, Status::Success);
+    let reconcile_with = |allow: Option<u64>| {
+        let args = ReconcileArgs {
+            allow_deletes: allow,
+            ..ReconcileArgs::default()
+        };
+        async move {
+            app.reconcile(
+                &args,
+                Pass::Complete,
+                Trigger::Manual,
+                &SyncControl::default(),
+            )
+            .await
+            .expect("reconcile")
+        }
+    };
+    // Restored from an older snapshot: the last five bars gone, two older ones too.
+    let lost: Vec<Nanos> = points[n - 5..]
+        .iter()
+        .chain(&points[10..12])
+        .map(|p| p.time)
+        .collect();
+    primary.delete(&key, &lost).await.expect("delete");
+    let run = reconcile_with(None).await;
+    assert_eq!(run.status, Status::Failed, "{run:#?}");
+    let r = counts(&run, "backup1");
+    assert_eq!((r.counts.deleted, r.counts.refused), (0, 2), "{r:#?}");
+    assert!(
+        r.counts
+            .error
+            .as_deref()
+            .is_some_and(|e| e.contains("moved backwards")),
+        "{r:#?}"
+    );
+    assert_eq!(dump(&*backup, &key).await.len(), n, "nothing deleted");
+    // Back to the full set; then thirty older bars go (more than max_deletes = 20).
+    put(&*primary, points.clone()).await;
+    let older: Vec<Nanos> = points[15..45].iter().map(|p| p.time).collect();
+    primary.delete(&key, &older).await.expect("delete");
+    let run = reconcile_with(None).await;
+    let r = counts(&run, "backup1");
+    assert_eq!((r.counts.deleted, r.counts.refused), (0, 30), "{r:#?}");
+    assert_eq!(dump(&*backup, &key).await.len(), n, "nothing deleted");
+    let run = reconcile_with(Some(30)).await;
+    assert_eq!(run.status, Status::Success, "{run:#?}");
+    assert_eq!(counts(&run, "backup1").counts.deleted, 30);
+    assert_same_points(&*primary, &*backup, std::slice::from_ref(&key)).await;
 }

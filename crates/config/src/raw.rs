@@ -69,6 +69,17 @@ pub struct ReconcileBlock {
     /// windows. Off by default: such points are reported as `extra`.
     #[serde(default)]
     pub mirror_deletes: bool,
+    /// Points a pass may delete from one backup (`mirror_deletes`); past it the pass deletes
+    /// none and fails, until a person allows them (`dms reconcile --allow-deletes N`).
+    #[serde(default = "default_max_deletes")]
+    pub max_deletes: u64,
+    /// Share of one window's points a pass may delete from a backup (0 to 1).
+    #[serde(default = "default_max_delete_share")]
+    pub max_delete_share: f64,
+    /// Every point of every backup is read and compared exactly once per this period (default
+    /// 30 days), a stripe after each history pass.
+    #[serde(default = "default_scrub_period", deserialize_with = "de::span")]
+    pub scrub_period: Duration,
     /// IANA zone the schedules are read in (default UTC).
     #[serde(default = "utc", deserialize_with = "de::timezone")]
     pub timezone: chrono_tz::Tz,
@@ -83,6 +94,9 @@ impl Default for ReconcileBlock {
             history: HistoryPass::default(),
             budget: default_reconcile_budget(),
             mirror_deletes: false,
+            max_deletes: default_max_deletes(),
+            max_delete_share: default_max_delete_share(),
+            scrub_period: default_scrub_period(),
             timezone: utc(),
         }
     }
@@ -138,6 +152,15 @@ impl Default for HistoryPass {
 
 fn default_reconcile_window() -> Duration {
     Duration::from_secs(86_400)
+}
+fn default_max_deletes() -> u64 {
+    100
+}
+fn default_max_delete_share() -> f64 {
+    0.5
+}
+fn default_scrub_period() -> Duration {
+    Duration::from_secs(30 * 86_400)
 }
 fn default_reconcile_budget() -> Duration {
     Duration::from_secs(600)

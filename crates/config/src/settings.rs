@@ -175,6 +175,12 @@ pub struct ReconcileSettings {
     pub budget: Duration,
     /// Delete points the primary no longer has from the backups.
     pub mirror_deletes: bool,
+    /// Points a pass may delete from one backup.
+    pub max_deletes: u64,
+    /// Share of a window's points a pass may delete.
+    pub max_delete_share: f64,
+    /// Each point is scrubbed (read and compared exactly) once per this period.
+    pub scrub_period: Duration,
     /// Zone of the schedules.
     pub timezone: chrono_tz::Tz,
 }
@@ -437,6 +443,18 @@ fn check_reconcile(r: &raw::ReconcileBlock, errs: &mut Problems) -> ReconcileSet
     if r.budget.is_zero() {
         errs.sync("reconcile.budget", "must be more than 0 seconds");
     }
+    if !(r.max_delete_share > 0.0 && r.max_delete_share <= 1.0) {
+        errs.sync(
+            "reconcile.max_delete_share",
+            "give a share of a window's points above 0 and at most 1 (e.g. 0.5)",
+        );
+    }
+    if r.scrub_period < Duration::from_secs(86_400) {
+        errs.sync(
+            "reconcile.scrub_period",
+            "give 1 day or more (e.g. 30d): the scrub reads a stripe after each history pass",
+        );
+    }
     ReconcileSettings {
         enabled: r.enabled,
         window,
@@ -447,6 +465,9 @@ fn check_reconcile(r: &raw::ReconcileBlock, errs: &mut Problems) -> ReconcileSet
         counts_everywhere: r.history.counts_everywhere,
         budget: r.budget,
         mirror_deletes: r.mirror_deletes,
+        max_deletes: r.max_deletes,
+        max_delete_share: r.max_delete_share,
+        scrub_period: r.scrub_period,
         timezone: r.timezone,
     }
 }

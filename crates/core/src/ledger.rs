@@ -71,6 +71,9 @@ pub enum ReconcileDepth {
     /// Cheap digests everywhere, full ones on a slice.
     #[serde(rename = "cheap+full")]
     CheapAndFull,
+    /// Every point read on both sides (`--exact`, the scrub).
+    #[serde(rename = "exact")]
+    Exact,
 }
 
 impl ReconcileDepth {
@@ -79,6 +82,7 @@ impl ReconcileDepth {
         match self {
             ReconcileDepth::Full => "full",
             ReconcileDepth::CheapAndFull => "cheap+full",
+            ReconcileDepth::Exact => "exact",
         }
     }
 }
@@ -166,6 +170,8 @@ pub struct ReconcileCounts {
     pub deleted: u64,
     /// Points only the backup holds, left in place.
     pub extra: u64,
+    /// Deletes held back: more than the pass may delete, or a primary that moved backwards.
+    pub refused: u64,
     /// Why it failed, or what cut it short.
     pub error: Option<String>,
 }

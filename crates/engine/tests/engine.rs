@@ -240,6 +240,14 @@ async fn reconcile_repairs_an_old_change_and_never_deletes_what_only_a_backup_ho
         deadline: None,
         resume_from: None,
         starts: Default::default(),
+        stripe: None,
+        // The retracted newest bar moved the primary's newest point backwards, which holds
+        // every delete back unless a person allows them: allowed, what only the backup
+        // holds past the primary's newest point still stays.
+        deletes: dms_engine::sync::DeleteLimits {
+            allow: Some(100),
+            ..Default::default()
+        },
     };
     let r = t
         .engine

@@ -606,8 +606,9 @@ impl HistoryReader {
         };
         let sql = format!(
             "SELECT id, run_id, backup, depth, range_start, range_end, started_at, finished_at, \
-             status, series, windows, differing, repaired, rewritten, deleted, extra, error \
-             FROM reconcile_history {filter} ORDER BY id DESC LIMIT ?1"
+             status, series, windows, differing, repaired, rewritten, deleted, extra, error, \
+             {refused} FROM reconcile_history {filter} ORDER BY id DESC LIMIT ?1",
+            refused = if self.version >= 4 { "refused" } else { "0" }
         );
         let mut stmt = self
             .conn
@@ -637,6 +638,7 @@ impl HistoryReader {
                         deleted: n(r, 14)?,
                         extra: n(r, 15)?,
                         error: r.get(16)?,
+                        refused: n(r, 17)?,
                     },
                 })
             })

@@ -5,7 +5,7 @@ use rusqlite::Connection;
 use std::path::Path;
 
 /// The schema version this build writes.
-pub const VERSION: i64 = 3;
+pub const VERSION: i64 = 4;
 
 /// Upper bounds (seconds) of the sync-duration histogram's buckets, as the version-3 triggers
 /// sort each sync into them (a last bucket, `+Inf`, takes the rest). Frozen with that schema:
@@ -233,6 +233,10 @@ CREATE TABLE daemon_state (
 ALTER TABLE task_runs ADD COLUMN warning TEXT;
 ";
 
+/// Version 4: deletes a reconcile pass held back (more than `reconcile.max_deletes`, or a
+/// primary that moved backwards).
+const V4: &str = "ALTER TABLE reconcile_history ADD COLUMN refused INTEGER NOT NULL DEFAULT 0;";
+
 /// Brings the database to [`VERSION`].
 pub fn migrate(conn: &mut Connection, path: &Path) -> Result<()> {
     let err = |cause| HistoryError::Open {
@@ -266,6 +270,12 @@ pub fn migrate(conn: &mut Connection, path: &Path) -> Result<()> {
         tx.execute_batch(&v3()).map_err(err)?;
         tx.execute_batch(V3_SCOPE).map_err(err)?;
         tx.pragma_update(None, "user_version", 3).map_err(err)?;
+        tx.commit().map_err(err)?;
+    }
+    if version < 4 {
+        let tx = conn.transaction().map_err(err)?;
+        tx.execute_batch(V4).map_err(err)?;
+        tx.pragma_update(None, "user_version", 4).map_err(err)?;
         tx.commit().map_err(err)?;
     }
     Ok(())

@@ -333,7 +333,7 @@ impl HistoryWriter {
             .execute(
                 "UPDATE reconcile_history SET finished_at = ?2, status = ?3, series = ?4, \
                  windows = ?5, differing = ?6, repaired = ?7, rewritten = ?8, deleted = ?9, \
-                 extra = ?10, error = ?11 WHERE id = ?1",
+                 extra = ?10, error = ?11, refused = ?12 WHERE id = ?1",
                 params![
                     row_id,
                     now_text(),
@@ -345,7 +345,8 @@ impl HistoryWriter {
                     n(r.rewritten),
                     n(r.deleted),
                     n(r.extra),
-                    r.error
+                    r.error,
+                    n(r.refused)
                 ],
             )
             .map_err(sql_err(&self.db.path, "finish reconcile"))?;

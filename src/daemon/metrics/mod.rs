@@ -45,6 +45,8 @@ pub struct Scrape<'a> {
     pub status: Option<Vec<SeriesStatus>>,
     /// Every node's ping.
     pub nodes: &'a [NodeHealth],
+    /// The last reconcile of each backup, when the history could be read.
+    pub reconciles: Option<Vec<crate::history::ReconcileRow>>,
 }
 
 /// The daemon's metrics: what the last scrape could read, for the next one that cannot.
@@ -88,6 +90,10 @@ impl Metrics {
         let mut out = counters(scrape.settings, totals.as_ref());
         out.extend(status_gauges(scrape.settings, status.as_deref()));
         out.push(node_up(scrape.nodes));
+        out.push(deletes_refused(
+            scrape.settings,
+            scrape.reconciles.as_deref(),
+        ));
         out
     }
 }
@@ -342,6 +348,26 @@ fn add(f: &mut Family, labels: &[&str], by: f64) {
     if let Value::Gauge(v) = f.entry(labels, Value::Gauge(0.0)) {
         *v += by;
     }
+}
+
+/// Deletes the last reconcile of each backup held back (0 where it held none back).
+fn deletes_refused(settings: &Settings, rows: Option<&[crate::history::ReconcileRow]>) -> Family {
+    let mut f = Family::new(
+        "dms_reconcile_deletes_refused",
+        "Points the last reconcile of each backup would have deleted but refused to (more than reconcile.max_deletes, or a primary that lost its newest points): nothing was deleted",
+        Kind::Gauge,
+        &["backup"],
+    );
+    if let Some(rows) = rows {
+        for b in settings.enabled_backups() {
+            let n = rows
+                .iter()
+                .find(|r| r.backup == b.name)
+                .map_or(0, |r| r.counts.refused);
+            f.set(&[&b.name], Value::Gauge(n as f64));
+        }
+    }
+    f
 }
 
 fn node_up(nodes: &[NodeHealth]) -> Family {

@@ -341,7 +341,7 @@ fn list(p: &Params, key: &str) -> Option<Vec<String>> {
     })
 }
 
-/// `POST /api/dms/reconcile?backup=&symbol=&interval=&since=&until=&dry_run=`: starts a
+/// `POST /api/dms/reconcile?backup=&symbol=&interval=&since=&until=&dry_run=&exact=&allow_deletes=`: starts a
 /// reconciliation with full-field digests of every window (202), 409 while one runs.
 async fn reconcile(
     State(d): State<Arc<Daemon>>,
@@ -350,7 +350,14 @@ async fn reconcile(
     let p = Params::new(
         q,
         &[
-            "backup", "symbol", "interval", "since", "until", "dry_run", "exact",
+            "backup",
+            "symbol",
+            "interval",
+            "since",
+            "until",
+            "dry_run",
+            "exact",
+            "allow_deletes",
         ],
     )?;
     let nanos = |t: Option<chrono::DateTime<chrono::Utc>>| {
@@ -364,6 +371,14 @@ async fn reconcile(
         until: nanos(p.time("until")?),
         dry_run: p.bool("dry_run")?.unwrap_or(false),
         exact: p.bool("exact")?.unwrap_or(false),
+        allow_deletes: p
+            .int("allow_deletes")?
+            .map(|n| {
+                u64::try_from(n).map_err(|_| {
+                    ApiError::bad_request("allow_deletes: give a number of points, 0 or more")
+                })
+            })
+            .transpose()?,
     };
     if let Some(b) = &args.backups {
         d.app
@@ -371,7 +386,7 @@ async fn reconcile(
             .check_backups(b)
             .map_err(|e| ApiError::bad_request(format!("backup: {e}")))?;
     }
-    match d.trigger_reconcile(args, Pass::Complete, Trigger::Api) {
+    match d.trigger_reconcile(args, vec![Pass::Complete], Trigger::Api) {
         Ok(()) => Ok((
             StatusCode::ACCEPTED,
             Json(serde_json::json!({ "reconcile": "started" })),
@@ -422,10 +437,11 @@ async fn healthz(State(d): State<Arc<Daemon>>) -> Json<serde_json::Value> {
 /// `text/plain`. Pings the nodes, builds the status and reads the history's totals at once.
 async fn prometheus(State(d): State<Arc<Daemon>>, headers: HeaderMap) -> Response {
     let format = Format::negotiate(headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()));
-    let (nodes, status, totals) = tokio::join!(
+    let (nodes, status, totals, reconciles) = tokio::join!(
         d.ping_nodes(),
         collect_status(&d),
-        read_history(&d, |db| db.totals())
+        read_history(&d, |db| db.totals()),
+        read_history(&d, |db| db.reconciles(true, 0))
     );
     let body = d.metrics.render(
         Scrape {
@@ -433,6 +449,7 @@ async fn prometheus(State(d): State<Arc<Daemon>>, headers: HeaderMap) -> Respons
             totals: totals.map_err(|e| e.message),
             status: status.ok(),
             nodes: &nodes,
+            reconciles: reconciles.ok(),
         },
         format,
     );

@@ -346,6 +346,7 @@ fn reconcile_line(r: &ReconcileRow) -> Markup {
         ", " (c.repaired) " repaired, " (c.rewritten) " points rewritten"
         @if c.deleted > 0 { ", " (c.deleted) " deleted" }
         @if c.extra > 0 { ", " (c.extra) " extra kept" }
+        @if c.refused > 0 { ", " span.bad { (c.refused) " deletes refused" } }
         @if let Some(e) = &c.error { div.err { (truncate(e, 300)) } }
     }
 }

@@ -134,8 +134,9 @@ impl Fnv {
 /// A cheap digest counts the points of the schema's key field (`close` by default: missing
 /// and extra bars). A full digest sums every numeric field and counts every other field. Both
 /// are kept per tag set and per field type, and two digests are equal only bit for bit (see
-/// [`Digest::compare`]). What no digest sees — a string or boolean value changed, a point
-/// moved in time inside its window, two points' values swapped — is the exact scrub's work.
+/// [`Digest::compare`]). String and boolean values are only counted, so a window holding them
+/// is read (see [`Digest::counts_only`]). What no digest sees — a point moved in time inside
+/// its window, two points' values swapped — is the exact scrub's work.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Depth {
     /// The count of the key field: a fraction of the cost of a full digest.
@@ -259,6 +260,12 @@ pub fn tag_set(tags: &Tags) -> Tags {
 }
 
 impl Digest {
+    /// Whether the window holds string or boolean fields: their values are only counted, so
+    /// the window must be read to compare them.
+    pub fn counts_only(&self) -> bool {
+        self.fields.keys().any(|(_, _, kind)| !kind.numeric())
+    }
+
     /// Adds one point (callers add a window's points in time order).
     pub fn add(&mut self, p: &Point, depth: Depth, key_field: &str) {
         let tags = tag_set(&p.tags);

@@ -15,7 +15,8 @@ mod unit;
 
 pub use plan::{BackupTips, Lag, Plan, Rewind};
 pub use reconcile::{
-    BackupReconcile, Pass, ReconcileArgs, ReconcileReport, ReconcileRequest, WindowDiff, windows_in,
+    BackupReconcile, DeleteLimits, Pass, ReconcileArgs, ReconcileReport, ReconcileRequest, Stripe,
+    WindowDiff, windows_in,
 };
 
 use dms_config::{SyncMode, SyncSettings};

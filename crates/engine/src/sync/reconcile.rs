@@ -26,6 +26,8 @@ use std::time::Instant;
 
 /// Series whose digests are asked for in one go.
 const CHUNK: usize = 64;
+/// Windows one exact read holds (per side, per series being read).
+const SPAN: i64 = 8;
 /// Differing windows listed per backup in a report (all are counted and repaired).
 const LISTED: usize = 200;
 
@@ -61,6 +63,78 @@ pub struct ReconcileRequest {
     /// Where each (backup, series) a task maintains starts: now − that task's
     /// `initial_days` (the range the task keeps), instead of `range.start`.
     pub starts: HashMap<BackupSeries, Nanos>,
+    /// A scrub's share of the range (with `exact`): only the blocks of this stripe are read.
+    pub stripe: Option<Stripe>,
+    /// How much the pass may delete.
+    pub deletes: DeleteLimits,
+}
+
+/// One stripe of an exact scrub. The range is cut into `of` blocks of whole windows, aligned
+/// to the epoch (so the blocks stay put as the range moves with the days); the stripe is
+/// every block whose number is `index` modulo `of`. Scrubbing stripes `0..of` in turn reads
+/// every point of the range once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct Stripe {
+    /// Which stripe, `0..of`.
+    pub index: u32,
+    /// How many stripes the range is cut into.
+    pub of: u32,
+}
+
+impl Stripe {
+    /// The parts of `range` that belong to this stripe, for a scrub of `whole` (the range the
+    /// blocks are cut from) in windows of `window`.
+    pub fn parts(self, range: TimeRange, whole: TimeRange, window: Nanos) -> Vec<TimeRange> {
+        let w = window.max(1);
+        let of = i64::from(self.of.max(1));
+        // Blocks of whole windows, `of` of them at least as long as `whole`: from its length
+        // alone, so they stay put from one pass to the next as the range moves.
+        let length = whole
+            .end
+            .saturating_sub(whole.start)
+            .saturating_add(1)
+            .max(1);
+        let windows = (length + w - 1) / w;
+        let len = ((windows + of - 1) / of).max(1).saturating_mul(w);
+        let mut out = Vec::new();
+        if range.is_empty() {
+            return out;
+        }
+        let (first, last) = (range.start.div_euclid(len), range.end.div_euclid(len));
+        for block in first..=last {
+            if block.rem_euclid(of) != i64::from(self.index) {
+                continue;
+            }
+            let start = block.saturating_mul(len);
+            let part = TimeRange::new(
+                start.max(range.start),
+                start.saturating_add(len - 1).min(range.end),
+            );
+            if !part.is_empty() {
+                out.push(part);
+            }
+        }
+        out
+    }
+}
+
+/// Cuts `range` into window-aligned parts of at most `span` windows (what one exact read holds
+/// in memory per side).
+fn spans(range: TimeRange, window: Nanos, span: i64) -> Vec<TimeRange> {
+    let len = window.max(1).saturating_mul(span.max(1));
+    let mut out = Vec::new();
+    let mut start = range.start;
+    while !range.is_empty() && start <= range.end {
+        let end = window_start(start, len)
+            .saturating_add(len - 1)
+            .min(range.end);
+        out.push(TimeRange::new(start, end));
+        if end == Nanos::MAX {
+            break;
+        }
+        start = end + 1;
+    }
+    out
 }
 
 /// Which windows a reconciliation compares, and how deeply.
@@ -73,6 +147,14 @@ pub enum Pass {
     Recent {
         /// Days before now.
         days: u32,
+    },
+    /// The daemon's exact scrub, a stripe at a time: both sides of stripe `stripe` of
+    /// `stripes` read and compared point by point (see [`Stripe`]).
+    Scrub {
+        /// Which stripe, `0..stripes`.
+        stripe: u32,
+        /// How many stripes the range is cut into (the scrub period in passes).
+        stripes: u32,
     },
     /// The daemon's nightly pass over the whole range, a slice at a time: full-field digests
     /// of slice `slice` of `slices` contiguous slices of the range (and, with
@@ -106,6 +188,7 @@ impl Pass {
             Pass::Complete => "complete",
             Pass::Recent { .. } => "recent",
             Pass::History { .. } => "history",
+            Pass::Scrub { .. } => "scrub",
         }
     }
 }
@@ -134,6 +217,9 @@ pub struct ReconcileArgs {
     pub dry_run: bool,
     /// Compare every window exactly, whatever the digests say.
     pub exact: bool,
+    /// Go ahead with up to this many deletes per backup, past `reconcile.max_deletes` and
+    /// a primary that moved backwards.
+    pub allow_deletes: Option<u64>,
 }
 
 impl ReconcileRequest {
@@ -155,8 +241,19 @@ impl ReconcileRequest {
             args.since.unwrap_or_else(|| days(initial_days)),
             args.until.unwrap_or(horizon),
         );
+        let mut stripe = None;
         let full = match pass {
             Pass::Complete => None,
+            Pass::Scrub {
+                stripe: index,
+                stripes,
+            } => {
+                stripe = Some(Stripe {
+                    index,
+                    of: stripes.max(1),
+                });
+                None
+            }
             Pass::Recent { days: d } => {
                 range.start = range.start.max(days(d));
                 None
@@ -197,12 +294,17 @@ impl ReconcileRequest {
             window,
             full,
             dry_run: args.dry_run,
-            exact: args.exact,
+            exact: args.exact || stripe.is_some(),
             mirror_deletes,
             run_id: None,
             deadline: None,
             resume_from: None,
             starts: HashMap::new(),
+            stripe,
+            deletes: DeleteLimits {
+                allow: args.allow_deletes,
+                ..DeleteLimits::default()
+            },
         }
     }
 }
@@ -240,6 +342,114 @@ pub struct BackupReconcile {
     /// History row id.
     #[serde(skip)]
     pub row_id: i64,
+    /// The pass's deletes, held back until they are weighed together.
+    #[serde(skip)]
+    guard: DeleteGuard,
+}
+
+/// How many points a pass may delete from a backup before it deletes none of them. Deletes
+/// (and replaces that drop fields or tag sets) are planned during the pass and carried out at
+/// its end only when they stay within these limits: a primary that lost data must not take
+/// the backups' copies with it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct DeleteLimits {
+    /// Points per backup per pass (`reconcile.max_deletes`).
+    pub max_points: u64,
+    /// Share of one window's points on the backup (`reconcile.max_delete_share`); one point
+    /// alone is always allowed.
+    pub max_share: f64,
+    /// A person's go-ahead for up to this many (`--allow-deletes N`): the other limits and a
+    /// primary that moved backwards no longer hold the deletes back.
+    pub allow: Option<u64>,
+}
+
+impl Default for DeleteLimits {
+    fn default() -> Self {
+        DeleteLimits {
+            max_points: 100,
+            max_share: 0.5,
+            allow: None,
+        }
+    }
+}
+
+/// Deletes of one window, planned.
+#[derive(Debug, Clone)]
+struct PlannedDeletes {
+    key: BackupSeries,
+    range: TimeRange,
+    checkpoint: Nanos,
+    /// Timestamps whose points are replaced by the primary's (`keep`).
+    replace: Vec<Nanos>,
+    keep: Vec<Point>,
+    /// Timestamps whose points are deleted.
+    delete: Vec<Nanos>,
+    /// Extra points left in place (past the primary's newest).
+    kept_extra: usize,
+    /// Index of the window in the report's `diffs` (when listed).
+    diff: usize,
+}
+
+/// What a pass would delete from one backup, and why it may not.
+#[derive(Debug, Clone, Default)]
+struct DeleteGuard {
+    planned: Vec<PlannedDeletes>,
+    /// Points (timestamps) the plans delete or replace.
+    points: u64,
+    /// Series whose primary newest point is older than the backup's checkpoint.
+    regressed: Vec<String>,
+    /// Windows that would lose more than the allowed share.
+    wide: Vec<String>,
+}
+
+impl DeleteGuard {
+    /// Why the planned deletes may not go ahead under `limits`, if they may not.
+    fn refusal(&self, limits: &DeleteLimits) -> Option<String> {
+        if self.points == 0 {
+            return None;
+        }
+        let allow = format!(
+            "nothing was deleted; `dms reconcile --allow-deletes {}` deletes them deliberately",
+            self.points
+        );
+        if let Some(n) = limits.allow {
+            return (self.points > n).then(|| {
+                format!(
+                    "deletes refused: {} points to delete, more than --allow-deletes {n}; {allow}",
+                    self.points
+                )
+            });
+        }
+        let some = |v: &[String]| {
+            let mut s = v.iter().take(3).cloned().collect::<Vec<_>>().join("; ");
+            if v.len() > 3 {
+                s.push_str(&format!("; and {} more", v.len() - 3));
+            }
+            s
+        };
+        if !self.regressed.is_empty() {
+            return Some(format!(
+                "deletes refused: the primary lost {} points of {} series whose newest point moved backwards ({}); {allow}",
+                self.points,
+                self.regressed.len(),
+                some(&self.regressed)
+            ));
+        }
+        if self.points > limits.max_points {
+            return Some(format!(
+                "deletes refused: the primary lost {} points, more than reconcile.max_deletes ({}); {allow}",
+                self.points, limits.max_points
+            ));
+        }
+        if !self.wide.is_empty() {
+            return Some(format!(
+                "deletes refused: the primary lost most of a window ({}), more than reconcile.max_delete_share ({}); {allow}",
+                some(&self.wide),
+                limits.max_share
+            ));
+        }
+        None
+    }
 }
 
 /// The outcome of a reconciliation.
@@ -253,6 +463,9 @@ pub struct ReconcileReport {
     pub depth: ReconcileDepth,
     /// Whether every series was compared (false when the budget or shutdown cut it short).
     pub complete: bool,
+    /// The scrub's stripe, when the pass was one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stripe: Option<Stripe>,
     /// When cut short: the first series not compared, where the next pass should start.
     pub resume_from: Option<SeriesKey>,
     /// Series of the primary in scope.
@@ -293,6 +506,8 @@ struct Exact {
     missing: Vec<Nanos>,
     different: Vec<Nanos>,
     extra: Vec<Nanos>,
+    /// Timestamps the backup holds in the range.
+    backup_points: usize,
 }
 
 impl Exact {
@@ -330,7 +545,9 @@ impl Engine {
             series.rotate_left(at);
         }
         let checkpoints = self.history.checkpoints().await?;
-        let depth = if req.full.is_some() {
+        let depth = if req.exact {
+            ReconcileDepth::Exact
+        } else if req.full.is_some() {
             ReconcileDepth::CheapAndFull
         } else {
             ReconcileDepth::Full
@@ -340,6 +557,7 @@ impl Engine {
             range_end: format_nanos(req.range.end),
             depth,
             complete: true,
+            stripe: req.stripe,
             resume_from: None,
             series: series.len(),
             backups: Vec::new(),
@@ -355,6 +573,7 @@ impl Engine {
                 counts: ReconcileCounts::default(),
                 diffs: Vec::new(),
                 row_id,
+                guard: DeleteGuard::default(),
             });
         }
         if let Some(p) = &ctl.progress {
@@ -368,6 +587,36 @@ impl Engine {
                 report.complete = false;
                 report.resume_from = chunk.first().cloned();
                 break;
+            }
+            if req.exact {
+                for (b, r) in backups.iter().zip(report.backups.iter_mut()) {
+                    if r.counts.error.is_some() {
+                        continue;
+                    }
+                    let on = OnBackup {
+                        backup: b,
+                        req,
+                        ctl,
+                        default_start,
+                    };
+                    match self.exact_backup(&on, chunk, &checkpoints, r).await {
+                        Ok(Finished::All) => {}
+                        // Shutdown cut this chunk short: the next pass resumes at it.
+                        Ok(Finished::Stopped) => {
+                            report.complete = false;
+                            report.resume_from = chunk.first().cloned();
+                        }
+                        Err(_) if ctl.cancel.is_cancelled() => {
+                            report.complete = false;
+                            report.resume_from = chunk.first().cloned();
+                        }
+                        Err(e) => r.counts.error = Some(e.to_string()),
+                    }
+                    if let Some(p) = &ctl.progress {
+                        p.reconciled(chunk.len());
+                    }
+                }
+                continue;
             }
             // Every node computes its digests of the chunk at the same time.
             let active: Vec<bool> = report
@@ -432,6 +681,23 @@ impl Engine {
                 }
                 if let Some(p) = &ctl.progress {
                     p.reconciled(chunk.len());
+                }
+            }
+        }
+        // The planned deletes are carried out at the end of the pass; a stop starts none (the
+        // next pass plans them again), so the pass did not finish its work.
+        for (b, r) in backups.iter().zip(report.backups.iter_mut()) {
+            if ctl.cancel.is_cancelled() {
+                if !r.guard.planned.is_empty() {
+                    report.complete = false;
+                }
+                continue;
+            }
+            match self.finish_deletes(b, r, req, ctl).await {
+                Ok(()) => {}
+                Err(_) if ctl.cancel.is_cancelled() => report.complete = false,
+                Err(e) => {
+                    r.counts.error.get_or_insert_with(|| e.to_string());
                 }
             }
         }
@@ -588,12 +854,101 @@ impl Engine {
                 let a = mine.get(&ws).unwrap_or(&no_digest);
                 let b = other.get(&ws).unwrap_or(&no_digest);
                 // Equal only bit for bit; a window whose float sums cannot be compared so
-                // (another kind of node, a sum that is not finite) is read exactly.
-                if !req.exact && a.compare(b, comparable) == Comparison::Equal {
+                // (another kind of node, a sum that is not finite), or that holds string or
+                // boolean values (which digests only count), is read exactly.
+                let unseen = a.counts_only() || b.counts_only();
+                if !unseen && a.compare(b, comparable) == Comparison::Equal {
                     continue;
                 }
                 let we = ws.saturating_add(req.window - 1).min(end);
                 let range = TimeRange::new(ws.max(start), we);
+                self.repair_window(on, &key, cp.unwrap_or(Nanos::MAX), range, out)
+                    .await?;
+            }
+        }
+        Ok(Finished::All)
+    }
+
+    /// Reads every point of `series` on the backup and the primary over each one's compared
+    /// range (or the request's stripe of it), a few windows at a time and several series at
+    /// once, and repairs the windows that differ: what `--exact` and the scrub do instead of
+    /// digests.
+    async fn exact_backup(
+        &self,
+        on: &OnBackup<'_>,
+        series: &[SeriesKey],
+        checkpoints: &HashMap<BackupSeries, Nanos>,
+        out: &mut BackupReconcile,
+    ) -> Result<Finished, GaveUp<NodeError>> {
+        let (backup, req, ctl) = (on.backup, on.req, on.ctl);
+        let now = dms_core::model::now_nanos();
+        let tips = with_retry(&self.settings.retry, &ctl.cancel, "looking up tips", || {
+            backup.tips(series, now)
+        })
+        .await?;
+        let mut parts = Vec::new();
+        for s in series {
+            let key = BackupSeries::new(backup.name(), s.clone());
+            // Up to the later of the checkpoint and the newest point the backup holds, as
+            // with digests.
+            let cp = checkpoints.get(&key).copied();
+            let held = tips.get(s).and_then(Tip::latest);
+            let Some(end) = cp.max(held).map(|e| e.min(req.range.end)) else {
+                continue;
+            };
+            let start = req.starts.get(&key).copied().unwrap_or(on.default_start);
+            if end < start {
+                continue;
+            }
+            out.counts.series += 1;
+            let range = TimeRange::new(start, end);
+            let mine = match req.stripe {
+                Some(stripe) => stripe.parts(range, req.range, req.window),
+                None => vec![range],
+            };
+            for part in mine {
+                for span in spans(part, req.window, SPAN) {
+                    parts.push((key.clone(), cp, span));
+                }
+            }
+        }
+        let workers = self.settings.max_workers.max(1);
+        let mut read = futures::stream::iter(parts.into_iter().map(|(key, cp, span)| async move {
+            let found = self.read_both(backup, &key.series, span, ctl).await;
+            (key, cp, span, found)
+        }))
+        .buffered(workers);
+        while let Some((key, cp, span, found)) = read.next().await {
+            // Shutdown: the span being repaired finished; no other is compared.
+            if ctl.cancel.is_cancelled() {
+                return Ok(Finished::Stopped);
+            }
+            let (p, b) = found?;
+            let w = req.window.max(1);
+            let mut held: Vec<Nanos> = p
+                .keys()
+                .chain(b.keys())
+                .map(|t| window_start(*t, w))
+                .collect();
+            held.sort_unstable();
+            held.dedup();
+            out.counts.windows += held.len() as u64;
+            let exact = diff(&p, &b);
+            if exact.equal() {
+                continue;
+            }
+            let mut differing: Vec<Nanos> = exact
+                .missing
+                .iter()
+                .chain(&exact.different)
+                .chain(&exact.extra)
+                .map(|t| window_start(*t, w))
+                .collect();
+            differing.sort_unstable();
+            differing.dedup();
+            for ws in differing {
+                let range =
+                    TimeRange::new(ws.max(span.start), ws.saturating_add(w - 1).min(span.end));
                 self.repair_window(on, &key, cp.unwrap_or(Nanos::MAX), range, out)
                     .await?;
             }
@@ -639,63 +994,82 @@ impl Engine {
                 .primary_points(&key.series, range, &rewrite, ctl)
                 .await?;
             out.counts.rewritten += self.write_points(backup, &points, ctl).await?;
+            // What a write cannot make equal — fields or tag sets the primary no longer has
+            // (a replace), points it no longer has (a delete) — is only planned here: the
+            // pass's deletes are weighed together at its end (see `finish_deletes`).
+            let mut plan = PlannedDeletes {
+                key: key.clone(),
+                range,
+                checkpoint,
+                replace: Vec::new(),
+                keep: Vec::new(),
+                delete: Vec::new(),
+                kept_extra: 0,
+                diff: out.diffs.len(),
+            };
             if req.mirror_deletes && !exact.different.is_empty() {
                 let still = self.compare_window(backup, &key.series, range, ctl).await?;
                 if !still.different.is_empty() {
                     let stale: std::collections::HashSet<Nanos> =
                         still.different.iter().copied().collect();
-                    let keep: Vec<Point> = points
+                    plan.keep = points
                         .iter()
                         .filter(|p| stale.contains(&p.time))
                         .cloned()
                         .collect();
-                    with_retry(
-                        &self.settings.retry,
-                        &ctl.cancel,
-                        "replacing points",
-                        || {
-                            backup.replace(
-                                &key.series,
-                                &still.different,
-                                Arc::new(Batch::new(keep.clone())),
-                            )
-                        },
-                    )
-                    .await?;
+                    plan.replace = still.different;
                 }
             }
             // Deletes never reach past the primary's newest point (future-dated ones
             // included): what a backup holds beyond it, or of a series the primary holds
             // nothing of, may be the only copy there is.
-            let deletable: Vec<Nanos> = if req.mirror_deletes && !exact.extra.is_empty() {
+            if req.mirror_deletes && !exact.extra.is_empty() {
                 let newest = self
                     .tip(&self.primary, &key.series, ctl)
                     .await?
                     .and_then(|t| t.latest());
-                exact
+                plan.delete = exact
                     .extra
                     .iter()
                     .copied()
                     .filter(|t| newest.is_some_and(|n| *t <= n))
-                    .collect()
-            } else {
-                Vec::new()
-            };
-            out.counts.extra += (exact.extra.len() - deletable.len()) as u64;
-            if !deletable.is_empty() {
-                out.counts.deleted += self
-                    .delete_points(backup, &key.series, &deletable, ctl)
-                    .await?;
-                if deletable.iter().any(|t| *t >= checkpoint) {
-                    self.follow_deleted_checkpoint(backup, key, checkpoint, req.run_id, ctl)
-                        .await?;
+                    .collect();
+                // A primary whose newest point is older than what it once gave this backup
+                // lost its last points (a restore from an older snapshot).
+                if let Some(n) = newest
+                    && checkpoint != Nanos::MAX
+                    && n < checkpoint
+                {
+                    out.guard.regressed.push(format!(
+                        "{} (newest {} on the primary, {} copied before)",
+                        key.series,
+                        format_nanos(n),
+                        format_nanos(checkpoint)
+                    ));
                 }
             }
+            plan.kept_extra = exact.extra.len() - plan.delete.len();
+            out.counts.extra += plan.kept_extra as u64;
+            let points_here = exact.backup_points.max(1);
+            let removing = plan.delete.len() + plan.replace.len();
+            if removing > 1 && removing as f64 > req.deletes.max_share * points_here as f64 {
+                out.guard.wide.push(format!(
+                    "{} {}: {removing} of {points_here} points",
+                    key.series, diff.window_start
+                ));
+            }
+            if removing > 0 {
+                out.guard.points += removing as u64;
+                out.guard.planned.push(plan);
+                if out.diffs.len() < LISTED {
+                    out.diffs.push(diff);
+                }
+                return Ok(());
+            }
             let after = self.compare_window(backup, &key.series, range, ctl).await?;
-            let kept = exact.extra.len() - deletable.len();
             let settled = after.missing.is_empty()
                 && after.different.is_empty()
-                && (after.extra.len() <= kept || !req.mirror_deletes);
+                && (after.extra.len() <= plan.kept_extra || !req.mirror_deletes);
             if settled {
                 out.counts.repaired += 1;
                 diff.repaired = after.equal();
@@ -714,6 +1088,67 @@ impl Engine {
         }
         if out.diffs.len() < LISTED {
             out.diffs.push(diff);
+        }
+        Ok(())
+    }
+
+    /// Carries out the deletes a pass planned on one backup when they stay within the
+    /// request's limits, or refuses all of them (the backup's entry fails, saying why and how
+    /// to go ahead). Each window is compared again after.
+    async fn finish_deletes(
+        &self,
+        backup: &Arc<dyn Node>,
+        out: &mut BackupReconcile,
+        req: &ReconcileRequest,
+        ctl: &SyncControl,
+    ) -> Result<(), GaveUp<NodeError>> {
+        let guard = std::mem::take(&mut out.guard);
+        if guard.planned.is_empty() {
+            return Ok(());
+        }
+        if let Some(why) = guard.refusal(&req.deletes) {
+            tracing::error!(backup = backup.name(), points = guard.points, "{why}");
+            out.counts.refused += guard.points;
+            out.counts.error.get_or_insert(why);
+            return Ok(());
+        }
+        for plan in guard.planned {
+            let series = &plan.key.series;
+            if !plan.replace.is_empty() {
+                let keep = Arc::new(Batch::new(plan.keep.clone()));
+                with_retry(
+                    &self.settings.retry,
+                    &ctl.cancel,
+                    "replacing points",
+                    || backup.replace(series, &plan.replace, keep.clone()),
+                )
+                .await?;
+            }
+            if !plan.delete.is_empty() {
+                out.counts.deleted += self
+                    .delete_points(backup, series, &plan.delete, ctl)
+                    .await?;
+                if plan.delete.iter().any(|t| *t >= plan.checkpoint) {
+                    self.follow_deleted_checkpoint(
+                        backup,
+                        &plan.key,
+                        plan.checkpoint,
+                        req.run_id,
+                        ctl,
+                    )
+                    .await?;
+                }
+            }
+            let after = self.compare_window(backup, series, plan.range, ctl).await?;
+            if after.missing.is_empty()
+                && after.different.is_empty()
+                && after.extra.len() <= plan.kept_extra
+            {
+                out.counts.repaired += 1;
+                if let Some(d) = out.diffs.get_mut(plan.diff) {
+                    d.repaired = after.equal();
+                }
+            }
         }
         Ok(())
     }
@@ -759,27 +1194,23 @@ impl Engine {
         range: TimeRange,
         ctl: &SyncControl,
     ) -> Result<Exact, GaveUp<NodeError>> {
+        let (p, b) = self.read_both(backup, series, range, ctl).await?;
+        Ok(diff(&p, &b))
+    }
+
+    /// Timestamp → fingerprint of one range on the primary and on `backup`, read at once.
+    async fn read_both(
+        &self,
+        backup: &Arc<dyn Node>,
+        series: &SeriesKey,
+        range: TimeRange,
+        ctl: &SyncControl,
+    ) -> Result<(Fingerprints, Fingerprints), GaveUp<NodeError>> {
         let (p, b) = tokio::join!(
             self.fingerprints(&self.primary, series, range, ctl),
             self.fingerprints(backup, series, range, ctl)
         );
-        let (p, b) = (p?, b?);
-        let mut exact = Exact {
-            missing: Vec::new(),
-            different: Vec::new(),
-            extra: Vec::new(),
-        };
-        for (t, fp) in &p {
-            match b.get(t) {
-                None => exact.missing.push(*t),
-                Some(other) if other != fp => exact.different.push(*t),
-                Some(_) => {}
-            }
-        }
-        exact
-            .extra
-            .extend(b.keys().filter(|t| !p.contains_key(t)).copied());
-        Ok(exact)
+        Ok((p?, b?))
     }
 
     /// Timestamp → summed fingerprints of the points at it, for one window of one node.
@@ -789,7 +1220,7 @@ impl Engine {
         series: &SeriesKey,
         range: TimeRange,
         ctl: &SyncControl,
-    ) -> Result<BTreeMap<Nanos, u64>, GaveUp<NodeError>> {
+    ) -> Result<Fingerprints, GaveUp<NodeError>> {
         let batch_size = self.settings.batch_size;
         with_retry(
             &self.settings.retry,
@@ -895,6 +1326,30 @@ impl Engine {
         })
         .await
     }
+}
+
+/// Timestamp → summed exact fingerprints of the points at it.
+type Fingerprints = BTreeMap<Nanos, u64>;
+
+/// The primary's fingerprints `p` against the backup's `b`, timestamp by timestamp.
+fn diff(p: &Fingerprints, b: &Fingerprints) -> Exact {
+    let mut exact = Exact {
+        missing: Vec::new(),
+        different: Vec::new(),
+        extra: Vec::new(),
+        backup_points: b.len(),
+    };
+    for (t, fp) in p {
+        match b.get(t) {
+            None => exact.missing.push(*t),
+            Some(other) if other != fp => exact.different.push(*t),
+            Some(_) => {}
+        }
+    }
+    exact
+        .extra
+        .extend(b.keys().filter(|t| !p.contains_key(t)).copied());
+    exact
 }
 
 /// What every step of reconciling one backup shares: the backup, the request, its control.
