@@ -20,6 +20,8 @@
 //! - [`daemon`]: `dms run`: scheduler, check loop, retention, API, metrics, alerts.
 //! - [`http`]: the HTTP surface: the JSON API, the status page at `GET /`, the token rule.
 //! - [`app`]: wires settings into nodes, history, engine and scripts; runs tasks.
+//! - [`shutdown`]: the one shutdown handle: what stopped the process and what it left
+//!   unfinished (reported in one line).
 //! - [`cli`]: the command line (clap types and one function per subcommand).
 
 pub mod app;
@@ -29,6 +31,7 @@ pub mod http;
 pub mod node;
 pub mod scheduler;
 pub mod script;
+pub mod shutdown;
 
 pub use dms_config as config;
 pub use dms_core::{input, ledger, model, retry, sample, schema, timefmt};

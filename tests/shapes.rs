@@ -46,6 +46,7 @@ const RUN: &[&str] = &[
     "warning",
     "syncs",
     "failed",
+    "interrupted",
     "records",
 ];
 const STATUS_ROW: &[&str] = &[
@@ -73,6 +74,7 @@ const METRICS_OVERALL: &[&str] = &[
     "syncs",
     "successes",
     "failures",
+    "interrupted",
     "success_rate",
     "avg_duration_seconds",
     "records",
@@ -84,6 +86,7 @@ const METRICS_BACKUP: &[&str] = &[
     "syncs",
     "successes",
     "failures",
+    "interrupted",
     "success_rate",
     "avg_duration_seconds",
     "records",

@@ -17,6 +17,7 @@ mod helper;
 mod history_faults;
 mod hostile;
 mod influx;
+mod interrupted;
 mod load;
 mod lua;
 mod metrics;

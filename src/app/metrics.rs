@@ -23,12 +23,15 @@ pub struct MetricsReport {
 /// All backups together.
 #[derive(Debug, serde::Serialize)]
 pub struct Overall {
-    /// Finished syncs.
+    /// Syncs that ended by themselves (succeeded or failed).
     pub syncs: i64,
     /// Of which succeeded.
     pub successes: i64,
     /// Failed syncs.
     pub failures: i64,
+    /// Syncs shutdown interrupted: outside `syncs` and the rate (neither succeeded nor
+    /// failed; the next run resumes them).
+    pub interrupted: i64,
     /// Successes / syncs.
     pub success_rate: f64,
     /// Mean sync wall time, seconds.
@@ -86,6 +89,7 @@ pub fn report(
                     syncs: 0,
                     successes: 0,
                     failures: 0,
+                    interrupted: 0,
                     success_rate: 1.0,
                     avg_duration_seconds: None,
                     records: 0,
@@ -111,6 +115,7 @@ pub fn report(
             syncs,
             successes,
             failures: backups.iter().map(|b| b.figures.failures).sum(),
+            interrupted: backups.iter().map(|b| b.figures.interrupted).sum(),
             success_rate: if syncs == 0 {
                 1.0
             } else {

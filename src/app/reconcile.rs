@@ -100,10 +100,17 @@ impl App {
         tracing::info!(run = run_id, pass = pass.as_str(), "reconcile started");
         let result = self.engine.reconcile(&req, control).await;
         let (status, error, report) = match result {
-            Ok(r) if control.cancel.is_cancelled() => (
+            // Shutdown cut it short: the repairs written stay; the next pass compares again
+            // (a scheduled one from where this one stopped).
+            Ok(r) if control.cancel.is_cancelled() && !r.complete => (
                 Status::Interrupted,
-                Some("interrupted by shutdown".to_string()),
+                Some("interrupted by shutdown before every series was compared".to_string()),
                 r,
+            ),
+            Err(e) if e.is_cancelled() => (
+                Status::Interrupted,
+                Some(e.to_string()),
+                ReconcileReport::default(),
             ),
             Ok(r) => match summary_error(&r, args.dry_run) {
                 Some(e) => (Status::Failed, Some(e), r),
@@ -121,12 +128,15 @@ impl App {
         self.history
             .write(move |db| db.finish_run(run_id, status, er.as_deref()))
             .await?;
-        if pass != Pass::Complete && !args.dry_run {
+        // An interrupted pass that never began comparing leaves the cursor where it was.
+        let began = !(status == Status::Interrupted && report.backups.is_empty());
+        if pass != Pass::Complete && !args.dry_run && began {
             let next = report
                 .resume_from
                 .as_ref()
                 .and_then(|s| serde_json::to_string(s).ok());
-            let warning = report.resume_from.as_ref().map(|s| {
+            let budget = status != Status::Interrupted;
+            let warning = report.resume_from.as_ref().filter(|_| budget).map(|s| {
                 format!(
                     "stopped at the budget ({} s) before every series was compared; the next {} pass starts at {s}",
                     self.settings.reconcile.budget.as_secs(),
@@ -226,7 +236,7 @@ fn summary_error(r: &ReconcileReport, dry_run: bool) -> Option<String> {
     let failed: Vec<String> = r
         .backups
         .iter()
-        .filter(|b| b.counts.status != Status::Success)
+        .filter(|b| b.counts.status == Status::Failed)
         .map(|b| {
             format!(
                 "{}: {}",

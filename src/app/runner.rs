@@ -6,6 +6,7 @@ use super::{App, AppError};
 use crate::config::TaskSettings;
 use crate::history::{Status, Trigger};
 use crate::script::{Host, RunInfo, ScriptEnv, ScriptError, ScriptProcess, SyncArgs};
+use crate::shutdown::Stopped;
 use crate::sync::{Plan, SyncControl, SyncReport, SyncRequest};
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
@@ -42,6 +43,20 @@ pub struct RunOutcome {
     /// Series whose feed became stale with this run: the primary's newest bar unchanged and
     /// overdue for the task's `stale_after` successful runs in a row.
     pub stale: Vec<crate::model::SeriesKey>,
+}
+
+impl RunOutcome {
+    /// What shutdown left unfinished in this run: nothing unless it was interrupted.
+    pub fn stopped(&self) -> Stopped {
+        if self.status != Status::Interrupted {
+            return Stopped::default();
+        }
+        Stopped {
+            runs: 1,
+            mid_sync: self.report.interrupted(),
+            not_started: self.report.not_started,
+        }
+    }
 }
 
 /// Names of tasks with a run in progress.
@@ -244,20 +259,22 @@ impl App {
                 ))
             }
         };
-        if error.is_none() && report.failed() > 0 {
+        let interrupted = control.cancel.is_cancelled();
+        if interrupted {
+            // Whatever the body said then (a script killed, a sync cut short) is the stop.
+            error = Some(interrupted_error(&report));
+        } else if error.is_none() && report.failed() > 0 {
             error = Some(failed_summary(&report));
         }
-        let interrupted = control.cancel.is_cancelled();
         let mut status = match (&error, interrupted) {
             (_, true) => Status::Interrupted,
             (None, false) => Status::Success,
             (Some(_), false) => Status::Failed,
         };
-        if interrupted {
-            error.get_or_insert_with(|| "interrupted by shutdown".into());
-        } else if let Some(e) = self
-            .call_on_hooks(&run, &report, error.as_deref(), &mut process)
-            .await
+        if !interrupted
+            && let Some(e) = self
+                .call_on_hooks(&run, &report, error.as_deref(), &mut process)
+                .await
         {
             status = Status::Failed;
             error = Some(e);
@@ -297,9 +314,15 @@ impl App {
             Vec::new()
         };
         let warning = self.record_warning(run_id, &report, span).await?;
-        match &error {
-            None => tracing::info!(parent: span, records = report.records(), "task run succeeded"),
-            Some(e) => {
+        match (&error, status) {
+            (None, _) => {
+                tracing::info!(parent: span, records = report.records(), "task run succeeded")
+            }
+            // The stop is reported once, for every run it cut short.
+            (Some(e), Status::Interrupted) => {
+                tracing::debug!(parent: span, records = report.records(), cause = %e, "task run interrupted")
+            }
+            (Some(e), _) => {
                 tracing::error!(parent: span, records = report.records(), cause = %e, "task run {}", status.as_str())
             }
         }
@@ -552,10 +575,14 @@ impl App {
         started: Instant,
     ) -> Result<RunOutcome, AppError> {
         let (status, error, report) = match result {
-            Ok(r) if control.cancel.is_cancelled() => (
+            // Shutdown left some of it undone: the next run resumes it.
+            Ok(r) if control.cancel.is_cancelled() && r.was_interrupted() => {
+                (Status::Interrupted, Some(interrupted_error(&r)), r)
+            }
+            Err(e) if e.is_cancelled() => (
                 Status::Interrupted,
-                Some("interrupted by shutdown".to_string()),
-                r,
+                Some(e.to_string()),
+                SyncReport::default(),
             ),
             Ok(r) if r.failed() > 0 => (Status::Failed, Some(failed_summary(&r)), r),
             // Nothing asked for is on the primary: a sync that did nothing is not a success.
@@ -582,11 +609,27 @@ impl App {
     }
 }
 
+/// A run's error when shutdown stopped it: what it left undone, and what had failed before.
+fn interrupted_error(report: &SyncReport) -> String {
+    let mut e = String::from("interrupted by shutdown");
+    let (mid, left) = (report.interrupted(), report.not_started);
+    if mid + left > 0 {
+        e.push_str(&format!(
+            ": {mid} series sync{} stopped mid-way, {left} not started; the next run resumes them",
+            if mid == 1 { "" } else { "s" }
+        ));
+    }
+    if report.failed() > 0 {
+        e.push_str(&format!("; before that, {}", failed_summary(report)));
+    }
+    e
+}
+
 /// "N of M series syncs failed", then per backup how many and the first failure's cause
 /// (a dead backup's hundred "down since" rows say one thing once).
 fn failed_summary(report: &SyncReport) -> String {
     let mut by_backup: Vec<(&str, usize, String)> = Vec::new();
-    for u in report.units.iter().filter(|u| u.status != Status::Success) {
+    for u in report.units.iter().filter(|u| u.status == Status::Failed) {
         match by_backup.iter_mut().find(|(b, _, _)| *b == u.key.backup) {
             Some((_, n, _)) => *n += 1,
             None => by_backup.push((

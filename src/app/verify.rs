@@ -42,6 +42,8 @@ pub struct Repair {
     pub mismatch: Mismatch,
     /// Points copied.
     pub records: u64,
+    /// How its run ended (`interrupted` when shutdown stopped it).
+    pub status: crate::history::Status,
     /// Why the repair failed, if it did.
     pub error: Option<String>,
 }
@@ -128,6 +130,8 @@ impl Verifier {
 impl App {
     /// Re-syncs exactly the windows of `mismatches`, each as a recorded run of
     /// `@verify-repair`. Points a backup holds that the primary lacks stay (dms never deletes).
+    /// Shutdown stops it between windows (the window in progress ends `interrupted`); the
+    /// windows not repaired are left out.
     ///
     /// # Errors
     /// History failures that prevent recording the runs.
@@ -138,6 +142,9 @@ impl App {
     ) -> Result<Vec<Repair>, AppError> {
         let mut out = Vec::with_capacity(mismatches.len());
         for m in mismatches {
+            if control.cancel.is_cancelled() {
+                break;
+            }
             let mut sync = SyncRequest {
                 backups: Some(vec![m.key.backup.clone()]),
                 window: Some(m.range),
@@ -152,6 +159,7 @@ impl App {
             out.push(Repair {
                 mismatch: m.clone(),
                 records: run.report.records(),
+                status: run.status,
                 error: run.error,
             });
         }

@@ -23,7 +23,7 @@ pub struct HistoryArgs {
     /// Only this interval.
     #[arg(long)]
     pub interval: Option<String>,
-    /// Only this status (running, success, failed).
+    /// Only this status (running, success, failed, interrupted).
     #[arg(long)]
     pub status: Option<String>,
     /// Only rows started at or after: RFC 3339, a date, or an age such as 24h, 7d, 30m.
@@ -76,10 +76,16 @@ pub async fn run(config: &Path, args: HistoryArgs) -> anyhow::Result<ExitCode> {
         ))?;
         return Ok(ExitCode::SUCCESS);
     }
-    let status = match &args.status {
-        Some(s) => Some(Status::parse(s).ok_or_else(|| {
-            super::usage(format!("--status {s:?}: use running, success or failed"))
-        })?),
+    let status = match args.status.as_deref().map(|s| (s, Status::parse(s))) {
+        Some((
+            _,
+            Some(s @ (Status::Running | Status::Success | Status::Failed | Status::Interrupted)),
+        )) => Some(s),
+        Some((s, _)) => {
+            return Err(super::usage(format!(
+                "--status {s:?}: use running, success, failed or interrupted"
+            )));
+        }
         None => None,
     };
     let filter = HistoryFilter {

@@ -1,4 +1,5 @@
-//! `dms metrics`: success rate, average duration, lag and failures per backup.
+//! `dms metrics`: success rate, average duration, lag and failures per backup (syncs a
+//! shutdown interrupted are counted apart, outside the rate).
 
 use super::output::{Table, col};
 use crate::app::{metrics, status};
@@ -38,6 +39,7 @@ pub async fn run(config: &Path, args: MetricsArgs) -> anyhow::Result<ExitCode> {
         col("syncs").drop(3),
         col("success rate"),
         col("failures"),
+        col("interrupted").drop(4),
         col("avg duration").drop(2),
         col("records").drop(1),
         col("max lag"),
@@ -50,6 +52,7 @@ pub async fn run(config: &Path, args: MetricsArgs) -> anyhow::Result<ExitCode> {
             b.figures.syncs.to_string(),
             format!("{:.1}%", b.figures.success_rate * 100.0),
             b.figures.failures.to_string(),
+            b.figures.interrupted.to_string(),
             b.figures
                 .avg_duration_seconds
                 .map(|s| format!("{s:.2}s"))
@@ -65,6 +68,7 @@ pub async fn run(config: &Path, args: MetricsArgs) -> anyhow::Result<ExitCode> {
         o.syncs.to_string(),
         format!("{:.1}%", o.success_rate * 100.0),
         o.failures.to_string(),
+        o.interrupted.to_string(),
         o.avg_duration_seconds
             .map(|s| format!("{s:.2}s"))
             .unwrap_or_else(|| "—".into()),

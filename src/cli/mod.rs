@@ -1,5 +1,7 @@
 //! The command line: clap types and one function per subcommand. Every command returns an
-//! exit code: 0 success, 1 when any task, series or check failed, 2 for bad input.
+//! exit code: 0 success, 1 when any task, series or check failed, 2 for bad input; a command
+//! that does work and is stopped by SIGINT or SIGTERM exits 130 or 143 (the daemon, whose way
+//! to end a signal is, 0).
 
 mod completions;
 mod config_check;
@@ -17,6 +19,7 @@ mod task;
 mod verify;
 
 use crate::config::{self, Settings};
+use crate::shutdown::{Shutdown, Signal};
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -123,6 +126,8 @@ pub fn run_blocking(cli: Cli) -> ExitCode {
 
 /// Runs the parsed command.
 pub async fn run(cli: Cli) -> ExitCode {
+    // The daemon ends on a signal by design: it exits 0 and reports its stop itself.
+    let daemon = matches!(&cli.command, Command::Run(a) if !a.once);
     let result = match cli.command {
         Command::Run(args) => run::run(&cli.config, args).await,
         Command::Task(cmd) => task::run(&cli.config, cmd).await,
@@ -137,6 +142,18 @@ pub async fn run(cli: Cli) -> ExitCode {
         Command::Man(args) => man::run(args),
         Command::Script { task } => return crate::script::worker::run(&cli.config, &task).await,
     };
+    let stopped = SHUTDOWN
+        .get()
+        .filter(|_| !daemon)
+        .and_then(|s| s.signal().map(|sig| (s, sig)));
+    if let Some((shutdown, signal)) = stopped {
+        // Stopped by a signal: whatever the work's outcome, the caller asked for the stop.
+        if let Err(e) = &result {
+            eprintln!("error: {e:#}");
+        }
+        shutdown.report(None);
+        return ExitCode::from(signal.exit_code());
+    }
     match result {
         Ok(code) => code,
         Err(e) => {
@@ -197,36 +214,84 @@ pub(crate) fn load(dir: &std::path::Path) -> anyhow::Result<Settings> {
     Ok(config::load(dir)?)
 }
 
-/// The process's shutdown token: cancelled on the first Ctrl-C or SIGTERM.
-pub(crate) fn shutdown_on_signal() -> tokio_util::sync::CancellationToken {
-    let token = tokio_util::sync::CancellationToken::new();
-    let t = token.clone();
-    tokio::spawn(async move {
-        wait_for_signal().await;
-        tracing::warn!("shutdown requested: finishing batches in flight");
-        t.cancel();
-    });
-    token
+/// The process's shutdown handle, once a command that does work asked for it (signals are a
+/// process's, so the handle is too).
+static SHUTDOWN: std::sync::OnceLock<Shutdown> = std::sync::OnceLock::new();
+
+/// The process's shutdown handle, listening for signals from the first call: the first
+/// SIGINT or SIGTERM stops it (recorded, for the exit code and the one line that reports the
+/// stop); batches in flight finish and commit. A second one quits at once.
+pub(crate) fn shutdown_on_signal() -> Shutdown {
+    SHUTDOWN
+        .get_or_init(|| {
+            let shutdown = Shutdown::new();
+            tokio::spawn(listen(shutdown.clone()));
+            shutdown
+        })
+        .clone()
 }
 
-async fn wait_for_signal() {
+/// Stops `shutdown` on the first signal, quits the process on the second.
+async fn listen(shutdown: Shutdown) {
+    let Some(mut signals) = Signals::new() else {
+        // Without handlers the signals keep their default action: they end the process.
+        return;
+    };
+    let first = signals.next().await;
+    shutdown.stop(Some(first));
+    progress::BARS.note(&format!(
+        "stopping ({}): finishing the batches in flight; again to quit at once",
+        first.name()
+    ));
+    let second = signals.next().await;
+    eprintln!(
+        "dms: {} again: quitting at once; the batches in flight are lost, the next run resumes from the last acknowledged ones",
+        second.name()
+    );
+    std::process::exit(i32::from(second.exit_code()));
+}
+
+/// SIGINT and SIGTERM, as a stream.
+struct Signals {
     #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = term.recv() => {}
-                }
-            }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-            }
+    int: tokio::signal::unix::Signal,
+    #[cfg(unix)]
+    term: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    /// Installs the handlers; `None` when they cannot be installed.
+    fn new() -> Option<Signals> {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            Some(Signals {
+                int: signal(SignalKind::interrupt()).ok()?,
+                term: signal(SignalKind::terminate()).ok()?,
+            })
+        }
+        #[cfg(not(unix))]
+        {
+            Some(Signals {})
         }
     }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
+
+    /// The next signal.
+    async fn next(&mut self) -> Signal {
+        #[cfg(unix)]
+        {
+            tokio::select! {
+                _ = self.int.recv() => Signal::Interrupt,
+                _ = self.term.recv() => Signal::Terminate,
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            // Only Ctrl-C is known there; an error leaves the process to its default.
+            match tokio::signal::ctrl_c().await {
+                Ok(()) => Signal::Interrupt,
+                Err(_) => std::future::pending().await,
+            }
+        }
     }
 }

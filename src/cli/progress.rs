@@ -28,6 +28,14 @@ impl Bars {
     fn current(&self) -> Option<ProgressBar> {
         self.0.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
+
+    /// Shows `message` after the bar on screen, if there is one (a note for the person
+    /// watching, not a log line).
+    pub fn note(&self, message: &str) {
+        if let Some(bar) = self.current() {
+            bar.set_message(format!("· {message}"));
+        }
+    }
 }
 
 impl Default for Bars {
@@ -127,7 +135,7 @@ impl Bar {
 /// `⠁ [00:00:12] ████░░░░ 4/16 backup·series · 12840 points · 1070 points/s · ETA 36s`.
 fn style(points: Arc<AtomicU64>) -> ProgressStyle {
     let total = points.clone();
-    let template = "{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} backup·series · {points} points · {points_rate} points/s · ETA {eta}";
+    let template = "{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} backup·series · {points} points · {points_rate} points/s · ETA {eta} {msg}";
     ProgressStyle::with_template(template)
         .unwrap_or_else(|_| ProgressStyle::default_bar())
         .with_key(

@@ -108,8 +108,9 @@ pub async fn run(config: &Path, args: ReconcileCliArgs) -> anyhow::Result<ExitCo
         other => other,
     };
     let bar = super::progress::Bar::new();
+    let shutdown = super::shutdown_on_signal();
     let control = SyncControl {
-        cancel: super::shutdown_on_signal(),
+        cancel: shutdown.token().clone(),
         progress: bar.clone().map(|b| b as _),
     };
     let run = app
@@ -117,6 +118,16 @@ pub async fn run(config: &Path, args: ReconcileCliArgs) -> anyhow::Result<ExitCo
         .await?;
     if let Some(b) = bar {
         b.finish();
+    }
+    if run.status == Status::Interrupted {
+        shutdown.report(Some(&format!(
+            "reconcile run {} stopped before every series was compared; the repairs it wrote are kept, {}",
+            run.run_id,
+            match args.pass {
+                PassArg::Complete => "the next reconcile compares again".to_string(),
+                _ => format!("the next {} pass resumes where it stopped", run.pass),
+            }
+        )));
     }
     if args.json {
         super::output::json(&run)?;

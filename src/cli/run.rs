@@ -12,8 +12,9 @@ use std::sync::Arc;
 /// Arguments of `dms run`.
 #[derive(Debug, clap::Args)]
 pub struct RunArgs {
-    /// Run every enabled task once, then exit (non-zero if any failed). Without it: the daemon
-    /// (cron scheduler, catch-up check loop, HTTP API) until SIGINT/SIGTERM.
+    /// Run every enabled task once, then exit (non-zero if any failed; 130/143 when SIGINT or
+    /// SIGTERM stopped it). Without it: the daemon (cron scheduler, catch-up check loop, HTTP
+    /// API) until SIGINT/SIGTERM, which end it gracefully with exit 0.
     #[arg(long)]
     pub once: bool,
     /// Print the outcome as JSON.
@@ -35,13 +36,17 @@ pub async fn run(config: &Path, args: RunArgs) -> anyhow::Result<ExitCode> {
     let app = App::open(settings, "dms run --once")?;
     app.check_scripts().await?;
     let bar = super::progress::Bar::new();
+    let shutdown = super::shutdown_on_signal();
     let control = SyncControl {
-        cancel: super::shutdown_on_signal(),
+        cancel: shutdown.token().clone(),
         progress: bar.clone().map(|b| b as _),
     };
     let outcomes = app.run_once(&control).await?;
     if let Some(b) = bar {
         b.finish();
+    }
+    for o in &outcomes {
+        shutdown.note(o.stopped());
     }
     print_outcomes(&app, &outcomes, args.json).await?;
     Ok(exit_code(&outcomes))

@@ -53,14 +53,16 @@ pub async fn run(config: &Path, args: SyncArgs) -> anyhow::Result<ExitCode> {
     };
     let app = App::open(settings, "dms sync")?;
     let bar = super::progress::Bar::new();
+    let shutdown = super::shutdown_on_signal();
     let control = SyncControl {
-        cancel: super::shutdown_on_signal(),
+        cancel: shutdown.token().clone(),
         progress: bar.clone().map(|b| b as _),
     };
     let outcome = app.manual_sync(req, &control).await?;
     if let Some(b) = bar {
         b.finish();
     }
+    shutdown.note(outcome.stopped());
     if args.json {
         super::run::print_run_json(&app, &outcome).await?;
     } else {
@@ -89,16 +91,31 @@ pub async fn run(config: &Path, args: SyncArgs) -> anyhow::Result<ExitCode> {
             ]);
         }
         t.print()?;
+        let r = &outcome.report;
+        let stopped = if r.was_interrupted() {
+            format!(
+                ", {} interrupted, {} not started",
+                r.interrupted(),
+                r.not_started
+            )
+        } else {
+            String::new()
+        };
         super::output::line(format_args!(
-            "run {}: {} — {} series·backup, {} records, {} failed, {:.1}s",
+            "run {}: {} — {} series·backup, {} records, {} failed{stopped}, {:.1}s",
             outcome.run_id,
             outcome.status.as_str(),
-            outcome.report.units.len(),
-            outcome.report.records(),
-            outcome.report.failed(),
+            r.units.len(),
+            r.records(),
+            r.failed(),
             outcome.duration_ms as f64 / 1000.0
         ))?;
-        if let Some(e) = &outcome.error {
+        // A stop is reported in one line when the command ends, not as an error.
+        if let Some(e) = outcome
+            .error
+            .as_ref()
+            .filter(|_| outcome.status != Status::Interrupted)
+        {
             eprintln!("error: {e}");
         }
         if let Some(w) = outcome

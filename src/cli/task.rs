@@ -153,14 +153,16 @@ async fn run_one(
     }
     let app = App::open(settings, &format!("dms task run {name}"))?;
     let bar = super::progress::Bar::new();
+    let shutdown = super::shutdown_on_signal();
     let control = SyncControl {
-        cancel: super::shutdown_on_signal(),
+        cancel: shutdown.token().clone(),
         progress: bar.clone().map(|b| b as _),
     };
     let outcome = app.run_task(name, Trigger::Manual, &control).await?;
     if let Some(b) = bar {
         b.finish();
     }
+    shutdown.note(outcome.stopped());
     let outcomes = [outcome];
     if json {
         super::run::print_run_json(&app, &outcomes[0]).await?;

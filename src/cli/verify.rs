@@ -61,20 +61,46 @@ pub async fn run(config: &Path, args: VerifyArgs) -> anyhow::Result<ExitCode> {
         window,
     };
     let verifier = Verifier::open(&settings, &scope)?;
-    let series = verifier.series(&scope).await?;
+    // Comparing only reads: a stop ends it where it is.
+    let shutdown = super::shutdown_on_signal();
+    let stopped = || {
+        shutdown.report(Some(
+            "verify stopped before every window was compared; nothing was changed",
+        ));
+        Ok(ExitCode::from(1))
+    };
+    let Some(series) = until_stopped(&shutdown, verifier.series(&scope)).await else {
+        return stopped();
+    };
+    let series = series?;
     if series.is_empty() {
         eprintln!("nothing to verify: the primary holds no matching series");
         return Ok(ExitCode::SUCCESS);
     }
-    let mut report = verifier.verify(&series, &scope).await?;
+    let Some(report) = until_stopped(&shutdown, verifier.verify(&series, &scope)).await else {
+        return stopped();
+    };
+    let mut report = report?;
 
     if args.repair && !report.mismatches.is_empty() {
         let app = App::open(settings, "dms verify --repair")?;
         let control = SyncControl {
-            cancel: super::shutdown_on_signal(),
+            cancel: shutdown.token().clone(),
             progress: None,
         };
-        for r in app.repair(&report.mismatches, &control).await? {
+        let repairs = app.repair(&report.mismatches, &control).await?;
+        if shutdown.is_stopping() {
+            let done = repairs
+                .iter()
+                .filter(|r| r.status == crate::history::Status::Success)
+                .count();
+            shutdown.report(Some(&format!(
+                "verify --repair stopped after repairing {done} of {} differing windows; the repairs written are kept, verify again for the rest",
+                report.mismatches.len()
+            )));
+            return Ok(ExitCode::from(1));
+        }
+        for r in repairs {
             let m = &r.mismatch;
             eprintln!(
                 "repaired {} {} → {}: {} points copied{}",
@@ -108,6 +134,17 @@ pub async fn run(config: &Path, args: VerifyArgs) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// `fut`'s output, or `None` when the stop comes first (`fut` is dropped: it only reads).
+async fn until_stopped<T>(
+    shutdown: &crate::shutdown::Shutdown,
+    fut: impl std::future::Future<Output = T>,
+) -> Option<T> {
+    tokio::select! {
+        out = fut => Some(out),
+        _ = shutdown.stopping() => None,
+    }
 }
 
 fn print(report: &VerifyReport, json: bool) -> anyhow::Result<()> {

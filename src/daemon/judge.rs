@@ -47,7 +47,8 @@ pub(super) fn behind<'a>(
         .map(|r| {
             r.units
                 .iter()
-                .filter(|u| u.status != Status::Success)
+                // An interrupted catch-up did not fail: the next pass resumes it.
+                .filter(|u| u.status == Status::Failed)
                 .map(|u| (&u.key, u.error.as_deref().unwrap_or("failed")))
                 .collect()
         })

@@ -4,8 +4,10 @@
 //! nothing of them.
 //!
 //! Shutdown: the token stops the loops from starting work and tells the engine to stop starting
-//! batches; batches in flight finish and commit; runs still going are recorded `interrupted`;
-//! after `shutdown_grace` whatever is left is dropped.
+//! batches; batches in flight finish and commit; runs and syncs still going are recorded
+//! `interrupted` (not failed: the next run resumes them); after `shutdown_grace` whatever is
+//! left is stopped where it is and recorded `interrupted` too. The stop is logged in one line
+//! saying what it left unfinished, not one per series.
 
 pub mod alerts;
 mod judge;
@@ -19,6 +21,7 @@ use crate::config::CheckScope;
 use crate::history::{self, Status, Trigger};
 use crate::model::{BackupSeries, Nanos, format_nanos};
 use crate::scheduler::Scheduler;
+use crate::shutdown::{Shutdown, Stopped};
 use crate::sync::{Pass, ReconcileArgs};
 use crate::sync::{Selection, SyncControl, SyncRequest};
 use alerts::{Alert, Alerter};
@@ -85,7 +88,7 @@ pub struct Daemon {
     /// What `/metrics` last read (repeated when a read fails).
     pub metrics: Arc<Metrics>,
     alerter: Option<Alerter>,
-    shutdown: CancellationToken,
+    shutdown: Shutdown,
     /// Cancelled on shutdown: stops engines from starting batches.
     work: CancellationToken,
     tracker: TaskTracker,
@@ -96,17 +99,18 @@ pub struct Daemon {
 }
 
 impl Daemon {
-    /// Builds the daemon around an opened app.
+    /// Builds the daemon around an opened app, stopped by `shutdown` (a [`Shutdown`] handle,
+    /// or a plain token a caller cancels).
     ///
     /// # Errors
     /// [`DaemonError::Alerts`] when a webhook is configured but no HTTP client can be built.
-    pub fn new(app: Arc<App>, shutdown: CancellationToken) -> Result<Arc<Daemon>, DaemonError> {
+    pub fn new(app: Arc<App>, shutdown: impl Into<Shutdown>) -> Result<Arc<Daemon>, DaemonError> {
         let alerter = Alerter::new(&app.settings.alerts)?;
         Ok(Arc::new(Daemon {
             app,
             metrics: Arc::new(Metrics::new()),
             alerter,
-            shutdown,
+            shutdown: shutdown.into(),
             work: CancellationToken::new(),
             tracker: TaskTracker::new(),
             behind: Flagged::default(),
@@ -128,7 +132,7 @@ impl Daemon {
 
     /// Whether shutdown was requested.
     pub fn is_stopping(&self) -> bool {
-        self.shutdown.is_cancelled()
+        self.shutdown.is_stopping()
     }
 
     fn control(&self) -> SyncControl {
@@ -150,7 +154,7 @@ impl Daemon {
         trigger: Trigger,
         force: bool,
     ) -> Result<i64, TriggerError> {
-        if self.shutdown.is_cancelled() {
+        if self.shutdown.is_stopping() {
             return Err(TriggerError::ShuttingDown);
         }
         match self.app.settings.task(task) {
@@ -184,7 +188,7 @@ impl Daemon {
         trigger: Trigger,
     ) -> Result<(), TriggerError> {
         use std::sync::atomic::Ordering;
-        if self.shutdown.is_cancelled() {
+        if self.shutdown.is_stopping() {
             return Err(TriggerError::ShuttingDown);
         }
         if self.reconciling.swap(true, Ordering::SeqCst) {
@@ -213,6 +217,10 @@ impl Daemon {
         control: &crate::sync::SyncControl,
     ) {
         match self.app.reconcile(args, pass, trigger, control).await {
+            Ok(run) if run.status == Status::Interrupted => self.shutdown.note(Stopped {
+                runs: 1,
+                ..Stopped::default()
+            }),
             Ok(run) if run.status == Status::Failed => {
                 if let Some(a) = &self.alerter {
                     a.send(Alert::TaskFailed {
@@ -259,6 +267,7 @@ impl Daemon {
     }
 
     fn after_run(&self, trigger: Trigger, outcome: &RunOutcome) {
+        self.shutdown.note(outcome.stopped());
         if outcome.status == Status::Failed
             && let Some(a) = &self.alerter
         {
@@ -323,6 +332,8 @@ impl Daemon {
         let control = self.control();
         let plan = match self.app.engine.plan(&req, &control).await {
             Ok(p) => p,
+            // Stopping: the pass is simply not made.
+            Err(e) if e.is_cancelled() => return None,
             Err(e) => {
                 tracing::warn!(cause = %e, "check: cannot plan a catch-up sync");
                 return None;
@@ -331,7 +342,7 @@ impl Daemon {
         self.note_future(&plan.lags);
         self.note_rewinds(&plan.rewinds);
         let lags = plan.lags.clone();
-        if plan.is_empty() || self.shutdown.is_cancelled() {
+        if plan.is_empty() || self.shutdown.is_stopping() {
             self.judge(&lags, None);
             self.record_check().await;
             return None;
@@ -487,7 +498,7 @@ impl Daemon {
                 .min(Duration::from_secs(30));
             tokio::select! {
                 _ = tokio::time::sleep(wait) => {}
-                _ = self.shutdown.cancelled() => return,
+                _ = self.shutdown.stopping() => return,
             }
         }
     }
@@ -553,7 +564,7 @@ impl Daemon {
                 .min(Duration::from_secs(30));
             tokio::select! {
                 _ = tokio::time::sleep(wake) => {}
-                _ = self.shutdown.cancelled() => return,
+                _ = self.shutdown.stopping() => return,
             }
         }
     }
@@ -579,7 +590,7 @@ impl Daemon {
             }
             tokio::select! {
                 _ = tokio::time::sleep(HISTORY_WATCH) => {}
-                _ = self.shutdown.cancelled() => return,
+                _ = self.shutdown.stopping() => return,
             }
         }
     }
@@ -590,7 +601,7 @@ impl Daemon {
             self.check_once().await;
             tokio::select! {
                 _ = tokio::time::sleep(every) => {}
-                _ = self.shutdown.cancelled() => return,
+                _ = self.shutdown.stopping() => return,
             }
         }
     }
@@ -618,7 +629,7 @@ impl Daemon {
             }
             tokio::select! {
                 _ = tokio::time::sleep(Duration::from_secs(86_400)) => {}
-                _ = self.shutdown.cancelled() => return,
+                _ = self.shutdown.stopping() => return,
             }
         }
     }
@@ -636,6 +647,32 @@ impl Daemon {
         for task in Scheduler::catch_ups(&settings.tasks, &last, chrono::Utc::now()) {
             tracing::info!(task = %task, "a scheduled run was missed while dms was down; catching up once");
             self.spawn_run(task, Trigger::CatchUp);
+        }
+    }
+}
+
+impl Daemon {
+    /// After the grace period: records the runs and syncs still going as `interrupted` (the
+    /// daemon holds the history's writer lock, so all of them are its own) and counts them
+    /// in what the stop left unfinished.
+    async fn record_unfinished(&self) {
+        let marked = tokio::time::timeout(
+            HISTORY_WATCH,
+            self.app.history.write(|db| db.interrupt_running()),
+        )
+        .await;
+        match marked {
+            Ok(Ok((runs, rows))) => self.shutdown.note(Stopped {
+                runs,
+                mid_sync: rows,
+                not_started: 0,
+            }),
+            Ok(Err(e)) => {
+                tracing::error!(cause = %e, "could not record the unfinished work as interrupted")
+            }
+            Err(_) => tracing::error!(
+                "could not record the unfinished work as interrupted: the history did not answer"
+            ),
         }
     }
 }
@@ -690,13 +727,14 @@ pub async fn run(daemon: Arc<Daemon>, server: Option<Server>) -> Result<(), Daem
         loops.spawn(daemon.clone().reconcile_loop());
     }
     if let Some((l, serve)) = server {
-        loops.spawn(serve(l, shutdown.clone()));
+        loops.spawn(serve(l, shutdown.token().clone()));
     }
 
-    shutdown.cancelled().await;
-    tracing::warn!(
+    shutdown.stopping().await;
+    tracing::info!(
         grace_s = settings.shutdown_grace.as_secs_f64(),
-        "shutting down: no new work; letting batches in flight finish"
+        "shutting down ({}): no new work; letting batches in flight finish",
+        shutdown.cause()
     );
     // Cancelling the work token also kills every task's script process.
     daemon.work.cancel();
@@ -708,9 +746,14 @@ pub async fn run(daemon: Arc<Daemon>, server: Option<Server>) -> Result<(), Daem
     })
     .await;
     if drained.is_err() {
-        tracing::error!(
-            "work still running after the grace period; stopping it (the next start marks it interrupted)"
+        tracing::warn!(
+            grace_s = grace.as_secs_f64(),
+            "work still going after the grace period is stopped where it is"
         );
+        daemon.record_unfinished().await;
+    }
+    if shutdown.stopped().any() {
+        shutdown.report(None);
     }
     tracing::info!("dms daemon stopped");
     Ok(())

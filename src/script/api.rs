@@ -117,11 +117,14 @@ async fn lua_reconcile(lua: Lua, opts: Option<Table>) -> mlua::Result<Value> {
     lua.to_value(&report)
 }
 
-/// A report as a Lua table: `{records, failed, units = {...}, empty_on_primary = {...}}`.
+/// A report as a Lua table: `{records, failed, interrupted, not_started, units = {...},
+/// empty_on_primary = {...}}`.
 pub(crate) fn report_value(lua: &Lua, report: &SyncReport) -> mlua::Result<Value> {
     let t = lua.create_table()?;
     t.set("records", report.records())?;
     t.set("failed", report.failed())?;
+    t.set("interrupted", report.interrupted())?;
+    t.set("not_started", report.not_started)?;
     t.set("units", lua.to_value(&report.units)?)?;
     t.set("empty_on_primary", lua.to_value(&report.empty_on_primary)?)?;
     t.set("up_to_date", report.up_to_date)?;

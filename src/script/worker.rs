@@ -118,9 +118,24 @@ fn limit_memory(limit: usize) {
     let _ = limit;
 }
 
+/// Leaves SIGINT and SIGTERM to the parent: Ctrl-C in a terminal (and `systemctl stop`)
+/// signals every process of the group, but a run stopped by shutdown is the parent's to
+/// record as interrupted — it kills this process itself. A script process that died of the
+/// signal first would look like a crashed script.
+fn leave_signals_to_the_parent() {
+    #[cfg(unix)]
+    // SAFETY: setting a signal's disposition to "ignore" installs no handler and touches no
+    // memory of ours; it is safe from any thread.
+    unsafe {
+        libc::signal(libc::SIGINT, libc::SIG_IGN);
+        libc::signal(libc::SIGTERM, libc::SIG_IGN);
+    }
+}
+
 /// The script process's main: load the config, limit memory, load the script, answer calls
 /// until the parent closes the pipe.
 pub async fn run(config_dir: &Path, task: &str) -> ExitCode {
+    leave_signals_to_the_parent();
     let settings = match crate::config::load(config_dir) {
         Ok(s) => s,
         Err(e) => {

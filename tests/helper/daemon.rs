@@ -115,12 +115,30 @@ impl DaemonProcess {
         }
     }
 
+    /// POSTs to `path` (no body) and reads the JSON answer.
+    pub async fn post(&self, path: &str) -> serde_json::Value {
+        let r = self
+            .http
+            .post(format!("{}{path}", self.url))
+            .send()
+            .await
+            .expect("daemon answers");
+        let body = r.text().await.expect("a body");
+        serde_json::from_str(&body)
+            .unwrap_or_else(|e| panic!("POST {path}: not JSON ({e}): {body}"))
+    }
+
     /// Sends SIGTERM and waits for the exit status.
     pub fn terminate(&mut self) -> std::process::ExitStatus {
+        self.signal(libc::SIGTERM)
+    }
+
+    /// Sends `signal` and waits for the exit status.
+    pub fn signal(&mut self, signal: i32) -> std::process::ExitStatus {
         let mut child = self.child.take().expect("running");
         // SAFETY: kill(2) with a PID we own and a valid signal number has no memory effects.
         unsafe {
-            libc::kill(child.id() as i32, libc::SIGTERM);
+            libc::kill(child.id() as i32, signal);
         }
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
@@ -130,7 +148,7 @@ impl DaemonProcess {
             if Instant::now() > deadline {
                 let _ = child.kill();
                 panic!(
-                    "daemon did not stop after SIGTERM; log:\n{}",
+                    "daemon did not stop after signal {signal}; log:\n{}",
                     self.log_text()
                 );
             }

@@ -102,6 +102,11 @@ pub enum CheckpointUpdate {
     Set,
 }
 
+/// The error of a sync unit that shutdown stopped (status [`Status::Interrupted`]). It starts
+/// with `interrupted:`, which the history reads as "did not end by itself": no duration is
+/// counted for it.
+pub const UNIT_INTERRUPTED: &str = "interrupted: dms was stopped before this sync finished; the next sync resumes after the last acknowledged batch";
+
 /// Status of a sync unit or task run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -113,7 +118,9 @@ pub enum Status {
     Success,
     /// Failed (see the error).
     Failed,
-    /// Stopped by shutdown or a crash (task runs only).
+    /// Stopped by shutdown (or, for task runs, a crash): not a failure — it counts neither
+    /// as one nor in a success rate — and the next run resumes where it stopped. A sync unit's
+    /// error then starts with `interrupted:`.
     Interrupted,
     /// Not started because the previous run was still going (task runs only).
     Skipped,
@@ -147,7 +154,7 @@ impl Status {
 /// What one backup's reconciliation found and did, as the history keeps it.
 #[derive(Debug, Clone, Default, serde::Serialize)]
 pub struct ReconcileCounts {
-    /// `success` or `failed` (`running` until it ends).
+    /// `success`, `failed` or `interrupted` (`running` until it ends).
     pub status: Status,
     /// Series compared.
     pub series: u64,

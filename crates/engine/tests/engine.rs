@@ -276,3 +276,178 @@ async fn reconcile_repairs_an_old_change_and_never_deletes_what_only_a_backup_ho
     let b1 = &r.backups[0].counts;
     assert_eq!((b1.deleted, b1.extra), (0, 4), "{b1:?}");
 }
+
+/// A backup that takes every write and, after the `n`-th, asks for shutdown — as a signal
+/// arriving while a batch is in flight: that batch is acknowledged, the next is not begun.
+struct StopAfter {
+    inner: MemoryNode,
+    writes: std::sync::atomic::AtomicUsize,
+    n: usize,
+    stop: tokio_util::sync::CancellationToken,
+}
+
+#[async_trait::async_trait]
+impl Node for StopAfter {
+    fn name(&self) -> &str {
+        self.inner.name()
+    }
+    fn describe(&self) -> String {
+        self.inner.describe()
+    }
+    async fn ping(&self) -> Result<(), dms_core::node::NodeError> {
+        self.inner.ping().await
+    }
+    async fn probe(
+        &self,
+        role: dms_core::node::Role,
+    ) -> Result<dms_core::node::Probe, dms_core::node::NodeError> {
+        self.inner.probe(role).await
+    }
+    async fn list_series(&self) -> Result<Vec<SeriesKey>, dms_core::node::NodeError> {
+        self.inner.list_series().await
+    }
+    async fn newest(
+        &self,
+        series: &[SeriesKey],
+    ) -> Result<std::collections::HashMap<SeriesKey, Nanos>, dms_core::node::NodeError> {
+        self.inner.newest(series).await
+    }
+    async fn tips(
+        &self,
+        series: &[SeriesKey],
+        horizon: Nanos,
+    ) -> Result<std::collections::HashMap<SeriesKey, dms_core::node::Tip>, dms_core::node::NodeError>
+    {
+        self.inner.tips(series, horizon).await
+    }
+    async fn digests(
+        &self,
+        series: &[SeriesKey],
+        range: TimeRange,
+        window: Nanos,
+        depth: dms_core::node::Depth,
+    ) -> Result<dms_core::node::Digests, dms_core::node::NodeError> {
+        self.inner.digests(series, range, window, depth).await
+    }
+    async fn delete(
+        &self,
+        series: &SeriesKey,
+        times: &[Nanos],
+    ) -> Result<u64, dms_core::node::NodeError> {
+        self.inner.delete(series, times).await
+    }
+    fn read(
+        &self,
+        series: &SeriesKey,
+        range: TimeRange,
+        batch_size: usize,
+    ) -> dms_core::node::BatchStream {
+        self.inner.read(series, range, batch_size)
+    }
+    async fn write(&self, batch: Arc<Batch>) -> Result<(), dms_core::node::NodeError> {
+        self.inner.write(batch).await?;
+        let done = self
+            .writes
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+            + 1;
+        if done == self.n {
+            self.stop.cancel();
+        }
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn shutdown_mid_sync_interrupts_without_failing_and_the_next_sync_resumes() {
+    let schema = Schema::default();
+    let primary = Arc::new(MemoryNode::new("primary", schema.clone()));
+    let stop = tokio_util::sync::CancellationToken::new();
+    let backup = Arc::new(StopAfter {
+        inner: MemoryNode::new("backup1", schema),
+        writes: Default::default(),
+        n: 5,
+        stop: stop.clone(),
+    });
+    let ledger = Arc::new(MemoryLedger::default());
+    // Two workers for six series: when the stop comes two units are mid-way and the rest
+    // have not begun.
+    let engine = Engine::new(
+        primary.clone(),
+        vec![backup.clone() as Arc<dyn Node>],
+        ledger.clone(),
+        SyncSettings {
+            max_workers: 2,
+            ..settings(7)
+        },
+    );
+    let end = minute_now() - 10 * MINUTE;
+    let symbols = ["US.A", "US.B", "US.C", "US.D", "US.E", "US.F"];
+    for s in symbols {
+        put(&primary, bars(s, "1m", 50, end, MINUTE)).await;
+    }
+    let control = SyncControl {
+        cancel: stop.clone(),
+        progress: None,
+    };
+    let r = engine
+        .sync(&SyncRequest::new(Selection::all(), 3_650), &control)
+        .await
+        .expect("an interrupted sync is no error");
+    assert_eq!(r.failed(), 0, "nothing failed: {r:?}");
+    assert!(r.interrupted() >= 1, "{r:?}");
+    assert!(r.not_started >= 1, "{r:?}");
+    assert_eq!(r.units.len() + r.not_started, symbols.len(), "{r:?}");
+    assert!(r.was_interrupted());
+    for u in r.units.iter().filter(|u| u.status == Status::Interrupted) {
+        let e = u.error.as_deref().unwrap_or_default();
+        assert!(e.starts_with("interrupted:"), "{e}");
+    }
+    // Rows only for the units that began; none failed.
+    let rows = ledger.records().units;
+    assert_eq!(rows.len(), r.units.len());
+    assert!(rows.iter().all(|u| u.1 != Status::Failed), "{rows:?}");
+    // Each checkpoint is exactly the newest point of the last acknowledged batch, and the
+    // backup holds the primary's points up to it and nothing after.
+    for s in symbols {
+        let key = SeriesKey::new(s, "1m");
+        let held = all(&backup.inner, &key);
+        let cp = checkpoint(&ledger, "backup1", &key);
+        assert_eq!(cp, held.last().map(|p| p.time), "{s}");
+        let upto = cp.unwrap_or(Nanos::MIN);
+        let expected: Vec<Point> = all(&primary, &key)
+            .into_iter()
+            .filter(|p| p.time <= upto)
+            .collect();
+        assert_eq!(held, expected, "{s}");
+    }
+
+    let r = engine
+        .sync(
+            &SyncRequest::new(Selection::all(), 3_650),
+            &SyncControl::default(),
+        )
+        .await
+        .expect("sync");
+    assert!(r.units.iter().all(|u| u.status == Status::Success), "{r:?}");
+    assert_eq!(r.units.len(), symbols.len());
+    for s in symbols {
+        let key = SeriesKey::new(s, "1m");
+        assert_eq!(all(&backup.inner, &key), all(&primary, &key), "{s}");
+        assert_eq!(checkpoint(&ledger, "backup1", &key), Some(end));
+    }
+}
+
+#[tokio::test]
+async fn shutdown_before_a_sync_starts_records_nothing() {
+    let t = setup(7);
+    put(&t.primary, bars("US.AAPL", "1m", 20, minute_now(), MINUTE)).await;
+    let control = SyncControl::default();
+    control.cancel.cancel();
+    let e = t
+        .engine
+        .sync(&SyncRequest::new(Selection::all(), 3_650), &control)
+        .await
+        .expect_err("cancelled");
+    assert!(e.is_cancelled(), "{e}");
+    assert!(t.ledger.records().units.is_empty());
+}

@@ -25,7 +25,7 @@ mod writer;
 
 pub use dms_core::ledger::{
     CheckpointUpdate, Commit, EventKind, ReconcileCounts, ReconcileDepth, Status, SyncMode,
-    UnitStart,
+    UNIT_INTERRUPTED, UnitStart,
 };
 pub(crate) use error::sql_err;
 pub use error::{HistoryError, Result};

@@ -118,6 +118,8 @@ pub struct RunRow {
     pub syncs: i64,
     /// Of which failed.
     pub failed: i64,
+    /// Of which shutdown interrupted (not failures: the next run resumes them).
+    pub interrupted: i64,
     /// Points copied.
     pub records: i64,
 }
@@ -342,7 +344,8 @@ impl HistoryReader {
     fn run_select(&self) -> String {
         format!(
             "SELECT r.id, r.task, r.trigger, r.started_at, r.finished_at, r.status, r.error, {}, \
-             count(h.id), coalesce(sum(h.status = 'failed'), 0), coalesce(sum(h.records), 0) \
+             count(h.id), coalesce(sum(h.status = 'failed'), 0), \
+             coalesce(sum(h.status = 'interrupted'), 0), coalesce(sum(h.records), 0) \
              FROM task_runs r LEFT JOIN sync_history h ON h.run_id = r.id",
             if self.version >= 3 {
                 "r.warning"
@@ -410,7 +413,8 @@ fn run_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RunRow> {
         duration_seconds: None,
         syncs: r.get(8)?,
         failed: r.get(9)?,
-        records: r.get(10)?,
+        interrupted: r.get(10)?,
+        records: r.get(11)?,
     }
     .with_duration())
 }
@@ -430,22 +434,26 @@ impl RunRow {
 pub struct BackupMetrics {
     /// Backup node.
     pub backup: String,
-    /// Finished syncs.
+    /// Syncs that ended by themselves: succeeded or failed (interrupted ones are not
+    /// counted here).
     pub syncs: i64,
     /// Of which succeeded.
     pub successes: i64,
     /// Of which failed.
     pub failures: i64,
+    /// Syncs shutdown interrupted: neither a success nor a failure, so outside the rate.
+    pub interrupted: i64,
     /// successes / syncs (1 when there were none).
     pub success_rate: f64,
-    /// Mean wall time of a sync, in seconds.
+    /// Mean wall time of a sync that ended by itself, in seconds.
     pub avg_duration_seconds: Option<f64>,
     /// Points copied.
     pub records: i64,
 }
 
 impl HistoryReader {
-    /// Per-backup figures for syncs started at or after `since`.
+    /// Per-backup figures for syncs started at or after `since`. Interrupted syncs are
+    /// counted apart and left out of `syncs`, the success rate and the mean duration.
     ///
     /// # Errors
     /// [`super::HistoryError::Sql`].
@@ -453,10 +461,11 @@ impl HistoryReader {
         let mut stmt = self
             .conn
             .prepare(
-                "SELECT backup, count(*), \
+                "SELECT backup, coalesce(sum(status IN ('success', 'failed')), 0), \
                  coalesce(sum(status = 'success'), 0), coalesce(sum(status = 'failed'), 0), \
-                 avg((julianday(finished_at) - julianday(started_at)) * 86400.0), \
-                 coalesce(sum(records), 0) \
+                 avg(CASE WHEN status IN ('success', 'failed') \
+                     THEN (julianday(finished_at) - julianday(started_at)) * 86400.0 END), \
+                 coalesce(sum(records), 0), coalesce(sum(status = 'interrupted'), 0) \
                  FROM sync_history WHERE started_at >= ?1 AND status != 'running' \
                  GROUP BY backup ORDER BY backup",
             )
@@ -470,6 +479,7 @@ impl HistoryReader {
                     syncs,
                     successes,
                     failures: r.get(3)?,
+                    interrupted: r.get(6)?,
                     success_rate: if syncs == 0 {
                         1.0
                     } else {

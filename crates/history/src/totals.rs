@@ -289,6 +289,89 @@ mod tests {
     }
 
     #[test]
+    fn interrupted_syncs_are_counted_apart_and_never_as_failures() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut db = writer(&dir);
+        let run = db.start_run("@sync", crate::Trigger::Manual).unwrap();
+        unit(&mut db, run, "b1", 2, Status::Success);
+        let row = db
+            .begin_unit(&UnitStart {
+                run_id: Some(run),
+                key: key("b1"),
+                mode: crate::SyncMode::Incremental,
+                window_start: 0,
+                window_end: 1,
+            })
+            .unwrap();
+        db.finish_unit(
+            row,
+            &key("b1"),
+            Status::Interrupted,
+            Some(crate::UNIT_INTERRUPTED),
+        )
+        .unwrap();
+        // A unit still running when the run ends interrupted is closed interrupted too.
+        unit(&mut db, run, "b2", 1, Status::Running);
+        db.finish_run(run, Status::Interrupted, Some("interrupted by shutdown"))
+            .unwrap();
+
+        let t = db.totals().unwrap().unwrap();
+        let syncs: Vec<(&str, Status, u64)> = t
+            .syncs
+            .iter()
+            .map(|s| (s.backup.as_str(), s.status, s.syncs))
+            .collect();
+        assert_eq!(
+            syncs,
+            [
+                ("b1", Status::Interrupted, 1),
+                ("b1", Status::Success, 1),
+                ("b2", Status::Interrupted, 1)
+            ]
+        );
+        // Only the sync that ended by itself is timed.
+        assert_eq!(t.durations.iter().map(|d| d.syncs).sum::<u64>(), 1);
+
+        let m = db.metrics(Utc::now() - chrono::Duration::hours(1)).unwrap();
+        let figures: Vec<(&str, i64, i64, i64, i64, f64)> = m
+            .iter()
+            .map(|b| {
+                let f = (b.syncs, b.successes, b.failures, b.interrupted);
+                (b.backup.as_str(), f.0, f.1, f.2, f.3, b.success_rate)
+            })
+            .collect();
+        assert_eq!(
+            figures,
+            [("b1", 1, 1, 0, 1, 1.0), ("b2", 0, 0, 0, 1, 1.0)],
+            "interrupted syncs are outside the rate"
+        );
+        let runs = db.runs(Some("@sync"), 0).unwrap();
+        assert_eq!(runs[0].status, Status::Interrupted);
+        assert_eq!(
+            (runs[0].syncs, runs[0].failed, runs[0].interrupted),
+            (3, 0, 2)
+        );
+    }
+
+    #[test]
+    fn a_stopping_daemon_marks_what_is_still_running_interrupted() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut db = writer(&dir);
+        let run = db.start_run("daily", crate::Trigger::Cron).unwrap();
+        unit(&mut db, run, "b1", 1, Status::Running);
+        unit(&mut db, run, "b2", 1, Status::Success);
+        assert_eq!(db.interrupt_running().unwrap(), (1, 1));
+        let t = db.totals().unwrap().unwrap();
+        assert!(t.syncs.iter().all(|s| s.status != Status::Failed), "{t:?}");
+        assert_eq!(
+            db.runs(None, 0).unwrap()[0].status,
+            Status::Interrupted,
+            "the run"
+        );
+        assert_eq!(db.interrupt_running().unwrap(), (0, 0), "nothing left");
+    }
+
+    #[test]
     fn durations_fall_into_their_buckets() {
         let dir = tempfile::tempdir().unwrap();
         let db = writer(&dir);

@@ -87,6 +87,42 @@ impl HistoryWriter {
         Ok((runs, rows))
     }
 
+    /// Marks everything still `running` — task runs, their syncs, reconciliations — as
+    /// `interrupted`: what a stopping daemon does with the work its grace period did not
+    /// let finish (it holds the writer lock, so all of it is its own). Returns (task runs,
+    /// sync rows) marked.
+    ///
+    /// # Errors
+    /// [`HistoryError::Sql`].
+    pub fn interrupt_running(&mut self) -> Result<(usize, usize)> {
+        let now = now_text();
+        let err = sql_err(&self.db.path, "mark interrupted work");
+        let tx = self.db.conn.transaction().map_err(&err)?;
+        let rows = tx
+            .execute(
+                "UPDATE sync_history SET status = 'interrupted', finished_at = ?1, error = ?2 \
+                 WHERE status = 'running'",
+                params![now, UNIT_INTERRUPTED],
+            )
+            .map_err(&err)?;
+        tx.execute(
+            "UPDATE reconcile_history SET status = 'interrupted', finished_at = ?1, \
+             error = coalesce(error, 'interrupted: dms was stopped before this reconcile finished') \
+             WHERE status = 'running'",
+            params![now],
+        )
+        .map_err(&err)?;
+        let runs = tx
+            .execute(
+                "UPDATE task_runs SET status = 'interrupted', finished_at = ?1, \
+                 error = coalesce(error, 'interrupted by shutdown') WHERE status = 'running'",
+                params![now],
+            )
+            .map_err(&err)?;
+        tx.commit().map_err(&err)?;
+        Ok((runs, rows))
+    }
+
     /// Records the start of a task run; returns its id.
     ///
     /// # Errors
@@ -124,7 +160,8 @@ impl HistoryWriter {
     }
 
     /// Records the end of a task run. Sync rows of the run still `running` are closed as
-    /// `failed` with the same error (or "interrupted").
+    /// `interrupted` when the run was, otherwise as `failed` with the same error (or
+    /// "interrupted").
     ///
     /// # Errors
     /// [`HistoryError::Sql`].
@@ -140,14 +177,17 @@ impl HistoryWriter {
             params![run_id, status.as_str(), now, error],
         )
         .map_err(sql_err(&self.db.path, "finish run"))?;
+        let (left, why) = match status {
+            Status::Interrupted => ("interrupted", UNIT_INTERRUPTED),
+            _ => (
+                "failed",
+                error.unwrap_or("interrupted: the run ended before this sync finished"),
+            ),
+        };
         tx.execute(
-            "UPDATE sync_history SET status = 'failed', finished_at = ?2, error = ?3 \
+            "UPDATE sync_history SET status = ?4, finished_at = ?2, error = ?3 \
              WHERE run_id = ?1 AND status = 'running'",
-            params![
-                run_id,
-                now,
-                error.unwrap_or("interrupted: the run ended before this sync finished")
-            ],
+            params![run_id, now, why, left],
         )
         .map_err(sql_err(&self.db.path, "finish run"))?;
         tx.commit().map_err(sql_err(&self.db.path, "finish run"))

@@ -29,8 +29,9 @@ const STATES: [State; 4] = [
     State::Behind,
     State::Unknown,
 ];
-/// How a sync ends.
-const SYNC_STATUSES: [Status; 2] = [Status::Success, Status::Failed];
+/// How a sync ends (`interrupted`: stopped by shutdown — neither a success nor a failure, so
+/// success rates are taken over the other two).
+const SYNC_STATUSES: [Status; 3] = [Status::Success, Status::Failed, Status::Interrupted];
 /// How a run the daemon started can end (`skipped`: only scheduled runs).
 const RUN_STATUSES: [Status; 3] = [Status::Success, Status::Failed, Status::Interrupted];
 

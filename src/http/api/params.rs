@@ -77,13 +77,15 @@ impl Params {
             .transpose()
     }
 
-    /// `status`: running, success or failed.
+    /// `status`: running, success, failed or interrupted.
     pub fn status(&self) -> Result<Option<Status>, ApiError> {
         self.text("status")
             .map(|v| match Status::parse(&v) {
-                Some(s @ (Status::Running | Status::Success | Status::Failed)) => Ok(s),
+                Some(
+                    s @ (Status::Running | Status::Success | Status::Failed | Status::Interrupted),
+                ) => Ok(s),
                 _ => Err(ApiError::bad_request(format!(
-                    "status: {v:?} is not one of running, success, failed"
+                    "status: {v:?} is not one of running, success, failed, interrupted"
                 ))),
             })
             .transpose()

@@ -305,7 +305,15 @@ fn backup_card(b: &BackupView) -> Markup {
                 dt { "Success rate" }
                 dd.rate { @if f.syncs == 0 { span.muted { "no syncs" } } @else { (fmt_pct(f.success_rate)) } }
                 dt { "Syncs · failed" }
-                dd { (fmt_int(f.syncs)) " · " span.failures.(if f.failures > 0 { "bad" } else { "" }) { (fmt_int(f.failures)) } }
+                dd {
+                    (fmt_int(f.syncs)) " · " span.failures.(if f.failures > 0 { "bad" } else { "" }) { (fmt_int(f.failures)) }
+                    // Stopped by shutdown: neither a success nor a failure, outside the rate.
+                    @if f.interrupted > 0 {
+                        span.interrupted.muted title="stopped by a shutdown: not failures, not in the success rate; the next run resumes them" {
+                            " · " (fmt_int(f.interrupted)) " interrupted"
+                        }
+                    }
+                }
                 dt { "Records copied" }
                 dd { (fmt_int(f.records)) }
                 dt { "Worst lag" }

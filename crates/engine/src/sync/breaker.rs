@@ -112,13 +112,15 @@ pub(crate) enum Failure {
     Down(String),
     /// The call failed on its own account.
     GaveUp(GaveUp<NodeError>),
+    /// Shutdown stopped the wait for another caller's probe.
+    Interrupted(String),
 }
 
 impl Failure {
     /// The text recorded and shown.
     pub(crate) fn text(&self) -> String {
         match self {
-            Failure::Down(s) => s.clone(),
+            Failure::Down(s) | Failure::Interrupted(s) => s.clone(),
             Failure::GaveUp(g) => g.to_string(),
         }
     }
@@ -130,7 +132,11 @@ impl Failure {
 
     /// Whether shutdown stopped it.
     pub(crate) fn cancelled(&self) -> bool {
-        matches!(self, Failure::GaveUp(g) if g.cancelled)
+        match self {
+            Failure::GaveUp(g) => g.cancelled,
+            Failure::Interrupted(_) => true,
+            Failure::Down(_) => false,
+        }
     }
 }
 
@@ -161,7 +167,7 @@ impl<'a> Guarded<'a> {
     /// Waits while another caller probes the node; fails at once when it is down.
     ///
     /// # Errors
-    /// [`Failure::Down`], or a cancelled [`Failure::GaveUp`] on shutdown.
+    /// [`Failure::Down`], or [`Failure::Interrupted`] on shutdown.
     pub(crate) async fn ready(&mut self) -> Result<(), Failure> {
         if self.probing.is_some() {
             return Ok(());
@@ -178,7 +184,7 @@ impl<'a> Guarded<'a> {
                 // The sender lives in the gate, which this caller holds: never closed.
                 _ = rx.changed() => {}
                 _ = self.cancel.cancelled() => {
-                    return Err(Failure::Down(format!(
+                    return Err(Failure::Interrupted(format!(
                         "interrupted by shutdown while node {} was being probed",
                         self.gate.node
                     )));

@@ -109,11 +109,12 @@ pub struct UnitReport {
     /// Backup and series.
     #[serde(flatten)]
     pub key: BackupSeries,
-    /// `success` or `failed`.
+    /// `success`, `failed`, or `interrupted` (shutdown stopped it; the next sync resumes
+    /// after its last acknowledged batch).
     pub status: Status,
     /// Points acknowledged by the backup.
     pub records: u64,
-    /// Error, when failed.
+    /// Error, when failed or interrupted.
     pub error: Option<String>,
     /// Window start (ns).
     pub window_start: Nanos,
@@ -142,6 +143,10 @@ pub struct SyncReport {
     pub outside_schema: Vec<String>,
     /// (backup, series) skipped because they were already caught up (`only_behind`).
     pub up_to_date: usize,
+    /// (backup, series) planned but not begun because shutdown came first: no history row,
+    /// checkpoints untouched; the next sync plans them again.
+    #[serde(default)]
+    pub not_started: usize,
     /// Every (backup, series) the request covered that the primary holds, synced or
     /// already up to date: what a task maintains.
     #[serde(skip)]
@@ -149,12 +154,25 @@ pub struct SyncReport {
 }
 
 impl SyncReport {
-    /// Units that failed.
+    /// Units that failed (not counting those shutdown interrupted).
     pub fn failed(&self) -> usize {
         self.units
             .iter()
-            .filter(|u| u.status != Status::Success)
+            .filter(|u| u.status == Status::Failed)
             .count()
+    }
+
+    /// Units shutdown stopped mid-way.
+    pub fn interrupted(&self) -> usize {
+        self.units
+            .iter()
+            .filter(|u| u.status == Status::Interrupted)
+            .count()
+    }
+
+    /// Whether shutdown left any planned unit unfinished (stopped mid-way or not begun).
+    pub fn was_interrupted(&self) -> bool {
+        self.not_started > 0 || self.interrupted() > 0
     }
 
     /// Points copied across all units.
@@ -231,6 +249,7 @@ impl SyncReport {
         self.outside_schema.sort();
         self.outside_schema.dedup();
         self.up_to_date += other.up_to_date;
+        self.not_started += other.not_started;
         self.covered.extend(other.covered);
     }
 }
@@ -248,9 +267,26 @@ pub enum SyncError {
     /// The ledger (the sync history) could not be read or written.
     #[error(transparent)]
     Ledger(#[from] LedgerError),
-    /// Shutdown was requested before the sync started.
-    #[error("interrupted by shutdown")]
+    /// Shutdown was requested before the sync started (or while its plan was being made).
+    #[error("interrupted by shutdown before the sync started")]
     Cancelled,
+}
+
+impl SyncError {
+    /// The primary's look-up gave up: [`SyncError::Cancelled`] when shutdown stopped it,
+    /// [`SyncError::Primary`] otherwise.
+    fn primary(g: GaveUp<NodeError>) -> SyncError {
+        if g.cancelled {
+            SyncError::Cancelled
+        } else {
+            SyncError::Primary(g)
+        }
+    }
+
+    /// Whether shutdown stopped the request (nothing failed).
+    pub fn is_cancelled(&self) -> bool {
+        matches!(self, SyncError::Cancelled)
+    }
 }
 
 /// Receives progress while a sync runs (the CLI draws a bar with it).
@@ -415,7 +451,7 @@ impl Engine {
                     || self.primary.tips(&v, at),
                 )
                 .await
-                .map_err(SyncError::Primary)?;
+                .map_err(SyncError::primary)?;
                 if tips.is_empty() {
                     self.primary_exists().await?;
                 }
@@ -427,7 +463,7 @@ impl Engine {
                         self.primary.tips_all(at)
                     })
                     .await
-                    .map_err(SyncError::Primary)?;
+                    .map_err(SyncError::primary)?;
                 if all.is_empty() {
                     self.primary_exists().await?;
                 }
@@ -562,6 +598,7 @@ impl Engine {
             detach_after: self.detach_after,
             cap,
             breakers: breaker::Breakers::default(),
+            not_started: std::sync::atomic::AtomicUsize::new(0),
         });
         let permits = Arc::new(tokio::sync::Semaphore::new(
             self.settings.max_workers.max(1),
@@ -587,6 +624,7 @@ impl Engine {
                 Err(_) => {}
             }
         }
+        report.not_started = ctx.not_started.load(std::sync::atomic::Ordering::Relaxed);
         report
             .units
             .sort_by(|a, b| (&a.key.series, &a.key.backup).cmp(&(&b.key.series, &b.key.backup)));

@@ -492,6 +492,15 @@ impl ReconcileReport {
     }
 }
 
+/// How far one backup's comparison of a chunk of series got.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Finished {
+    /// Every window of every series.
+    All,
+    /// Shutdown stopped it between windows.
+    Stopped,
+}
+
 /// Exact comparison of one window: timestamp → fingerprint of the points there.
 struct Exact {
     missing: Vec<Nanos>,
@@ -590,8 +599,18 @@ impl Engine {
                         ctl,
                         default_start,
                     };
-                    if let Err(e) = self.exact_backup(&on, chunk, &checkpoints, r).await {
-                        r.counts.error = Some(e.to_string());
+                    match self.exact_backup(&on, chunk, &checkpoints, r).await {
+                        Ok(Finished::All) => {}
+                        // Shutdown cut this chunk short: the next pass resumes at it.
+                        Ok(Finished::Stopped) => {
+                            report.complete = false;
+                            report.resume_from = chunk.first().cloned();
+                        }
+                        Err(_) if ctl.cancel.is_cancelled() => {
+                            report.complete = false;
+                            report.resume_from = chunk.first().cloned();
+                        }
+                        Err(e) => r.counts.error = Some(e.to_string()),
                     }
                     if let Some(p) = &ctl.progress {
                         p.reconciled(chunk.len());
@@ -617,6 +636,12 @@ impl Engine {
             );
             let primary = match primary {
                 Ok(d) => d,
+                // Shutdown cut the digests short: this chunk is where the next pass resumes.
+                Err(_) if ctl.cancel.is_cancelled() => {
+                    report.complete = false;
+                    report.resume_from = chunk.first().cloned();
+                    break;
+                }
                 Err(e) => {
                     for r in report.backups.iter_mut() {
                         r.counts
@@ -641,29 +666,55 @@ impl Engine {
                             .await
                     }
                 };
-                if let Err(e) = outcome {
-                    r.counts.error = Some(e.to_string());
+                match outcome {
+                    Ok(Finished::All) => {}
+                    // Shutdown cut this chunk short: the next pass resumes at it.
+                    Ok(Finished::Stopped) => {
+                        report.complete = false;
+                        report.resume_from = chunk.first().cloned();
+                    }
+                    Err(_) if ctl.cancel.is_cancelled() => {
+                        report.complete = false;
+                        report.resume_from = chunk.first().cloned();
+                    }
+                    Err(e) => r.counts.error = Some(e.to_string()),
                 }
                 if let Some(p) = &ctl.progress {
                     p.reconciled(chunk.len());
                 }
             }
         }
+        // The planned deletes are carried out at the end of the pass; a stop starts none (the
+        // next pass plans them again), so the pass did not finish its work.
         for (b, r) in backups.iter().zip(report.backups.iter_mut()) {
-            if let Err(e) = self.finish_deletes(b, r, req, ctl).await {
-                r.counts.error.get_or_insert_with(|| e.to_string());
+            if ctl.cancel.is_cancelled() {
+                if !r.guard.planned.is_empty() {
+                    report.complete = false;
+                }
+                continue;
+            }
+            match self.finish_deletes(b, r, req, ctl).await {
+                Ok(()) => {}
+                Err(_) if ctl.cancel.is_cancelled() => report.complete = false,
+                Err(e) => {
+                    r.counts.error.get_or_insert_with(|| e.to_string());
+                }
             }
         }
+        let interrupted = !report.complete && ctl.cancel.is_cancelled();
         for r in &mut report.backups {
             let c = &mut r.counts;
-            c.status = if c.error.is_some() {
-                Status::Failed
-            } else {
-                Status::Success
+            c.status = match (&c.error, interrupted) {
+                (Some(_), _) => Status::Failed,
+                (None, true) => Status::Interrupted,
+                (None, false) => Status::Success,
             };
             if !report.complete && c.error.is_none() {
-                c.error =
-                    Some("stopped before every series was compared (budget or shutdown)".into());
+                c.error = Some(if interrupted {
+                    "interrupted: dms was stopped before every series was compared".into()
+                } else {
+                    "stopped at the budget before every series was compared".into()
+                });
             }
             let (row_id, counts) = (r.row_id, c.clone());
             self.history.finish_reconcile(row_id, counts).await?;
@@ -688,7 +739,7 @@ impl Engine {
                     || self.primary.list_series(),
                 )
                 .await
-                .map_err(SyncError::Primary)?;
+                .map_err(SyncError::primary)?;
                 if all.is_empty() {
                     self.primary_exists().await?;
                 }
@@ -758,7 +809,7 @@ impl Engine {
         theirs: &Digests,
         checkpoints: &HashMap<BackupSeries, Nanos>,
         out: &mut BackupReconcile,
-    ) -> Result<(), GaveUp<NodeError>> {
+    ) -> Result<Finished, GaveUp<NodeError>> {
         let (backup, req) = (on.backup, on.req);
         let comparable = self.primary.digest_kind() == backup.digest_kind();
         let empty = BTreeMap::new();
@@ -792,6 +843,10 @@ impl Engine {
                 .into_iter()
                 .filter(|w| *w <= end && *w >= last_before)
             {
+                // Shutdown: the window being repaired finished; no other is begun.
+                if on.ctl.cancel.is_cancelled() {
+                    return Ok(Finished::Stopped);
+                }
                 out.counts.windows += 1;
                 // A window one node has no digest for is empty there (a node may answer an
                 // empty digest where the other answers nothing, e.g. a series without `close`
@@ -811,7 +866,7 @@ impl Engine {
                     .await?;
             }
         }
-        Ok(())
+        Ok(Finished::All)
     }
 
     /// Reads every point of `series` on the backup and the primary over each one's compared
@@ -824,7 +879,7 @@ impl Engine {
         series: &[SeriesKey],
         checkpoints: &HashMap<BackupSeries, Nanos>,
         out: &mut BackupReconcile,
-    ) -> Result<(), GaveUp<NodeError>> {
+    ) -> Result<Finished, GaveUp<NodeError>> {
         let (backup, req, ctl) = (on.backup, on.req, on.ctl);
         let now = dms_core::model::now_nanos();
         let tips = with_retry(&self.settings.retry, &ctl.cancel, "looking up tips", || {
@@ -864,6 +919,10 @@ impl Engine {
         }))
         .buffered(workers);
         while let Some((key, cp, span, found)) = read.next().await {
+            // Shutdown: the span being repaired finished; no other is compared.
+            if ctl.cancel.is_cancelled() {
+                return Ok(Finished::Stopped);
+            }
             let (p, b) = found?;
             let w = req.window.max(1);
             let mut held: Vec<Nanos> = p
@@ -894,7 +953,7 @@ impl Engine {
                     .await?;
             }
         }
-        Ok(())
+        Ok(Finished::All)
     }
 
     /// Compares one window exactly and repairs it (unless a dry run).

@@ -13,6 +13,7 @@ use dms_core::node::{BatchStream, Node};
 use dms_core::retry::RetryPolicy;
 use futures::StreamExt;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 use tracing::Instrument;
@@ -20,7 +21,8 @@ use tracing::Instrument;
 /// Batches a lane may have queued before the reader waits for it.
 const LANE_QUEUE: usize = 1;
 
-const INTERRUPTED: &str = "interrupted by shutdown";
+/// The error recorded for a lane that shutdown stopped.
+const INTERRUPTED: &str = dms_core::ledger::UNIT_INTERRUPTED;
 
 pub(crate) struct UnitCtx {
     pub primary: Arc<dyn Node>,
@@ -38,6 +40,8 @@ pub(crate) struct UnitCtx {
     pub cap: Nanos,
     /// This run's circuit breakers, one per node.
     pub breakers: Breakers,
+    /// Lanes that shutdown stopped before they began (no history row was opened for them).
+    pub not_started: AtomicUsize,
 }
 
 /// Why a lane stopped.
@@ -46,6 +50,18 @@ struct LaneError {
     text: String,
     /// The node was down: the breaker logged it once, the lane does not again.
     node_down: bool,
+    /// Shutdown stopped it: not a failure, and the next sync resumes it.
+    interrupted: bool,
+}
+
+impl LaneError {
+    fn interrupted() -> Self {
+        LaneError {
+            text: INTERRUPTED.to_string(),
+            node_down: false,
+            interrupted: true,
+        }
+    }
 }
 
 impl From<String> for LaneError {
@@ -53,24 +69,20 @@ impl From<String> for LaneError {
         LaneError {
             text,
             node_down: false,
+            interrupted: false,
         }
-    }
-}
-
-impl From<&str> for LaneError {
-    fn from(text: &str) -> Self {
-        LaneError::from(text.to_string())
     }
 }
 
 impl From<Failure> for LaneError {
     fn from(f: Failure) -> Self {
         if f.cancelled() {
-            return LaneError::from(INTERRUPTED);
+            return LaneError::interrupted();
         }
         LaneError {
             text: f.text(),
             node_down: f.node_down(),
+            interrupted: false,
         }
     }
 }
@@ -110,6 +122,12 @@ pub(crate) async fn run(ctx: Arc<UnitCtx>, plan: UnitPlan) -> Result<Vec<UnitRep
         lanes: nodes,
         contiguous_from_start,
     } = plan;
+    // Shutdown came before this unit's turn: it did not start, so it opens no history row
+    // (its checkpoints are untouched and the next sync plans it again).
+    if ctx.control.cancel.is_cancelled() {
+        ctx.not_started.fetch_add(nodes.len(), Ordering::Relaxed);
+        return Ok(Vec::new());
+    }
     let mut lanes = Vec::with_capacity(nodes.len());
     for node in nodes {
         let key = BackupSeries::new(node.name(), series.clone());
@@ -244,12 +262,17 @@ async fn drive_lane(
         let _g = span.enter();
         match &outcome {
             Ok(()) => tracing::debug!(records = lane.records, "sync done"),
+            // One line per shutdown says what it stopped, not one per series.
+            Err(e) if e.interrupted => {
+                tracing::debug!(records = lane.records, "sync interrupted by shutdown")
+            }
             Err(e) if e.node_down => tracing::debug!(cause = %e.text, "sync not done"),
             Err(e) => tracing::error!(records = lane.records, cause = %e.text, "sync failed"),
         }
     }
     let (status, error) = match outcome {
         Ok(()) => (Status::Success, None),
+        Err(e) if e.interrupted => (Status::Interrupted, Some(e.text)),
         Err(e) => (Status::Failed, Some(e.text)),
     };
     let (row_id, key, err) = (lane.row_id, lane.key.clone(), error.clone());
@@ -289,7 +312,7 @@ async fn write_batch(
     batch: Arc<Batch>,
 ) -> Result<(), LaneError> {
     if ctx.control.cancel.is_cancelled() {
-        return Err(INTERRUPTED.into());
+        return Err(LaneError::interrupted());
     }
     let Some(newest) = batch.last_time() else {
         return Ok(());
@@ -375,7 +398,7 @@ impl<'a> Reader<'a> {
                 return Ok(None);
             };
             if self.ctx.control.cancel.is_cancelled() {
-                return Err(INTERRUPTED.into());
+                return Err(LaneError::interrupted());
             }
             if self.stream.is_none() {
                 self.guard
@@ -392,7 +415,7 @@ impl<'a> Reader<'a> {
             });
             let item = tokio::select! {
                 item = stream.next() => item,
-                _ = self.ctx.control.cancel.cancelled() => return Err(INTERRUPTED.into()),
+                _ = self.ctx.control.cancel.cancelled() => return Err(LaneError::interrupted()),
             };
             match item {
                 None => {
@@ -422,7 +445,7 @@ impl<'a> Reader<'a> {
 
     fn primary_failed(&self, f: Failure) -> LaneError {
         let mut e = LaneError::from(f);
-        if e.text != INTERRUPTED {
+        if !e.interrupted {
             e.text = format!("reading the primary: {}", e.text);
         }
         e
