@@ -133,6 +133,8 @@ impl Rng {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Mutation {
     Float,
+    /// A float changed in its last bits: below what a window's sum can resolve.
+    FloatBits,
     Integer,
     Str,
     Bool,
@@ -147,8 +149,9 @@ enum Mutation {
     Swap,
 }
 
-const ALL: [Mutation; 9] = [
+const ALL: [Mutation; 10] = [
     Mutation::Float,
+    Mutation::FloatBits,
     Mutation::Integer,
     Mutation::Str,
     Mutation::Bool,
@@ -162,7 +165,7 @@ const ALL: [Mutation; 9] = [
 impl Mutation {
     /// Whether digests see it (else only an exact read does: the scrub, `--exact`).
     fn digests_see(self) -> bool {
-        !matches!(self, Mutation::Time | Mutation::Swap)
+        !matches!(self, Mutation::Time | Mutation::Swap | Mutation::FloatBits)
     }
 }
 
@@ -185,12 +188,12 @@ async fn mutate_in(backup: &dyn Node, text: bool, m: Mutation, i: i64, rng: &mut
     match m {
         Mutation::Float => {
             let mut b = bar.clone();
-            // From the last bits of the value to a visible change.
-            b.close = if rng.next().is_multiple_of(2) {
-                f64::from_bits(b.close.to_bits() + 1 + rng.next() % 4)
-            } else {
-                b.close + 0.25
-            };
+            b.close += 0.25 * (1 + rng.next() % 4) as f64;
+            replace(vec![bar.time], vec![b]).await;
+        }
+        Mutation::FloatBits => {
+            let mut b = bar.clone();
+            b.close = f64::from_bits(b.close.to_bits() + 1 + rng.next() % 4);
             replace(vec![bar.time], vec![b]).await;
         }
         Mutation::Integer => {
@@ -284,8 +287,8 @@ async fn random_single_point_mutations_are_all_found_and_leave_the_backup_equal(
     let mut rng = Rng::seeded();
     // Strings and booleans are only counted by digests, so windows holding them are read:
     // there every change is found by the complete reconcile. In the series of numbers only,
-    // digests find what they see; what they cannot (a re-stamp or a swap inside a window)
-    // takes an exact read.
+    // digests find what they see; what they cannot (a re-stamp or a swap inside a window, a
+    // float changed below the resolution of the window's sum) takes an exact read.
     for (round, text) in [(0, true), (1, false), (2, true), (3, false)] {
         for m in ALL {
             if !text && matches!(m, Mutation::Str | Mutation::Bool) {

@@ -61,6 +61,7 @@ const STATUS_ROW: &[&str] = &[
     "behind",
     "tasks",
     "future",
+    "stale",
     "error",
     "last_status",
     "last_error",
