@@ -273,6 +273,12 @@ pub trait Ledger: Send + Sync {
         row_id: i64,
         counts: ReconcileCounts,
     ) -> Result<(), LedgerError>;
+
+    /// A value kept across runs under `key` (the repair journal), `None` when unset.
+    async fn state(&self, key: String) -> Result<Option<String>, LedgerError>;
+
+    /// Sets the value under `key`, or clears it with `None`; durable when it returns.
+    async fn set_state(&self, key: String, value: Option<String>) -> Result<(), LedgerError>;
 }
 
 /// What a [`MemoryLedger`] holds: units, checkpoints and events, in memory.
@@ -286,6 +292,8 @@ pub struct MemoryRecords {
     pub events: Vec<(EventKind, BackupSeries, Option<Nanos>)>,
     /// Reconciliation rows by id (index).
     pub reconciles: Vec<(String, ReconcileDepth, Option<ReconcileCounts>)>,
+    /// Values kept across runs.
+    pub state: HashMap<String, String>,
 }
 
 /// The ledger contract kept in memory (for the engine's tests, which run without files):
@@ -394,6 +402,19 @@ impl Ledger for MemoryLedger {
         {
             row.2 = Some(counts);
         }
+        Ok(())
+    }
+
+    async fn state(&self, key: String) -> Result<Option<String>, LedgerError> {
+        Ok(self.lock().state.get(&key).cloned())
+    }
+
+    async fn set_state(&self, key: String, value: Option<String>) -> Result<(), LedgerError> {
+        let mut r = self.lock();
+        match value {
+            Some(v) => r.state.insert(key, v),
+            None => r.state.remove(&key),
+        };
         Ok(())
     }
 }

@@ -451,3 +451,169 @@ async fn shutdown_before_a_sync_starts_records_nothing() {
     assert!(e.is_cancelled(), "{e}");
     assert!(t.ledger.records().units.is_empty());
 }
+
+/// A node whose replace takes two steps (delete, then write), as InfluxDB's does, and whose
+/// write fails once `crash` is set and a delete happened: a crash between the two steps.
+struct TwoStep {
+    inner: Arc<MemoryNode>,
+    crash: std::sync::atomic::AtomicBool,
+    deleted: std::sync::atomic::AtomicBool,
+}
+
+#[async_trait::async_trait]
+impl Node for TwoStep {
+    fn name(&self) -> &str {
+        self.inner.name()
+    }
+    fn describe(&self) -> String {
+        self.inner.describe()
+    }
+    async fn ping(&self) -> Result<(), dms_core::node::NodeError> {
+        self.inner.ping().await
+    }
+    async fn probe(
+        &self,
+        role: dms_core::node::Role,
+    ) -> Result<dms_core::node::Probe, dms_core::node::NodeError> {
+        self.inner.probe(role).await
+    }
+    async fn list_series(&self) -> Result<Vec<SeriesKey>, dms_core::node::NodeError> {
+        self.inner.list_series().await
+    }
+    async fn newest(
+        &self,
+        series: &[SeriesKey],
+    ) -> Result<std::collections::HashMap<SeriesKey, Nanos>, dms_core::node::NodeError> {
+        self.inner.newest(series).await
+    }
+    async fn tips(
+        &self,
+        series: &[SeriesKey],
+        horizon: Nanos,
+    ) -> Result<std::collections::HashMap<SeriesKey, dms_core::node::Tip>, dms_core::node::NodeError>
+    {
+        self.inner.tips(series, horizon).await
+    }
+    async fn digests(
+        &self,
+        series: &[SeriesKey],
+        range: TimeRange,
+        window: Nanos,
+        depth: dms_core::node::Depth,
+    ) -> Result<dms_core::node::Digests, dms_core::node::NodeError> {
+        self.inner.digests(series, range, window, depth).await
+    }
+    async fn delete(
+        &self,
+        series: &SeriesKey,
+        times: &[Nanos],
+    ) -> Result<u64, dms_core::node::NodeError> {
+        self.deleted
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        self.inner.delete(series, times).await
+    }
+    fn read(
+        &self,
+        series: &SeriesKey,
+        range: TimeRange,
+        batch_size: usize,
+    ) -> dms_core::node::BatchStream {
+        self.inner.read(series, range, batch_size)
+    }
+    async fn write(&self, batch: Arc<Batch>) -> Result<(), dms_core::node::NodeError> {
+        use std::sync::atomic::Ordering::SeqCst;
+        if self.crash.load(SeqCst) && self.deleted.load(SeqCst) {
+            return Err(dms_core::node::NodeError::new(
+                self.name(),
+                dms_core::node::ErrorKind::Unavailable,
+                "killed between the delete and the write",
+            ));
+        }
+        self.inner.write(batch).await
+    }
+}
+
+#[tokio::test]
+async fn a_replace_cut_between_its_two_steps_is_finished_by_the_next_reconcile() {
+    let schema = Schema::default();
+    let primary = Arc::new(MemoryNode::new("primary", schema.clone()));
+    let inner = Arc::new(MemoryNode::new("backup1", schema.clone()));
+    let backup = Arc::new(TwoStep {
+        inner: inner.clone(),
+        crash: false.into(),
+        deleted: false.into(),
+    });
+    let ledger = Arc::new(MemoryLedger::default());
+    let engine = Engine::new(
+        primary.clone(),
+        vec![backup.clone() as Arc<dyn Node>],
+        ledger.clone(),
+        settings(100),
+    );
+    let today = now_nanos() / DAY * DAY;
+    let (s, other) = (
+        SeriesKey::new("US.AAPL", "1d"),
+        SeriesKey::new("US.MSFT", "1d"),
+    );
+    put(&primary, bars("US.AAPL", "1d", 30, today - DAY, DAY)).await;
+    put(&primary, bars("US.MSFT", "1d", 30, today - DAY, DAY)).await;
+    let ctl = SyncControl::default();
+    let sync = SyncRequest::new(Selection::all(), 3_650);
+    engine.sync(&sync, &ctl).await.expect("sync");
+    // An old bar on the backup carries a field the primary dropped: only a replace fixes it.
+    let old = all(&inner, &s)[5].clone();
+    let mut extra = old.clone();
+    extra
+        .fields
+        .push((Arc::from("stray"), FieldValue::Integer(1)));
+    put(&inner, vec![extra]).await;
+    let request = |selection: Selection| ReconcileRequest {
+        selection,
+        backups: None,
+        range: TimeRange::new(today - 100 * DAY, today + DAY),
+        window: DAY,
+        full: None,
+        dry_run: false,
+        exact: false,
+        mirror_deletes: true,
+        run_id: None,
+        deadline: None,
+        resume_from: None,
+        starts: Default::default(),
+        stripe: None,
+        deletes: Default::default(),
+    };
+    backup
+        .crash
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    let r = engine
+        .reconcile(&request(Selection::Series(vec![s.clone()])), &ctl)
+        .await
+        .expect("reconcile");
+    assert!(r.backups[0].counts.error.is_some(), "{r:#?}");
+    assert!(
+        !all(&inner, &s).iter().any(|p| p.time == old.time),
+        "the crash left the hole"
+    );
+    assert!(
+        ledger
+            .records()
+            .state
+            .contains_key("reconcile.journal.backup1"),
+        "the journal says which points"
+    );
+    // The next reconcile — of another series — finishes the replace first.
+    backup
+        .crash
+        .store(false, std::sync::atomic::Ordering::SeqCst);
+    engine
+        .reconcile(&request(Selection::Series(vec![other])), &ctl)
+        .await
+        .expect("reconcile");
+    assert!(ledger.records().state.is_empty(), "the journal is cleared");
+    assert_eq!(
+        all(&inner, &s),
+        all(&primary, &s),
+        "the point is back, as the primary has it"
+    );
+}

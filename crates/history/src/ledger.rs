@@ -74,4 +74,14 @@ impl Ledger for History {
             .write(move |db| db.finish_reconcile(row_id, &counts))
             .await?)
     }
+
+    async fn state(&self, key: String) -> Result<Option<String>, LedgerError> {
+        Ok(self.read(move |db| db.state(&key)).await?)
+    }
+
+    async fn set_state(&self, key: String, value: Option<String>) -> Result<(), LedgerError> {
+        Ok(self
+            .write(move |db| db.set_state(&key, value.as_deref()))
+            .await?)
+    }
 }

@@ -544,6 +544,7 @@ impl Engine {
             let at = series.partition_point(|s| s < from);
             series.rotate_left(at);
         }
+        self.replay_journals(ctl).await;
         let checkpoints = self.history.checkpoints().await?;
         let depth = if req.exact {
             ReconcileDepth::Exact
@@ -1092,6 +1093,57 @@ impl Engine {
         Ok(())
     }
 
+    /// Finishes what a replace cut off by a crash left undone: rewrites from the primary the
+    /// points of each backup's journal entry (a write merges, so this is safe to repeat), then
+    /// clears it. A backup that cannot be reached keeps its entry for the next time.
+    async fn replay_journals(&self, ctl: &SyncControl) {
+        for backup in &self.backups {
+            let key = journal_key(backup);
+            let entry = match self.history.state(key.clone()).await {
+                Ok(Some(text)) => match serde_json::from_str::<Journal>(&text) {
+                    Ok(j) => j,
+                    Err(e) => {
+                        tracing::warn!(backup = backup.name(), cause = %e, "unreadable repair journal entry dropped");
+                        let _ = self.history.set_state(key, None).await;
+                        continue;
+                    }
+                },
+                Ok(None) => continue,
+                Err(e) => {
+                    tracing::warn!(backup = backup.name(), cause = %e, "cannot read the repair journal");
+                    continue;
+                }
+            };
+            let series = SeriesKey::new(entry.symbol.clone(), entry.interval.clone());
+            let (Some(first), Some(last)) = (
+                entry.times.iter().min().copied(),
+                entry.times.iter().max().copied(),
+            ) else {
+                let _ = self.history.set_state(key, None).await;
+                continue;
+            };
+            let range = TimeRange::new(first, last);
+            let done = async {
+                let points = self
+                    .primary_points(&series, range, &entry.times, ctl)
+                    .await?;
+                self.write_points(backup, &points, ctl).await
+            }
+            .await;
+            match done {
+                Ok(n) => {
+                    tracing::warn!(backup = backup.name(), series = %series, points = n, "repair journal: rewrote the points a replace stopped by a crash had deleted");
+                    if let Err(e) = self.history.set_state(key, None).await {
+                        tracing::warn!(backup = backup.name(), cause = %e, "cannot clear the repair journal");
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(backup = backup.name(), cause = %e, "repair journal: cannot rewrite yet; kept for the next reconcile")
+                }
+            }
+        }
+    }
+
     /// Carries out the deletes a pass planned on one backup when they stay within the
     /// request's limits, or refuses all of them (the backup's entry fails, saying why and how
     /// to go ahead). Each window is compared again after.
@@ -1115,6 +1167,27 @@ impl Engine {
         for plan in guard.planned {
             let series = &plan.key.series;
             if !plan.replace.is_empty() {
+                // A replace in two steps (delete, then write) is written down first: a crash
+                // between them leaves the journal, and the next reconcile rewrites those points
+                // from the primary before anything else.
+                let journal = !backup.replace_is_atomic();
+                if journal {
+                    let entry = Journal {
+                        symbol: series.symbol.clone(),
+                        interval: series.interval.clone(),
+                        times: plan.replace.clone(),
+                    };
+                    let text = serde_json::to_string(&entry).ok();
+                    if let Err(e) = self.history.set_state(journal_key(backup), text).await {
+                        // Without the journal the replace is not started: the write before it
+                        // already gave the backup every value the primary has.
+                        tracing::error!(backup = backup.name(), cause = %e, "cannot write the repair journal; replace skipped");
+                        out.counts.error.get_or_insert_with(|| {
+                            format!("the repair journal cannot be written ({e}); fields the primary dropped were kept")
+                        });
+                        continue;
+                    }
+                }
                 let keep = Arc::new(Batch::new(plan.keep.clone()));
                 with_retry(
                     &self.settings.retry,
@@ -1123,6 +1196,9 @@ impl Engine {
                     || backup.replace(series, &plan.replace, keep.clone()),
                 )
                 .await?;
+                if journal && let Err(e) = self.history.set_state(journal_key(backup), None).await {
+                    tracing::warn!(backup = backup.name(), cause = %e, "cannot clear the repair journal (the next reconcile rewrites those points again)");
+                }
             }
             if !plan.delete.is_empty() {
                 out.counts.deleted += self
@@ -1326,6 +1402,20 @@ impl Engine {
         })
         .await
     }
+}
+
+/// A replace in progress on a node whose replace takes two steps: the timestamps whose
+/// points it deletes and writes back.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+struct Journal {
+    symbol: String,
+    interval: String,
+    times: Vec<Nanos>,
+}
+
+/// The ledger key of a backup's repair journal.
+fn journal_key(backup: &Arc<dyn Node>) -> String {
+    format!("reconcile.journal.{}", backup.name())
 }
 
 /// Timestamp → summed exact fingerprints of the points at it.
