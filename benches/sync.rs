@@ -790,6 +790,34 @@ async fn bench_reconcile(
         ),
         "full-field digests of the last 7 days",
     );
+    // The exact scrub: three stripes in turn (of 30: the nightly history schedule over the
+    // default 30-day scrub_period), each should cost about verify ÷ 30.
+    let stripes = 30.0;
+    let scrubs: Vec<Proc> = (0..3)
+        .map(|_| dms(cfg, &["reconcile", "--pass", "scrub"]))
+        .collect();
+    let scrub_s = scrubs.iter().map(|p| p.wall_s).sum::<f64>() / scrubs.len() as f64;
+    let scrub_vs_share = scrub_s / (verify.wall_s / stripes);
+    row(
+        rows,
+        "dms reconcile --pass scrub: one stripe of the exact scrub (mean of 3)",
+        format!(
+            "{scrub_s:.2} s = {:.1}% of verify = {:.2} × verify/30",
+            scrub_s / verify.wall_s * 100.0,
+            scrub_vs_share
+        ),
+        "target ≈ verify ÷ scrub_period (±20%)",
+    );
+    let nightly = history.wall_s + recent.wall_s + scrub_s;
+    row(
+        rows,
+        "the daemon's nightly work: history pass + recent pass + one scrub stripe",
+        format!(
+            "{nightly:.2} s = {:.0}% of verify",
+            nightly / verify.wall_s * 100.0
+        ),
+        "target ≤ 10%",
+    );
     let complete = dms(cfg, &["reconcile"]);
     row(
         rows,
@@ -847,6 +875,9 @@ async fn bench_reconcile(
         "recent_ratio": ratio(&recent),
         "complete": complete,
         "complete_ratio": ratio(&complete),
+        "scrub_stripe_s": scrub_s,
+        "scrub_vs_verify_share": scrub_vs_share,
+        "nightly_ratio": nightly / verify.wall_s,
         "one_change": { "differing": b["differing"], "repaired": b["repaired"], "rewritten": b["rewritten"], "verify_after_s": after.wall_s },
     })
 }

@@ -27,7 +27,7 @@ use std::time::Instant;
 /// Series whose digests are asked for in one go.
 const CHUNK: usize = 64;
 /// Windows one exact read holds (per side, per series being read).
-const SPAN: i64 = 8;
+const SPAN: i64 = 32;
 /// Differing windows listed per backup in a report (all are counted and repaired).
 const LISTED: usize = 200;
 
@@ -590,32 +590,23 @@ impl Engine {
                 break;
             }
             if req.exact {
-                for (b, r) in backups.iter().zip(report.backups.iter_mut()) {
-                    if r.counts.error.is_some() {
-                        continue;
-                    }
-                    let on = OnBackup {
-                        backup: b,
+                let stopped = self
+                    .exact_chunk(
+                        &backups,
+                        chunk,
                         req,
                         ctl,
                         default_start,
-                    };
-                    match self.exact_backup(&on, chunk, &checkpoints, r).await {
-                        Ok(Finished::All) => {}
-                        // Shutdown cut this chunk short: the next pass resumes at it.
-                        Ok(Finished::Stopped) => {
-                            report.complete = false;
-                            report.resume_from = chunk.first().cloned();
-                        }
-                        Err(_) if ctl.cancel.is_cancelled() => {
-                            report.complete = false;
-                            report.resume_from = chunk.first().cloned();
-                        }
-                        Err(e) => r.counts.error = Some(e.to_string()),
-                    }
-                    if let Some(p) = &ctl.progress {
-                        p.reconciled(chunk.len());
-                    }
+                        &checkpoints,
+                        &mut report.backups,
+                    )
+                    .await;
+                if stopped || ctl.cancel.is_cancelled() {
+                    report.complete = false;
+                    report.resume_from = chunk.first().cloned();
+                }
+                if let Some(p) = &ctl.progress {
+                    p.reconciled(chunk.len() * backups.len());
                 }
                 continue;
             }
@@ -870,91 +861,189 @@ impl Engine {
         Ok(Finished::All)
     }
 
-    /// Reads every point of `series` on the backup and the primary over each one's compared
-    /// range (or the request's stripe of it), a few windows at a time and several series at
-    /// once, and repairs the windows that differ: what `--exact` and the scrub do instead of
-    /// digests.
-    async fn exact_backup(
+    /// Reads every point of `series` on the primary and each backup over each backup's
+    /// compared range (or the request's stripe of it), many windows at a time and several
+    /// series at once — the primary once for all backups — and repairs the windows that
+    /// differ: what `--exact` and the scrub do instead of digests. Returns whether shutdown
+    /// stopped it. A backup that fails is marked in its entry and left out of the rest.
+    #[allow(clippy::too_many_arguments)]
+    async fn exact_chunk(
         &self,
-        on: &OnBackup<'_>,
+        backups: &[Arc<dyn Node>],
         series: &[SeriesKey],
+        req: &ReconcileRequest,
+        ctl: &SyncControl,
+        default_start: Nanos,
         checkpoints: &HashMap<BackupSeries, Nanos>,
-        out: &mut BackupReconcile,
-    ) -> Result<Finished, GaveUp<NodeError>> {
-        let (backup, req, ctl) = (on.backup, on.req, on.ctl);
+        outs: &mut [BackupReconcile],
+    ) -> bool {
         let now = dms_core::model::now_nanos();
-        let tips = with_retry(&self.settings.retry, &ctl.cancel, "looking up tips", || {
-            backup.tips(series, now)
-        })
-        .await?;
-        let mut parts = Vec::new();
-        for s in series {
-            let key = BackupSeries::new(backup.name(), s.clone());
-            // Up to the later of the checkpoint and the newest point the backup holds, as
-            // with digests.
-            let cp = checkpoints.get(&key).copied();
-            let held = tips.get(s).and_then(Tip::latest);
-            let Some(end) = cp.max(held).map(|e| e.min(req.range.end)) else {
-                continue;
+        let tips =
+            futures::future::join_all(backups.iter().zip(outs.iter()).map(|(b, o)| async move {
+                if o.counts.error.is_some() {
+                    return None;
+                }
+                Some(
+                    with_retry(&self.settings.retry, &ctl.cancel, "looking up tips", || {
+                        b.tips(series, now)
+                    })
+                    .await,
+                )
+            }))
+            .await;
+        // Each backup's compared range per series.
+        let mut ranges: Vec<HashMap<&SeriesKey, (Option<Nanos>, TimeRange)>> =
+            vec![HashMap::new(); backups.len()];
+        for (i, t) in tips.into_iter().enumerate() {
+            let tips = match t {
+                None => continue,
+                Some(Ok(t)) => t,
+                Some(Err(e)) => {
+                    outs[i].counts.error = Some(e.to_string());
+                    continue;
+                }
             };
-            let start = req.starts.get(&key).copied().unwrap_or(on.default_start);
-            if end < start {
-                continue;
+            for s in series {
+                let key = BackupSeries::new(backups[i].name(), s.clone());
+                // Up to the later of the checkpoint and the newest point the backup holds,
+                // as with digests.
+                let cp = checkpoints.get(&key).copied();
+                let held = tips.get(s).and_then(Tip::latest);
+                let Some(end) = cp.max(held).map(|e| e.min(req.range.end)) else {
+                    continue;
+                };
+                let start = req.starts.get(&key).copied().unwrap_or(default_start);
+                if end < start {
+                    continue;
+                }
+                outs[i].counts.series += 1;
+                ranges[i].insert(s, (cp, TimeRange::new(start, end)));
             }
-            out.counts.series += 1;
-            let range = TimeRange::new(start, end);
-            let mine = match req.stripe {
-                Some(stripe) => stripe.parts(range, req.range, req.window),
-                None => vec![range],
+        }
+        // Spans of the union of the backups' ranges, each read once on the primary.
+        let mut jobs = Vec::new();
+        for s in series {
+            let mine: Vec<(usize, Option<Nanos>, TimeRange)> = ranges
+                .iter()
+                .enumerate()
+                .filter_map(|(i, r)| r.get(s).map(|(cp, range)| (i, *cp, *range)))
+                .collect();
+            let (Some(start), Some(end)) = (
+                mine.iter().map(|m| m.2.start).min(),
+                mine.iter().map(|m| m.2.end).max(),
+            ) else {
+                continue;
             };
-            for part in mine {
+            let union = TimeRange::new(start, end);
+            let parts = match req.stripe {
+                Some(stripe) => stripe.parts(union, req.range, req.window),
+                None => vec![union],
+            };
+            for part in parts {
                 for span in spans(part, req.window, SPAN) {
-                    parts.push((key.clone(), cp, span));
+                    let members: Vec<(usize, Option<Nanos>, TimeRange)> = mine
+                        .iter()
+                        .filter_map(|(i, cp, r)| {
+                            let clip = TimeRange::new(span.start.max(r.start), span.end.min(r.end));
+                            (!clip.is_empty()).then_some((*i, *cp, clip))
+                        })
+                        .collect();
+                    if !members.is_empty() {
+                        jobs.push((s.clone(), span, members));
+                    }
                 }
             }
         }
         let workers = self.settings.max_workers.max(1);
-        let mut read = futures::stream::iter(parts.into_iter().map(|(key, cp, span)| async move {
-            let found = self.read_both(backup, &key.series, span, ctl).await;
-            (key, cp, span, found)
-        }))
-        .buffered(workers);
-        while let Some((key, cp, span, found)) = read.next().await {
+        let mut read =
+            futures::stream::iter(jobs.into_iter().map(|(s, span, members)| async move {
+                let primary = self.fingerprints(&self.primary, &s, span, ctl);
+                let theirs = futures::future::join_all(
+                    members
+                        .iter()
+                        .map(|(i, _, clip)| self.fingerprints(&backups[*i], &s, *clip, ctl)),
+                );
+                let (p, theirs) = tokio::join!(primary, theirs);
+                (s, p, members, theirs)
+            }))
+            .buffered(workers);
+        let w = req.window.max(1);
+        while let Some((s, p, members, theirs)) = read.next().await {
             // Shutdown: the span being repaired finished; no other is compared.
             if ctl.cancel.is_cancelled() {
-                return Ok(Finished::Stopped);
+                return true;
             }
-            let (p, b) = found?;
-            let w = req.window.max(1);
-            let mut held: Vec<Nanos> = p
-                .keys()
-                .chain(b.keys())
-                .map(|t| window_start(*t, w))
-                .collect();
-            held.sort_unstable();
-            held.dedup();
-            out.counts.windows += held.len() as u64;
-            let exact = diff(&p, &b);
-            if exact.equal() {
-                continue;
-            }
-            let mut differing: Vec<Nanos> = exact
-                .missing
-                .iter()
-                .chain(&exact.different)
-                .chain(&exact.extra)
-                .map(|t| window_start(*t, w))
-                .collect();
-            differing.sort_unstable();
-            differing.dedup();
-            for ws in differing {
-                let range =
-                    TimeRange::new(ws.max(span.start), ws.saturating_add(w - 1).min(span.end));
-                self.repair_window(on, &key, cp.unwrap_or(Nanos::MAX), range, out)
-                    .await?;
+            let p = match p {
+                Ok(p) => p,
+                Err(e) => {
+                    for o in outs.iter_mut() {
+                        o.counts
+                            .error
+                            .get_or_insert_with(|| format!("primary: {e}"));
+                    }
+                    return false;
+                }
+            };
+            for ((i, cp, clip), b) in members.into_iter().zip(theirs) {
+                if outs[i].counts.error.is_some() {
+                    continue;
+                }
+                let b = match b {
+                    Ok(b) => b,
+                    Err(e) => {
+                        outs[i].counts.error = Some(e.to_string());
+                        continue;
+                    }
+                };
+                let mine: Fingerprints = p
+                    .range(clip.start..=clip.end)
+                    .map(|(t, f)| (*t, *f))
+                    .collect();
+                let mut held: Vec<Nanos> = mine
+                    .keys()
+                    .chain(b.keys())
+                    .map(|t| window_start(*t, w))
+                    .collect();
+                held.sort_unstable();
+                held.dedup();
+                outs[i].counts.windows += held.len() as u64;
+                let exact = diff(&mine, &b);
+                if exact.equal() {
+                    continue;
+                }
+                let mut differing: Vec<Nanos> = exact
+                    .missing
+                    .iter()
+                    .chain(&exact.different)
+                    .chain(&exact.extra)
+                    .map(|t| window_start(*t, w))
+                    .collect();
+                differing.sort_unstable();
+                differing.dedup();
+                let on = OnBackup {
+                    backup: &backups[i],
+                    req,
+                    ctl,
+                    default_start,
+                };
+                let key = BackupSeries::new(backups[i].name(), s.clone());
+                for ws in differing {
+                    let range =
+                        TimeRange::new(ws.max(clip.start), ws.saturating_add(w - 1).min(clip.end));
+                    if let Err(e) = self
+                        .repair_window(&on, &key, cp.unwrap_or(Nanos::MAX), range, &mut outs[i])
+                        .await
+                    {
+                        if ctl.cancel.is_cancelled() {
+                            return true;
+                        }
+                        outs[i].counts.error = Some(e.to_string());
+                        break;
+                    }
+                }
             }
         }
-        Ok(Finished::All)
+        false
     }
 
     /// Compares one window exactly and repairs it (unless a dry run).
