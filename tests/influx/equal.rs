@@ -914,3 +914,56 @@ async fn a_primary_that_lost_its_newest_days_or_many_points_deletes_nothing_on_i
     assert_eq!(counts(&run, "backup1").counts.deleted, 30);
     assert_same_points(&*primary, &*backup, std::slice::from_ref(&key)).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_field_typed_differently_in_two_shards_of_the_primary_is_reported() {
+    let Some(s) = servers(2).await else { return };
+    let opts = Options::default();
+    let schema = opts.schema();
+    let (pt, bt) = (Target::on(&s[0], "market"), Target::on(&s[1], "copy"));
+    let primary = node("primary", &pt, &schema);
+    let key = SeriesKey::new("US.AAPL", "1d");
+    let (measurement, tags) = schema.identity(&key);
+    let bar = |t: Nanos, note: FieldValue| Point {
+        measurement: measurement.clone(),
+        tags: tags.clone(),
+        fields: vec![
+            (Arc::from("close"), FieldValue::Float(1.0)),
+            (Arc::from("note"), note),
+        ],
+        time: t,
+    };
+    // `note` is a float in a shard a month back and a string in this week's shard: InfluxDB
+    // takes both writes, and `SELECT *` then returns the float one alone.
+    put(
+        &*primary,
+        vec![bar(today() - 30 * DAY, FieldValue::Float(1.5))],
+    )
+    .await;
+    put(
+        &*primary,
+        vec![bar(today() - DAY, FieldValue::String("halted".into()))],
+    )
+    .await;
+    let project = Project::new(&pt, std::slice::from_ref(&bt), &opts);
+    let d = daemon(&project);
+    let run = sync(&d.app, Selection::all()).await;
+    let warning = run.warning.clone().unwrap_or_default();
+    assert!(
+        warning.contains("note") && warning.contains("float") && warning.contains("string"),
+        "the run says which field has which types: {run:#?}"
+    );
+    let recorded = d
+        .app
+        .history
+        .read(|db| db.runs(None, 1))
+        .await
+        .expect("runs");
+    assert!(
+        recorded[0]
+            .warning
+            .as_deref()
+            .is_some_and(|w| w.contains("shards")),
+        "{recorded:#?}"
+    );
+}

@@ -82,6 +82,8 @@ struct Inner {
     server: Mutex<Option<client::Server>>,
     /// Tag sets the last full listing found without the schema's symbol or interval tag.
     outside_schema: Mutex<Vec<String>>,
+    /// Measurement → its fields typed differently in two shards, as `SHOW FIELD KEYS` lists.
+    type_conflicts: Mutex<std::collections::BTreeMap<String, String>>,
 }
 
 impl fmt::Debug for InfluxNode {
@@ -165,6 +167,7 @@ impl InfluxNode {
                 bytes_per_point: AtomicUsize::new(0),
                 server: Mutex::new(None),
                 outside_schema: Mutex::new(Vec::new()),
+                type_conflicts: Mutex::new(std::collections::BTreeMap::new()),
             }),
         })
     }
@@ -218,10 +221,28 @@ impl Inner {
         )?;
         let mut results = results.into_iter();
         for m in missing {
-            let types = match results.next() {
-                Some(st) if self.found_among(&st, &what).await? => types_of(&st),
-                _ => FieldTypes::new(),
+            let (types, conflicts) = match results.next() {
+                Some(st) if self.found_among(&st, &what).await? => {
+                    (types_of(&st), conflicts_of(&m, &st))
+                }
+                _ => (FieldTypes::new(), None),
             };
+            {
+                let mut known = self
+                    .type_conflicts
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner());
+                match conflicts {
+                    Some(c) => {
+                        if known.insert(m.clone(), c.clone()).as_ref() != Some(&c) {
+                            tracing::warn!(node = %self.name, "field types differ between shards: {c}");
+                        }
+                    }
+                    None => {
+                        known.remove(&m);
+                    }
+                }
+            }
             let types = Arc::new(types);
             self.lock_types().insert(m.clone(), types.clone());
             out.insert(m, types);
@@ -371,6 +392,33 @@ impl Inner {
     }
 }
 
+/// The fields a `SHOW FIELD KEYS` statement lists with more than one type (a field typed
+/// differently in two shards): `m.note is float and string`, or `None`.
+fn conflicts_of(measurement: &str, st: &parse::Statement) -> Option<String> {
+    let mut by_field: Vec<(String, Vec<String>)> = Vec::new();
+    for s in &st.series {
+        let col = |name: &str| s.columns.iter().position(|c| c == name);
+        let (Some(k), Some(t)) = (col("fieldKey"), col("fieldType")) else {
+            continue;
+        };
+        for row in &s.table {
+            if let (Some(Some(key)), Some(Some(ty))) = (row.get(k), row.get(t)) {
+                match by_field.iter_mut().find(|(f, _)| f == key) {
+                    Some((_, types)) if !types.contains(ty) => types.push(ty.clone()),
+                    Some(_) => {}
+                    None => by_field.push((key.clone(), vec![ty.clone()])),
+                }
+            }
+        }
+    }
+    let each: Vec<String> = by_field
+        .into_iter()
+        .filter(|(_, types)| types.len() > 1)
+        .map(|(f, types)| format!("{measurement}.{f} is {}", types.join(" and ")))
+        .collect();
+    (!each.is_empty()).then(|| each.join(", "))
+}
+
 /// The field types a `SHOW FIELD KEYS` statement lists.
 fn types_of(st: &parse::Statement) -> FieldTypes {
     let mut types = FieldTypes::new();
@@ -488,6 +536,16 @@ impl Node for InfluxNode {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .clone()
+    }
+
+    fn type_conflicts(&self) -> Vec<String> {
+        self.inner
+            .type_conflicts
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .cloned()
+            .collect()
     }
 
     /// InfluxDB sums on the server (per shard, in time order): bit-equal between InfluxDB

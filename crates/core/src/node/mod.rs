@@ -89,6 +89,13 @@ pub trait Node: Send + Sync {
         Vec::new()
     }
 
+    /// Fields this node found typed differently in two places (`measurement.field is float
+    /// and string`), which it cannot read with all their types. Empty where types are per
+    /// point.
+    fn type_conflicts(&self) -> Vec<String> {
+        Vec::new()
+    }
+
     /// Per-window digests of the given series over `range` (both ends included; windows of
     /// `window` ns aligned to the epoch; empty windows and series absent), computed by the
     /// node — many series per request.

@@ -141,6 +141,9 @@ pub struct SyncReport {
     /// Tag sets on the primary, in the schema's measurements, without its symbol or interval
     /// tag: their points are not synced (listed when the request listed the primary).
     pub outside_schema: Vec<String>,
+    /// Fields of the primary typed differently in two places (InfluxDB shards): copied with
+    /// one type, the values of the others left out by the server.
+    pub type_conflicts: Vec<String>,
     /// (backup, series) skipped because they were already caught up (`only_behind`).
     pub up_to_date: usize,
     /// (backup, series) planned but not begun because shutdown came first: no history row,
@@ -228,6 +231,12 @@ impl SyncReport {
                 names.join("; ")
             ));
         }
+        if !self.type_conflicts.is_empty() {
+            parts.push(format!(
+                "field types differ between shards of the primary: {}; the server returns such a field with one type and leaves out the values of the others, so they are not copied — rewrite them with one type",
+                self.type_conflicts.join("; ")
+            ));
+        }
         (!parts.is_empty()).then(|| parts.join("; "))
     }
 
@@ -248,6 +257,9 @@ impl SyncReport {
         self.outside_schema.extend(other.outside_schema);
         self.outside_schema.sort();
         self.outside_schema.dedup();
+        self.type_conflicts.extend(other.type_conflicts);
+        self.type_conflicts.sort();
+        self.type_conflicts.dedup();
         self.up_to_date += other.up_to_date;
         self.not_started += other.not_started;
         self.covered.extend(other.covered);
@@ -625,6 +637,9 @@ impl Engine {
             }
         }
         report.not_started = ctx.not_started.load(std::sync::atomic::Ordering::Relaxed);
+        // What the reads found about the primary's field types (InfluxDB: a field typed
+        // differently in two shards).
+        report.type_conflicts = self.primary.type_conflicts();
         report
             .units
             .sort_by(|a, b| (&a.key.series, &a.key.backup).cmp(&(&b.key.series, &b.key.backup)));
