@@ -149,6 +149,69 @@ fn list(names: &[String]) -> String {
     }
 }
 
+/// The names of the nodes a restore may use: the configured ones, to check a request before
+/// any node is opened (the command line does, from the settings) or by the engine.
+#[derive(Debug, Clone)]
+pub struct NodeNames {
+    /// The primary.
+    pub primary: String,
+    /// The enabled backups.
+    pub enabled: Vec<String>,
+    /// The backups configured but disabled.
+    pub disabled: Vec<String>,
+}
+
+/// Checks a restore request against the node names: the source is an enabled backup, the
+/// target the primary (when unnamed) or an enabled backup, the two differ, and `since` is not
+/// after `until`. Returns the names of the source and the target.
+///
+/// # Errors
+/// [`RestoreError`] naming what is wrong (all of them [`RestoreError::is_bad_input`]).
+pub fn check_args(args: &RestoreArgs, names: &NodeNames) -> Result<(String, String), RestoreError> {
+    let has = |list: &[String], n: &str| list.iter().any(|b| b == n);
+    let from = args.from.trim();
+    if from.is_empty() {
+        return Err(RestoreError::NoSource);
+    }
+    if from == names.primary {
+        return Err(RestoreError::SourceIsPrimary(from.to_string()));
+    }
+    if !has(&names.enabled, from) {
+        return Err(if has(&names.disabled, from) {
+            RestoreError::Disabled(from.to_string())
+        } else {
+            RestoreError::UnknownSource {
+                name: from.to_string(),
+                known: names.enabled.clone(),
+            }
+        });
+    }
+    let to = match args.to.as_deref().map(str::trim) {
+        None => names.primary.as_str(),
+        Some(n) if n == names.primary || has(&names.enabled, n) => n,
+        Some(n) if has(&names.disabled, n) => return Err(RestoreError::Disabled(n.to_string())),
+        Some(n) => {
+            return Err(RestoreError::UnknownTarget {
+                name: n.to_string(),
+                primary: names.primary.clone(),
+                backups: names.enabled.clone(),
+            });
+        }
+    };
+    if from == to {
+        return Err(RestoreError::SameNode(from.to_string()));
+    }
+    if let (Some(since), Some(until)) = (args.since, args.until)
+        && since > until
+    {
+        return Err(RestoreError::EmptyRange {
+            since: format_nanos(since),
+            until: format_nanos(until),
+        });
+    }
+    Ok((from.to_string(), to.to_string()))
+}
+
 /// What the final comparison says of one series.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -395,15 +458,8 @@ impl Engine {
         if ctl.cancel.is_cancelled() {
             return Err(RestoreError::Cancelled);
         }
-        let (source, target) = self.restore_nodes(args)?;
+        let (source, target) = self.check_restore(args)?;
         let since = args.since.unwrap_or(Nanos::MIN);
-        let until = args.until.unwrap_or(Nanos::MAX);
-        if since > until {
-            return Err(RestoreError::EmptyRange {
-                since: format_nanos(since),
-                until: format_nanos(until),
-            });
-        }
         let mut report = RestoreReport {
             source: source.name().to_string(),
             target: target.name().to_string(),
@@ -474,59 +530,39 @@ impl Engine {
         Ok(report)
     }
 
-    /// The source and target of a restore.
-    fn restore_nodes(
+    /// Checks a restore request without asking any node ([`check_args`] over this engine's
+    /// nodes). Returns the source and the target.
+    ///
+    /// # Errors
+    /// [`RestoreError`] naming what is wrong (all of them [`RestoreError::is_bad_input`]).
+    pub fn check_restore(
         &self,
         args: &RestoreArgs,
     ) -> Result<(Arc<dyn Node>, Arc<dyn Node>), RestoreError> {
-        let primary = self.primary();
-        let enabled = || {
-            self.backups()
+        let names = NodeNames {
+            primary: self.primary().name().to_string(),
+            enabled: self
+                .backups()
                 .iter()
                 .map(|b| b.name().to_string())
-                .collect::<Vec<_>>()
+                .collect(),
+            disabled: self.disabled_backups().to_vec(),
         };
-        let backup = |name: &str| self.backups().iter().find(|b| b.name() == name).cloned();
-        let from = args.from.trim();
-        if from.is_empty() {
-            return Err(RestoreError::NoSource);
-        }
-        if from == primary.name() {
-            return Err(RestoreError::SourceIsPrimary(from.to_string()));
-        }
-        let source = match backup(from) {
-            Some(b) => b,
-            None if self.is_disabled_backup(from) => {
-                return Err(RestoreError::Disabled(from.to_string()));
-            }
-            None => {
-                return Err(RestoreError::UnknownSource {
-                    name: from.to_string(),
-                    known: enabled(),
-                });
-            }
+        let (source, target) = check_args(args, &names)?;
+        let node = |name: &str| {
+            std::iter::once(self.primary())
+                .chain(self.backups())
+                .find(|n| n.name() == name)
+                .cloned()
         };
-        let target = match args.to.as_deref().map(str::trim) {
-            None => primary.clone(),
-            Some(n) if n == primary.name() => primary.clone(),
-            Some(n) => match backup(n) {
-                Some(b) => b,
-                None if self.is_disabled_backup(n) => {
-                    return Err(RestoreError::Disabled(n.to_string()));
-                }
-                None => {
-                    return Err(RestoreError::UnknownTarget {
-                        name: n.to_string(),
-                        primary: primary.name().to_string(),
-                        backups: enabled(),
-                    });
-                }
-            },
-        };
-        if source.name() == target.name() {
-            return Err(RestoreError::SameNode(source.name().to_string()));
+        match (node(&source), node(&target)) {
+            (Some(s), Some(t)) => Ok((s, t)),
+            // check_args only names nodes of this engine.
+            _ => Err(RestoreError::UnknownSource {
+                name: source,
+                known: names.enabled,
+            }),
         }
-        Ok((source, target))
     }
 
     /// The series a restore covers, each with the end of its range (the source's newest

@@ -124,7 +124,7 @@ pub struct RunRow {
     pub failed: i64,
     /// Of which shutdown interrupted (not failures: the next run resumes them).
     pub interrupted: i64,
-    /// Points copied.
+    /// Points copied (by its syncs, and written by its restores).
     pub records: i64,
 }
 
@@ -347,19 +347,26 @@ impl HistoryReader {
 }
 
 impl HistoryReader {
-    /// The columns [`run_row`] reads: a run (`task_runs r`) with its syncs' totals; the
+    /// The columns [`run_row`] reads: a run (`task_runs r`) with its syncs' totals (its
+    /// records count the points its restores wrote too); the
     /// caller adds `WHERE`, `GROUP BY r.id` and the order. `task_runs.warning` reads `NULL`
     /// in a file from before schema version 3.
     fn run_select(&self) -> String {
         format!(
             "SELECT r.id, r.task, r.trigger, r.started_at, r.finished_at, r.status, r.error, {}, \
              count(h.id), coalesce(sum(h.status = 'failed'), 0), \
-             coalesce(sum(h.status = 'interrupted'), 0), coalesce(sum(h.records), 0) \
+             coalesce(sum(h.status = 'interrupted'), 0), coalesce(sum(h.records), 0){} \
              FROM task_runs r LEFT JOIN sync_history h ON h.run_id = r.id",
             if self.version >= 3 {
                 "r.warning"
             } else {
                 "NULL"
+            },
+            if self.version >= 4 {
+                " + (SELECT coalesce(sum(s.written), 0) FROM restore_history s \
+                 WHERE s.run_id = r.id AND NOT s.dry_run)"
+            } else {
+                ""
             }
         )
     }

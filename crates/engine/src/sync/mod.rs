@@ -348,9 +348,9 @@ impl Engine {
         self
     }
 
-    /// Whether `name` is a configured backup that is disabled.
-    pub(crate) fn is_disabled_backup(&self, name: &str) -> bool {
-        self.disabled.iter().any(|d| d == name)
+    /// The backups configured but disabled.
+    pub fn disabled_backups(&self) -> &[String] {
+        &self.disabled
     }
 
     /// Where the engine records its work.
