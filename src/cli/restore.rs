@@ -91,7 +91,10 @@ pub async fn run(config: &Path, args: RestoreCliArgs) -> anyhow::Result<ExitCode
     } else {
         print(&run)?;
     }
-    Ok(if run.status == Status::Success {
+    // A dry run succeeds by reporting; it exits 1 when the target differs (as `reconcile
+    // --dry-run`), so a script can ask whether a restore is needed.
+    let differs = run.restore.dry_run && run.restore.counts.differing > 0;
+    Ok(if run.status == Status::Success && !differs {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)

@@ -320,8 +320,9 @@ pub struct RestoreReport {
 }
 
 impl RestoreReport {
-    /// What makes the restore a failure, for people: failed or differing series, filters that
-    /// matched nothing; `None` when it did what was asked (kept values are no failure).
+    /// What makes the restore a failure, for people: failed series, series that still differ
+    /// after it (not in a dry run, which only reports them), filters that matched nothing;
+    /// `None` when it did what was asked (kept values are no failure).
     pub fn problem(&self) -> Option<String> {
         let mut parts = Vec::new();
         let named = |pick: SeriesOutcome| -> Vec<String> {
@@ -345,14 +346,10 @@ impl RestoreReport {
             ));
         }
         let differs = named(SeriesOutcome::Differs);
-        if !differs.is_empty() {
-            let verb = if self.dry_run {
-                "would be restored"
-            } else {
-                "still differ after the restore"
-            };
+        // A dry run that finds differences did what it was asked: it reports them.
+        if !differs.is_empty() && !self.dry_run {
             parts.push(format!(
-                "{} series {verb}: {}",
+                "{} series still differ after the restore: {}",
                 differs.len(),
                 shortened(&differs)
             ));
