@@ -420,7 +420,6 @@ async fn a_restore_killed_at_random_moments_converges_when_run_again() {
     let total: usize = expected.values().map(Vec::len).sum();
     // Small batches from here on: a restore takes long enough to be killed while writing.
     p.write("config/sync.yaml", &yaml(10, ""));
-    let total: usize = expected.values().map(Vec::len).sum();
     let started = Instant::now();
     while kills < 4 && tries < 15 && started.elapsed() < Duration::from_secs(120) {
         tries += 1;
