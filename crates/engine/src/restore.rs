@@ -66,6 +66,14 @@ pub struct RestoreArgs {
     pub dry_run: bool,
 }
 
+/// The nodes of a restore.
+pub struct RestoreNodes {
+    /// The backup copied from.
+    pub source: Arc<dyn Node>,
+    /// The node copied into.
+    pub target: Arc<dyn Node>,
+}
+
 /// Why a restore could not run at all (a series that fails is in the report instead).
 #[derive(Debug, thiserror::Error)]
 pub enum RestoreError {
@@ -313,7 +321,7 @@ pub struct RestoreReport {
     pub counts: RestoreCounts,
     /// One entry per series, in order.
     pub results: Vec<SeriesRestore>,
-    /// Series named (symbols × intervals) that the source holds nothing of in the range.
+    /// Series the source holds nothing of in the range (named ones it lacks altogether too).
     pub empty_on_source: Vec<SeriesKey>,
     /// Filters that matched no series on the source (`symbol US.FAKE`, `interval 5m`).
     pub unmatched: Vec<String>,
@@ -359,6 +367,12 @@ impl RestoreReport {
                 "no series on {} matches {}",
                 self.source,
                 self.unmatched.join(", ")
+            ));
+        } else if self.results.is_empty() {
+            // A restore that found nothing to restore did not do what was asked.
+            parts.push(format!(
+                "nothing to restore: {} holds no points of the series asked for in the range",
+                self.source
             ));
         }
         (!parts.is_empty()).then(|| parts.join("; "))
@@ -455,7 +469,7 @@ impl Engine {
         if ctl.cancel.is_cancelled() {
             return Err(RestoreError::Cancelled);
         }
-        let (source, target) = self.check_restore(args)?;
+        let RestoreNodes { source, target } = self.check_restore(args)?;
         let since = args.since.unwrap_or(Nanos::MIN);
         let mut report = RestoreReport {
             source: source.name().to_string(),
@@ -495,21 +509,28 @@ impl Engine {
             args,
             ctl,
         };
-        let mut results: Vec<SeriesRestore> = futures::stream::iter(series)
+        let done: Vec<(SeriesKey, Option<SeriesRestore>)> = futures::stream::iter(series)
             .map(|(s, end)| {
-                let span = tracing::info_span!("restore", source = %job.source.name(), target = %job.target.name(), series = %s);
+                let span = tracing::info_span!("restore", series = %s);
                 job.one(s, TimeRange::new(since, end)).instrument(span)
             })
             .buffer_unordered(self.settings().max_workers.max(1))
-            .filter_map(|r| async move {
+            .inspect(|_| {
                 if let Some(p) = &ctl.progress {
                     p.reconciled(1);
                 }
-                r
             })
             .collect()
             .await;
+        let mut results = Vec::with_capacity(done.len());
+        for (s, r) in done {
+            match r {
+                Some(r) => results.push(r),
+                None => report.empty_on_source.push(s),
+            }
+        }
         results.sort_by(|a, b| a.series.cmp(&b.series));
+        report.empty_on_source.sort();
         report.results = results;
         report.counts.status = if ctl.cancel.is_cancelled() {
             report.counts.error = Some("interrupted by shutdown".into());
@@ -528,14 +549,11 @@ impl Engine {
     }
 
     /// Checks a restore request without asking any node ([`check_args`] over this engine's
-    /// nodes). Returns the source and the target.
+    /// nodes).
     ///
     /// # Errors
     /// [`RestoreError`] naming what is wrong (all of them [`RestoreError::is_bad_input`]).
-    pub fn check_restore(
-        &self,
-        args: &RestoreArgs,
-    ) -> Result<(Arc<dyn Node>, Arc<dyn Node>), RestoreError> {
+    pub fn check_restore(&self, args: &RestoreArgs) -> Result<RestoreNodes, RestoreError> {
         let names = NodeNames {
             primary: self.primary().name().to_string(),
             enabled: self
@@ -553,7 +571,7 @@ impl Engine {
                 .cloned()
         };
         match (node(&source), node(&target)) {
-            (Some(s), Some(t)) => Ok((s, t)),
+            (Some(source), Some(target)) => Ok(RestoreNodes { source, target }),
             // check_args only names nodes of this engine.
             _ => Err(RestoreError::UnknownSource {
                 name: source,
@@ -647,13 +665,14 @@ impl Engine {
 }
 
 impl Job<'_> {
-    /// Restores one series over `range` (its end already at most the source's newest point).
-    async fn one(&self, series: SeriesKey, range: TimeRange) -> Option<SeriesRestore> {
+    /// Restores one series over `range` (its end already at most the source's newest point);
+    /// `None` when the source holds nothing of it there.
+    async fn one(&self, series: SeriesKey, range: TimeRange) -> (SeriesKey, Option<SeriesRestore>) {
         let mut out = SeriesRestore::new(series.clone());
         let outcome = self.run(&series, range, &mut out).await;
         match outcome {
             Ok(true) => {}
-            Ok(false) => return None,
+            Ok(false) => return (series, None),
             Err(Stop::Cancelled) => {
                 out.result = SeriesOutcome::Interrupted;
                 out.error = Some("interrupted by shutdown".into());
@@ -664,7 +683,7 @@ impl Job<'_> {
                 out.error = Some(e.to_string());
             }
         }
-        Some(out)
+        (series, Some(out))
     }
 
     /// The write pass (unless a dry run), then the exact comparison; `false` when the source
