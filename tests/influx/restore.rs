@@ -2,8 +2,9 @@
 //! the primary (`DROP SERIES`) comes back exactly, a primary whose database was dropped comes
 //! back from one backup with every field type intact (schema `kline_{interval}`), a database
 //! that does not exist yet is filled, revised values are kept unless `--overwrite` (which also
-//! replaces a point whose extra field a merge would keep), and a restore killed at random
-//! moments converges when run again.
+//! replaces a point whose extra field a merge would keep), a restore killed at random
+//! moments converges when run again, and a SQLite primary comes back from an InfluxDB backup
+//! with two tag sets sharing every timestamp.
 
 use super::support::{
     Options, Project, Target, assert_same_points, assert_same_raw, bars, dump, node, put, servers,
@@ -366,4 +367,75 @@ async fn a_restore_killed_at_random_moments_converges_on_influxdb() {
     assert_eq!(run["restore"]["equal"], series.len());
     assert_same_points(&*backup, &*primary, &series).await;
     eprintln!("influxdb restore crash loop: {kills} kills, {midway} midway, {tries} tries");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sqlite_primary_wiped_comes_back_from_an_influxdb_backup_with_every_tag_set() {
+    use crate::helper::project::{Project as Folder, all};
+    let Some(s) = servers(1).await else { return };
+    let p = Folder::with_sync(&format!(
+        "sync:\n  incremental:\n    batch_size: 70\n    initial_days: 3650\n  retry_times: 1\n  retry_delay: 0.05\n\
+         nodes:\n  primary: {{name: primary, type: sqlite, path: run/primary.db}}\n  backups:\n\
+         \x20   - {{name: backup1, type: influxdb, url: \"{}\", database: copy, timeout: 10}}\n\
+         history:\n  path: run/db/sync_history.db\n",
+        s[0].url()
+    ));
+    let schema = Schema::default();
+    let primary = p.node("primary");
+    let aapl = SeriesKey::new("US.AAPL", "1m");
+    put(primary.as_ref(), bars(&schema, "US.AAPL", "1m", 1)).await;
+    // Two tag sets of one series sharing every timestamp: a venue tag beside the schema's.
+    let dark = SeriesKey::new("US.DARK", "1d");
+    let mut venues = Vec::new();
+    for (i, p) in typed(&schema, &dark, 1_600_000_000_000_000_000)
+        .into_iter()
+        .enumerate()
+    {
+        for venue in ["lit", "dark"] {
+            let mut q = p.clone();
+            let mut tags = q.tags.to_vec();
+            tags.push((Arc::from("venue"), Arc::from(venue)));
+            tags.sort();
+            q.tags = tags.into();
+            if venue == "dark" {
+                q.fields.retain(|(k, _)| &**k != "note" || i % 2 == 0);
+            }
+            venues.push(q);
+        }
+    }
+    put(primary.as_ref(), venues).await;
+    let series = [aapl, dark];
+    drop(primary);
+    ok_in(&p, &["sync"]);
+    let canonical = |mut v: Vec<Point>| {
+        for q in v.iter_mut() {
+            q.fields.sort_by(|a, b| a.0.cmp(&b.0));
+        }
+        v.sort_by(|a, b| (a.time, &a.tags).cmp(&(b.time, &b.tags)));
+        v
+    };
+    let mut before = Vec::new();
+    for k in &series {
+        before.push(canonical(all(p.node("primary").as_ref(), k).await));
+    }
+    assert_eq!(before[1].len(), 60);
+    for f in ["primary.db", "primary.db-wal", "primary.db-shm"] {
+        let _ = std::fs::remove_file(p.root().join("run").join(f));
+    }
+
+    let out = ok_in(&p, &["restore", "--from", "backup1"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("2 series: 2 equal"), "{stdout}");
+    for (k, points) in series.iter().zip(&before) {
+        let held = canonical(all(p.node("primary").as_ref(), k).await);
+        assert_eq!(&held, points, "{k}");
+    }
+    ok_in(&p, &["verify"]);
+}
+
+/// Runs `dms ARGS…` in a project folder and asserts it succeeded.
+fn ok_in(p: &crate::helper::project::Project, args: &[&str]) -> Output {
+    let out = p.cli(args);
+    assert!(out.status.success(), "dms {args:?}: {}", text(&out));
+    out
 }
