@@ -743,3 +743,31 @@ async fn a_task_restores_through_dms_restore_in_lua() {
     assert_eq!(detail.run.records, 70);
     assert!(db.runs(Some("@restore"), 0).expect("runs").is_empty());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_target_that_does_not_answer_fails_the_restore_once_with_its_cause() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    let p = seeded(50, 10, 10, "").await;
+    let text_yaml = std::fs::read_to_string(p.root().join("config/sync.yaml")).expect("yaml");
+    p.write(
+        "config/sync.yaml",
+        &text_yaml.replace(
+            "    - {name: archive,",
+            &format!(
+                "    - {{name: dead, type: influxdb, url: \"http://127.0.0.1:{port}\", database: db, timeout: 2}}\n    - {{name: archive,"
+            ),
+        ),
+    );
+    let started = Instant::now();
+    let out = p.cli(&["restore", "--from", "backup1", "--to", "dead"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("target: node dead: unreachable"), "{err}");
+    assert!(err.contains("gave up after 3 attempts"), "{err}");
+    assert!(started.elapsed() < Duration::from_secs(20));
+    let runs = p.history().runs(Some("@restore"), 0).expect("runs");
+    assert_eq!(runs[0].status.as_str(), "failed");
+}

@@ -27,7 +27,7 @@ use dms_core::ledger::{LedgerError, RestoreCounts, RestoreStart, Status};
 use dms_core::model::{
     Batch, FieldValue, Nanos, Point, SeriesKey, TimeRange, format_nanos, now_nanos,
 };
-use dms_core::node::{BatchStream, Node, NodeError, Role};
+use dms_core::node::{BatchStream, ErrorKind, Node, NodeError, Role};
 use dms_core::retry::{GaveUp, Retrier, with_retry};
 use futures::StreamExt;
 use std::collections::{HashMap, VecDeque};
@@ -125,6 +125,9 @@ pub enum RestoreError {
     /// The source could not list its series (or its database does not exist).
     #[error("source: {0}")]
     Source(GaveUp<NodeError>),
+    /// The target does not answer.
+    #[error("target: {0}")]
+    Target(GaveUp<NodeError>),
     /// The ledger (the history) could not be written.
     #[error(transparent)]
     Ledger(#[from] LedgerError),
@@ -451,6 +454,9 @@ struct Job<'a> {
     target: &'a Arc<dyn Node>,
     args: &'a RestoreArgs,
     ctl: &'a SyncControl,
+    /// Set when a series gave up on a node that is unreachable or timed out: the series after
+    /// it fail at once instead of each retrying a dead node.
+    down: std::sync::Mutex<Option<String>>,
 }
 
 impl Engine {
@@ -481,6 +487,16 @@ impl Engine {
             ..RestoreReport::default()
         };
         let series = self.restore_series(&source, args, ctl, &mut report).await?;
+        // A target that does not answer fails the restore once, not every series after its
+        // retries.
+        with_retry(
+            &self.settings().retry,
+            &ctl.cancel,
+            "reaching the target",
+            || target.ping(),
+        )
+        .await
+        .map_err(RestoreError::Target)?;
         let start = RestoreStart {
             run_id,
             source: report.source.clone(),
@@ -508,6 +524,7 @@ impl Engine {
             target: &target,
             args,
             ctl,
+            down: std::sync::Mutex::new(None),
         };
         let done: Vec<(SeriesKey, Option<SeriesRestore>)> = futures::stream::iter(series)
             .map(|(s, end)| {
@@ -669,7 +686,16 @@ impl Job<'_> {
     /// `None` when the source holds nothing of it there.
     async fn one(&self, series: SeriesKey, range: TimeRange) -> (SeriesKey, Option<SeriesRestore>) {
         let mut out = SeriesRestore::new(series.clone());
-        let outcome = self.run(&series, range, &mut out).await;
+        let down = self.down.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let outcome = match down {
+            _ if self.ctl.cancel.is_cancelled() => Err(Stop::Cancelled),
+            Some(cause) => {
+                out.result = SeriesOutcome::Failed;
+                out.error = Some(format!("not tried: {cause}"));
+                return (series, Some(out));
+            }
+            None => self.run(&series, range, &mut out).await,
+        };
         match outcome {
             Ok(true) => {}
             Ok(false) => return (series, None),
@@ -679,6 +705,11 @@ impl Job<'_> {
             }
             Err(Stop::Node(e)) => {
                 tracing::error!(cause = %e, "restore failed");
+                if matches!(e.error.kind, ErrorKind::Unavailable | ErrorKind::Timeout) {
+                    // Poisoned only by a panic elsewhere while setting it: still an Option.
+                    let mut d = self.down.lock().unwrap_or_else(|p| p.into_inner());
+                    d.get_or_insert_with(|| format!("an earlier series gave up: {e}"));
+                }
                 out.result = SeriesOutcome::Failed;
                 out.error = Some(e.to_string());
             }

@@ -352,3 +352,112 @@ async fn filters_that_match_nothing_on_the_source_fail_the_restore() {
         "an empty backup restores nothing"
     );
 }
+
+/// A node whose writes fail as if it went away (after its pings answered).
+struct Gone(Arc<MemoryNode>, std::sync::atomic::AtomicUsize);
+
+#[async_trait::async_trait]
+impl Node for Gone {
+    fn name(&self) -> &str {
+        self.0.name()
+    }
+    fn describe(&self) -> String {
+        self.0.describe()
+    }
+    async fn ping(&self) -> Result<(), dms_core::node::NodeError> {
+        self.0.ping().await
+    }
+    async fn probe(
+        &self,
+        role: dms_core::node::Role,
+    ) -> Result<dms_core::node::Probe, dms_core::node::NodeError> {
+        self.0.probe(role).await
+    }
+    async fn list_series(&self) -> Result<Vec<SeriesKey>, dms_core::node::NodeError> {
+        self.0.list_series().await
+    }
+    async fn newest(
+        &self,
+        series: &[SeriesKey],
+    ) -> Result<std::collections::HashMap<SeriesKey, Nanos>, dms_core::node::NodeError> {
+        self.0.newest(series).await
+    }
+    async fn tips(
+        &self,
+        series: &[SeriesKey],
+        horizon: Nanos,
+    ) -> Result<std::collections::HashMap<SeriesKey, dms_core::node::Tip>, dms_core::node::NodeError>
+    {
+        self.0.tips(series, horizon).await
+    }
+    async fn digests(
+        &self,
+        series: &[SeriesKey],
+        range: TimeRange,
+        window: Nanos,
+        depth: dms_core::node::Depth,
+    ) -> Result<dms_core::node::Digests, dms_core::node::NodeError> {
+        self.0.digests(series, range, window, depth).await
+    }
+    async fn delete(
+        &self,
+        series: &SeriesKey,
+        times: &[Nanos],
+    ) -> Result<u64, dms_core::node::NodeError> {
+        self.0.delete(series, times).await
+    }
+    fn read(
+        &self,
+        series: &SeriesKey,
+        range: TimeRange,
+        batch_size: usize,
+    ) -> dms_core::node::BatchStream {
+        self.0.read(series, range, batch_size)
+    }
+    async fn write(&self, _batch: Arc<Batch>) -> Result<(), dms_core::node::NodeError> {
+        self.1.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Err(dms_core::node::NodeError::new(
+            self.name(),
+            dms_core::node::ErrorKind::Unavailable,
+            "connection refused",
+        ))
+    }
+}
+
+#[tokio::test]
+async fn a_target_that_goes_away_fails_the_first_series_and_the_rest_at_once() {
+    let schema = Schema::default();
+    let primary = Arc::new(MemoryNode::new("primary", schema.clone()));
+    let backup1 = Arc::new(MemoryNode::new("backup1", schema.clone()));
+    for sym in ["A", "B", "C", "D", "E"] {
+        put(backup1.as_ref(), bars(sym, 10)).await;
+    }
+    let gone = Arc::new(Gone(primary, std::sync::atomic::AtomicUsize::new(0)));
+    let mut one_at_a_time = settings();
+    one_at_a_time.max_workers = 1;
+    let engine = Engine::new(
+        gone.clone(),
+        vec![backup1],
+        Arc::new(MemoryLedger::default()),
+        one_at_a_time,
+    );
+    let r = engine
+        .restore(&from("backup1"), None, &SyncControl::default())
+        .await
+        .expect("restore runs");
+    assert_eq!(r.counts.status, Status::Failed);
+    assert_eq!(r.counts.failed, 5, "{r:#?}");
+    assert_eq!(
+        gone.1.load(std::sync::atomic::Ordering::SeqCst),
+        1,
+        "one write tried (no retries configured), none after it"
+    );
+    assert!(
+        r.results[1]
+            .error
+            .as_deref()
+            .is_some_and(|e| e
+                .starts_with("not tried: an earlier series gave up: node primary: unreachable")),
+        "{r:#?}"
+    );
+}
