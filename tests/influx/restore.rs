@@ -218,6 +218,15 @@ async fn a_fresh_database_is_filled_and_revised_values_are_kept_unless_overwrite
     ok(&project, &["sync", "--backup", "backup1"]);
     let backup1 = node("backup1", &b1, &schema);
 
+    // Restoring from a database that does not exist is an error naming it, not "nothing".
+    let out = project.cli(&["restore", "--from", "backup2"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("source: node backup2") && err.contains("\"fresh\" does not exist"),
+        "{err}"
+    );
+
     // A database that does not exist yet, filled from backup1.
     let (code, run) = restore_json(&project, &["--from", "backup1", "--to", "backup2"]);
     assert_eq!(code, 0, "{run:#}");

@@ -642,15 +642,6 @@ impl Engine {
                     .await
                     .map_err(RestoreError::Source)?;
                 if all.is_empty() && symbols.is_none() && intervals.is_none() {
-                    // An empty list from a database that does not exist is an error, never
-                    // "nothing to restore".
-                    source.probe(Role::Primary).await.map_err(|error| {
-                        RestoreError::Source(GaveUp {
-                            error,
-                            attempts: 1,
-                            cancelled: false,
-                        })
-                    })?;
                     report
                         .unmatched
                         .push("any series (it holds none of the schema's)".into());
@@ -672,6 +663,17 @@ impl Engine {
                 all
             }
         };
+        if tips.is_empty() {
+            // Nothing found in a database that does not exist is an error, never "nothing to
+            // restore".
+            source.probe(Role::Primary).await.map_err(|error| {
+                RestoreError::Source(GaveUp {
+                    error,
+                    attempts: 1,
+                    cancelled: false,
+                })
+            })?;
+        }
         let mut out: Vec<(SeriesKey, Nanos)> = tips
             .into_iter()
             .filter_map(|(s, tip)| tip.latest().map(|t| (s, t.min(until))))
