@@ -362,7 +362,7 @@ impl HistoryReader {
             } else {
                 "NULL"
             },
-            if self.version >= 4 {
+            if self.version >= 5 {
                 " + (SELECT coalesce(sum(s.written), 0) FROM restore_history s \
                  WHERE s.run_id = r.id AND NOT s.dry_run)"
             } else {
