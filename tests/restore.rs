@@ -771,3 +771,57 @@ async fn a_target_that_does_not_answer_fails_the_restore_once_with_its_cause() {
     let runs = p.history().runs(Some("@restore"), 0).expect("runs");
     assert_eq!(runs[0].status.as_str(), "failed");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restore_stopped_by_sigint_exits_130_is_recorded_interrupted_and_the_next_run_completes()
+{
+    let p = seeded(60, 300, 2000, "").await;
+    let expected = snapshot(p.node("backup1").as_ref()).await;
+    for f in ["primary.db", "primary.db-wal", "primary.db-shm"] {
+        let _ = std::fs::remove_file(p.root().join("run").join(f));
+    }
+    p.write("config/sync.yaml", &yaml(10, ""));
+    let stderr = p.root().join("restore.stderr");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_dms"))
+        .args(["restore", "--from", "backup1"])
+        .current_dir(p.root())
+        .env_remove("DMS_CONFIG")
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&stderr).expect("a log file"))
+        .spawn()
+        .expect("dms starts");
+    // Stop it once it has written something.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let held = all(p.node("primary").as_ref(), &SeriesKey::new("US.AAPL", "1m")).await;
+        if !held.is_empty() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the restore never wrote");
+        assert!(
+            child.try_wait().expect("wait").is_none(),
+            "finished too soon"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    // SAFETY: kill(2) with the PID of our own child and a valid signal number.
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGINT);
+    }
+    let status = child.wait().expect("reaped");
+    let err = std::fs::read_to_string(&stderr).expect("stderr");
+    assert_eq!(status.code(), Some(130), "{err}");
+    assert!(err.contains("interrupted by SIGINT: restore run"), "{err}");
+    assert!(!err.contains("error:"), "a stop is not a failure: {err}");
+    let db = p.history();
+    let run = &db.runs(Some("@restore"), 1).expect("runs")[0];
+    assert_eq!(run.status.as_str(), "interrupted");
+    let rows = db.restores(Some(run.id), 0).expect("restores");
+    assert_eq!(rows[0].counts.status.as_str(), "interrupted");
+    assert!(rows[0].counts.written > 0);
+    drop(db);
+    let (code, again) = restore_json(&p, &["--from", "backup1"]);
+    assert_eq!(code, 0, "{again:#}");
+    assert_holds(p.node("primary").as_ref(), &expected).await;
+}

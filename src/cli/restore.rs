@@ -178,7 +178,12 @@ fn print(run: &RestoreRun) -> anyhow::Result<()> {
             "run again without --dry-run to restore the series that differ"
         ))?;
     }
-    if let Some(e) = &run.error {
+    // A stop is reported in its one line, not as an error.
+    if let Some(e) = run
+        .error
+        .as_ref()
+        .filter(|_| run.status != Status::Interrupted)
+    {
         eprintln!("error: {e}");
     }
     if let Some(w) = &run.warning {
