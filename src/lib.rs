@@ -16,6 +16,7 @@
 //! - [`sync`]: the engine: plan, fan-out units, checkpoints, retries.
 //! - [`script`]: the Lua sandbox and the `dms` module (the only user of mlua).
 //! - [`verify`]: window-by-window comparison of primary and backups.
+//! - [`restore`]: a backup copied back into the primary or another node, compared exactly.
 //! - [`scheduler`]: cron evaluation in a time zone (pure) and the scheduler state.
 //! - [`daemon`]: `dms run`: scheduler, check loop, retention, API, metrics, alerts.
 //! - [`http`]: the HTTP surface: the JSON API, the status page at `GET /`, the token rule.
@@ -35,5 +36,5 @@ pub mod shutdown;
 
 pub use dms_config as config;
 pub use dms_core::{input, ledger, model, retry, sample, schema, timefmt};
-pub use dms_engine::{sync, verify};
+pub use dms_engine::{restore, sync, verify};
 pub use dms_history as history;

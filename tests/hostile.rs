@@ -87,6 +87,7 @@ async fn cross_site_posts_foreign_hosts_and_absurd_numbers_are_refused() {
             403,
             "{headers:?}"
         );
+        assert_eq!(post(port, "/api/dms/restore", headers), 403, "{headers:?}");
         // The page's own form may post a form, but never from another site.
         let from_elsewhere = format!("Origin: http://evil.example\r\n{headers}");
         assert_eq!(

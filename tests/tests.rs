@@ -23,6 +23,7 @@ mod lua;
 mod metrics;
 mod ops;
 mod reliability;
+mod restore;
 mod scope;
 mod scrub;
 mod shapes;

@@ -1,10 +1,12 @@
 //! Wiring: settings → nodes, history, engine and compiled scripts ([`App`]); running tasks
-//! ([`runner`]); the status view shared by the CLI and the API ([`status`]).
+//! ([`runner`]); the status view shared by the CLI and the API ([`status`]); reconcile and
+//! restore runs ([`reconcile`], [`restore`]).
 
 mod feed;
 pub mod health;
 pub mod metrics;
 pub mod reconcile;
+pub mod restore;
 pub mod runner;
 pub mod status;
 pub mod tasks;
@@ -44,6 +46,9 @@ pub enum AppError {
     /// Sync request failed as a whole.
     #[error(transparent)]
     Sync(#[from] crate::sync::SyncError),
+    /// A restore was refused or could not start.
+    #[error(transparent)]
+    Restore(#[from] crate::restore::RestoreError),
 }
 
 /// Everything a writer needs: nodes, history (locked), engine and compiled scripts.
@@ -126,12 +131,21 @@ impl App {
             return Err(AppError::Scripts(errors));
         }
         let http = crate::script::HttpAccess::new(&settings.scripts)?;
-        let engine = Arc::new(Engine::new(
-            primary,
-            backups,
-            Arc::new(history.clone()),
-            settings.sync.clone(),
-        ));
+        let disabled = settings
+            .backups
+            .iter()
+            .filter(|b| !b.enabled)
+            .map(|b| b.name.clone())
+            .collect();
+        let engine = Arc::new(
+            Engine::new(
+                primary,
+                backups,
+                Arc::new(history.clone()),
+                settings.sync.clone(),
+            )
+            .with_disabled_backups(disabled),
+        );
         Ok(App {
             settings,
             engine,

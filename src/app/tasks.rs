@@ -30,8 +30,8 @@ pub struct TaskSummary {
 }
 
 /// A task filter must name a configured task, a pseudo-task of dms's own runs (`@sync`,
-/// `@check`, `@reconcile`, `@verify-repair`: any name starting with `@`), or a task the
-/// history holds runs of (`has_runs`: renamed or removed since).
+/// `@check`, `@reconcile`, `@restore`, `@verify-repair`: any name starting with `@`), or a
+/// task the history holds runs of (`has_runs`: renamed or removed since).
 ///
 /// # Errors
 /// [`super::AppError::UnknownTask`].

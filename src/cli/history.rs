@@ -35,7 +35,7 @@ pub struct HistoryArgs {
     /// Only rows of this task run.
     #[arg(long)]
     pub run: Option<i64>,
-    /// Only rows of this task's runs (or a pseudo-task: @sync, @check, @reconcile, @verify-repair).
+    /// Only rows of this task's runs (or a pseudo-task: @sync, @check, @reconcile, @restore, @verify-repair).
     #[arg(long)]
     pub task: Option<String>,
     /// At most this many rows (newest first); 0 = all.

@@ -12,6 +12,7 @@ mod metrics;
 mod output;
 pub mod progress;
 mod reconcile;
+mod restore;
 mod run;
 mod status;
 mod sync;
@@ -73,6 +74,8 @@ pub enum Command {
     Verify(verify::VerifyArgs),
     /// Compare server-computed digests of every window and repair the windows that differ.
     Reconcile(reconcile::ReconcileCliArgs),
+    /// Copy a backup back into the primary (or another node) and compare the range exactly.
+    Restore(restore::RestoreCliArgs),
     /// Validate the configuration.
     #[command(subcommand)]
     Config(ConfigCommand),
@@ -101,7 +104,7 @@ impl Cli {
         match &self.command {
             Command::Run(_) | Command::Sync(_) => "info",
             Command::Verify(v) if v.repair => "info",
-            Command::Reconcile(_) => "info",
+            Command::Reconcile(_) | Command::Restore(_) => "info",
             Command::Task(task::TaskCommand::Run { .. }) => "info",
             _ => "warn",
         }
@@ -137,6 +140,7 @@ pub async fn run(cli: Cli) -> ExitCode {
         Command::Metrics(args) => metrics::run(&cli.config, args).await,
         Command::Verify(args) => verify::run(&cli.config, args).await,
         Command::Reconcile(args) => reconcile::run(&cli.config, args).await,
+        Command::Restore(args) => restore::run(&cli.config, args).await,
         Command::Config(ConfigCommand::Check(args)) => config_check::check(&cli.config, args).await,
         Command::Completions(args) => completions::run(args),
         Command::Man(args) => man::run(args),
@@ -182,6 +186,8 @@ fn exit_code_of(e: &anyhow::Error) -> u8 {
             || c.is::<Usage>()
             || c.is::<crate::history::HistoryError>()
             || c.is::<crate::ledger::LedgerError>()
+            || c.downcast_ref::<crate::restore::RestoreError>()
+                .is_some_and(crate::restore::RestoreError::is_bad_input)
             || matches!(
                 c.downcast_ref::<crate::app::AppError>(),
                 Some(
@@ -190,6 +196,10 @@ fn exit_code_of(e: &anyhow::Error) -> u8 {
                         | crate::app::AppError::UnknownTask(_)
                         | crate::app::AppError::History(_)
                 )
+            )
+            || matches!(
+                c.downcast_ref::<crate::app::AppError>(),
+                Some(crate::app::AppError::Restore(e)) if e.is_bad_input()
             )
     });
     if bad_input { 2 } else { 1 }

@@ -28,7 +28,7 @@ pub enum TaskCommand {
     },
     /// A task's runs, newest first (use `dms history --run ID` for one run's syncs).
     Runs {
-        /// Task name (or a pseudo-task: @sync, @check, @reconcile, @verify-repair).
+        /// Task name (or a pseudo-task: @sync, @check, @reconcile, @restore, @verify-repair).
         name: String,
         /// At most this many runs; 0 = all.
         #[arg(long, default_value_t = 20)]

@@ -15,11 +15,13 @@ pub mod metrics;
 
 use crate::app::health::{self, NodeHealth};
 use crate::app::reconcile::RECONCILE_TASK;
+use crate::app::restore::RESTORE_TASK;
 use crate::app::runner::RunStarted;
 use crate::app::{App, AppError, RunOutcome};
 use crate::config::CheckScope;
 use crate::history::{self, Status, Trigger};
 use crate::model::{BackupSeries, Nanos, format_nanos};
+use crate::restore::RestoreArgs;
 use crate::scheduler::Scheduler;
 use crate::shutdown::{Shutdown, Stopped};
 use crate::sync::{Pass, ReconcileArgs};
@@ -76,9 +78,27 @@ pub enum TriggerError {
     /// A reconciliation is going.
     #[error("a reconcile is already running")]
     Reconciling,
+
     /// The run could not be recorded in the history (the daemon's log has the cause).
     #[error("task {0:?} could not start: its run could not be recorded in the sync history")]
     NotRecorded(String),
+}
+
+/// Why a restore was not started.
+#[derive(Debug, thiserror::Error)]
+pub enum RestoreTriggerError {
+    /// The request names a node it cannot use, or an empty range.
+    #[error(transparent)]
+    Refused(crate::restore::RestoreError),
+    /// A restore is going.
+    #[error("a restore is already running")]
+    Running,
+    /// The daemon is stopping.
+    #[error("the daemon is shutting down")]
+    ShuttingDown,
+    /// The run could not be recorded in the history (the daemon's log has the cause).
+    #[error("the restore could not start: its run could not be recorded in the sync history")]
+    NotRecorded,
 }
 
 /// The running daemon, shared by its loops and the API.
@@ -95,6 +115,7 @@ pub struct Daemon {
     behind: Flagged,
     future: Flagged,
     reconciling: std::sync::atomic::AtomicBool,
+    restoring: Arc<std::sync::atomic::AtomicBool>,
     started_at: chrono::DateTime<chrono::Utc>,
 }
 
@@ -116,6 +137,7 @@ impl Daemon {
             behind: Flagged::default(),
             future: Flagged::default(),
             reconciling: std::sync::atomic::AtomicBool::new(false),
+            restoring: Arc::new(std::sync::atomic::AtomicBool::new(false)),
             started_at: chrono::Utc::now(),
         }))
     }
@@ -234,6 +256,62 @@ impl Daemon {
             Ok(_) => {}
             Err(e) => tracing::error!(cause = %e, "reconcile failed"),
         }
+    }
+
+    /// Starts a restore in the background (one at a time) and returns its run id once the
+    /// run is recorded.
+    ///
+    /// # Errors
+    /// [`RestoreTriggerError`]: a request naming a node it cannot use or an empty range, a
+    /// restore already going, the daemon stopping, the run not recorded.
+    pub async fn trigger_restore(
+        self: &Arc<Self>,
+        args: RestoreArgs,
+        trigger: Trigger,
+    ) -> Result<i64, RestoreTriggerError> {
+        use std::sync::atomic::Ordering;
+        if self.shutdown.is_stopping() {
+            return Err(RestoreTriggerError::ShuttingDown);
+        }
+        self.app
+            .engine
+            .check_restore(&args)
+            .map_err(RestoreTriggerError::Refused)?;
+        if self.restoring.swap(true, Ordering::SeqCst) {
+            return Err(RestoreTriggerError::Running);
+        }
+        // Cleared when the background run ends, however it ends (even by panic).
+        let flag = ClearOnDrop(self.restoring.clone());
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let this = self.clone();
+        self.tracker.spawn(async move {
+            let _flag = flag;
+            let control = this.control();
+            match this.app.restore(&args, trigger, &control, Some(tx)).await {
+                Ok(run) if run.status == Status::Interrupted => this.shutdown.note(Stopped {
+                    runs: 1,
+                    ..Stopped::default()
+                }),
+                Ok(run) if run.status == Status::Failed => {
+                    if let Some(a) = &this.alerter {
+                        a.send(Alert::TaskFailed {
+                            task: RESTORE_TASK.to_string(),
+                            run_id: run.run_id,
+                            trigger: trigger.as_str().to_string(),
+                            error: run.error.clone().unwrap_or_default(),
+                        });
+                    }
+                }
+                Ok(_) => {}
+                Err(e) => tracing::error!(cause = %e, "restore failed"),
+            }
+        });
+        rx.await.map_err(|_| RestoreTriggerError::NotRecorded)
+    }
+
+    /// Whether a restore is going.
+    pub fn is_restoring(&self) -> bool {
+        self.restoring.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// Whether a reconciliation is going.
@@ -674,6 +752,15 @@ impl Daemon {
                 "could not record the unfinished work as interrupted: the history did not answer"
             ),
         }
+    }
+}
+
+/// Clears a flag when dropped.
+struct ClearOnDrop(Arc<std::sync::atomic::AtomicBool>);
+
+impl Drop for ClearOnDrop {
+    fn drop(&mut self) {
+        self.0.store(false, std::sync::atomic::Ordering::SeqCst);
     }
 }
 

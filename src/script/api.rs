@@ -1,10 +1,11 @@
-//! The `dms` Lua module: `dms.sync`, `dms.primary`, `dms.log`, `dms.time`, `dms.json`,
-//! `dms.csv`. Every table is a read-only proxy; functions that touch the outside world reach it
+//! The `dms` Lua module: `dms.sync`, `dms.reconcile`, `dms.restore`, `dms.primary`,
+//! `dms.log`, `dms.time`, `dms.json`, `dms.csv`. Every table is a read-only proxy; functions that touch the outside world reach it
 //! through the run's [`Host`], which exists only while a hook runs.
 
 use super::data::DataDir;
 use super::host::{HttpCall, LogLevel, Services, SyncArgs};
 use crate::model::{FieldValue, Name, Nanos, Point, SeriesKey, format_nanos, parse_time};
+use crate::restore::RestoreArgs;
 use crate::sync::{ReconcileArgs, SyncReport};
 use mlua::{Lua, LuaSerdeExt, Table, Value};
 use std::sync::Arc;
@@ -59,6 +60,7 @@ pub(crate) fn install(lua: &Lua) -> mlua::Result<()> {
     let dms = lua.create_table()?;
     dms.set("sync", lua.create_async_function(lua_sync)?)?;
     dms.set("reconcile", lua.create_async_function(lua_reconcile)?)?;
+    dms.set("restore", lua.create_async_function(lua_restore)?)?;
     dms.set("primary", readonly(lua, primary_table(lua)?)?)?;
     dms.set("log", readonly(lua, log_table(lua)?)?)?;
     dms.set("time", readonly(lua, time_table(lua)?)?)?;
@@ -114,6 +116,19 @@ async fn lua_reconcile(lua: Lua, opts: Option<Table>) -> mlua::Result<Value> {
     let host = host(&lua)?;
     let args: ReconcileArgs = options(&lua, "dms.reconcile", opts)?;
     let report = host.reconcile(args).await.map_err(mlua::Error::runtime)?;
+    lua.to_value(&report)
+}
+
+/// `dms.restore{from=, to=, symbols=, intervals=, since=, until=, overwrite=, dry_run=}`:
+/// copies a backup into the primary (or `to`), compares the range exactly; returns the report
+/// as a table.
+async fn lua_restore(lua: Lua, opts: Option<Table>) -> mlua::Result<Value> {
+    let host = host(&lua)?;
+    let args: RestoreArgs = options(&lua, "dms.restore", opts)?;
+    let report = host
+        .restore(args)
+        .await
+        .map_err(|e| mlua::Error::runtime(format!("dms.restore: {e}")))?;
     lua.to_value(&report)
 }
 

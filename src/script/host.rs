@@ -1,9 +1,11 @@
-//! What a running script can reach: the engine (for `dms.sync`), the primary (for
+//! What a running script can reach: the engine (for `dms.sync`, `dms.reconcile`,
+//! `dms.restore`), the primary (for
 //! `dms.primary`), the data folder (for `dms.csv`) and the task's defaults.
 
 use crate::config::{ReconcileSettings, SyncMode, TaskSettings};
 use crate::model::{Batch, Nanos, Point, SeriesKey};
 use crate::node::NodeError;
+use crate::restore::{RestoreArgs, RestoreError, RestoreReport};
 use crate::retry::{GaveUp, with_retry};
 use crate::schema::Schema;
 use crate::sync::{
@@ -21,6 +23,8 @@ pub trait Services: Send + Sync {
     async fn sync(&self, args: SyncArgs) -> Result<SyncReport, String>;
     /// `dms.reconcile{...}`: the report as JSON.
     async fn reconcile(&self, args: ReconcileArgs) -> Result<serde_json::Value, String>;
+    /// `dms.restore{...}`: the report as JSON.
+    async fn restore(&self, args: RestoreArgs) -> Result<serde_json::Value, String>;
     /// `dms.primary.series()`.
     async fn primary_series(&self) -> Result<Vec<SeriesKey>, String>;
     /// `dms.primary.newest(symbol, interval)`.
@@ -150,6 +154,15 @@ impl Host {
         );
         req.run_id = self.run_id;
         self.engine.reconcile(&req, &self.control).await
+    }
+
+    /// Restores a backup into the primary (or another node), recorded under the task's run.
+    ///
+    /// # Errors
+    /// The engine's [`RestoreError`]: a node it cannot use, an empty range, a source that
+    /// cannot be asked.
+    pub async fn restore(&self, args: RestoreArgs) -> Result<RestoreReport, RestoreError> {
+        self.engine.restore(&args, self.run_id, &self.control).await
     }
 
     /// Runs a sync with the task's defaults and keeps its report for the run's outcome.

@@ -4,6 +4,7 @@
 use super::RunInfo;
 use super::host::{HttpCall, LogLevel, SyncArgs};
 use crate::model::{Point, SeriesKey};
+use crate::restore::RestoreArgs;
 use crate::sync::ReconcileArgs;
 use serde::{Deserialize, Serialize};
 
@@ -84,6 +85,8 @@ pub enum Op {
     Sync(SyncArgs),
     /// `dms.reconcile{...}`.
     Reconcile(ReconcileArgs),
+    /// `dms.restore{...}`.
+    Restore(RestoreArgs),
     /// `dms.primary.series()`.
     PrimarySeries,
     /// `dms.primary.newest(...)`.

@@ -373,6 +373,10 @@ async fn serve(host: &Host, op: Op) -> Result<serde_json::Value, String> {
             let report = host.reconcile(args).await.map_err(|e| e.to_string())?;
             json(serde_json::to_value(report))
         }
+        Op::Restore(args) => {
+            let report = host.restore(args).await.map_err(|e| e.to_string())?;
+            json(serde_json::to_value(report))
+        }
         Op::PrimarySeries => {
             let series = host.primary_series().await.map_err(|e| e.to_string())?;
             json(serde_json::to_value(series))

@@ -9,6 +9,7 @@ use super::host::{HttpCall, LogLevel, Services, SyncArgs};
 use super::ipc::{FromScript, Op, ToScript, line};
 use super::{TaskScript, display_path};
 use crate::model::{Nanos, Point, SeriesKey};
+use crate::restore::RestoreArgs;
 use crate::schema::Schema;
 use crate::sync::{ReconcileArgs, SyncReport};
 use std::collections::HashMap;
@@ -70,6 +71,9 @@ impl Services for Remote {
     }
     async fn reconcile(&self, args: ReconcileArgs) -> Result<serde_json::Value, String> {
         self.ask(Op::Reconcile(args)).await
+    }
+    async fn restore(&self, args: RestoreArgs) -> Result<serde_json::Value, String> {
+        self.ask(Op::Restore(args)).await
     }
     async fn primary_series(&self) -> Result<Vec<SeriesKey>, String> {
         self.ask_as(Op::PrimarySeries).await

@@ -9,11 +9,14 @@
 //! - [`equal`]: backups that provably equal the primary — future-dated bars, dropped databases
 //!   and restored data folders, revisions, deletes, unreachable backups, full-field digests;
 //! - [`escaping`]: symbols with quotes, spaces, commas, `=`, unicode and injection attempts;
+//! - [`restore`]: `dms restore` of a dropped symbol, a dropped database, into a database that
+//!   does not exist yet, kept and overwritten values, killed at random moments;
 //! - [`support`]: a project folder with config for the servers, seeding and comparing.
 
 mod checks;
 mod equal;
 mod escaping;
 mod faults;
+mod restore;
 pub(crate) mod support;
 mod sync;

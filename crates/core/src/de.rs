@@ -1,5 +1,6 @@
 //! Serde helpers for the forms people write in option tables (Lua `dms.sync{...}`, …): one
-//! name or a list of names, a time as integer nanoseconds or RFC 3339 text.
+//! name or a list of names, a time as integer nanoseconds or RFC 3339 text (or, where a
+//! command line would take one, a date or an age before now too).
 
 use crate::model::{Nanos, parse_time};
 use serde::{Deserialize, Deserializer};
@@ -42,6 +43,31 @@ pub fn time<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Nanos>, D::Error> 
     }
 }
 
+/// A point in time as `--since`/`--until` take it ([`crate::input::parse_point_in_time`]):
+/// integer nanoseconds, RFC 3339, a date, or an age before now (`30d`); absent or `null` is
+/// `None`.
+///
+/// # Errors
+/// Another type, or text in none of those forms.
+pub fn point_in_time<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Nanos>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(
+        untagged,
+        expecting = "integer nanoseconds, an RFC 3339 time (2026-12-01T00:00:00Z), a date (2026-12-01) or an age (30d)"
+    )]
+    enum Time {
+        Nanos(Nanos),
+        Text(String),
+    }
+    match Option::<Time>::deserialize(d)? {
+        None => Ok(None),
+        Some(Time::Nanos(n)) => Ok(Some(n)),
+        Some(Time::Text(s)) => crate::input::parse_point_in_time(&s)
+            .map(|t| Some(t.timestamp_nanos_opt().unwrap_or(Nanos::MIN)))
+            .map_err(serde::de::Error::custom),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -52,6 +78,24 @@ mod tests {
         names: Option<Vec<String>>,
         #[serde(default, deserialize_with = "time")]
         since: Option<Nanos>,
+        #[serde(default, deserialize_with = "point_in_time")]
+        until: Option<Nanos>,
+    }
+
+    #[test]
+    fn a_point_in_time_also_takes_a_date_and_an_age() {
+        let o: Opts = serde_json::from_str(r#"{"until":"1970-01-02"}"#).expect("a date");
+        assert_eq!(o.until, Some(86_400_000_000_000));
+        let o: Opts = serde_json::from_str(r#"{"until":7}"#).expect("nanoseconds");
+        assert_eq!(o.until, Some(7));
+        let o: Opts = serde_json::from_str(r#"{"until":"1d"}"#).expect("an age");
+        let day_ago = crate::model::now_nanos() - 86_400_000_000_000;
+        assert!(
+            o.until
+                .is_some_and(|t| (t - day_ago).abs() < 60_000_000_000)
+        );
+        let e = serde_json::from_str::<Opts>(r#"{"until":"soon"}"#).expect_err("text");
+        assert!(e.to_string().contains("cannot read time"), "{e}");
     }
 
     #[test]

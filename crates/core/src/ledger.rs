@@ -1,6 +1,6 @@
 //! The ledger: what the sync engine records as it works — one row per (run, backup, series)
 //! unit, each acknowledged batch with the checkpoint it moves, the events that move a
-//! checkpoint back, reconciliation rows — and the [`Ledger`] trait a history implements to
+//! checkpoint back, reconciliation and restore rows — and the [`Ledger`] trait a history implements to
 //! keep them. The engine sees only this trait; the SQLite history (`dms-history`) is one
 //! implementation.
 //!
@@ -9,6 +9,7 @@
 //!   one transaction: after a crash either both happened or neither did;
 //! - [`CheckpointUpdate::Advance`] never moves a checkpoint backwards;
 //! - [`Ledger::rewind`] moves a checkpoint back (or clears it) and records why, atomically;
+//! - restore rows ([`Ledger::begin_restore`]) touch no checkpoint;
 //! - a failure is a [`LedgerError`] that keeps its cause, and never contains a secret.
 //!
 //! [`MemoryLedger`] keeps the contract in memory, for the engine's tests.
@@ -176,6 +177,50 @@ pub struct ReconcileCounts {
     pub error: Option<String>,
 }
 
+/// A restore about to run, as [`Ledger::begin_restore`] records it: which node is copied into
+/// which, over what range, how.
+#[derive(Debug, Clone)]
+pub struct RestoreStart {
+    /// The task run it belongs to (`@restore`, or the task whose script called it).
+    pub run_id: Option<i64>,
+    /// The backup copied from.
+    pub source: String,
+    /// The node copied into.
+    pub target: String,
+    /// Start of the range asked for (`None`: the source's oldest point).
+    pub since: Option<Nanos>,
+    /// End of the range asked for (`None`: the source's newest point).
+    pub until: Option<Nanos>,
+    /// Whether the source's points replace different ones the target holds.
+    pub overwrite: bool,
+    /// Whether nothing is written.
+    pub dry_run: bool,
+}
+
+/// What a restore did and what its final exact comparison found, summed over its series.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct RestoreCounts {
+    /// `success`, `failed` or `interrupted`.
+    pub status: Status,
+    /// Series restored (compared).
+    pub series: u64,
+    /// Of which the target now holds every point of the source exactly.
+    pub equal: u64,
+    /// Of which the target still lacks points of the source, or (with `overwrite`) holds
+    /// them with other values: the restore did not take.
+    pub differing: u64,
+    /// Of which the restore failed with an error.
+    pub failed: u64,
+    /// Points written to the target (in a dry run: that would be written).
+    pub written: u64,
+    /// Points the target already held with other values and kept (without `overwrite`).
+    pub kept: u64,
+    /// Points only the target holds in the range, left in place (a restore never deletes).
+    pub extra: u64,
+    /// Why it failed, or what cut it short.
+    pub error: Option<String>,
+}
+
 /// One acknowledged batch, as [`Ledger::commit_batch`] records it.
 #[derive(Debug, Clone)]
 pub struct Commit {
@@ -279,6 +324,13 @@ pub trait Ledger: Send + Sync {
 
     /// Sets the value under `key`, or clears it with `None`; durable when it returns.
     async fn set_state(&self, key: String, value: Option<String>) -> Result<(), LedgerError>;
+
+    /// Opens a restore's row (status `running`); returns its id. A restore records nothing
+    /// else: it never moves a checkpoint.
+    async fn begin_restore(&self, start: RestoreStart) -> Result<i64, LedgerError>;
+
+    /// Closes a restore's row with what it did and found.
+    async fn finish_restore(&self, row_id: i64, counts: RestoreCounts) -> Result<(), LedgerError>;
 }
 
 /// What a [`MemoryLedger`] holds: units, checkpoints and events, in memory.
@@ -294,6 +346,8 @@ pub struct MemoryRecords {
     pub reconciles: Vec<(String, ReconcileDepth, Option<ReconcileCounts>)>,
     /// Values kept across runs.
     pub state: HashMap<String, String>,
+    /// Restores: how each started and, once finished, its counts.
+    pub restores: Vec<(RestoreStart, Option<RestoreCounts>)>,
 }
 
 /// The ledger contract kept in memory (for the engine's tests, which run without files):
@@ -415,6 +469,23 @@ impl Ledger for MemoryLedger {
             Some(v) => r.state.insert(key, v),
             None => r.state.remove(&key),
         };
+        Ok(())
+    }
+
+    async fn begin_restore(&self, start: RestoreStart) -> Result<i64, LedgerError> {
+        let mut r = self.lock();
+        r.restores.push((start, None));
+        Ok(r.restores.len() as i64 - 1)
+    }
+
+    async fn finish_restore(&self, row_id: i64, counts: RestoreCounts) -> Result<(), LedgerError> {
+        let mut r = self.lock();
+        if let Some(row) = usize::try_from(row_id)
+            .ok()
+            .and_then(|i| r.restores.get_mut(i))
+        {
+            row.1 = Some(counts);
+        }
         Ok(())
     }
 }

@@ -5,6 +5,8 @@
 //! # Layout
 //! - [`sync`]: plan, fan-out units, checkpoints, retries, the circuit breaker, reconciliation.
 //! - [`verify`]: window-by-window comparison of primary and backups.
+//! - [`restore`]: a backup copied back into the primary or another node, compared exactly.
 
+pub mod restore;
 pub mod sync;
 pub mod verify;

@@ -3,7 +3,8 @@
 
 use crate::{History, HistoryError};
 use dms_core::ledger::{
-    Commit, EventKind, Ledger, LedgerError, ReconcileCounts, ReconcileDepth, Status, UnitStart,
+    Commit, EventKind, Ledger, LedgerError, ReconcileCounts, ReconcileDepth, RestoreCounts,
+    RestoreStart, Status, UnitStart,
 };
 use dms_core::model::{BackupSeries, Nanos, TimeRange};
 use std::collections::HashMap;
@@ -82,6 +83,16 @@ impl Ledger for History {
     async fn set_state(&self, key: String, value: Option<String>) -> Result<(), LedgerError> {
         Ok(self
             .write(move |db| db.set_state(&key, value.as_deref()))
+            .await?)
+    }
+
+    async fn begin_restore(&self, start: RestoreStart) -> Result<i64, LedgerError> {
+        Ok(self.write(move |db| db.begin_restore(&start)).await?)
+    }
+
+    async fn finish_restore(&self, row_id: i64, counts: RestoreCounts) -> Result<(), LedgerError> {
+        Ok(self
+            .write(move |db| db.finish_restore(row_id, &counts))
             .await?)
     }
 }

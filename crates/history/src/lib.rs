@@ -2,7 +2,7 @@
 //!
 //! Tables: `task_runs` (one row per task run), `sync_history` (one row per run, backup and
 //! series), `sync_status` (the checkpoint per backup and series), `sync_events`,
-//! `reconcile_history`, and the running totals behind the Prometheus counters (`totals.rs`,
+//! `reconcile_history`, `restore_history`, and the running totals behind the Prometheus counters (`totals.rs`,
 //! kept by triggers, never pruned). Wall-clock times are RFC 3339
 //! UTC text; data times (checkpoints, windows) are integer nanoseconds. WAL mode, so readers
 //! (`dms history`, the API) work while a writer runs.
@@ -24,8 +24,8 @@ mod totals;
 mod writer;
 
 pub use dms_core::ledger::{
-    CheckpointUpdate, Commit, EventKind, ReconcileCounts, ReconcileDepth, Status, SyncMode,
-    UNIT_INTERRUPTED, UnitStart,
+    CheckpointUpdate, Commit, EventKind, ReconcileCounts, ReconcileDepth, RestoreCounts,
+    RestoreStart, Status, SyncMode, UNIT_INTERRUPTED, UnitStart,
 };
 pub(crate) use error::sql_err;
 pub use error::{HistoryError, Result};

@@ -88,6 +88,10 @@ pub struct RunDetail {
     pub run: RunRow,
     /// Its `sync_history` rows, newest first.
     pub history: Vec<HistoryRow>,
+    /// Its restores (a run of `@restore` has one; a task's script may make several), oldest
+    /// first; absent when there are none.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub restores: Vec<RestoreRow>,
 }
 
 /// One `task_runs` row, with the totals of its syncs.
@@ -120,7 +124,7 @@ pub struct RunRow {
     pub failed: i64,
     /// Of which shutdown interrupted (not failures: the next run resumes them).
     pub interrupted: i64,
-    /// Points copied.
+    /// Points copied (by its syncs, and written by its restores).
     pub records: i64,
 }
 
@@ -312,7 +316,12 @@ impl HistoryReader {
             run_id: Some(id),
             ..HistoryFilter::default()
         })?;
-        Ok(Some(RunDetail { run, history }))
+        let restores = self.restores(Some(id), 0)?;
+        Ok(Some(RunDetail {
+            run,
+            history,
+            restores,
+        }))
     }
 
     /// The latest run of each task.
@@ -338,19 +347,26 @@ impl HistoryReader {
 }
 
 impl HistoryReader {
-    /// The columns [`run_row`] reads: a run (`task_runs r`) with its syncs' totals; the
+    /// The columns [`run_row`] reads: a run (`task_runs r`) with its syncs' totals (its
+    /// records count the points its restores wrote too); the
     /// caller adds `WHERE`, `GROUP BY r.id` and the order. `task_runs.warning` reads `NULL`
     /// in a file from before schema version 3.
     fn run_select(&self) -> String {
         format!(
             "SELECT r.id, r.task, r.trigger, r.started_at, r.finished_at, r.status, r.error, {}, \
              count(h.id), coalesce(sum(h.status = 'failed'), 0), \
-             coalesce(sum(h.status = 'interrupted'), 0), coalesce(sum(h.records), 0) \
+             coalesce(sum(h.status = 'interrupted'), 0), coalesce(sum(h.records), 0){} \
              FROM task_runs r LEFT JOIN sync_history h ON h.run_id = r.id",
             if self.version >= 3 {
                 "r.warning"
             } else {
                 "NULL"
+            },
+            if self.version >= 5 {
+                " + (SELECT coalesce(sum(s.written), 0) FROM restore_history s \
+                 WHERE s.run_id = r.id AND NOT s.dry_run)"
+            } else {
+                ""
             }
         )
     }
@@ -565,6 +581,37 @@ pub struct ReconcileRow {
     pub counts: super::ReconcileCounts,
 }
 
+/// One `restore_history` row: one restore, what it did and what its final exact comparison
+/// found.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct RestoreRow {
+    /// Row id.
+    pub id: i64,
+    /// Task run id.
+    pub run_id: Option<i64>,
+    /// The backup copied from.
+    pub source: String,
+    /// The node copied into.
+    pub target: String,
+    /// Start of the range asked for (RFC 3339; `null`: from the source's oldest point).
+    pub since: Option<String>,
+    /// End of the range asked for (RFC 3339; `null`: to the source's newest point).
+    pub until: Option<String>,
+    /// Whether the source's points replaced different ones on the target.
+    pub overwrite: bool,
+    /// Whether nothing was written (the counts say what would have been).
+    pub dry_run: bool,
+    /// Wall-clock start.
+    #[serde(with = "super::wallclock")]
+    pub started_at: DateTime<Utc>,
+    /// Wall-clock end.
+    #[serde(with = "super::wallclock::option")]
+    pub finished_at: Option<DateTime<Utc>>,
+    /// What it did and found.
+    #[serde(flatten)]
+    pub counts: super::RestoreCounts,
+}
+
 /// One `sync_events` row.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct EventRow {
@@ -645,6 +692,61 @@ impl HistoryReader {
             .map_err(super::sql_err(&self.path, "query reconciles"))?;
         rows.collect::<std::result::Result<_, _>>()
             .map_err(super::sql_err(&self.path, "query reconciles"))
+    }
+
+    /// Restore rows: of one task run, oldest first; or of every run, newest first. `limit` 0
+    /// means all.
+    ///
+    /// # Errors
+    /// [`super::HistoryError::Sql`].
+    pub fn restores(&self, run_id: Option<i64>, limit: usize) -> Result<Vec<RestoreRow>> {
+        if self.version < 5 {
+            return Ok(Vec::new());
+        }
+        let limit =
+            i64::try_from(if limit == 0 { usize::MAX >> 1 } else { limit }).unwrap_or(i64::MAX);
+        let order = if run_id.is_some() { "ASC" } else { "DESC" };
+        let sql = format!(
+            "SELECT id, run_id, source, target, since, until, overwrite, dry_run, started_at, \
+             finished_at, status, series, equal, differing, failed, written, kept, extra, error \
+             FROM restore_history WHERE (?1 IS NULL OR run_id = ?1) ORDER BY id {order} LIMIT ?2"
+        );
+        let mut stmt = self
+            .conn
+            .prepare(&sql)
+            .map_err(super::sql_err(&self.path, "query restores"))?;
+        let n = |r: &rusqlite::Row<'_>, i: usize| -> rusqlite::Result<u64> {
+            Ok(u64::try_from(r.get::<_, i64>(i)?).unwrap_or(0))
+        };
+        let rows = stmt
+            .query_map(rusqlite::params![run_id, limit], |r| {
+                Ok(RestoreRow {
+                    id: r.get(0)?,
+                    run_id: r.get(1)?,
+                    source: r.get(2)?,
+                    target: r.get(3)?,
+                    since: r.get::<_, Option<Nanos>>(4)?.map(format_nanos),
+                    until: r.get::<_, Option<Nanos>>(5)?.map(format_nanos),
+                    overwrite: r.get(6)?,
+                    dry_run: r.get(7)?,
+                    started_at: time_col(r, 8)?,
+                    finished_at: opt_time_col(r, 9)?,
+                    counts: super::RestoreCounts {
+                        status: status_col(r, 10)?,
+                        series: n(r, 11)?,
+                        equal: n(r, 12)?,
+                        differing: n(r, 13)?,
+                        failed: n(r, 14)?,
+                        written: n(r, 15)?,
+                        kept: n(r, 16)?,
+                        extra: n(r, 17)?,
+                        error: r.get(18)?,
+                    },
+                })
+            })
+            .map_err(super::sql_err(&self.path, "query restores"))?;
+        rows.collect::<std::result::Result<_, _>>()
+            .map_err(super::sql_err(&self.path, "query restores"))
     }
 
     /// Recorded events, newest first.

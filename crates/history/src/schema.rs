@@ -5,7 +5,7 @@ use rusqlite::Connection;
 use std::path::Path;
 
 /// The schema version this build writes.
-pub const VERSION: i64 = 4;
+pub const VERSION: i64 = 5;
 
 /// Upper bounds (seconds) of the sync-duration histogram's buckets, as the version-3 triggers
 /// sort each sync into them (a last bucket, `+Inf`, takes the rest). Frozen with that schema:
@@ -252,6 +252,35 @@ CREATE TABLE feed_state (
 );
 ";
 
+/// Version 5: one row per restore (`dms restore`, `POST /api/dms/restore`, `dms.restore{}`):
+/// which backup was copied into which node, over what range and how, what it wrote and kept,
+/// and what the final exact comparison found. A restore moves no checkpoint.
+const V5: &str = "
+CREATE TABLE restore_history (
+    id          INTEGER PRIMARY KEY,
+    run_id      INTEGER REFERENCES task_runs (id) ON DELETE SET NULL,
+    source      TEXT NOT NULL,
+    target      TEXT NOT NULL,
+    since       INTEGER,
+    until       INTEGER,
+    overwrite   INTEGER NOT NULL,
+    dry_run     INTEGER NOT NULL,
+    started_at  TEXT NOT NULL,
+    finished_at TEXT,
+    status      TEXT NOT NULL,
+    series      INTEGER NOT NULL DEFAULT 0,
+    equal       INTEGER NOT NULL DEFAULT 0,
+    differing   INTEGER NOT NULL DEFAULT 0,
+    failed      INTEGER NOT NULL DEFAULT 0,
+    written     INTEGER NOT NULL DEFAULT 0,
+    kept        INTEGER NOT NULL DEFAULT 0,
+    extra       INTEGER NOT NULL DEFAULT 0,
+    error       TEXT
+);
+CREATE INDEX restore_history_run ON restore_history (run_id);
+CREATE INDEX restore_history_started ON restore_history (started_at);
+";
+
 /// Brings the database to [`VERSION`].
 pub fn migrate(conn: &mut Connection, path: &Path) -> Result<()> {
     let err = |cause| HistoryError::Open {
@@ -291,6 +320,12 @@ pub fn migrate(conn: &mut Connection, path: &Path) -> Result<()> {
         let tx = conn.transaction().map_err(err)?;
         tx.execute_batch(V4).map_err(err)?;
         tx.pragma_update(None, "user_version", 4).map_err(err)?;
+        tx.commit().map_err(err)?;
+    }
+    if version < 5 {
+        let tx = conn.transaction().map_err(err)?;
+        tx.execute_batch(V5).map_err(err)?;
+        tx.pragma_update(None, "user_version", 5).map_err(err)?;
         tx.commit().map_err(err)?;
     }
     Ok(())

@@ -56,8 +56,8 @@ impl HistoryWriter {
         }
     }
 
-    /// Marks rows a crash left `running`: sync rows become `failed` ("interrupted") and task
-    /// runs `interrupted`. Returns (task runs, sync rows) repaired.
+    /// Marks rows a crash left `running`: sync rows become `failed` ("interrupted"), task
+    /// runs and restores `interrupted`. Returns (task runs, sync rows) repaired.
     ///
     /// # Errors
     /// [`HistoryError::Sql`].
@@ -83,6 +83,13 @@ impl HistoryWriter {
                 params![now],
             )
             .map_err(sql_err(&self.db.path, "repair"))?;
+        tx.execute(
+            "UPDATE restore_history SET status = 'interrupted', finished_at = ?1, \
+             error = coalesce(error, 'interrupted: dms stopped before this restore finished') \
+             WHERE status = 'running'",
+            params![now],
+        )
+        .map_err(sql_err(&self.db.path, "repair"))?;
         tx.commit().map_err(sql_err(&self.db.path, "repair"))?;
         Ok((runs, rows))
     }
@@ -353,6 +360,61 @@ impl HistoryWriter {
         Ok(())
     }
 
+    /// Starts a `restore_history` row; returns its id.
+    ///
+    /// # Errors
+    /// [`HistoryError::Sql`].
+    pub fn begin_restore(&mut self, r: &RestoreStart) -> Result<i64> {
+        self.db
+            .conn
+            .execute(
+                "INSERT INTO restore_history (run_id, source, target, since, until, overwrite, \
+                 dry_run, started_at, status) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 'running')",
+                params![
+                    r.run_id,
+                    r.source,
+                    r.target,
+                    r.since,
+                    r.until,
+                    r.overwrite,
+                    r.dry_run,
+                    now_text()
+                ],
+            )
+            .map_err(sql_err(&self.db.path, "begin restore"))?;
+        Ok(self.db.conn.last_insert_rowid())
+    }
+
+    /// Closes a `restore_history` row with what the restore did and found.
+    ///
+    /// # Errors
+    /// [`HistoryError::Sql`].
+    pub fn finish_restore(&mut self, row_id: i64, r: &RestoreCounts) -> Result<()> {
+        let n = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+        self.db
+            .conn
+            .execute(
+                "UPDATE restore_history SET finished_at = ?2, status = ?3, series = ?4, \
+                 equal = ?5, differing = ?6, failed = ?7, written = ?8, kept = ?9, extra = ?10, \
+                 error = ?11 WHERE id = ?1",
+                params![
+                    row_id,
+                    now_text(),
+                    r.status.as_str(),
+                    n(r.series),
+                    n(r.equal),
+                    n(r.differing),
+                    n(r.failed),
+                    n(r.written),
+                    n(r.kept),
+                    n(r.extra),
+                    r.error
+                ],
+            )
+            .map_err(sql_err(&self.db.path, "finish restore"))?;
+        Ok(())
+    }
+
     /// Records an event (`future`, `reconcile`, …) about a backup·series, or about the run.
     ///
     /// # Errors
@@ -431,13 +493,19 @@ impl HistoryWriter {
             params![cutoff],
         )
         .map_err(sql_err(&self.db.path, "prune"))?;
+        tx.execute(
+            "DELETE FROM restore_history WHERE started_at < ?1 AND status != 'running'",
+            params![cutoff],
+        )
+        .map_err(sql_err(&self.db.path, "prune"))?;
         tx.execute("DELETE FROM sync_events WHERE at < ?1", params![cutoff])
             .map_err(sql_err(&self.db.path, "prune"))?;
         let runs = tx
             .execute(
                 "DELETE FROM task_runs WHERE started_at < ?1 AND status != 'running' \
                  AND NOT EXISTS (SELECT 1 FROM sync_history h WHERE h.run_id = task_runs.id) \
-                 AND NOT EXISTS (SELECT 1 FROM reconcile_history r WHERE r.run_id = task_runs.id)",
+                 AND NOT EXISTS (SELECT 1 FROM reconcile_history r WHERE r.run_id = task_runs.id) \
+                 AND NOT EXISTS (SELECT 1 FROM restore_history s WHERE s.run_id = task_runs.id)",
                 params![cutoff],
             )
             .map_err(sql_err(&self.db.path, "prune"))?;

@@ -35,6 +35,12 @@ pub(super) fn stream(
     batch_size: usize,
 ) -> BatchStream {
     let inner = &node.inner;
+    // Past the times InfluxDB stores its time arithmetic overflows; a read of "everything"
+    // (from `Nanos::MIN`) asks for what it stores.
+    let range = TimeRange::new(
+        range.start.max(influxql::MIN_TIME),
+        range.end.min(influxql::MAX_TIME),
+    );
     let state = ReadState {
         node: node.clone(),
         series: series.clone(),

@@ -3,7 +3,8 @@
 //! Routes: `GET /healthz`, `GET /metrics` (OpenMetrics, or Prometheus text 0.0.4 when the
 //! `Accept` header prefers it), and under `/api/dms`:
 //! `GET sync/history`, `GET sync/status`, `GET sync/metrics`, `GET tasks`,
-//! `POST tasks/{name}/run`, `GET runs`, `GET runs/{id}`, `POST reconcile`, `GET reconcile`.
+//! `POST tasks/{name}/run`, `GET runs`, `GET runs/{id}`, `POST reconcile`, `GET reconcile`,
+//! `POST restore`.
 //! Each kind of object has one JSON shape, shared with the CLI's `--json` (README "JSON
 //! shapes"). With `api.token` set, every `/api` route needs
 //! `Authorization: Bearer <token>` ([`super::auth`]). Bad input gets a 400 with a JSON
@@ -17,8 +18,9 @@ use crate::app::status::{self, SeriesStatus};
 use crate::app::tasks::{self, TaskView};
 use crate::daemon::metrics::Scrape;
 use crate::daemon::metrics::exposition::Format;
-use crate::daemon::{Daemon, TriggerError};
+use crate::daemon::{Daemon, RestoreTriggerError, TriggerError};
 use crate::history::{self, HistoryFilter, HistoryReader, HistoryRow, RunDetail, RunRow, Trigger};
+use crate::restore::RestoreArgs;
 use crate::sync::{Pass, ReconcileArgs};
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
@@ -86,6 +88,7 @@ pub fn routes(daemon: Arc<Daemon>) -> Router<Arc<Daemon>> {
         .route("/runs/{id}", get(run_detail))
         .route("/reconcile", post(reconcile))
         .route("/reconcile", get(reconciles))
+        .route("/restore", post(restore))
         .route_layer(axum::middleware::from_fn_with_state(daemon, auth));
     Router::new()
         .nest("/api/dms", api)
@@ -393,6 +396,51 @@ async fn reconcile(
         )),
         Err(e @ TriggerError::ShuttingDown) => Err(ApiError::unavailable(e.to_string())),
         Err(e) => Err(ApiError::new(StatusCode::CONFLICT, e.to_string())),
+    }
+}
+
+/// `POST /api/dms/restore` with a JSON body of the restore's options (`from`, `to`,
+/// `symbols`, `intervals`, `since`, `until`, `overwrite`, `dry_run`; unknown keys refused):
+/// 202 with the run id and `Location: /api/dms/runs/{id}` once the run is recorded; 400 for a
+/// node it cannot use or an empty range, 409 while another restore runs.
+async fn restore(
+    State(d): State<Arc<Daemon>>,
+    q: Result<Query<Vec<(String, String)>>, axum::extract::rejection::QueryRejection>,
+    body: Result<Json<RestoreArgs>, axum::extract::rejection::JsonRejection>,
+) -> ApiResult<(
+    StatusCode,
+    [(header::HeaderName, String); 1],
+    Json<serde_json::Value>,
+)> {
+    Params::new(q, &[])?;
+    let Json(args) = body.map_err(|r| {
+        let status = if r.status() == StatusCode::UNSUPPORTED_MEDIA_TYPE {
+            r.status()
+        } else {
+            StatusCode::BAD_REQUEST
+        };
+        ApiError::new(status, r.body_text())
+    })?;
+    match d.trigger_restore(args, Trigger::Api).await {
+        Ok(run_id) => Ok((
+            StatusCode::ACCEPTED,
+            [(header::LOCATION, format!("/api/dms/runs/{run_id}"))],
+            Json(serde_json::json!({
+                "task": crate::app::restore::RESTORE_TASK,
+                "run_id": run_id,
+                "status": "started",
+            })),
+        )),
+        Err(e) => {
+            let status = match &e {
+                RestoreTriggerError::Refused(_) => StatusCode::BAD_REQUEST,
+                RestoreTriggerError::Running => StatusCode::CONFLICT,
+                RestoreTriggerError::ShuttingDown | RestoreTriggerError::NotRecorded => {
+                    StatusCode::SERVICE_UNAVAILABLE
+                }
+            };
+            Err(ApiError::new(status, e.to_string()))
+        }
     }
 }
 

@@ -331,6 +331,8 @@ pub struct Engine {
     history: Arc<dyn Ledger>,
     settings: SyncSettings,
     detach_after: Duration,
+    /// Backups configured but disabled: named in errors, never used.
+    disabled: Vec<String>,
 }
 
 impl Engine {
@@ -347,7 +349,25 @@ impl Engine {
             history,
             settings,
             detach_after: Duration::from_secs(5),
+            disabled: Vec::new(),
         }
+    }
+
+    /// Names the backups that are configured but disabled, so a request naming one says so
+    /// rather than "unknown".
+    pub fn with_disabled_backups(mut self, names: Vec<String>) -> Self {
+        self.disabled = names;
+        self
+    }
+
+    /// The backups configured but disabled.
+    pub fn disabled_backups(&self) -> &[String] {
+        &self.disabled
+    }
+
+    /// Where the engine records its work.
+    pub(crate) fn ledger(&self) -> &Arc<dyn Ledger> {
+        &self.history
     }
 
     /// How long a fan-out waits on a backup that does not take its next batch before letting
