@@ -82,6 +82,20 @@ async fn a_primary_restored_from_an_older_snapshot_deletes_nothing_until_a_perso
     // and three older bars with them.
     lose(&p, "US.AAPL", 50..60).await;
     lose(&p, "US.AAPL", 20..23).await;
+    // Status does not call it `lagging 0s`: each backup is ahead of the primary, and that
+    // needs attention.
+    let out = p.cli(&["status", "--json"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let lines = json(&out);
+    let lines = lines.as_array().expect("status lines");
+    assert_eq!(lines.len(), 2, "{lines:#?}");
+    assert!(lines.iter().all(|l| l["state"] == "ahead"), "{lines:#?}");
+    let out = p.cli(&["status"]);
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("AHEAD"),
+        "{}",
+        text(&out)
+    );
     let out = p.cli(&["reconcile", "--json"]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     let run = json(&out);

@@ -1,7 +1,7 @@
 //! The status view: per (backup, series), what the primary and the backup each hold (their
 //! newest points, looked up on each node in one batched request), the checkpoint, the lag
-//! (primary newest − backup newest) and a state: `current`, `lagging`, `behind` or `unknown`
-//! (the backup could not be asked). Shared by `dms status`, the API, `/metrics` and the page.
+//! (primary newest − backup newest) and a state: `current`, `lagging`, `behind`, `ahead` (the
+//! backup holds newer points than the primary) or `unknown` (the backup could not be asked). Shared by `dms status`, the API, `/metrics` and the page.
 
 use crate::config::Settings;
 use crate::history::{HistoryError, HistoryReader, ScopeRow, Status, StatusRow};
@@ -98,6 +98,11 @@ pub enum State {
     /// Lag over `max_gap_hours` (or the backup holds none of a series the primary has) and
     /// dms could not bring it current: the last sync failed, or no catch-up is coming.
     Behind,
+    /// The backup holds points newer than the primary's newest (or the primary holds none of
+    /// the series): the primary lost data — restored from an older snapshot, wiped, a series
+    /// dropped. Reconcile refuses to delete what only the backup holds; `dms restore` brings
+    /// it back.
+    Ahead,
     /// The backup could not be asked: nothing is known.
     Unknown,
 }
@@ -109,6 +114,7 @@ impl State {
             State::Current => "current",
             State::Lagging => "lagging",
             State::Behind => "behind",
+            State::Ahead => "ahead",
             State::Unknown => "unknown",
         }
     }
@@ -286,8 +292,15 @@ fn line(
     };
     let behind = is_behind(pn, held, settings.sync.max_gap)
         && recorded.could_not_catch_up(settings, row, error.is_some());
+    // The primary lost what a backup still holds: newer points, or the whole series.
+    let ahead = match (pn, bn) {
+        (Some(p), Some(b)) => b > p,
+        (None, Some(_)) => true,
+        (_, None) => false,
+    };
     let state = match backup {
         Err(_) => State::Unknown,
+        Ok(_) if ahead => State::Ahead,
         Ok(_) if behind => State::Behind,
         Ok(b) if b == primary => State::Current,
         Ok(_) => State::Lagging,

@@ -39,9 +39,9 @@ pub async fn run(config: &Path, args: StatusArgs) -> anyhow::Result<ExitCode> {
             && args.symbol.as_ref().is_none_or(|s| l.key.symbol() == s)
             && (!args.behind || l.behind)
     });
-    let any_behind = lines
-        .iter()
-        .any(|l| matches!(l.state, State::Behind | State::Unknown) || l.stale.is_some());
+    let any_behind = lines.iter().any(|l| {
+        matches!(l.state, State::Behind | State::Ahead | State::Unknown) || l.stale.is_some()
+    });
     if args.json {
         super::output::json(&lines)?;
     } else {
@@ -84,12 +84,13 @@ pub async fn run(config: &Path, args: StatusArgs) -> anyhow::Result<ExitCode> {
         t.print()?;
         let count = |s: State| lines.iter().filter(|l| l.state == s).count();
         super::output::line(format_args!(
-            "{} backup·series: {} current, {} lagging, {} behind, {} unknown\n\
+            "{} backup·series: {} current, {} lagging, {} behind, {} ahead, {} unknown\n\
              lag: primary newest − backup newest; behind: over max_gap_hours ({}), not caught up",
             lines.len(),
             count(State::Current),
             count(State::Lagging),
             count(State::Behind),
+            count(State::Ahead),
             count(State::Unknown),
             settings.sync.max_gap.as_secs_f64() / 3600.0
         ))?;
@@ -104,6 +105,12 @@ pub async fn run(config: &Path, args: StatusArgs) -> anyhow::Result<ExitCode> {
             super::output::line(format_args!(
                 "{} series STALE: the primary's newest bar has not advanced for the task's stale_after runs (the feed stopped?)",
                 stale.len()
+            ))?;
+        }
+        if count(State::Ahead) > 0 {
+            super::output::line(format_args!(
+                "{} backup·series AHEAD: the backup holds points newer than the primary's newest — the primary lost data (restored from an older snapshot?); reconcile deletes none of it, `dms restore --from BACKUP` brings it back",
+                count(State::Ahead)
             ))?;
         }
         for l in lines.iter().filter(|l| l.state == State::Unknown).take(3) {
@@ -125,7 +132,7 @@ pub async fn run(config: &Path, args: StatusArgs) -> anyhow::Result<ExitCode> {
 /// stale flags.
 fn state_text(l: &status::SeriesStatus) -> String {
     let mut s = match l.state {
-        State::Behind | State::Unknown => l.state.as_str().to_uppercase(),
+        State::Behind | State::Ahead | State::Unknown => l.state.as_str().to_uppercase(),
         _ => l.state.as_str().to_string(),
     };
     if l.future.is_some() {

@@ -23,10 +23,11 @@ use exposition::{Family, Format, Kind, Value};
 use std::sync::Mutex;
 
 /// Every state a backup·series can be in, each exported per backup.
-const STATES: [State; 4] = [
+const STATES: [State; 5] = [
     State::Current,
     State::Lagging,
     State::Behind,
+    State::Ahead,
     State::Unknown,
 ];
 /// How a sync ends (`interrupted`: stopped by shutdown — neither a success nor a failure, so
@@ -294,7 +295,7 @@ fn status_gauges(settings: &Settings, status: Option<&[SeriesStatus]>) -> Vec<Fa
     );
     let mut by_state = Family::new(
         "dms_backup_series",
-        "Backup·series per state: current, lagging, behind, unknown (the backup could not be asked)",
+        "Backup·series per state: current, lagging, behind, ahead (the backup holds newer points than the primary: the primary lost data), unknown (the backup could not be asked)",
         Kind::Gauge,
         &["backup", "state"],
     );

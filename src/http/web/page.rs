@@ -533,6 +533,7 @@ fn series(d: &PageData) -> Markup {
                                     @match r.state {
                                         State::Unknown => { span.badge.failed title=[r.error.as_deref()] { "unknown" } " " }
                                         State::Lagging => { span.muted { "lagging" } " " }
+                                        State::Ahead => { span.badge.failed title="the backup holds points newer than the primary's newest: the primary lost data (dms restore brings it back; reconcile deletes none of it)" { "primary behind backup" } " " }
                                         State::Behind | State::Current => {}
                                     }
                                     @if let Some(f) = &r.future {
