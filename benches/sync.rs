@@ -15,7 +15,13 @@
 //!
 //! Options (after `--`): `--points N` (default 2000000), `--batch N` (5000), `--workers N` (5),
 //! `--memory-scale K` (also sync K× the data and compare peak RSS; default 0 = skip),
-//! `--only influx|sqlite`, `--out FILE`.
+//! `--only influx|sqlite|universe`, `--universe N` (symbols of the universe scenario, default
+//! 10000), `--out FILE`.
+//!
+//! The universe scenario (issue: a sync costs what its points cost): N symbols of daily bars
+//! on InfluxDB, an initial sync of 10 bars each, the daily sync of one new bar per series, a
+//! sync with nothing new and a check-loop pass — each against the ceiling of one
+//! multi-series read of the same points plus posting them (pre-encoded) to both backups.
 
 #[path = "../tests/helper/influxd.rs"]
 #[allow(dead_code)]
@@ -47,6 +53,7 @@ struct Args {
     batch: usize,
     workers: usize,
     memory_scale: u64,
+    universe: usize,
     only: Option<String>,
     out: PathBuf,
 }
@@ -57,6 +64,7 @@ fn args() -> Args {
         batch: 5000,
         workers: 5,
         memory_scale: 0,
+        universe: 10_000,
         only: None,
         out: PathBuf::from("target/bench/sync.json"),
     };
@@ -70,6 +78,7 @@ fn args() -> Args {
             "--workers" => a.workers = val.parse().expect("--workers N"),
             "--memory-scale" => a.memory_scale = val.parse().expect("--memory-scale K"),
             "--only" => a.only = Some(val),
+            "--universe" => a.universe = val.parse().expect("--universe N"),
             "--out" => a.out = PathBuf::from(val),
             // `cargo bench` passes --bench; anything else is a mistake.
             "--bench" => {
@@ -1012,6 +1021,179 @@ async fn bench_sqlite(
     );
 }
 
+/// Daily bars of `symbols` at `days` (one point per symbol and day).
+fn universe_points(symbols: &[String], days: &[chrono::NaiveDate]) -> Vec<Point> {
+    let times = dms::sample::daily_times(days);
+    let mut v = Vec::with_capacity(symbols.len() * times.len());
+    for s in symbols {
+        let bars = dms::sample::bars(s, "1d", &times);
+        v.extend(dms::sample::points(&Schema::default(), s, "1d", &bars));
+    }
+    v
+}
+
+/// The ceiling for moving `points`: one multi-series read of them from the primary (every
+/// series, `time >= since`, streamed, not parsed) plus posting them pre-encoded to a scratch
+/// database on both backups at once; seconds.
+async fn universe_ceiling(
+    http: &reqwest::Client,
+    urls: (&str, &str, &str),
+    points: &[Point],
+    since: Nanos,
+    scratch: &str,
+    batch: usize,
+    workers: usize,
+) -> f64 {
+    let (p, b1, b2) = urls;
+    for u in [b1, b2] {
+        query(http, u, &format!("CREATE DATABASE {scratch}")).await;
+    }
+    let bodies: Vec<bytes::Bytes> = points
+        .chunks(batch)
+        .map(|c| {
+            let mut buf = Vec::new();
+            dms::node::influxdb::line_protocol::encode(c, &mut buf).expect("encodes");
+            bytes::Bytes::from(buf)
+        })
+        .collect();
+    let t = Instant::now();
+    let q = format!("SELECT * FROM kline WHERE \"interval\" = '1d' AND time >= {since} GROUP BY *");
+    let mut r = http
+        .post(format!("{p}/query"))
+        .form(&[
+            ("db", DB),
+            ("q", q.as_str()),
+            ("epoch", "ns"),
+            ("chunked", "true"),
+            ("chunk_size", &batch.to_string()),
+        ])
+        .send()
+        .await
+        .expect("read");
+    while r.chunk().await.expect("body").is_some() {}
+    futures::stream::iter(bodies)
+        .for_each_concurrent(workers, |b| async move {
+            tokio::join!(
+                post(http, b1, scratch, b.clone()),
+                post(http, b2, scratch, b)
+            );
+        })
+        .await;
+    t.elapsed().as_secs_f64()
+}
+
+/// The universe scenario: see the module docs.
+async fn bench_universe(
+    a: &Args,
+    out: &mut serde_json::Map<String, serde_json::Value>,
+    rows: &mut Vec<Row>,
+) {
+    let n = a.universe;
+    println!("\n== universe: {n} symbols of daily bars, three influxd on loopback ==");
+    let servers = futures::future::join_all((0..3).map(|_| InfluxServer::start())).await;
+    let Some(servers) = servers.into_iter().collect::<Option<Vec<_>>>() else {
+        println!("influxd is not installed: skipping the universe part");
+        return;
+    };
+    let (p, b1, b2) = (servers[0].url(), servers[1].url(), servers[2].url());
+    let http = dms::node::http_client_builder()
+        .pool_max_idle_per_host(a.workers * 2)
+        .build()
+        .unwrap();
+    let symbols: Vec<String> = (0..n).map(|i| format!("U.S{i:05}")).collect();
+    let end = chrono::Utc::now().date_naive() - chrono::Duration::days(1);
+    let mut days = dms::sample::weekdays(end - chrono::Duration::days(30), end);
+    let today = days.pop().expect("weekdays");
+    days.drain(..days.len().saturating_sub(10));
+    let primary = influx_node("primary", &p, DB, a.workers);
+    let first = universe_points(&symbols, &days);
+    for c in first.chunks(a.batch) {
+        primary
+            .write(Arc::new(Batch::new(c.to_vec())))
+            .await
+            .expect("load");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = write_config(
+        dir.path(),
+        &influx_nodes(&p, &b1, &b2, DB),
+        a.batch,
+        a.workers,
+    );
+    let urls = (p.as_str(), b1.as_str(), b2.as_str());
+    let since_first = dms::sample::daily_times(&days[..1])[0];
+    let ceil_initial =
+        universe_ceiling(&http, urls, &first, since_first, "u1", a.batch, a.workers).await;
+    let initial = dms(&cfg, &["sync"]);
+    let ratio = |p: &Proc, c: f64| p.wall_s / c;
+    row(
+        rows,
+        &format!("universe: initial sync, {n} series × 10 bars × 2 backups"),
+        format!(
+            "{:.2} s = {:.1}× ceiling ({ceil_initial:.2} s)",
+            initial.wall_s,
+            ratio(&initial, ceil_initial)
+        ),
+        "target ≤ 3×",
+    );
+    // The day's bar arrives for every series.
+    let new = universe_points(&symbols, &[today]);
+    for c in new.chunks(a.batch) {
+        primary
+            .write(Arc::new(Batch::new(c.to_vec())))
+            .await
+            .expect("load");
+    }
+    let since_new = dms::sample::daily_times(&[today])[0];
+    let ceil_daily = universe_ceiling(&http, urls, &new, since_new, "u2", a.batch, a.workers).await;
+    let daily = dms(&cfg, &["sync"]);
+    let cpu_per_unit_ms = daily.cpu_s * 1000.0 / (2 * n) as f64;
+    row(
+        rows,
+        "universe: daily sync, one new bar per series",
+        format!(
+            "{:.2} s = {:.1}× ceiling ({ceil_daily:.2} s)",
+            daily.wall_s,
+            ratio(&daily, ceil_daily)
+        ),
+        &format!("target ≤ 3×; dms CPU {cpu_per_unit_ms:.3} ms per backup·series (target ≤ 0.1)"),
+    );
+    let nothing = dms(&cfg, &["sync"]);
+    row(
+        rows,
+        "universe: sync with nothing new",
+        format!(
+            "{:.2} s = {:.1}× ceiling",
+            nothing.wall_s,
+            ratio(&nothing, ceil_daily)
+        ),
+        "target ≤ 2×",
+    );
+    let check = dms(&cfg, &["sync", "--only-behind"]);
+    row(
+        rows,
+        "universe: check-loop pass (sync --only-behind), nothing to do",
+        format!("{:.2} s", check.wall_s),
+        &format!(
+            "target ≤ 1 s; peak RSS {:.1} MB",
+            check.max_rss_mb.max(daily.max_rss_mb)
+        ),
+    );
+    out.insert(
+        "universe".into(),
+        json!({
+            "series": n,
+            "ceiling_initial_s": ceil_initial,
+            "initial": initial,
+            "ceiling_daily_s": ceil_daily,
+            "daily": daily,
+            "daily_cpu_ms_per_backup_series": cpu_per_unit_ms,
+            "nothing_new": nothing,
+            "check": check,
+        }),
+    );
+}
+
 fn main() {
     let a = args();
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -1032,11 +1214,14 @@ fn main() {
         cores()
     );
     rt.block_on(async {
-        if a.only.as_deref() != Some("sqlite") {
+        if a.only.is_none() || a.only.as_deref() == Some("influx") {
             bench_influx(&a, &mut out, &mut rows).await;
         }
-        if a.only.as_deref() != Some("influx") {
+        if a.only.is_none() || a.only.as_deref() == Some("sqlite") {
             bench_sqlite(&a, &mut out, &mut rows).await;
+        }
+        if a.only.is_none() || a.only.as_deref() == Some("universe") {
+            bench_universe(&a, &mut out, &mut rows).await;
         }
     });
     out.insert(

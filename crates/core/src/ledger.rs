@@ -240,6 +240,19 @@ pub struct Commit {
     pub synced_from: Option<Nanos>,
 }
 
+/// How a `sync_history` row closes.
+#[derive(Debug, Clone)]
+pub struct UnitFinish {
+    /// The `sync_history` row.
+    pub row_id: i64,
+    /// Backup and series.
+    pub key: BackupSeries,
+    /// How it ended.
+    pub status: Status,
+    /// Why it failed or stopped.
+    pub error: Option<String>,
+}
+
 /// A new `sync_history` row.
 #[derive(Debug, Clone)]
 pub struct UnitStart {
@@ -292,6 +305,33 @@ pub trait Ledger: Send + Sync {
         status: Status,
         error: Option<String>,
     ) -> Result<(), LedgerError>;
+
+    /// Opens many units' rows at once (one transaction where the store has them); returns
+    /// their ids in order. Many small series synced together record themselves this way.
+    async fn begin_units(&self, starts: Vec<UnitStart>) -> Result<Vec<i64>, LedgerError> {
+        let mut ids = Vec::with_capacity(starts.len());
+        for s in starts {
+            ids.push(self.begin_unit(s).await?);
+        }
+        Ok(ids)
+    }
+
+    /// Records many acknowledged batches (of different series) and moves their checkpoints,
+    /// all in one transaction where the store has them: all or none.
+    async fn commit_batches(&self, commits: Vec<Commit>) -> Result<(), LedgerError> {
+        for c in commits {
+            self.commit_batch(c).await?;
+        }
+        Ok(())
+    }
+
+    /// Closes many units' rows at once ([`Ledger::finish_unit`] each).
+    async fn finish_units(&self, finished: Vec<UnitFinish>) -> Result<(), LedgerError> {
+        for f in finished {
+            self.finish_unit(f.row_id, f.key, f.status, f.error).await?;
+        }
+        Ok(())
+    }
 
     /// Moves a checkpoint back to `to` (clears it with `None`) and records why.
     async fn rewind(

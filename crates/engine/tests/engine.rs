@@ -369,8 +369,8 @@ async fn shutdown_mid_sync_interrupts_without_failing_and_the_next_sync_resumes(
         stop: stop.clone(),
     });
     let ledger = Arc::new(MemoryLedger::default());
-    // Two workers for six series: when the stop comes two units are mid-way and the rest
-    // have not begun.
+    // Two workers for six series too big to move as a group: when the stop comes two units
+    // are mid-way and the rest have not begun.
     let engine = Engine::new(
         primary.clone(),
         vec![backup.clone() as Arc<dyn Node>],
@@ -383,7 +383,7 @@ async fn shutdown_mid_sync_interrupts_without_failing_and_the_next_sync_resumes(
     let end = minute_now() - 10 * MINUTE;
     let symbols = ["US.A", "US.B", "US.C", "US.D", "US.E", "US.F"];
     for s in symbols {
-        put(&primary, bars(s, "1m", 50, end, MINUTE)).await;
+        put(&primary, bars(s, "1m", 4_000, end, MINUTE)).await;
     }
     let control = SyncControl {
         cancel: stop.clone(),

@@ -4,7 +4,7 @@
 use crate::{History, HistoryError};
 use dms_core::ledger::{
     Commit, EventKind, Ledger, LedgerError, ReconcileCounts, ReconcileDepth, RestoreCounts,
-    RestoreStart, Status, UnitStart,
+    RestoreStart, Status, UnitFinish, UnitStart,
 };
 use dms_core::model::{BackupSeries, Nanos, TimeRange};
 use std::collections::HashMap;
@@ -27,6 +27,18 @@ impl Ledger for History {
 
     async fn commit_batch(&self, commit: Commit) -> Result<(), LedgerError> {
         Ok(self.write(move |db| db.commit_batch(&commit)).await?)
+    }
+
+    async fn begin_units(&self, starts: Vec<UnitStart>) -> Result<Vec<i64>, LedgerError> {
+        Ok(self.write(move |db| db.begin_units(&starts)).await?)
+    }
+
+    async fn commit_batches(&self, commits: Vec<Commit>) -> Result<(), LedgerError> {
+        Ok(self.write(move |db| db.commit_batches(&commits)).await?)
+    }
+
+    async fn finish_units(&self, finished: Vec<UnitFinish>) -> Result<(), LedgerError> {
+        Ok(self.write(move |db| db.finish_units(&finished)).await?)
     }
 
     async fn finish_unit(

@@ -25,7 +25,7 @@ mod writer;
 
 pub use dms_core::ledger::{
     CheckpointUpdate, Commit, EventKind, ReconcileCounts, ReconcileDepth, RestoreCounts,
-    RestoreStart, Status, SyncMode, UNIT_INTERRUPTED, UnitStart,
+    RestoreStart, Status, SyncMode, UNIT_INTERRUPTED, UnitFinish, UnitStart,
 };
 pub(crate) use error::sql_err;
 pub use error::{HistoryError, Result};

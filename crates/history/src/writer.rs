@@ -205,23 +205,43 @@ impl HistoryWriter {
     /// # Errors
     /// [`HistoryError::Sql`].
     pub fn begin_unit(&mut self, u: &UnitStart) -> Result<i64> {
-        self.db.conn
-            .execute(
-                "INSERT INTO sync_history (run_id, backup, symbol, interval, mode, started_at, status, \
-                 records, window_start, window_end) VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'running', 0, ?7, ?8)",
-                params![
+        let mut ids = self.begin_units(std::slice::from_ref(u))?;
+        Ok(ids.pop().unwrap_or_default())
+    }
+
+    /// Inserts many `running` sync rows in one transaction; returns their ids in order.
+    ///
+    /// # Errors
+    /// [`HistoryError::Sql`]; then none was inserted.
+    pub fn begin_units(&mut self, units: &[UnitStart]) -> Result<Vec<i64>> {
+        let now = now_text();
+        let err = sql_err(&self.db.path, "begin sync");
+        let tx = self.db.conn.transaction().map_err(&err)?;
+        let mut ids = Vec::with_capacity(units.len());
+        {
+            let mut st = tx
+                .prepare_cached(
+                    "INSERT INTO sync_history (run_id, backup, symbol, interval, mode, started_at, status, \
+                     records, window_start, window_end) VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'running', 0, ?7, ?8)",
+                )
+                .map_err(&err)?;
+            for u in units {
+                st.execute(params![
                     u.run_id,
                     u.key.backup,
                     u.key.series.symbol,
                     u.key.series.interval,
                     u.mode.as_str(),
-                    now_text(),
+                    now,
                     u.window_start,
                     u.window_end
-                ],
-            )
-            .map_err(sql_err(&self.db.path, "begin sync"))?;
-        Ok(self.db.conn.last_insert_rowid())
+                ])
+                .map_err(&err)?;
+                ids.push(tx.last_insert_rowid());
+            }
+        }
+        tx.commit().map_err(&err)?;
+        Ok(ids)
     }
 
     /// Records an acknowledged batch: adds its records to the row and moves the checkpoint
@@ -230,41 +250,48 @@ impl HistoryWriter {
     /// # Errors
     /// [`HistoryError::Sql`]; then neither change happened.
     pub fn commit_batch(&mut self, c: &Commit) -> Result<()> {
+        self.commit_batches(std::slice::from_ref(c))
+    }
+
+    /// Records many acknowledged batches (of any series) in one transaction: all or none.
+    ///
+    /// # Errors
+    /// [`HistoryError::Sql`]; then none of the changes happened.
+    pub fn commit_batches(&mut self, commits: &[Commit]) -> Result<()> {
         let now = now_text();
-        let records = i64::try_from(c.records).unwrap_or(i64::MAX);
-        let tx = self
-            .db
-            .conn
-            .transaction()
-            .map_err(sql_err(&self.db.path, "commit batch"))?;
-        tx.prepare_cached("UPDATE sync_history SET records = records + ?2 WHERE id = ?1")
-            .and_then(|mut s| s.execute(params![c.row_id, records]))
-            .map_err(sql_err(&self.db.path, "commit batch"))?;
-        let checkpoint = match c.update {
-            CheckpointUpdate::Advance => {
-                "CASE WHEN ?4 IS NULL THEN last_sync_time ELSE max(coalesce(last_sync_time, ?4), ?4) END"
-            }
-            CheckpointUpdate::Set => "coalesce(?4, last_sync_time)",
-        };
-        let sql = format!(
-            "INSERT INTO sync_status (backup, symbol, interval, last_sync_time, last_status, updated_at, synced_from) \
-             VALUES (?1, ?2, ?3, ?4, 'running', ?5, ?6) ON CONFLICT (backup, symbol, interval) DO UPDATE SET \
-             last_sync_time = {checkpoint}, last_status = 'running', updated_at = ?5, \
-             synced_from = CASE WHEN ?6 IS NULL THEN synced_from ELSE min(coalesce(synced_from, ?6), ?6) END"
-        );
-        tx.prepare_cached(&sql)
-            .and_then(|mut s| {
-                s.execute(params![
-                    c.key.backup,
-                    c.key.series.symbol,
-                    c.key.series.interval,
-                    c.checkpoint,
-                    now,
-                    c.synced_from
-                ])
-            })
-            .map_err(sql_err(&self.db.path, "commit batch"))?;
-        tx.commit().map_err(sql_err(&self.db.path, "commit batch"))
+        let err = sql_err(&self.db.path, "commit batch");
+        let tx = self.db.conn.transaction().map_err(&err)?;
+        for c in commits {
+            let records = i64::try_from(c.records).unwrap_or(i64::MAX);
+            tx.prepare_cached("UPDATE sync_history SET records = records + ?2 WHERE id = ?1")
+                .and_then(|mut s| s.execute(params![c.row_id, records]))
+                .map_err(&err)?;
+            let checkpoint = match c.update {
+                CheckpointUpdate::Advance => {
+                    "CASE WHEN ?4 IS NULL THEN last_sync_time ELSE max(coalesce(last_sync_time, ?4), ?4) END"
+                }
+                CheckpointUpdate::Set => "coalesce(?4, last_sync_time)",
+            };
+            let sql = format!(
+                "INSERT INTO sync_status (backup, symbol, interval, last_sync_time, last_status, updated_at, synced_from) \
+                 VALUES (?1, ?2, ?3, ?4, 'running', ?5, ?6) ON CONFLICT (backup, symbol, interval) DO UPDATE SET \
+                 last_sync_time = {checkpoint}, last_status = 'running', updated_at = ?5, \
+                 synced_from = CASE WHEN ?6 IS NULL THEN synced_from ELSE min(coalesce(synced_from, ?6), ?6) END"
+            );
+            tx.prepare_cached(&sql)
+                .and_then(|mut s| {
+                    s.execute(params![
+                        c.key.backup,
+                        c.key.series.symbol,
+                        c.key.series.interval,
+                        c.checkpoint,
+                        now,
+                        c.synced_from
+                    ])
+                })
+                .map_err(&err)?;
+        }
+        tx.commit().map_err(&err)
     }
 
     /// Moves a checkpoint back to what its backup holds (`to`; `None` when it holds nothing of
@@ -442,25 +469,46 @@ impl HistoryWriter {
         status: Status,
         error: Option<&str>,
     ) -> Result<()> {
+        self.finish_units(&[UnitFinish {
+            row_id,
+            key: key.clone(),
+            status,
+            error: error.map(str::to_string),
+        }])
+    }
+
+    /// Closes many sync rows in one transaction ([`HistoryWriter::finish_unit`] each).
+    ///
+    /// # Errors
+    /// [`HistoryError::Sql`]; then none was closed.
+    pub fn finish_units(&mut self, finished: &[UnitFinish]) -> Result<()> {
         let now = now_text();
-        let tx = self
-            .db
-            .conn
-            .transaction()
-            .map_err(sql_err(&self.db.path, "finish sync"))?;
-        tx.execute(
-            "UPDATE sync_history SET status = ?2, finished_at = ?3, error = ?4 WHERE id = ?1",
-            params![row_id, status.as_str(), now, error],
-        )
-        .map_err(sql_err(&self.db.path, "finish sync"))?;
-        tx.execute(
-            "INSERT INTO sync_status (backup, symbol, interval, last_sync_time, last_status, last_error, updated_at) \
-             VALUES (?1, ?2, ?3, NULL, ?4, ?5, ?6) ON CONFLICT (backup, symbol, interval) DO UPDATE SET \
-             last_status = ?4, last_error = ?5, updated_at = ?6",
-            params![key.backup, key.series.symbol, key.series.interval, status.as_str(), error, now],
-        )
-        .map_err(sql_err(&self.db.path, "finish sync"))?;
-        tx.commit().map_err(sql_err(&self.db.path, "finish sync"))
+        let err = sql_err(&self.db.path, "finish sync");
+        let tx = self.db.conn.transaction().map_err(&err)?;
+        for f in finished {
+            tx.prepare_cached(
+                "UPDATE sync_history SET status = ?2, finished_at = ?3, error = ?4 WHERE id = ?1",
+            )
+            .and_then(|mut s| s.execute(params![f.row_id, f.status.as_str(), now, f.error]))
+            .map_err(&err)?;
+            tx.prepare_cached(
+                "INSERT INTO sync_status (backup, symbol, interval, last_sync_time, last_status, last_error, updated_at) \
+                 VALUES (?1, ?2, ?3, NULL, ?4, ?5, ?6) ON CONFLICT (backup, symbol, interval) DO UPDATE SET \
+                 last_status = ?4, last_error = ?5, updated_at = ?6",
+            )
+            .and_then(|mut s| {
+                s.execute(params![
+                    f.key.backup,
+                    f.key.series.symbol,
+                    f.key.series.interval,
+                    f.status.as_str(),
+                    f.error,
+                    now
+                ])
+            })
+            .map_err(&err)?;
+        }
+        tx.commit().map_err(&err)
     }
 
     /// Deletes finished `sync_history` and task-run rows that started more than `age` ago.

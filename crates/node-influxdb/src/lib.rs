@@ -39,7 +39,7 @@ pub mod tls;
 use bytes::Bytes;
 use client::{Auth, is_database_not_found, truncate};
 use dms_config::InfluxSettings;
-use dms_core::model::{Batch, Nanos, SeriesKey, TimeRange};
+use dms_core::model::{Batch, Nanos, Point, SeriesKey, TimeRange};
 use dms_core::node::{BatchStream, Depth, Digests, ErrorKind, Node, NodeError, Probe, Role, Tip};
 use dms_core::schema::Schema;
 use parse::{FieldType, FieldTypes, Interner, Rows, SeriesData};
@@ -571,6 +571,16 @@ impl Node for InfluxNode {
 
     fn read(&self, series: &SeriesKey, range: TimeRange, batch_size: usize) -> BatchStream {
         read::stream(self, series, range, batch_size)
+    }
+
+    /// One `SELECT … GROUP BY * LIMIT n` per measurement, window start and
+    /// [`read::SERIES_PER_QUERY`] series.
+    async fn read_many(
+        &self,
+        windows: &[(SeriesKey, TimeRange)],
+        limit: usize,
+    ) -> Result<Vec<Option<Vec<Point>>>, NodeError> {
+        read::read_many(&self.inner, windows, limit).await
     }
 
     async fn write(&self, batch: Arc<Batch>) -> Result<(), NodeError> {

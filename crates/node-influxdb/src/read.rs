@@ -181,6 +181,131 @@ impl ReadState {
     }
 }
 
+/// Series one multi-series read names (its `WHERE` lists each one's tags).
+pub(super) const SERIES_PER_QUERY: usize = 500;
+
+/// [`dms_core::node::Node::read_many`] on InfluxDB: the windows grouped by measurement and
+/// start, each group read with one query per [`SERIES_PER_QUERY`] series — up to the group's
+/// latest end, `LIMIT limit + 1` per tag set — and the answer split back per series (points
+/// past a window's own end dropped; a tag set over the limit, or cut short by the server,
+/// makes its window `None`).
+pub(super) async fn read_many(
+    inner: &Inner,
+    windows: &[(SeriesKey, TimeRange)],
+    limit: usize,
+) -> Result<Vec<Option<Vec<Point>>>, NodeError> {
+    use std::collections::{BTreeMap, HashMap};
+    let clamp = |r: &TimeRange| {
+        TimeRange::new(
+            r.start.max(influxql::MIN_TIME),
+            r.end.min(influxql::MAX_TIME),
+        )
+    };
+    let mut out: Vec<Option<Vec<Point>>> = vec![Some(Vec::new()); windows.len()];
+    let mut groups: BTreeMap<(String, Nanos), Vec<usize>> = BTreeMap::new();
+    for (i, (series, range)) in windows.iter().enumerate() {
+        let r = clamp(range);
+        if r.is_empty() {
+            continue;
+        }
+        groups
+            .entry((inner.schema.measurement(&series.interval), r.start))
+            .or_default()
+            .push(i);
+    }
+    let mut names = Interner::default();
+    for ((measurement, start), members) in groups {
+        for chunk in members.chunks(SERIES_PER_QUERY) {
+            let end = chunk
+                .iter()
+                .map(|&i| clamp(&windows[i].1).end)
+                .max()
+                .unwrap_or(start);
+            // A series may come twice (two windows from the same start).
+            let mut by_key: HashMap<&SeriesKey, Vec<usize>> = HashMap::new();
+            for &i in chunk {
+                by_key.entry(&windows[i].0).or_default().push(i);
+            }
+            let sets: Vec<Vec<String>> = chunk
+                .iter()
+                .map(|&i| inner.conditions(&windows[i].0))
+                .collect();
+            let filter = format!("({})", influxql::any_of(&sets));
+            let q = influxql::select_page(
+                &measurement,
+                std::slice::from_ref(&filter),
+                start,
+                end,
+                limit.saturating_add(1),
+            );
+            let what = format!(
+                "reading {} series of {measurement:?} from {start}",
+                chunk.len()
+            );
+            let mut types = inner.field_types(&measurement, false).await?;
+            let body = inner.query(&q, &what).await?;
+            let mut refreshed = false;
+            let parsed = loop {
+                match parse::parse_query(&body, Rows::Points(&types), &mut names) {
+                    Err(ParseError::UnknownField(_)) if !refreshed => {
+                        types = inner.field_types(&measurement, true).await?;
+                        refreshed = true;
+                    }
+                    Err(ParseError::UnknownField(f)) => {
+                        return Err(inner.err(
+                            ErrorKind::InvalidData,
+                            format!(
+                                "{what}: field {f:?} has a type dms cannot copy (see SHOW FIELD KEYS FROM {})",
+                                influxql::quote_ident(&measurement)
+                            ),
+                        ));
+                    }
+                    other => break other,
+                }
+            };
+            for st in inner.statements(parsed, &what)? {
+                if !inner.found(&st, &what)? {
+                    continue;
+                }
+                if st.partial {
+                    // The server cut the answer short: a series it left out is not empty.
+                    for &i in chunk {
+                        out[i] = None;
+                    }
+                    continue;
+                }
+                for s in st.series {
+                    let Some(key) = inner.schema.series_of_parts(&s.measurement, |k| s.tag(k))
+                    else {
+                        continue;
+                    };
+                    let Some(at) = by_key.get(&key) else { continue };
+                    for &i in at {
+                        let own = clamp(&windows[i].1);
+                        if s.rows > limit || s.partial {
+                            out[i] = None;
+                            continue;
+                        }
+                        if let Some(points) = &mut out[i] {
+                            points.extend(
+                                s.points
+                                    .iter()
+                                    .filter(|p| p.time >= own.start && p.time <= own.end)
+                                    .cloned(),
+                            );
+                        }
+                    }
+                }
+            }
+        }
+    }
+    for points in out.iter_mut().flatten() {
+        // Stable: the points of one timestamp keep the server's tag-set order.
+        points.sort_by_key(|p| p.time);
+    }
+    Ok(out)
+}
+
 impl Inner {
     /// The tag conditions that select `series`.
     pub(super) fn conditions(&self, series: &SeriesKey) -> Vec<String> {

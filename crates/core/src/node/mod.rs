@@ -21,7 +21,7 @@ pub mod memory;
 
 pub use digest::{Depth, Digest, Digests, Tip};
 
-use crate::model::{Batch, Nanos, SeriesKey, TimeRange};
+use crate::model::{Batch, Nanos, Point, SeriesKey, TimeRange};
 use futures::stream::BoxStream;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -131,6 +131,36 @@ pub trait Node: Send + Sync {
     /// Streams the points of `series` in `range`, oldest first, in batches of about
     /// `batch_size` points (more only when one timestamp holds more points than that).
     fn read(&self, series: &SeriesKey, range: TimeRange, batch_size: usize) -> BatchStream;
+
+    /// The points of many small windows at once, in as few requests as the kind can (one
+    /// multi-series query per measurement and window start on InfluxDB): for each window, in
+    /// order, its points oldest first — or `None` when it holds more than `limit` points
+    /// (stream that one with [`Node::read`]). The default reads the windows one by one.
+    ///
+    /// # Errors
+    /// As reads: one error for the whole call.
+    async fn read_many(
+        &self,
+        windows: &[(SeriesKey, TimeRange)],
+        limit: usize,
+    ) -> Result<Vec<Option<Vec<Point>>>, NodeError> {
+        use futures::StreamExt;
+        let mut out = Vec::with_capacity(windows.len());
+        for (series, range) in windows {
+            let mut stream = self.read(series, *range, limit.saturating_add(1));
+            let mut points = Vec::new();
+            let mut over = false;
+            while let Some(batch) = stream.next().await {
+                points.extend(batch?.points);
+                if points.len() > limit {
+                    over = true;
+                    break;
+                }
+            }
+            out.push((!over).then_some(points));
+        }
+        Ok(out)
+    }
 
     /// Writes a batch; returns once the node has acknowledged it durably. A point at the same
     /// tag set and timestamp as a stored one is merged into it field by field: the fields it

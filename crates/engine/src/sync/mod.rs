@@ -9,6 +9,7 @@
 //! The engine knows nothing of Lua, cron or HTTP.
 
 mod breaker;
+mod group;
 mod plan;
 mod reconcile;
 mod unit;
@@ -636,18 +637,42 @@ impl Engine {
             self.settings.max_workers.max(1),
         ));
         let mut set = tokio::task::JoinSet::new();
-        for p in units {
+        let spawn_unit = |set: &mut tokio::task::JoinSet<_>, p: plan::UnitPlan| {
             let ctx = ctx.clone();
             let permits = permits.clone();
             set.spawn(async move {
                 // The semaphore is never closed, so acquiring only waits.
                 let _permit = permits.acquire_owned().await.ok();
-                unit::run(ctx, p).await
+                unit::run(ctx, p).await.map(|reports| group::GroupOutcome {
+                    reports,
+                    streamed: Vec::new(),
+                })
             });
+        };
+        // Many series: moved in groups (one read, one write per backup, one history
+        // transaction per step); windows too big for a group come back to be streamed.
+        if units.len() >= 2 {
+            for g in group::groups(units) {
+                let ctx = ctx.clone();
+                let permits = permits.clone();
+                set.spawn(async move {
+                    let _permit = permits.acquire_owned().await.ok();
+                    group::run(ctx, g).await
+                });
+            }
+        } else {
+            for p in units {
+                spawn_unit(&mut set, p);
+            }
         }
         while let Some(res) = set.join_next().await {
             match res {
-                Ok(Ok(units)) => report.units.extend(units),
+                Ok(Ok(outcome)) => {
+                    report.units.extend(outcome.reports);
+                    for p in outcome.streamed {
+                        spawn_unit(&mut set, p);
+                    }
+                }
                 Ok(Err(e)) => {
                     set.abort_all();
                     return Err(e.into());

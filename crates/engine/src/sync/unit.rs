@@ -88,7 +88,7 @@ impl From<Failure> for LaneError {
 }
 
 impl UnitCtx {
-    fn checkpoint_update(&self) -> CheckpointUpdate {
+    pub(crate) fn checkpoint_update(&self) -> CheckpointUpdate {
         if self.mode == SyncMode::Full && !self.repair {
             CheckpointUpdate::Set
         } else {
