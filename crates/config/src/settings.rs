@@ -244,6 +244,9 @@ pub struct InfluxSettings {
     pub timeout: Duration,
     /// Gzip write bodies.
     pub gzip: bool,
+    /// Create the database on the first write when it does not exist. Always false for the
+    /// primary: dms never creates the primary's database (a typo would fill a new one).
+    pub create_database: bool,
 }
 
 /// InfluxDB credentials.
@@ -483,7 +486,7 @@ fn check_nodes(
     errs: &mut Problems,
 ) -> (Option<NodeSettings>, Vec<NodeSettings>) {
     let mut names = HashSet::new();
-    let primary = match &nodes.primary {
+    let mut primary = match &nodes.primary {
         Some(p) => check_node(p, "nodes.primary", root, errs),
         None => {
             errs.sync(
@@ -493,10 +496,19 @@ fn check_nodes(
             None
         }
     };
-    if let Some(p) = &primary {
+    if let Some(p) = &mut primary {
         names.insert(p.name.clone());
         if !p.enabled {
             errs.sync("nodes.primary.enabled", "the primary cannot be disabled");
+        }
+        if nodes.primary.as_ref().and_then(|b| b.create_database) == Some(true) {
+            errs.sync(
+                "nodes.primary.create_database",
+                "dms never creates the primary's database: create it on the server",
+            );
+        }
+        if let NodeKind::Influxdb(influx) = &mut p.kind {
+            influx.create_database = false;
         }
     }
     let mut backups = Vec::new();
@@ -829,6 +841,7 @@ fn check_sqlite_node(
         ("token", b.token.is_some()),
         ("timeout", b.timeout.is_some()),
         ("gzip", b.gzip.is_some()),
+        ("create_database", b.create_database.is_some()),
     ];
     reject_keys(at, "sqlite", &influx_keys, errs);
     match &b.path {
@@ -878,6 +891,7 @@ fn check_influxdb_node(b: &raw::NodeBlock, at: &str, errs: &mut Problems) -> Opt
         auth: auth?,
         timeout: b.timeout.unwrap_or(Duration::from_secs(30)),
         gzip: b.gzip.unwrap_or(false),
+        create_database: b.create_database.unwrap_or(true),
     }))
 }
 
