@@ -410,3 +410,126 @@ fn a_filter_that_matches_nothing_fails_and_a_missing_requested_series_is_a_recor
         "{run:?}"
     );
 }
+
+/// Every file under `dir`, relative, sorted.
+fn files_under(dir: &Path) -> Vec<String> {
+    fn walk(base: &Path, dir: &Path, out: &mut Vec<String>) {
+        for e in std::fs::read_dir(dir).unwrap() {
+            let e = e.unwrap();
+            if e.file_type().unwrap().is_dir() {
+                walk(base, &e.path(), out);
+            } else {
+                out.push(e.path().strip_prefix(base).unwrap().display().to_string());
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(dir, dir, &mut out);
+    out.sort();
+    out
+}
+
+#[test]
+fn config_check_connect_on_a_fresh_clone_changes_nothing_and_notes_what_the_first_run_creates() {
+    let p = shipped();
+    let before = files_under(p.root());
+    let out = p.cli(&["config", "check", "--connect"]);
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert_eq!(out.status.code(), Some(0), "{stdout}{stderr}");
+    let notes: Vec<&str> = stdout.lines().filter(|l| l.starts_with("note")).collect();
+    assert_eq!(notes.len(), 3, "primary and two backups: {stdout}");
+    assert!(
+        notes
+            .iter()
+            .all(|l| l.contains("does not exist yet: will be created on first run")),
+        "{stdout}"
+    );
+    assert!(stdout.contains("3 notes"), "{stdout}");
+    assert_eq!(files_under(p.root()), before, "the check created files");
+
+    let out = p.cli(&["config", "check", "--connect", "--json"]);
+    assert_eq!(out.status.code(), Some(0));
+    let v = json(&out);
+    assert_eq!(v["ok"], true, "{v}");
+    assert_eq!(v["problems"], serde_json::json!([]));
+    assert_eq!(v["nodes"][0]["role"], "primary");
+    assert_eq!(v["nodes"][0]["reachable"], true);
+    assert_eq!(v["nodes"][0]["note"], "will be created on first run");
+    assert_eq!(files_under(p.root()), before, "the check created files");
+
+    // After the first run the stores exist: no notes.
+    assert!(p.cli(&["run", "--once"]).status.success());
+    let out = p.cli(&["config", "check", "--connect", "--json"]);
+    let v = json(&out);
+    assert!(
+        v["nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|n| n["note"].is_null() && n["reachable"] == true),
+        "{v}"
+    );
+
+    // A broken config: JSON with every problem, exit 2.
+    p.write(
+        "config/sync.yaml",
+        &std::fs::read_to_string(p.root().join("config/sync.yaml"))
+            .unwrap()
+            .replace("max_workers: 5", "max_workers: 0"),
+    );
+    let out = p.cli(&["config", "check", "--json"]);
+    assert_eq!(out.status.code(), Some(2));
+    let v = json(&out);
+    assert_eq!(v["ok"], false, "{v}");
+    assert!(
+        v["problems"][0].as_str().unwrap().contains("max_workers"),
+        "{v}"
+    );
+}
+
+#[test]
+fn a_name_filter_that_matches_nothing_exits_1_everywhere_with_the_nearest_name() {
+    let p = shipped();
+    assert!(p.cli(&["run", "--once"]).status.success());
+    let text = |o: &std::process::Output| {
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        )
+    };
+    for args in [
+        &["sync", "--symbol", "AAPL"][..],
+        &["verify", "--symbol", "AAPL"],
+        &["reconcile", "--symbol", "AAPL", "--dry-run"],
+        &["status", "--symbol", "AAPL"],
+        &["history", "--symbol", "AAPL"],
+        &["history", "--symbol", "AAPL", "--json"],
+    ] {
+        let out = p.cli(args);
+        let t = text(&out);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {t}");
+        assert!(
+            t.contains("matches symbol AAPL (did you mean US.AAPL?)"),
+            "{args:?}: {t}"
+        );
+    }
+    for args in [
+        &["verify", "--interval", "1h"][..],
+        &["history", "--interval", "1D"],
+        &["sync", "--interval", "1D"],
+    ] {
+        let out = p.cli(args);
+        let t = text(&out);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {t}");
+        assert!(t.contains("(did you mean 1"), "{args:?}: {t}");
+    }
+    // A filter that names a known series but selects no rows is an answer, not a mistake.
+    let out = p.cli(&["history", "--symbol", "US.AAPL", "--status", "failed"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let out = p.cli(&["status", "--symbol", "US.AAPL"]);
+    assert!(text(&out).contains("US.AAPL"), "{}", text(&out));
+}

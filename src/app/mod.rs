@@ -37,6 +37,9 @@ pub enum AppError {
     /// Scripts failed to compile.
     #[error("{} task script(s) failed to load:\n{}", .0.len(), .0.iter().map(|(t, e)| format!("  - task {t}: {e}")).collect::<Vec<_>>().join("\n"))]
     Scripts(Vec<(String, ScriptError)>),
+    /// A `--symbol` or `--interval` filter names no series.
+    #[error(transparent)]
+    NoMatch(#[from] crate::names::NoMatch),
     /// No such task.
     #[error("no task is called {0:?} (see `dms task list`)")]
     UnknownTask(String),
@@ -67,6 +70,31 @@ pub struct App {
 }
 
 impl App {
+    /// Checks `--symbol`/`--interval` filters against the series the primary and the enabled
+    /// backups hold, before any work: a name that matches nothing is an error with the
+    /// nearest existing name, never an empty success. No look-up without filters.
+    ///
+    /// # Errors
+    /// [`AppError::NoMatch`], or a node's error when one cannot list its series (a backup
+    /// that cannot is left out: its own work reports it).
+    pub async fn check_filters(
+        &self,
+        symbols: &[String],
+        intervals: &[String],
+    ) -> Result<(), AppError> {
+        if symbols.is_empty() && intervals.is_empty() {
+            return Ok(());
+        }
+        let mut known = self.engine.primary().list_series().await?;
+        for b in self.engine.backups() {
+            if let Ok(theirs) = b.list_series().await {
+                known.extend(theirs);
+            }
+        }
+        crate::names::NoMatch::check("on the primary or a backup", symbols, intervals, &known)?;
+        Ok(())
+    }
+
     /// How the task scripts' processes are started.
     pub fn launcher(&self) -> Launcher {
         Launcher {

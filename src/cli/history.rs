@@ -131,6 +131,15 @@ pub async fn run(config: &Path, args: HistoryArgs) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     };
     let rows = db.history(&filter)?;
+    if rows.is_empty() && (filter.symbol.is_some() || filter.interval.is_some()) {
+        // Nothing matched: a name the history never saw is a mistake, not an empty answer.
+        crate::names::NoMatch::check(
+            "in the history",
+            filter.symbol.as_slice(),
+            filter.interval.as_slice(),
+            &db.series_names()?,
+        )?;
+    }
     if args.json {
         super::output::json(&rows)?;
         return Ok(ExitCode::SUCCESS);

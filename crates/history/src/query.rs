@@ -147,6 +147,31 @@ impl HistoryReader {
             .map_err(super::sql_err(&self.path, "read checkpoints"))
     }
 
+    /// Every (symbol, interval) the history has a row or a checkpoint for: what a name filter
+    /// of `dms history` can match.
+    ///
+    /// # Errors
+    /// [`HistoryError::Sql`].
+    pub fn series_names(&self) -> Result<Vec<dms_core::model::SeriesKey>> {
+        let what = "read the series names";
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT symbol, interval FROM sync_status                  UNION SELECT DISTINCT symbol, interval FROM sync_history",
+            )
+            .map_err(super::sql_err(&self.path, what))?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok(dms_core::model::SeriesKey::new(
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                ))
+            })
+            .map_err(super::sql_err(&self.path, what))?;
+        rows.collect::<std::result::Result<_, _>>()
+            .map_err(super::sql_err(&self.path, what))
+    }
+
     /// `sync_history` rows matching `f`, newest first.
     ///
     /// # Errors
