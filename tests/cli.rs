@@ -331,11 +331,46 @@ fn history_prune_deletes_old_rows_and_keeps_checkpoints() {
         .query_row("SELECT count(*) FROM sync_status", [], |r| r.get(0))
         .unwrap();
     drop(conn);
+    // A dry run counts exactly what the prune deletes and deletes nothing.
+    let dry = p.cli(&["history", "prune", "--older-than", "90d", "--dry-run"]);
+    let dry_text = String::from_utf8_lossy(&dry.stdout).to_string();
+    assert!(dry.status.success(), "{dry_text}");
+    assert!(
+        dry_text.starts_with(&format!("would prune {old} sync history rows and ")),
+        "{dry_text}"
+    );
+    let counted = dry_text
+        .trim_start_matches("would prune ")
+        .split(" started before")
+        .next()
+        .unwrap()
+        .to_string();
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    let still: i64 = conn
+        .query_row("SELECT count(*) FROM sync_history", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(still, before, "a dry run deleted rows");
+    drop(conn);
+    // On a terminal it asks; anything but yes deletes nothing.
+    if let Some(answered) = on_a_terminal(&p, "history prune --older-than 90d", "n") {
+        assert!(answered.contains("? [y/N]"), "{answered}");
+        assert!(answered.contains("nothing deleted"), "{answered}");
+        let conn = rusqlite::Connection::open(&db).unwrap();
+        let still: i64 = conn
+            .query_row("SELECT count(*) FROM sync_history", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(still, before, "a no deleted rows");
+    }
     let out = p.cli(&["history", "prune", "--older-than", "90d"]);
     assert!(
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stdout).starts_with(&format!("pruned {counted} started")),
+        "dry run said {counted}: {}",
+        String::from_utf8_lossy(&out.stdout)
     );
     let conn = rusqlite::Connection::open(&db).unwrap();
     let after: i64 = conn
@@ -532,4 +567,52 @@ fn a_name_filter_that_matches_nothing_exits_1_everywhere_with_the_nearest_name()
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     let out = p.cli(&["status", "--symbol", "US.AAPL"]);
     assert!(text(&out).contains("US.AAPL"), "{}", text(&out));
+    // Every --since takes the same forms: an age, RFC 3339, a date.
+    for args in [
+        &["verify", "--since", "7d"][..],
+        &["verify", "--since", "30d", "--until", "1h"],
+        &["reconcile", "--since", "7d", "--dry-run"],
+        &["history", "--since", "7d"],
+    ] {
+        let out = p.cli(args);
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {}", text(&out));
+    }
+    let out = p.cli(&["verify", "--since", "lately"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out).contains("an age before now (7d"),
+        "{}",
+        text(&out)
+    );
+}
+
+/// Runs `dms ARGS` in the project under a pseudo-terminal (util-linux `script`), typing
+/// `input` and a newline; everything the terminal showed, or `None` without `script`.
+fn on_a_terminal(p: &Project, args: &str, input: &str) -> Option<String> {
+    use std::io::Write as _;
+    let script = ["/usr/bin/script", "/bin/script"]
+        .into_iter()
+        .find(|s| Path::new(s).exists())?;
+    let cmd = format!("{} {args}", env!("CARGO_BIN_EXE_dms"));
+    let mut child = std::process::Command::new(script)
+        .args(["-qec", &cmd, "/dev/null"])
+        .current_dir(p.root())
+        .env_remove("DMS_CONFIG")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(format!("{input}\n").as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    Some(format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    ))
 }

@@ -147,6 +147,37 @@ impl HistoryReader {
             .map_err(super::sql_err(&self.path, "read checkpoints"))
     }
 
+    /// What [`crate::HistoryWriter::prune_older_than`] would delete for `age`, counted without
+    /// writing (a reader works while the daemon holds the writer lock): the same rows and
+    /// runs — a run goes only when every row of it goes.
+    ///
+    /// # Errors
+    /// [`HistoryError::Sql`].
+    pub fn prunable(&self, age: chrono::Duration) -> Result<crate::Pruned> {
+        let cutoff = crate::prune_cutoff(age);
+        let at = crate::time_text(cutoff);
+        let what = "count the rows a prune would delete";
+        let count = |sql: &str| -> Result<usize> {
+            self.conn
+                .query_row(sql, [&at], |r| r.get::<_, i64>(0))
+                .map(|n| usize::try_from(n).unwrap_or(0))
+                .map_err(super::sql_err(&self.path, what))
+        };
+        let rows = count(
+            "SELECT count(*) FROM sync_history WHERE started_at < ?1 AND status != 'running'",
+        )?;
+        let runs = count(
+            "SELECT count(*) FROM task_runs t WHERE started_at < ?1 AND status != 'running' \
+             AND NOT EXISTS (SELECT 1 FROM sync_history h WHERE h.run_id = t.id \
+                 AND NOT (h.started_at < ?1 AND h.status != 'running')) \
+             AND NOT EXISTS (SELECT 1 FROM reconcile_history r WHERE r.run_id = t.id \
+                 AND NOT (r.started_at < ?1 AND r.status != 'running')) \
+             AND NOT EXISTS (SELECT 1 FROM restore_history s WHERE s.run_id = t.id \
+                 AND NOT (s.started_at < ?1 AND s.status != 'running'))",
+        )?;
+        Ok(crate::Pruned { rows, runs, cutoff })
+    }
+
     /// Every (symbol, interval) the history has a row or a checkpoint for: what a name filter
     /// of `dms history` can match.
     ///

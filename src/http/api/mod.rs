@@ -133,10 +133,18 @@ struct Page<T> {
     next_cursor: Option<i64>,
 }
 
+/// How many rows to read for a page of `limit` (0: every row): one more than the page, to
+/// know whether another follows; 0 (no limit) for every row.
+fn rows_to_read(limit: usize) -> usize {
+    if limit == 0 { 0 } else { limit + 1 }
+}
+
 impl<T> Page<T> {
-    /// The first `limit` of `items` (read as `limit + 1`) and, when there were more, the
-    /// cursor of the next page: the id of the last item kept.
+    /// The first `limit` of `items` (read as [`rows_to_read`]) and, when there were more,
+    /// the cursor of the next page: the id of the last item kept. `limit` 0: every item, no
+    /// next page.
     fn of(mut items: Vec<T>, limit: usize, id: impl Fn(&T) -> i64) -> Page<T> {
+        let limit = if limit == 0 { usize::MAX } else { limit };
         let next_cursor = (items.len() > limit).then(|| {
             items.truncate(limit);
             items.last().map(id)
@@ -172,7 +180,7 @@ async fn history(
         run_id: p.int("run")?,
         task: p.text("task"),
         before_id: p.int("cursor")?,
-        limit: limit + 1,
+        limit: rows_to_read(limit),
     };
     let items = read_history(&d, move |db| db.history(&filter)).await?;
     Ok(Json(Page::of(items, limit, |r| r.id)))
@@ -255,7 +263,7 @@ async fn runs(
     known_task(&d, task.clone()).await?;
     let before = p.int("cursor")?;
     let items = read_history(&d, move |db| {
-        db.runs_before(task.as_deref(), before, limit + 1)
+        db.runs_before(task.as_deref(), before, rows_to_read(limit))
     })
     .await?;
     Ok(Json(Page::of(items, limit, |r| r.id)))
