@@ -208,7 +208,7 @@ fn print(run: &crate::app::reconcile::ReconcileRun) -> anyhow::Result<()> {
         people_text(&r.range_start),
         people_text(&r.range_end),
         r.depth,
-        run.duration_ms as f64 / 1000.0,
+        run.duration_seconds,
         if r.backups.iter().any(|b| b.counts.extra > 0) {
             " (extra points are kept: reconcile.mirror_deletes is off)"
         } else {

@@ -353,11 +353,17 @@ fn list(p: &Params, key: &str) -> Option<Vec<String>> {
 }
 
 /// `POST /api/dms/reconcile?backup=&symbol=&interval=&since=&until=&dry_run=&exact=&allow_deletes=`: starts a
-/// reconciliation with full-field digests of every window (202), 409 while one runs.
+/// reconciliation with full-field digests of every window: 202 with the run id and
+/// `Location: /api/dms/runs/{id}` once the run is recorded (as a task trigger answers), 409
+/// while one runs.
 async fn reconcile(
     State(d): State<Arc<Daemon>>,
     q: Result<Query<Vec<(String, String)>>, axum::extract::rejection::QueryRejection>,
-) -> ApiResult<(StatusCode, Json<serde_json::Value>)> {
+) -> ApiResult<(
+    StatusCode,
+    [(header::HeaderName, String); 1],
+    Json<serde_json::Value>,
+)> {
     let p = Params::new(
         q,
         &[
@@ -397,12 +403,22 @@ async fn reconcile(
             .check_backups(b)
             .map_err(|e| ApiError::bad_request(format!("backup: {e}")))?;
     }
-    match d.trigger_reconcile(args, vec![Pass::Complete], Trigger::Api) {
-        Ok(()) => Ok((
+    match d
+        .trigger_reconcile_run(args, Pass::Complete, Trigger::Api)
+        .await
+    {
+        Ok(run_id) => Ok((
             StatusCode::ACCEPTED,
-            Json(serde_json::json!({ "reconcile": "started" })),
+            [(header::LOCATION, format!("/api/dms/runs/{run_id}"))],
+            Json(serde_json::json!({
+                "task": crate::app::reconcile::RECONCILE_TASK,
+                "run_id": run_id,
+                "status": "started",
+            })),
         )),
-        Err(e @ TriggerError::ShuttingDown) => Err(ApiError::unavailable(e.to_string())),
+        Err(e @ (TriggerError::ShuttingDown | TriggerError::NotRecorded(_))) => {
+            Err(ApiError::unavailable(e.to_string()))
+        }
         Err(e) => Err(ApiError::new(StatusCode::CONFLICT, e.to_string())),
     }
 }
