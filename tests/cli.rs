@@ -616,3 +616,47 @@ fn on_a_terminal(p: &Project, args: &str, input: &str) -> Option<String> {
         String::from_utf8_lossy(&out.stderr)
     ))
 }
+
+#[test]
+fn a_broken_script_blocks_only_its_own_task() {
+    let p = shipped();
+    p.write(
+        "scripts/broken.lua",
+        "function run(ctx)\n  local x = = 1\nend\n",
+    );
+    p.write(
+        "config/task.yaml",
+        &format!(
+            "{}  - name: broken\n    script: scripts/broken.lua\n",
+            std::fs::read_to_string(p.root().join("config/task.yaml")).unwrap()
+        ),
+    );
+    let text = |o: &std::process::Output| {
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        )
+    };
+    // The healthy task runs; the broken one is refused with its file and line, recording
+    // nothing (and never running as a task without a script).
+    let out = p.cli(&["task", "run", "daily_update_us"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let out = p.cli(&["task", "run", "broken"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(
+        text(&out).contains("scripts/broken.lua:2:"),
+        "{}",
+        text(&out)
+    );
+    assert!(p.history().runs(Some("broken"), 0).unwrap().is_empty());
+    // Commands that run no script work on.
+    for args in [&["sync"][..], &["verify"], &["reconcile", "--dry-run"]] {
+        let out = p.cli(args);
+        assert_ne!(out.status.code(), Some(2), "{args:?}: {}", text(&out));
+    }
+    // The daemon and run --once, which run every task, still refuse it up front.
+    let out = p.cli(&["run", "--once"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(text(&out).contains("task broken"), "{}", text(&out));
+}

@@ -697,16 +697,34 @@ impl HistoryReader {
     /// # Errors
     /// [`super::HistoryError::Sql`].
     pub fn reconciles(&self, latest_only: bool, limit: usize) -> Result<Vec<ReconcileRow>> {
-        if self.version < 2 {
-            return Ok(Vec::new());
-        }
-        let limit =
-            i64::try_from(if limit == 0 { usize::MAX >> 1 } else { limit }).unwrap_or(i64::MAX);
         let filter = if latest_only {
             "WHERE id IN (SELECT max(id) FROM reconcile_history GROUP BY backup)"
         } else {
             ""
         };
+        self.reconciles_where(filter, limit)
+    }
+
+    /// The last finished reconcile of each backup by kind, newest first: one compared by
+    /// digests (`full`, `cheap+full`) and one read exactly (`exact`: the scrub, `--exact`).
+    /// What the Prometheus gauges of the last reconcile and scrub show.
+    ///
+    /// # Errors
+    /// [`super::HistoryError::Sql`].
+    pub fn last_reconciles_by_kind(&self) -> Result<Vec<ReconcileRow>> {
+        self.reconciles_where(
+            "WHERE id IN (SELECT max(id) FROM reconcile_history WHERE finished_at IS NOT NULL \
+             GROUP BY backup, depth = 'exact')",
+            0,
+        )
+    }
+
+    fn reconciles_where(&self, filter: &str, limit: usize) -> Result<Vec<ReconcileRow>> {
+        if self.version < 2 {
+            return Ok(Vec::new());
+        }
+        let limit =
+            i64::try_from(if limit == 0 { usize::MAX >> 1 } else { limit }).unwrap_or(i64::MAX);
         let sql = format!(
             "SELECT id, run_id, backup, depth, range_start, range_end, started_at, finished_at, \
              status, series, windows, differing, repaired, rewritten, deleted, extra, error, \

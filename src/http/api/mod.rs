@@ -513,7 +513,7 @@ async fn prometheus(State(d): State<Arc<Daemon>>, headers: HeaderMap) -> Respons
         d.ping_nodes(),
         collect_status(&d),
         read_history(&d, |db| db.totals()),
-        read_history(&d, |db| db.reconciles(true, 0))
+        read_history(&d, |db| db.last_reconciles_by_kind())
     );
     let body = d.metrics.render(
         Scrape {
