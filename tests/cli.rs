@@ -660,3 +660,62 @@ fn a_broken_script_blocks_only_its_own_task() {
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
     assert!(text(&out).contains("task broken"), "{}", text(&out));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_disabled_task_runs_only_with_force_and_a_disabled_backups_history_stays_readable() {
+    use crate::helper::daemon::{DaemonProcess, free_port};
+    let p = shipped();
+    let text = |o: &std::process::Output| {
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        )
+    };
+    let out = p.cli(&["task", "run", "reconcile_weekly"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(text(&out).contains("--force"), "{}", text(&out));
+    assert!(
+        !p.root().join("run/db/sync_history.db").exists(),
+        "a refused run records nothing"
+    );
+    let out = p.cli(&["task", "run", "reconcile_weekly", "--force"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+
+    // backup2 synced, then disabled: its history is still there to read.
+    let out = p.cli(&["run", "--once"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let sync = std::fs::read_to_string(p.root().join("config/sync.yaml")).unwrap();
+    let at = sync.find("name: backup2").expect("backup2 in sync.yaml");
+    let line_end = at + sync[at..].find('\n').unwrap();
+    let indent = " ".repeat(sync[..at].rsplit('\n').next().unwrap().len());
+    let port = free_port();
+    p.write(
+        "config/sync.yaml",
+        &format!(
+            "{}\n{indent}enabled: false{}\napi:\n  listen: 127.0.0.1:{port}\n",
+            &sync[..line_end],
+            &sync[line_end..]
+        ),
+    );
+    let out = p.cli(&["history", "--backup", "backup2", "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(!json(&out).as_array().unwrap().is_empty());
+    let out = p.cli(&["history", "--backup", "backup9"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out).contains("backup2 (disabled)"), "{}", text(&out));
+
+    // The page offers no "Run now" and no catch-up promise for a disabled task; the API
+    // reads the disabled backup's history.
+    let d = DaemonProcess::start(p.root(), port).await;
+    let page = d.text("/").await;
+    let row = page
+        .split("data-task=\"reconcile_weekly\"")
+        .nth(1)
+        .expect("the task's row");
+    let row = &row[..row.find("</tr>").unwrap_or(row.len())];
+    assert!(!row.contains("Run now"), "{row}");
+    assert!(row.contains("Disabled: the schedule does not run"), "{row}");
+    let h = d.get("/api/dms/sync/history?backup=backup2").await;
+    assert!(!h["items"].as_array().unwrap().is_empty(), "{h}");
+}

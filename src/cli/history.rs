@@ -134,7 +134,8 @@ fn confirm(question: &str) -> anyhow::Result<bool> {
 
 pub async fn run(config: &Path, args: HistoryArgs) -> anyhow::Result<ExitCode> {
     let settings = super::load(config)?;
-    settings.check_backups(&args.backup)?;
+    // The history of a disabled backup stays readable.
+    settings.check_configured_backups(&args.backup)?;
     let path = &settings.history.path;
     if let Some(HistoryCommand::Prune {
         older_than,

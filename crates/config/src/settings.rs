@@ -102,6 +102,49 @@ impl Settings {
     }
 }
 
+/// A backup name that is not a configured backup (disabled ones included): for reading
+/// what the history recorded of it.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("no backup is called {name:?}; the backups are: {}", if known.is_empty() { "none".to_string() } else { known.join(", ") })]
+pub struct UnknownConfiguredBackup {
+    /// The name given.
+    pub name: String,
+    /// The configured backups, disabled ones marked.
+    pub known: Vec<String>,
+}
+
+impl Settings {
+    /// `Ok` when every name is a configured backup, enabled or not: the history of a
+    /// disabled backup stays readable.
+    ///
+    /// # Errors
+    /// [`UnknownConfiguredBackup`] naming the first that is not one.
+    pub fn check_configured_backups<'a>(
+        &self,
+        names: impl IntoIterator<Item = &'a String>,
+    ) -> Result<(), UnknownConfiguredBackup> {
+        for n in names {
+            if !self.backups.iter().any(|b| &b.name == n) {
+                return Err(UnknownConfiguredBackup {
+                    name: n.clone(),
+                    known: self
+                        .backups
+                        .iter()
+                        .map(|b| {
+                            if b.enabled {
+                                b.name.clone()
+                            } else {
+                                format!("{} (disabled)", b.name)
+                            }
+                        })
+                        .collect(),
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
 /// A backup name that is not an enabled backup.
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("no enabled backup is called {name:?}; the enabled backups are: {}", if known.is_empty() { "none".to_string() } else { known.join(", ") })]

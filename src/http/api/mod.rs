@@ -168,7 +168,11 @@ async fn history(
         ],
     )?;
     let limit = p.limit(100, MAX_LIMIT)?;
-    known_backup(&d, p.text("backup"))?;
+    // The history of a disabled backup stays readable.
+    d.app
+        .settings
+        .check_configured_backups(p.text("backup").as_ref())
+        .map_err(|e| ApiError::bad_request(format!("backup: {e}")))?;
     known_task(&d, p.text("task")).await?;
     let filter = HistoryFilter {
         backup: p.text("backup"),
