@@ -215,7 +215,8 @@ async fn bad_parameters_get_a_400_with_a_message() {
         ("/api/dms/sync/metrics?window=forever", "window"),
         (
             "/api/dms/sync/history?backup=nosuch",
-            "no enabled backup is called \"nosuch\"; the enabled backups are: backup1, backup2",
+            // The history reads disabled backups too.
+            "no backup is called \"nosuch\"; the backups are: backup1, backup2",
         ),
         (
             "/api/dms/sync/status?backup=nosuch",

@@ -64,8 +64,9 @@ pub enum HistoryCommand {
     },
 }
 
-/// `dms history prune`: counts first (a reader); on a terminal asks before deleting; then
-/// deletes as the writer.
+/// `dms history prune`: a writer, so it takes the lock first (refused at once while the
+/// daemon holds it); counts what would go; on a terminal asks; then deletes. A dry run only
+/// reads (it works while the daemon runs).
 fn prune(
     path: &Path,
     settings: &crate::config::Settings,
@@ -73,27 +74,35 @@ fn prune(
     dry_run: bool,
     yes: bool,
 ) -> anyhow::Result<ExitCode> {
-    let Some(reader) = HistoryReader::open_if_exists(path)? else {
+    if !path.exists() {
         eprintln!(
             "no sync history yet at {}: nothing to prune",
             path.display()
         );
         return Ok(ExitCode::SUCCESS);
+    }
+    let mut writer = if dry_run {
+        None
+    } else {
+        Some(HistoryWriter::open(
+            path,
+            "dms history prune",
+            settings.history.busy_timeout,
+        )?)
     };
-    let would = reader.prunable(age)?;
-    drop(reader);
+    let would = HistoryReader::open(path)?.prunable(age)?;
     let what = format!(
         "{} sync history rows and {} task runs started before {}",
         would.rows,
         would.runs,
         people(&would.cutoff)
     );
-    if dry_run {
+    let Some(db) = writer.as_mut() else {
         super::output::line(format_args!(
             "would prune {what} (dry run: nothing deleted)"
         ))?;
         return Ok(ExitCode::SUCCESS);
-    }
+    };
     if would.rows == 0 && would.runs == 0 {
         super::output::line(format_args!(
             "nothing to prune: no rows started before {}",
@@ -107,7 +116,6 @@ fn prune(
         eprintln!("nothing deleted");
         return Ok(ExitCode::from(1));
     }
-    let mut db = HistoryWriter::open(path, "dms history prune", settings.history.busy_timeout)?;
     let p = db.prune_older_than(age)?;
     super::output::line(format_args!(
         "pruned {} sync history rows and {} task runs started before {}",
