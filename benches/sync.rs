@@ -252,6 +252,7 @@ fn influx_node(name: &str, url: &str, db: &str, pool: usize) -> Arc<dyn Node> {
             auth: dms::config::InfluxAuth::None,
             timeout: Duration::from_secs(60),
             gzip: false,
+            create_database: true,
         }),
     };
     dms::node::open(&settings, &Schema::default(), pool).expect("node")

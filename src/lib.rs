@@ -35,6 +35,6 @@ pub mod script;
 pub mod shutdown;
 
 pub use dms_config as config;
-pub use dms_core::{input, ledger, model, retry, sample, schema, timefmt};
+pub use dms_core::{input, ledger, model, names, retry, sample, schema, timefmt};
 pub use dms_engine::{restore, sync, verify};
 pub use dms_history as history;

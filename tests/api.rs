@@ -109,6 +109,12 @@ async fn history_filters_narrow_and_the_cursor_pages_through_everything_once() {
         .map(|r| r["id"].as_i64().unwrap())
         .collect();
     assert!(ids.windows(2).all(|w| w[0] > w[1]), "newest first");
+    // limit=0 means every row, as the CLI's --limit 0.
+    let zero = a.ok("/api/dms/sync/history?limit=0").await;
+    assert_eq!(items(&zero).len(), 12);
+    assert!(zero["next_cursor"].is_null());
+    let runs = a.ok("/api/dms/runs?limit=0").await;
+    assert!(!items(&runs).is_empty() && runs["next_cursor"].is_null());
 
     for (q, n) in [
         ("backup=backup1", 6),
@@ -190,7 +196,7 @@ async fn bad_parameters_get_a_400_with_a_message() {
     let a = api(None).await;
     for (q, needle) in [
         ("/api/dms/sync/history?limit=-1", "limit"),
-        ("/api/dms/sync/history?limit=0", "limit"),
+        ("/api/dms/sync/history?limit=10001", "limit"),
         ("/api/dms/sync/history?limit=abc", "not a whole number"),
         (
             "/api/dms/sync/history?limit=99999999999999999999",
@@ -209,7 +215,8 @@ async fn bad_parameters_get_a_400_with_a_message() {
         ("/api/dms/sync/metrics?window=forever", "window"),
         (
             "/api/dms/sync/history?backup=nosuch",
-            "no enabled backup is called \"nosuch\"; the enabled backups are: backup1, backup2",
+            // The history reads disabled backups too.
+            "no backup is called \"nosuch\"; the backups are: backup1, backup2",
         ),
         (
             "/api/dms/sync/status?backup=nosuch",

@@ -168,12 +168,14 @@ fn sync_with_filters_and_full_mode() {
             "{cmd:?}: an unknown backup is bad input"
         );
         let err = String::from_utf8_lossy(&bad.stderr);
-        assert!(
-            err.contains(
-                "no enabled backup is called \"nope\"; the enabled backups are: backup1, backup2"
-            ),
-            "{cmd:?}: {err}"
-        );
+        // The history names every configured backup (a disabled one's history stays
+        // readable); commands that work on backups name the enabled ones.
+        let want = if cmd[0] == "history" {
+            "no backup is called \"nope\"; the backups are: backup1, backup2"
+        } else {
+            "no enabled backup is called \"nope\"; the enabled backups are: backup1, backup2"
+        };
+        assert!(err.contains(want), "{cmd:?}: {err}");
     }
 }
 
@@ -331,11 +333,46 @@ fn history_prune_deletes_old_rows_and_keeps_checkpoints() {
         .query_row("SELECT count(*) FROM sync_status", [], |r| r.get(0))
         .unwrap();
     drop(conn);
+    // A dry run counts exactly what the prune deletes and deletes nothing.
+    let dry = p.cli(&["history", "prune", "--older-than", "90d", "--dry-run"]);
+    let dry_text = String::from_utf8_lossy(&dry.stdout).to_string();
+    assert!(dry.status.success(), "{dry_text}");
+    assert!(
+        dry_text.starts_with(&format!("would prune {old} sync history rows and ")),
+        "{dry_text}"
+    );
+    let counted = dry_text
+        .trim_start_matches("would prune ")
+        .split(" started before")
+        .next()
+        .unwrap()
+        .to_string();
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    let still: i64 = conn
+        .query_row("SELECT count(*) FROM sync_history", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(still, before, "a dry run deleted rows");
+    drop(conn);
+    // On a terminal it asks; anything but yes deletes nothing.
+    if let Some(answered) = on_a_terminal(&p, "history prune --older-than 90d", "n") {
+        assert!(answered.contains("? [y/N]"), "{answered}");
+        assert!(answered.contains("nothing deleted"), "{answered}");
+        let conn = rusqlite::Connection::open(&db).unwrap();
+        let still: i64 = conn
+            .query_row("SELECT count(*) FROM sync_history", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(still, before, "a no deleted rows");
+    }
     let out = p.cli(&["history", "prune", "--older-than", "90d"]);
     assert!(
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stdout).starts_with(&format!("pruned {counted} started")),
+        "dry run said {counted}: {}",
+        String::from_utf8_lossy(&out.stdout)
     );
     let conn = rusqlite::Connection::open(&db).unwrap();
     let after: i64 = conn
@@ -409,4 +446,278 @@ fn a_filter_that_matches_nothing_fails_and_a_missing_requested_series_is_a_recor
         run.warning.as_deref().unwrap_or("").contains(want),
         "{run:?}"
     );
+}
+
+/// Every file under `dir`, relative, sorted.
+fn files_under(dir: &Path) -> Vec<String> {
+    fn walk(base: &Path, dir: &Path, out: &mut Vec<String>) {
+        for e in std::fs::read_dir(dir).unwrap() {
+            let e = e.unwrap();
+            if e.file_type().unwrap().is_dir() {
+                walk(base, &e.path(), out);
+            } else {
+                out.push(e.path().strip_prefix(base).unwrap().display().to_string());
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(dir, dir, &mut out);
+    out.sort();
+    out
+}
+
+#[test]
+fn config_check_connect_on_a_fresh_clone_changes_nothing_and_notes_what_the_first_run_creates() {
+    let p = shipped();
+    let before = files_under(p.root());
+    let out = p.cli(&["config", "check", "--connect"]);
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert_eq!(out.status.code(), Some(0), "{stdout}{stderr}");
+    let notes: Vec<&str> = stdout.lines().filter(|l| l.starts_with("note")).collect();
+    assert_eq!(notes.len(), 3, "primary and two backups: {stdout}");
+    assert!(
+        notes
+            .iter()
+            .all(|l| l.contains("does not exist yet: will be created on first run")),
+        "{stdout}"
+    );
+    assert!(stdout.contains("3 notes"), "{stdout}");
+    assert_eq!(files_under(p.root()), before, "the check created files");
+
+    let out = p.cli(&["config", "check", "--connect", "--json"]);
+    assert_eq!(out.status.code(), Some(0));
+    let v = json(&out);
+    assert_eq!(v["ok"], true, "{v}");
+    assert_eq!(v["problems"], serde_json::json!([]));
+    assert_eq!(v["nodes"][0]["role"], "primary");
+    assert_eq!(v["nodes"][0]["reachable"], true);
+    assert_eq!(v["nodes"][0]["note"], "will be created on first run");
+    assert_eq!(files_under(p.root()), before, "the check created files");
+
+    // After the first run the stores exist: no notes.
+    assert!(p.cli(&["run", "--once"]).status.success());
+    let out = p.cli(&["config", "check", "--connect", "--json"]);
+    let v = json(&out);
+    assert!(
+        v["nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|n| n["note"].is_null() && n["reachable"] == true),
+        "{v}"
+    );
+
+    // A broken config: JSON with every problem, exit 2.
+    p.write(
+        "config/sync.yaml",
+        &std::fs::read_to_string(p.root().join("config/sync.yaml"))
+            .unwrap()
+            .replace("max_workers: 5", "max_workers: 0"),
+    );
+    let out = p.cli(&["config", "check", "--json"]);
+    assert_eq!(out.status.code(), Some(2));
+    let v = json(&out);
+    assert_eq!(v["ok"], false, "{v}");
+    assert!(
+        v["problems"][0].as_str().unwrap().contains("max_workers"),
+        "{v}"
+    );
+}
+
+#[test]
+fn a_name_filter_that_matches_nothing_exits_1_everywhere_with_the_nearest_name() {
+    let p = shipped();
+    assert!(p.cli(&["run", "--once"]).status.success());
+    let text = |o: &std::process::Output| {
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        )
+    };
+    for args in [
+        &["sync", "--symbol", "AAPL"][..],
+        &["verify", "--symbol", "AAPL"],
+        &["reconcile", "--symbol", "AAPL", "--dry-run"],
+        &["status", "--symbol", "AAPL"],
+        &["history", "--symbol", "AAPL"],
+        &["history", "--symbol", "AAPL", "--json"],
+    ] {
+        let out = p.cli(args);
+        let t = text(&out);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {t}");
+        assert!(
+            t.contains("matches symbol AAPL (did you mean US.AAPL?)"),
+            "{args:?}: {t}"
+        );
+    }
+    for args in [
+        &["verify", "--interval", "1h"][..],
+        &["history", "--interval", "1D"],
+        &["sync", "--interval", "1D"],
+    ] {
+        let out = p.cli(args);
+        let t = text(&out);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {t}");
+        assert!(t.contains("(did you mean 1"), "{args:?}: {t}");
+    }
+    // A filter that names a known series but selects no rows is an answer, not a mistake.
+    let out = p.cli(&["history", "--symbol", "US.AAPL", "--status", "failed"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let out = p.cli(&["status", "--symbol", "US.AAPL"]);
+    assert!(text(&out).contains("US.AAPL"), "{}", text(&out));
+    // Every --since takes the same forms: an age, RFC 3339, a date.
+    for args in [
+        &["verify", "--since", "7d"][..],
+        &["verify", "--since", "30d", "--until", "1h"],
+        &["reconcile", "--since", "7d", "--dry-run"],
+        &["history", "--since", "7d"],
+    ] {
+        let out = p.cli(args);
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {}", text(&out));
+    }
+    let out = p.cli(&["verify", "--since", "lately"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out).contains("an age before now (7d"),
+        "{}",
+        text(&out)
+    );
+}
+
+/// Runs `dms ARGS` in the project under a pseudo-terminal (util-linux `script`), typing
+/// `input` and a newline; everything the terminal showed, or `None` without `script`.
+fn on_a_terminal(p: &Project, args: &str, input: &str) -> Option<String> {
+    use std::io::Write as _;
+    let script = ["/usr/bin/script", "/bin/script"]
+        .into_iter()
+        .find(|s| Path::new(s).exists())?;
+    let cmd = format!("{} {args}", env!("CARGO_BIN_EXE_dms"));
+    let mut child = std::process::Command::new(script)
+        .args(["-qec", &cmd, "/dev/null"])
+        .current_dir(p.root())
+        .env_remove("DMS_CONFIG")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(format!("{input}\n").as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    Some(format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    ))
+}
+
+#[test]
+fn a_broken_script_blocks_only_its_own_task() {
+    let p = shipped();
+    p.write(
+        "scripts/broken.lua",
+        "function run(ctx)\n  local x = = 1\nend\n",
+    );
+    p.write(
+        "config/task.yaml",
+        &format!(
+            "{}  - name: broken\n    script: scripts/broken.lua\n",
+            std::fs::read_to_string(p.root().join("config/task.yaml")).unwrap()
+        ),
+    );
+    let text = |o: &std::process::Output| {
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        )
+    };
+    // The healthy task runs; the broken one is refused with its file and line, recording
+    // nothing (and never running as a task without a script).
+    let out = p.cli(&["task", "run", "daily_update_us"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let out = p.cli(&["task", "run", "broken"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(
+        text(&out).contains("scripts/broken.lua:2:"),
+        "{}",
+        text(&out)
+    );
+    assert!(p.history().runs(Some("broken"), 0).unwrap().is_empty());
+    // Commands that run no script work on.
+    for args in [&["sync"][..], &["verify"], &["reconcile", "--dry-run"]] {
+        let out = p.cli(args);
+        assert_ne!(out.status.code(), Some(2), "{args:?}: {}", text(&out));
+    }
+    // The daemon and run --once, which run every task, still refuse it up front.
+    let out = p.cli(&["run", "--once"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(text(&out).contains("task broken"), "{}", text(&out));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_disabled_task_runs_only_with_force_and_a_disabled_backups_history_stays_readable() {
+    use crate::helper::daemon::{DaemonProcess, free_port};
+    let p = shipped();
+    let text = |o: &std::process::Output| {
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        )
+    };
+    let out = p.cli(&["task", "run", "reconcile_weekly"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(text(&out).contains("--force"), "{}", text(&out));
+    assert!(
+        !p.root().join("run/db/sync_history.db").exists(),
+        "a refused run records nothing"
+    );
+    let out = p.cli(&["task", "run", "reconcile_weekly", "--force"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+
+    // backup2 synced, then disabled: its history is still there to read.
+    let out = p.cli(&["run", "--once"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let sync = std::fs::read_to_string(p.root().join("config/sync.yaml")).unwrap();
+    let at = sync.find("name: backup2").expect("backup2 in sync.yaml");
+    let line_end = at + sync[at..].find('\n').unwrap();
+    let indent = " ".repeat(sync[..at].rsplit('\n').next().unwrap().len());
+    let port = free_port();
+    p.write(
+        "config/sync.yaml",
+        &format!(
+            "{}\n{indent}enabled: false{}\napi:\n  listen: 127.0.0.1:{port}\n",
+            &sync[..line_end],
+            &sync[line_end..]
+        ),
+    );
+    let out = p.cli(&["history", "--backup", "backup2", "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(!json(&out).as_array().unwrap().is_empty());
+    let out = p.cli(&["history", "--backup", "backup9"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out).contains("backup2 (disabled)"), "{}", text(&out));
+
+    // The page offers no "Run now" and no catch-up promise for a disabled task; the API
+    // reads the disabled backup's history.
+    let d = DaemonProcess::start(p.root(), port).await;
+    let page = d.text("/").await;
+    let row = page
+        .split("data-task=\"reconcile_weekly\"")
+        .nth(1)
+        .expect("the task's row");
+    let row = &row[..row.find("</tr>").unwrap_or(row.len())];
+    assert!(!row.contains("Run now"), "{row}");
+    assert!(row.contains("Disabled: the schedule does not run"), "{row}");
+    let h = d.get("/api/dms/sync/history?backup=backup2").await;
+    assert!(!h["items"].as_array().unwrap().is_empty(), "{h}");
 }

@@ -393,3 +393,67 @@ fn rules_between_settings_name_the_line_and_column_of_the_setting_they_blame() {
         ],
     );
 }
+
+#[test]
+fn durations_take_the_same_forms_in_every_setting() {
+    let p = Project::with_sync(
+        &sync_yaml(10, 2, "")
+            .replace(
+                "    initial_days: 3650\n",
+                "    initial_days: 52w\n    check_interval: 1m\n    max_gap_hours: 2d\n    lookback: 2h\n",
+            )
+            .replace("  retry_delay: 0.05\n", "  retry_delay: 500ms\n")
+            .replace(
+                "history:\n  path: run/db/sync_history.db\n",
+                "history:\n  path: run/db/sync_history.db\n  retention_days: 90d\n  busy_timeout: 1m\n",
+            ),
+    );
+    p.write(
+        "config/task.yaml",
+        "tasks:\n  - name: t\n    timeout: 30m\n    initial_days: 7d\n",
+    );
+    // Milliseconds are not a unit here (the grammar is s, m, h, d, w): the message says so,
+    // with the line.
+    let (code, text) = check(&p);
+    assert_eq!(code, 2, "{text}");
+    assert!(
+        text.contains("sync.yaml:") && text.contains("\"500ms\" is not a duration"),
+        "{text}"
+    );
+    let fixed = std::fs::read_to_string(p.root().join("config/sync.yaml"))
+        .unwrap()
+        .replace("retry_delay: 500ms", "retry_delay: 5s");
+    p.write("config/sync.yaml", &fixed);
+    let (code, text) = check(&p);
+    assert_eq!(code, 0, "{text}");
+    let s = p.settings();
+    assert_eq!(s.sync.check_interval.as_secs(), 60);
+    assert_eq!(s.sync.max_gap.as_secs(), 2 * 86_400);
+    assert_eq!(s.sync.lookback.as_secs(), 2 * 3600);
+    assert_eq!(s.sync.initial_days, 364);
+    assert_eq!(s.sync.retry.delay.as_secs(), 5);
+    assert_eq!(s.history.retention_days, 90);
+    assert_eq!(s.history.busy_timeout.as_secs(), 60);
+    assert_eq!(s.tasks[0].timeout.as_secs(), 1800);
+    assert_eq!(s.tasks[0].initial_days, 7);
+
+    // Plain numbers keep their unit: days, hours, seconds.
+    p.write(
+        "config/sync.yaml",
+        &fixed
+            .replace("retention_days: 90d", "retention_days: 90")
+            .replace("max_gap_hours: 2d", "max_gap_hours: 36")
+            .replace("check_interval: 1m", "check_interval: 90"),
+    );
+    let s = p.settings();
+    assert_eq!(s.history.retention_days, 90);
+    assert_eq!(s.sync.max_gap.as_secs(), 36 * 3600);
+    assert_eq!(s.sync.check_interval.as_secs(), 90);
+
+    // Days must be whole.
+    p.write(
+        "config/sync.yaml",
+        &fixed.replace("retention_days: 90d", "retention_days: 36h"),
+    );
+    assert_rejected(&p, &["sync.yaml:", "\"36h\" is not a whole number of days"]);
+}

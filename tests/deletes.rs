@@ -99,6 +99,9 @@ async fn a_primary_restored_from_an_older_snapshot_deletes_nothing_until_a_perso
     let out = p.cli(&["reconcile", "--json"]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     let run = json(&out);
+    // The shape every run has: duration in seconds, times in RFC 3339.
+    assert!(run["duration_seconds"].is_number(), "{run:#}");
+    assert!(run.get("duration_ms").is_none(), "{run:#}");
     for b in ["backup1", "backup2"] {
         let r = reconciled(&run, b);
         assert_eq!(r["deleted"], 0, "{r:#}");
@@ -199,7 +202,27 @@ async fn a_window_losing_most_of_its_points_is_refused_and_shown_on_the_page_met
         .send()
         .await
         .expect("POST");
+    // A reconcile is a run: 202 with its id and where to follow it, like a task trigger.
     assert_eq!(r.status().as_u16(), 202);
+    let location = r
+        .headers()
+        .get("location")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
+        .expect("a Location header");
+    let started: Value =
+        serde_json::from_str(&r.text().await.expect("an answer")).expect("a JSON answer");
+    let run_id = started["run_id"].as_i64().expect("a run id");
+    assert_eq!(location, format!("/api/dms/runs/{run_id}"));
+    assert_eq!(started["task"], "@reconcile", "{started}");
+    assert_eq!(started["status"], "started", "{started}");
+    d.wait_for("the reconcile run ends", 20, || async {
+        d.get(&location).await["status"] != "running"
+    })
+    .await;
+    let run = d.get(&location).await;
+    assert_eq!(run["task"], "@reconcile", "{run:#}");
+    assert!(run["duration_seconds"].is_number(), "{run:#}");
     d.wait_for("the reconcile refused its deletes", 20, || async {
         let rows = d.get("/api/dms/reconcile?latest=true").await;
         rows["items"]
@@ -226,6 +249,12 @@ async fn a_window_losing_most_of_its_points_is_refused_and_shown_on_the_page_met
             .find(|a| a.to_string().contains("deletes refused"))
         {
             assert!(a.to_string().contains("primary lost"), "{a:#}");
+            // The README's one wall-clock format: RFC 3339 UTC with milliseconds.
+            let time = a["time"].as_str().unwrap_or_default();
+            assert!(
+                time.len() == 24 && time.ends_with('Z') && time.as_bytes()[19] == b'.',
+                "{a:#}"
+            );
             break;
         }
         assert!(

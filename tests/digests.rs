@@ -47,6 +47,7 @@ fn influx_as(
             auth,
             timeout: Duration::from_secs(20),
             gzip: false,
+            create_database: true,
         }),
     };
     node::open(&settings, schema, 4).expect("opening an influxdb node")

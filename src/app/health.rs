@@ -3,7 +3,8 @@
 //! (backup)), shared by `dms config check --connect`, `/healthz`, `/metrics` and the status
 //! page.
 
-use crate::node::{Node, Role};
+use crate::config::{NodeKind, Settings};
+use crate::node::{Node, NodeError, Role};
 use crate::sync::Engine;
 use std::sync::Arc;
 use std::time::Duration;
@@ -27,6 +28,8 @@ pub struct NodeHealth {
     pub server: Option<String>,
     /// What was checked.
     pub detail: Option<String>,
+    /// Something to know that is not a failure (`will be created on first run`).
+    pub note: Option<String>,
     /// Why not.
     pub error: Option<String>,
 }
@@ -47,13 +50,11 @@ pub async fn check(node: Arc<dyn Node>, role: Role, timeout: Duration) -> NodeHe
     };
     NodeHealth {
         name: node.name().to_string(),
-        role: match role {
-            Role::Primary => "primary",
-            Role::Backup => "backup",
-        },
+        role: role_name(role),
         describe: node.describe(),
         reachable: error.is_none(),
         server: probe.as_ref().map(|p| p.server.clone()),
+        note: probe.as_ref().and_then(|p| p.note.clone()),
         detail: probe.map(|p| p.detail),
         error,
     }
@@ -68,6 +69,59 @@ pub async fn check_all(
     let nodes = std::iter::once((Role::Primary, primary.clone()))
         .chain(backups.iter().map(|b| (Role::Backup, b.clone())));
     futures::future::join_all(nodes.map(|(role, n)| check(n, role, timeout))).await
+}
+
+/// Checks the configured primary and enabled backups without changing anything (`dms
+/// config check --connect`): a SQLite store whose file does not exist is not opened (opening
+/// would create it) but noted as created on first run; every other node is opened and
+/// probed, and probes create nothing.
+///
+/// # Errors
+/// [`NodeError`] when an existing store cannot be opened or an InfluxDB URL is unusable.
+pub async fn check_configured(
+    settings: &Settings,
+    timeout: Duration,
+) -> Result<Vec<NodeHealth>, NodeError> {
+    let nodes = std::iter::once((Role::Primary, &settings.primary))
+        .chain(settings.enabled_backups().map(|b| (Role::Backup, b)));
+    let mut checks = Vec::new();
+    let mut missing = Vec::new();
+    for (i, (role, n)) in nodes.enumerate() {
+        match &n.kind {
+            NodeKind::Sqlite { path } if !path.exists() => missing.push((
+                i,
+                NodeHealth {
+                    name: n.name.clone(),
+                    role: role_name(role),
+                    describe: format!("sqlite {}", path.display()),
+                    reachable: true,
+                    server: Some(format!("SQLite {}", crate::node::sqlite::sqlite_version())),
+                    detail: Some(format!("store {} does not exist yet", path.display())),
+                    note: Some("will be created on first run".into()),
+                    error: None,
+                },
+            )),
+            _ => {
+                let node = crate::node::open(n, &settings.schema, settings.sync.pool_size)?;
+                checks.push((i, check(node, role, timeout)));
+            }
+        }
+    }
+    let (at, futures): (Vec<usize>, Vec<_>) = checks.into_iter().unzip();
+    let mut out: Vec<(usize, NodeHealth)> = at
+        .into_iter()
+        .zip(futures::future::join_all(futures).await)
+        .chain(missing)
+        .collect();
+    out.sort_by_key(|(i, _)| *i);
+    Ok(out.into_iter().map(|(_, h)| h).collect())
+}
+
+fn role_name(role: Role) -> &'static str {
+    match role {
+        Role::Primary => "primary",
+        Role::Backup => "backup",
+    }
 }
 
 /// Checks the engine's primary and enabled backups with [`PING_TIMEOUT`].

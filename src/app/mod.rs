@@ -37,6 +37,9 @@ pub enum AppError {
     /// Scripts failed to compile.
     #[error("{} task script(s) failed to load:\n{}", .0.len(), .0.iter().map(|(t, e)| format!("  - task {t}: {e}")).collect::<Vec<_>>().join("\n"))]
     Scripts(Vec<(String, ScriptError)>),
+    /// A `--symbol` or `--interval` filter names no series.
+    #[error(transparent)]
+    NoMatch(#[from] crate::names::NoMatch),
     /// No such task.
     #[error("no task is called {0:?} (see `dms task list`)")]
     UnknownTask(String),
@@ -63,10 +66,38 @@ pub struct App {
     pub scripts: HashMap<String, ScriptRef>,
     /// The HTTP client scripts use (`dms.http`).
     pub http: crate::script::HttpAccess,
+    /// Tasks whose scripts do not compile, with why: only their own runs fail; commands that
+    /// run no script (or another task's) work on.
+    broken: Vec<(String, ScriptError)>,
     running: runner::RunningTasks,
 }
 
 impl App {
+    /// Checks `--symbol`/`--interval` filters against the series the primary and the enabled
+    /// backups hold, before any work: a name that matches nothing is an error with the
+    /// nearest existing name, never an empty success. No look-up without filters.
+    ///
+    /// # Errors
+    /// [`AppError::NoMatch`], or a node's error when one cannot list its series (a backup
+    /// that cannot is left out: its own work reports it).
+    pub async fn check_filters(
+        &self,
+        symbols: &[String],
+        intervals: &[String],
+    ) -> Result<(), AppError> {
+        if symbols.is_empty() && intervals.is_empty() {
+            return Ok(());
+        }
+        let mut known = self.engine.primary().list_series().await?;
+        for b in self.engine.backups() {
+            if let Ok(theirs) = b.list_series().await {
+                known.extend(theirs);
+            }
+        }
+        crate::names::NoMatch::check("on the primary or a backup", symbols, intervals, &known)?;
+        Ok(())
+    }
+
     /// How the task scripts' processes are started.
     pub fn launcher(&self) -> Launcher {
         Launcher {
@@ -83,7 +114,7 @@ impl App {
     /// [`AppError::Scripts`] naming each task whose script does not load.
     pub async fn check_scripts(&self) -> Result<(), AppError> {
         let launcher = self.launcher();
-        let mut errors = Vec::new();
+        let mut errors = self.broken.clone();
         for s in self.scripts.values() {
             if let Err(e) = script::process::check_load(&launcher, s).await {
                 errors.push((s.task.clone(), e));
@@ -97,8 +128,22 @@ impl App {
         }
     }
 
+    /// `Err(AppError::Scripts)` when the script of `task` does not compile (found when the
+    /// app was opened): what a run of that task, and only of that task, must fix first.
+    ///
+    /// # Errors
+    /// [`AppError::Scripts`] naming the task and its script's error.
+    pub fn check_script_of(&self, task: &str) -> Result<(), AppError> {
+        match self.broken.iter().find(|(t, _)| t == task) {
+            Some(b) => Err(AppError::Scripts(vec![b.clone()])),
+            None => Ok(()),
+        }
+    }
+
     /// Opens nodes from the settings, takes the history writer lock (naming `who` in it),
-    /// repairs rows a crash left running, and checks every task script's syntax.
+    /// repairs rows a crash left running, and checks every task script's syntax: a script
+    /// that does not compile is remembered, failing only its own task's runs
+    /// ([`App::check_script_of`]; the daemon and `run --once` refuse it up front).
     ///
     /// # Errors
     /// [`AppError`] naming what failed.
@@ -126,10 +171,7 @@ impl App {
                 "marked work left running by an earlier crash as interrupted"
             );
         }
-        let (scripts, errors) = script::check_all(&settings.tasks, &settings.root);
-        if !errors.is_empty() {
-            return Err(AppError::Scripts(errors));
-        }
+        let (scripts, broken) = script::check_all(&settings.tasks, &settings.root);
         let http = crate::script::HttpAccess::new(&settings.scripts)?;
         let disabled = settings
             .backups
@@ -152,6 +194,7 @@ impl App {
             history,
             scripts,
             http,
+            broken,
             running: runner::RunningTasks::default(),
         })
     }

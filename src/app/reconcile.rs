@@ -25,8 +25,8 @@ pub struct ReconcileRun {
     pub error: Option<String>,
     /// What was compared and repaired.
     pub report: ReconcileReport,
-    /// Wall time in milliseconds.
-    pub duration_ms: u64,
+    /// Wall time in seconds, as a run's `duration_seconds`.
+    pub duration_seconds: f64,
 }
 
 impl App {
@@ -57,6 +57,23 @@ impl App {
         pass: Pass,
         trigger: Trigger,
         control: &SyncControl,
+    ) -> Result<ReconcileRun, AppError> {
+        self.reconcile_telling(args, pass, trigger, control, None)
+            .await
+    }
+
+    /// [`App::reconcile`], sending the run's id to `recorded` once the run is in the history
+    /// (the API answers with it before the reconcile ends).
+    ///
+    /// # Errors
+    /// As [`App::reconcile`].
+    pub async fn reconcile_telling(
+        &self,
+        args: &ReconcileArgs,
+        pass: Pass,
+        trigger: Trigger,
+        control: &SyncControl,
+        recorded: Option<tokio::sync::oneshot::Sender<i64>>,
     ) -> Result<ReconcileRun, AppError> {
         let started = Instant::now();
         // A scrub reads the stripe after the last one it finished.
@@ -97,6 +114,10 @@ impl App {
             .write(move |db| db.start_run(RECONCILE_TASK, trigger))
             .await?;
         req.run_id = Some(run_id);
+        if let Some(tx) = recorded {
+            // The asker may have gone (a client that hung up): the run goes on.
+            let _ = tx.send(run_id);
+        }
         tracing::info!(run = run_id, pass = pass.as_str(), "reconcile started");
         let result = self.engine.reconcile(&req, control).await;
         let (status, error, report) = match result {
@@ -180,7 +201,7 @@ impl App {
             status,
             error,
             report,
-            duration_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+            duration_seconds: started.elapsed().as_secs_f64(),
         })
     }
 }

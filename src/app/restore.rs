@@ -43,8 +43,8 @@ pub struct RestoreRun {
     pub warning: Option<String>,
     /// What was written, kept and compared, per series.
     pub restore: RestoreReport,
-    /// Wall time in milliseconds.
-    pub duration_ms: u64,
+    /// Wall time in seconds, as a run's `duration_seconds`.
+    pub duration_seconds: f64,
 }
 
 impl App {
@@ -126,7 +126,7 @@ impl App {
             error,
             warning,
             restore: report,
-            duration_ms: u64::try_from(begun.elapsed().as_millis()).unwrap_or(u64::MAX),
+            duration_seconds: begun.elapsed().as_secs_f64(),
         })
     }
 }

@@ -192,6 +192,9 @@ impl App {
             .task(name)
             .ok_or_else(|| AppError::UnknownTask(name.to_string()))?
             .clone();
+        // A task whose script does not compile never runs (above all not as a task without
+        // a script, which would sync everything).
+        self.check_script_of(name)?;
         let started = Instant::now();
         let Some(_guard) = self.running.try_start(name) else {
             let outcome = self.record_skipped(name, trigger).await?;

@@ -88,6 +88,12 @@ impl Verifier {
         }
         series.sort();
         series.dedup();
+        crate::names::NoMatch::check(
+            "on the primary or a compared backup",
+            &scope.symbols,
+            &scope.intervals,
+            &series,
+        )?;
         series.retain(|s| {
             (scope.symbols.is_empty() || scope.symbols.contains(&s.symbol))
                 && (scope.intervals.is_empty() || scope.intervals.contains(&s.interval))

@@ -49,32 +49,113 @@ pub struct HistoryArgs {
 /// `dms history …`
 #[derive(Debug, clap::Subcommand)]
 pub enum HistoryCommand {
-    /// Delete sync history and task runs older than an age (checkpoints are kept).
+    /// Delete sync history and task runs older than an age (checkpoints are kept). On a
+    /// terminal it asks first.
     Prune {
         /// Age such as 90d, 12h; default: history.retention_days.
         #[arg(long, value_name = "AGE")]
         older_than: Option<String>,
+        /// Count what would be deleted and delete nothing (works while the daemon runs).
+        #[arg(long)]
+        dry_run: bool,
+        /// Do not ask, even on a terminal.
+        #[arg(long, short = 'y')]
+        yes: bool,
     },
+}
+
+/// `dms history prune`: a writer, so it takes the lock first (refused at once while the
+/// daemon holds it); counts what would go; on a terminal asks; then deletes. A dry run only
+/// reads (it works while the daemon runs).
+fn prune(
+    path: &Path,
+    settings: &crate::config::Settings,
+    age: chrono::Duration,
+    dry_run: bool,
+    yes: bool,
+) -> anyhow::Result<ExitCode> {
+    if !path.exists() {
+        eprintln!(
+            "no sync history yet at {}: nothing to prune",
+            path.display()
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    let mut writer = if dry_run {
+        None
+    } else {
+        Some(HistoryWriter::open(
+            path,
+            "dms history prune",
+            settings.history.busy_timeout,
+        )?)
+    };
+    let would = HistoryReader::open(path)?.prunable(age)?;
+    let what = format!(
+        "{} sync history rows and {} task runs started before {}",
+        would.rows,
+        would.runs,
+        people(&would.cutoff)
+    );
+    let Some(db) = writer.as_mut() else {
+        super::output::line(format_args!(
+            "would prune {what} (dry run: nothing deleted)"
+        ))?;
+        return Ok(ExitCode::SUCCESS);
+    };
+    if would.rows == 0 && would.runs == 0 {
+        super::output::line(format_args!(
+            "nothing to prune: no rows started before {}",
+            people(&would.cutoff)
+        ))?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let terminal = std::io::IsTerminal::is_terminal(&std::io::stdin())
+        && std::io::IsTerminal::is_terminal(&std::io::stderr());
+    if terminal && !yes && !confirm(&format!("delete {what}? [y/N] "))? {
+        eprintln!("nothing deleted");
+        return Ok(ExitCode::from(1));
+    }
+    let p = db.prune_older_than(age)?;
+    super::output::line(format_args!(
+        "pruned {} sync history rows and {} task runs started before {}",
+        p.rows,
+        p.runs,
+        people(&p.cutoff)
+    ))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Asks `question` on stderr and reads one line from stdin: yes only for `y` or `yes`.
+fn confirm(question: &str) -> anyhow::Result<bool> {
+    use std::io::Write as _;
+    let mut err = std::io::stderr();
+    err.write_all(question.as_bytes())?;
+    err.flush()?;
+    let mut answer = String::new();
+    std::io::stdin().read_line(&mut answer)?;
+    Ok(matches!(
+        answer.trim().to_ascii_lowercase().as_str(),
+        "y" | "yes"
+    ))
 }
 
 pub async fn run(config: &Path, args: HistoryArgs) -> anyhow::Result<ExitCode> {
     let settings = super::load(config)?;
-    settings.check_backups(&args.backup)?;
+    // The history of a disabled backup stays readable.
+    settings.check_configured_backups(&args.backup)?;
     let path = &settings.history.path;
-    if let Some(HistoryCommand::Prune { older_than }) = args.command {
+    if let Some(HistoryCommand::Prune {
+        older_than,
+        dry_run,
+        yes,
+    }) = args.command
+    {
         let age = match older_than {
             Some(s) => parse_age(&s).map_err(super::usage)?,
             None => chrono::Duration::days(i64::from(settings.history.retention_days)),
         };
-        let mut db = HistoryWriter::open(path, "dms history prune", settings.history.busy_timeout)?;
-        let p = db.prune_older_than(age)?;
-        super::output::line(format_args!(
-            "pruned {} sync history rows and {} task runs started before {}",
-            p.rows,
-            p.runs,
-            people(&p.cutoff)
-        ))?;
-        return Ok(ExitCode::SUCCESS);
+        return prune(path, &settings, age, dry_run, yes);
     }
     let status = match args.status.as_deref().map(|s| (s, Status::parse(s))) {
         Some((
@@ -131,6 +212,15 @@ pub async fn run(config: &Path, args: HistoryArgs) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     };
     let rows = db.history(&filter)?;
+    if rows.is_empty() && (filter.symbol.is_some() || filter.interval.is_some()) {
+        // Nothing matched: a name the history never saw is a mistake, not an empty answer.
+        crate::names::NoMatch::check(
+            "in the history",
+            filter.symbol.as_slice(),
+            filter.interval.as_slice(),
+            &db.series_names()?,
+        )?;
+    }
     if args.json {
         super::output::json(&rows)?;
         return Ok(ExitCode::SUCCESS);

@@ -183,6 +183,7 @@ fn exit_code_of(e: &anyhow::Error) -> u8 {
     let bad_input = e.chain().any(|c| {
         c.is::<config::ConfigError>()
             || c.is::<config::UnknownBackup>()
+            || c.is::<config::UnknownConfiguredBackup>()
             || c.is::<Usage>()
             || c.is::<crate::history::HistoryError>()
             || c.is::<crate::ledger::LedgerError>()

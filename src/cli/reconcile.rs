@@ -4,7 +4,6 @@
 use super::output::{Table, col};
 use crate::app::App;
 use crate::history::{Status, Trigger};
-use crate::model::parse_time;
 use crate::sync::{Pass, ReconcileArgs, SyncControl};
 use crate::timefmt::people_text;
 use std::path::Path;
@@ -67,12 +66,7 @@ pub async fn run(config: &Path, args: ReconcileCliArgs) -> anyhow::Result<ExitCo
     settings.check_backups(&args.filter.backups)?;
     let when = |s: &Option<String>| -> anyhow::Result<Option<i64>> {
         s.as_deref()
-            .map(|v| match crate::input::parse_age(v) {
-                Ok(age) => Ok(crate::input::before_now(age)
-                    .timestamp_nanos_opt()
-                    .unwrap_or(i64::MIN)),
-                Err(_) => parse_time(v),
-            })
+            .map(crate::input::parse_point_in_time_nanos)
             .transpose()
             .map_err(super::usage)
     };
@@ -103,6 +97,11 @@ pub async fn run(config: &Path, args: ReconcileCliArgs) -> anyhow::Result<ExitCo
         },
     };
     let app = App::open(settings, "dms reconcile")?;
+    app.check_filters(
+        rargs.symbols.as_deref().unwrap_or_default(),
+        rargs.intervals.as_deref().unwrap_or_default(),
+    )
+    .await?;
     let pass = match pass {
         Pass::Scrub { .. } => app.scrub_pass(),
         other => other,
@@ -209,7 +208,7 @@ fn print(run: &crate::app::reconcile::ReconcileRun) -> anyhow::Result<()> {
         people_text(&r.range_start),
         people_text(&r.range_end),
         r.depth,
-        run.duration_ms as f64 / 1000.0,
+        run.duration_seconds,
         if r.backups.iter().any(|b| b.counts.extra > 0) {
             " (extra points are kept: reconcile.mirror_deletes is off)"
         } else {

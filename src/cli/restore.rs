@@ -154,7 +154,7 @@ fn print(run: &RestoreRun) -> anyhow::Result<()> {
         c.equal,
         c.differing,
         c.failed,
-        run.duration_ms as f64 / 1000.0
+        run.duration_seconds
     ))?;
     if c.kept > 0 {
         let how = if r.dry_run {

@@ -34,6 +34,8 @@ pub async fn run(config: &Path, args: StatusArgs) -> anyhow::Result<ExitCode> {
     let nodes = crate::app::open_nodes(&settings)?;
     let mut lines =
         status::collect(&settings, &recorded, nodes.primary.as_ref(), &nodes.backups).await?;
+    let known: Vec<_> = lines.iter().map(|l| l.key.series.clone()).collect();
+    crate::names::NoMatch::check("in the status", args.symbol.as_slice(), &[], &known)?;
     lines.retain(|l| {
         args.backup.as_ref().is_none_or(|b| &l.key.backup == b)
             && args.symbol.as_ref().is_none_or(|s| l.key.symbol() == s)

@@ -22,6 +22,9 @@ pub enum TaskCommand {
     Run {
         /// Task name.
         name: String,
+        /// Run it even when it is disabled (enabled: false), as the API's force=true.
+        #[arg(long)]
+        force: bool,
         /// Print JSON (the run object with its sync history rows).
         #[arg(long)]
         json: bool,
@@ -44,7 +47,7 @@ pub async fn run(config: &Path, cmd: TaskCommand) -> anyhow::Result<ExitCode> {
     match cmd {
         TaskCommand::List { json } => list(&settings, json),
         TaskCommand::Runs { name, limit, json } => runs(&settings, &name, limit, json),
-        TaskCommand::Run { name, json } => run_one(settings, &name, json).await,
+        TaskCommand::Run { name, force, json } => run_one(settings, &name, force, json).await,
     }
 }
 
@@ -146,10 +149,17 @@ fn runs(
 async fn run_one(
     settings: crate::config::Settings,
     name: &str,
+    force: bool,
     json: bool,
 ) -> anyhow::Result<ExitCode> {
-    if settings.task(name).is_none() {
-        return Err(crate::app::AppError::UnknownTask(name.to_string()).into());
+    match settings.task(name) {
+        None => return Err(crate::app::AppError::UnknownTask(name.to_string()).into()),
+        Some(t) if !t.enabled && !force => {
+            return Err(super::usage(format!(
+                "task {name:?} is disabled (enabled: false in task.yaml); --force runs it anyway"
+            )));
+        }
+        Some(_) => {}
     }
     let app = App::open(settings, &format!("dms task run {name}"))?;
     let bar = super::progress::Bar::new();

@@ -3,7 +3,6 @@
 use super::output::{Table, col};
 use crate::app::App;
 use crate::app::verify::{Scope, Verifier};
-use crate::model::parse_time;
 use crate::sync::SyncControl;
 use crate::timefmt::people_text;
 use crate::verify::VerifyReport;
@@ -48,7 +47,7 @@ pub async fn run(config: &Path, args: VerifyArgs) -> anyhow::Result<ExitCode> {
         .ok_or_else(|| super::usage("--window must be positive"))?;
     let parse = |s: &Option<String>| -> anyhow::Result<Option<i64>> {
         s.as_deref()
-            .map(parse_time)
+            .map(crate::input::parse_point_in_time_nanos)
             .transpose()
             .map_err(super::usage)
     };

@@ -131,7 +131,7 @@ impl Alerter {
         };
         let body = serde_json::json!({
             "source": "dms",
-            "time": chrono::Utc::now().to_rfc3339(),
+            "time": crate::history::now_text(),
             "alert": alert,
         })
         .to_string();

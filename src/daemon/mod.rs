@@ -209,6 +209,34 @@ impl Daemon {
         passes: Vec<Pass>,
         trigger: Trigger,
     ) -> Result<(), TriggerError> {
+        self.spawn_reconcile(args, passes, trigger, None)
+    }
+
+    /// Starts one reconcile pass in the background (as [`Daemon::trigger_reconcile`]) and
+    /// returns its run id once the run is recorded, for the API's `Location`.
+    ///
+    /// # Errors
+    /// [`TriggerError`]: one already going, the daemon stopping; `NotRecorded` when the
+    /// reconcile ended before its run was recorded (an unreachable primary, the history).
+    pub async fn trigger_reconcile_run(
+        self: &Arc<Self>,
+        args: ReconcileArgs,
+        pass: Pass,
+        trigger: Trigger,
+    ) -> Result<i64, TriggerError> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.spawn_reconcile(args, vec![pass], trigger, Some(tx))?;
+        rx.await
+            .map_err(|_| TriggerError::NotRecorded(RECONCILE_TASK.to_string()))
+    }
+
+    fn spawn_reconcile(
+        self: &Arc<Self>,
+        args: ReconcileArgs,
+        passes: Vec<Pass>,
+        trigger: Trigger,
+        mut recorded: Option<tokio::sync::oneshot::Sender<i64>>,
+    ) -> Result<(), TriggerError> {
         use std::sync::atomic::Ordering;
         if self.shutdown.is_stopping() {
             return Err(TriggerError::ShuttingDown);
@@ -223,7 +251,8 @@ impl Daemon {
                 if control.cancel.is_cancelled() {
                     break;
                 }
-                this.reconcile_pass(&args, pass, trigger, &control).await;
+                this.reconcile_pass(&args, pass, trigger, &control, recorded.take())
+                    .await;
             }
             this.reconciling.store(false, Ordering::SeqCst);
         });
@@ -237,8 +266,13 @@ impl Daemon {
         pass: Pass,
         trigger: Trigger,
         control: &crate::sync::SyncControl,
+        recorded: Option<tokio::sync::oneshot::Sender<i64>>,
     ) {
-        match self.app.reconcile(args, pass, trigger, control).await {
+        match self
+            .app
+            .reconcile_telling(args, pass, trigger, control, recorded)
+            .await
+        {
             Ok(run) if run.status == Status::Interrupted => self.shutdown.note(Stopped {
                 runs: 1,
                 ..Stopped::default()

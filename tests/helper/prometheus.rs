@@ -67,6 +67,27 @@ pub fn promtool_check(body: &str) -> Option<Result<(), String>> {
     })
 }
 
+/// `promtool check rules FILE`: `Ok(its output)` when it passes, else its output. `None`
+/// without promtool.
+pub fn promtool_check_rules(file: &std::path::Path) -> Option<Result<String, String>> {
+    let bin = binary("DMS_TEST_PROMTOOL", "promtool")?;
+    let out = Command::new(bin)
+        .args(["check", "rules"])
+        .arg(file)
+        .output()
+        .expect("promtool runs");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Some(if out.status.success() {
+        Ok(text)
+    } else {
+        Err(text)
+    })
+}
+
 /// A running Prometheus server scraping one target every second.
 pub struct PrometheusServer {
     child: Option<Child>,
@@ -79,15 +100,32 @@ impl PrometheusServer {
     /// Starts `prometheus` scraping `target` (`host:port`) at `/metrics` every second as job
     /// `dms`, and waits until it is ready. `None` without prometheus.
     pub async fn start(target: &str) -> Option<PrometheusServer> {
+        Self::start_with_rules(target, None).await
+    }
+
+    /// [`PrometheusServer::start`], also loading the alerting rules in `rules` and evaluating
+    /// them every second.
+    pub async fn start_with_rules(
+        target: &str,
+        rules: Option<&std::path::Path>,
+    ) -> Option<PrometheusServer> {
         let bin = binary("DMS_TEST_PROMETHEUS", "prometheus")?;
         let dir = tempfile::Builder::new()
             .prefix("dms-prometheus-")
             .tempdir()
             .expect("a temp dir for prometheus");
+        let rule_files = rules
+            .map(|r| {
+                format!(
+                    "  evaluation_interval: 1s\nrule_files: [\"{}\"]\n",
+                    r.display()
+                )
+            })
+            .unwrap_or_default();
         std::fs::write(
             dir.path().join("prometheus.yml"),
             format!(
-                "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n\
+                "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n{rule_files}\
                  scrape_configs:\n  - job_name: dms\n    metrics_path: /metrics\n    \
                  static_configs:\n      - targets: [\"{target}\"]\n"
             ),
@@ -164,6 +202,20 @@ impl PrometheusServer {
         let body = json(body).await;
         assert_eq!(body["status"], "success", "{selector}: {body}");
         body["data"].as_array().cloned().unwrap_or_default()
+    }
+
+    /// A GET of the HTTP API (`/api/v1/rules`, `/api/v1/alerts`); panics unless `success`.
+    /// Returns `data`.
+    pub async fn api(&self, path: &str) -> Value {
+        let r = self
+            .http
+            .get(format!("{}{path}", self.url))
+            .send()
+            .await
+            .expect("prometheus answers");
+        let body = json(r).await;
+        assert_eq!(body["status"], "success", "{path}: {body}");
+        body["data"].clone()
     }
 
     /// The scrape target's state (`/api/v1/targets`): health and last error.

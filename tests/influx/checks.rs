@@ -107,8 +107,9 @@ async fn a_misspelled_primary_database_is_an_error_never_zero_series() {
         .lines()
         .find(|l| l.contains("backup1"))
         .expect("a backup line");
+    // The failed sync created nothing on the backup either: the first run that writes will.
     assert!(
-        backup.starts_with("ok") && backup.contains("InfluxDB 1."),
+        backup.starts_with("note") && backup.contains("InfluxDB 1."),
         "{t}"
     );
 }
@@ -130,7 +131,10 @@ async fn config_check_connect_names_each_node_and_its_version() {
     let out = project.cli(&["config", "check", "--connect"]);
     let t = text(&out);
     assert_eq!(out.status.code(), Some(0), "{t}");
-    let lines: Vec<&str> = t.lines().filter(|l| l.starts_with("ok")).collect();
+    let lines: Vec<&str> = t
+        .lines()
+        .filter(|l| l.starts_with("ok") || l.starts_with("note"))
+        .collect();
     assert_eq!(lines.len(), 2, "{t}");
     assert!(
         lines[0].contains("primary")
@@ -139,11 +143,17 @@ async fn config_check_connect_names_each_node_and_its_version() {
         "{t}"
     );
     assert!(
-        lines[1].contains("backup1")
-            && lines[1].contains(r#"database "copy" did not exist: created"#),
+        lines[1].starts_with("note")
+            && lines[1].contains("backup1")
+            && lines[1]
+                .contains(r#"database "copy" does not exist yet: will be created on first run"#),
         "{t}"
     );
-    // Now it exists and takes writes.
+    // The check changed nothing: the backup's database still does not exist.
+    let dbs = s[1].query("", "SHOW DATABASES").await.to_string();
+    assert!(!dbs.contains(r#""copy""#), "{dbs}");
+    // Once it exists, it takes writes.
+    s[1].create_database("copy").await;
     let t = text(&project.cli(&["config", "check", "--connect"]));
     assert!(t.contains(r#"database "copy" can be written"#), "{t}");
 
@@ -285,4 +295,86 @@ async fn points_without_the_schemas_tags_are_reported_once_per_run() {
         "{:?}",
         runs[0].warning
     );
+}
+
+/// A script writing to a primary whose database name has a typo: the run fails (exit 1),
+/// the error lists the databases that exist, and nothing is created on the primary. A backup
+/// with `create_database: false` is refused the same way; one left at the default is created
+/// by its first write, and the log says so.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dms_never_creates_the_primarys_database() {
+    let Some(s) = servers(2).await else {
+        return;
+    };
+    let opts = Options::default();
+    let schema = opts.schema();
+    put(
+        &*node("primary", &Target::on(&s[0], "market"), &schema),
+        bars(&schema, "US.AAPL", "1d", 5),
+    )
+    .await;
+    let typo = Target::on(&s[0], "markte");
+    let project = Project::new(&typo, &[Target::on(&s[1], "copy")], &opts);
+    let root = project.config.parent().expect("the project folder");
+    std::fs::write(
+        root.join("import.lua"),
+        r#"
+function run(ctx)
+  dms.primary.write({{symbol = "US.AAPL", interval = "1d",
+    time = dms.time.parse("2024-01-02T00:00:00Z"), fields = {close = dms.float(1.5)}}})
+end
+"#,
+    )
+    .expect("script");
+    std::fs::write(
+        project.config.join("task.yaml"),
+        "tasks:\n  - name: import\n    script: import.lua\n    schedule: \"0 0 * * *\"\n",
+    )
+    .expect("task.yaml");
+    let out = project.cli(&["task", "run", "import"]);
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{t}");
+    assert!(
+        t.contains(r#"database "markte" does not exist"#)
+            && t.contains("the databases there: market"),
+        "{t}"
+    );
+    assert!(!t.contains("created"), "{t}");
+    let dbs = s[0].query("", "SHOW DATABASES").await.to_string();
+    assert!(!dbs.contains("markte"), "{dbs}");
+
+    // The key is refused on the primary.
+    let refused = Project::new(
+        &Target::on(&s[0], "market").with("create_database", "true"),
+        &[Target::on(&s[1], "copy")],
+        &opts,
+    );
+    let out = refused.cli(&["config", "check"]);
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(2), "{t}");
+    assert!(
+        t.contains("nodes.primary.create_database") && t.contains("never creates"),
+        "{t}"
+    );
+
+    // A backup that may not create its database is refused with the list; one that may is
+    // created by the first write, and the log says so.
+    let project = Project::new(
+        &Target::on(&s[0], "market"),
+        &[
+            Target::on(&s[1], "kopy").with("create_database", "false"),
+            Target::on(&s[1], "copy"),
+        ],
+        &opts,
+    );
+    let out = project.cli(&["sync"]);
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{t}");
+    assert!(
+        t.contains(r#"database "kopy" does not exist"#) && t.contains("dms does not create it"),
+        "{t}"
+    );
+    assert!(t.contains("created it"), "{t}");
+    let dbs = s[1].query("", "SHOW DATABASES").await.to_string();
+    assert!(!dbs.contains("kopy") && dbs.contains(r#""copy""#), "{dbs}");
 }

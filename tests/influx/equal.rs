@@ -371,7 +371,8 @@ async fn mirror_deletes_removes_a_point_deleted_on_the_primary_and_nothing_outsi
     // Reconciled through the API, as an operator's tooling would.
     let api = Api::serve(d.clone()).await;
     let started = api.post("/api/dms/reconcile").await;
-    assert_eq!(started["reconcile"], "started", "{started}");
+    assert_eq!(started["status"], "started", "{started}");
+    assert!(started["run_id"].as_i64().is_some(), "{started}");
     let row = api.finished_reconcile().await;
     assert_eq!(row["backup"], "backup1", "{row:#}");
     assert_eq!(row["status"], "success", "{row:#}");

@@ -265,6 +265,7 @@ pub fn node(name: &str, target: &Target, schema: &Schema) -> Arc<dyn Node> {
             auth,
             timeout: Duration::from_secs(10),
             gzip: false,
+            create_database: true,
         }),
     };
     node::open(&settings, schema, 2).expect("opening a node")

@@ -129,7 +129,11 @@ case "${1:-}" in
     need influxd "install InfluxDB 1.x (Debian: apt-get install influxdb)"
     need curl "install curl"
     need ss "install iproute2"
-    start primary 8086 8186; start backup1 8087 8187; start backup2 8089 8189 ;;
+    start primary 8086 8186; start backup1 8087 8187; start backup2 8089 8189
+    # dms never creates the primary's database (a typo in sync.yaml would fill a new one):
+    # the store is set up here, as an operator sets up a real one. Idempotent.
+    curl -sf -o /dev/null -XPOST "http://127.0.0.1:8086/query" --data-urlencode "q=CREATE DATABASE market"
+    echo "primary: database market ready" ;;
   stop) stop primary; stop backup1; stop backup2 ;;
   *) echo "usage: $0 start|stop" >&2; exit 2 ;;
 esac

@@ -82,6 +82,39 @@ macro_rules! checked {
             }
         }
     };
+    // A duration: a number in the setting's own unit (`$unit` seconds), or text with a unit
+    // (`30m`, `2h`, `90d`) in the grammar every CLI flag and API parameter takes.
+    ($name:ident, $out:ty, $expecting:literal, in $unit:expr, |$v:ident: $in:ident| $check:expr) => {
+        struct $name($out);
+        impl<'de> Deserialize<'de> for $name {
+            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                struct V;
+                impl<'de> serde::de::Visitor<'de> for V {
+                    type Value = $name;
+                    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                        f.write_str($expecting)
+                    }
+                    checked!(@visit $in, $out, $name, |$v| $check);
+                    fn visit_str<E: Error>(self, text: &str) -> Result<$name, E> {
+                        let secs = dms_core::input::duration_seconds(text).map_err(E::custom)?;
+                        checked!(@from_secs self, secs, $unit, $in, text)
+                    }
+                }
+                d.deserialize_any(V)
+            }
+        }
+    };
+    (@from_secs $s:ident, $secs:ident, $unit:expr, f64, $text:ident) => {
+        $s.visit_f64($secs / $unit)
+    };
+    // Whole units (only days take this form).
+    (@from_secs $s:ident, $secs:ident, $unit:expr, u64, $text:ident) => {{
+        let n = $secs / $unit;
+        if n.fract() != 0.0 {
+            return Err(E::custom(format!("{:?} is not a whole number of days", $text)));
+        }
+        $s.visit_u64(n as u64)
+    }};
     (@entry $d:ident, str, $v:ident) => { $d.deserialize_str($v) };
     (@entry $d:ident, f64, $v:ident) => { $d.deserialize_any($v) };
     (@entry $d:ident, u64, $v:ident) => { $d.deserialize_any($v) };
@@ -126,9 +159,13 @@ checked!(
     "a string (${VAR} is read from the environment)",
     |v: str| expand_env(v)
 );
-checked!(Secs, Duration, "a number of seconds", |v: f64| to_duration(
-    v
-));
+checked!(
+    Secs,
+    Duration,
+    "a number of seconds or a duration (30s, 5m, 2h)",
+    in 1.0,
+    |v: f64| to_duration(v)
+);
 checked!(
     Positive,
     u64,
@@ -162,7 +199,24 @@ macro_rules! bounded {
 }
 
 bounded!(Workers, workers, 1024, "parallel work and connections");
-bounded!(Days, days, 36_500, "a hundred years");
+checked!(
+    Days,
+    u64,
+    "a whole number of days or a duration in whole days (90d, 2w)",
+    in 86_400.0,
+    |v: u64| if v == 0 {
+        Err(Invalid("must be at least 1".to_string()))
+    } else if v > 36_500 {
+        Err(Invalid(format!("{v} is too large: at most 36500 (a hundred years)")))
+    } else {
+        Ok(v)
+    }
+);
+
+/// A whole number of days from 1 to 36500 (a hundred years), or a duration in whole days.
+pub fn days<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+    Days::deserialize(d).map(|v| v.0)
+}
 bounded!(BatchSize, batch_size, 1_000_000, "points per request");
 bounded!(MemoryMb, memory_mb, 1_048_576, "a terabyte");
 bounded!(Slices, slices, 366, "slices of the range");
@@ -175,7 +229,8 @@ pub fn opt_days<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error
 checked!(
     Hours,
     f64,
-    "a number of hours",
+    "a number of hours or a duration (36h, 2d)",
+    in 3600.0,
     |v: f64| if v.is_finite() && v > 0.0 && v <= 876_000.0 {
         Ok(v)
     } else {
@@ -190,7 +245,7 @@ pub fn hours<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
     Hours::deserialize(d).map(|v| v.0)
 }
 
-checked!(Timeout, Duration, "a number of seconds", |v: f64| {
+checked!(Timeout, Duration, "a number of seconds or a duration (30m, 1h)", in 1.0, |v: f64| {
     to_duration(v).and_then(|d| {
         if d.is_zero() {
             Err(Invalid("must be more than 0 seconds".to_string()))

@@ -464,6 +464,10 @@ pub struct NodeBlock {
     /// influxdb: gzip request bodies of writes.
     #[serde(default)]
     pub gzip: Option<bool>,
+    /// influxdb backups: create the database on the first write when it does not exist
+    /// (default true). Never on the primary: dms does not create the primary's database.
+    #[serde(default)]
+    pub create_database: Option<bool>,
 }
 
 /// `schema:`.

@@ -102,6 +102,49 @@ impl Settings {
     }
 }
 
+/// A backup name that is not a configured backup (disabled ones included): for reading
+/// what the history recorded of it.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("no backup is called {name:?}; the backups are: {}", if known.is_empty() { "none".to_string() } else { known.join(", ") })]
+pub struct UnknownConfiguredBackup {
+    /// The name given.
+    pub name: String,
+    /// The configured backups, disabled ones marked.
+    pub known: Vec<String>,
+}
+
+impl Settings {
+    /// `Ok` when every name is a configured backup, enabled or not: the history of a
+    /// disabled backup stays readable.
+    ///
+    /// # Errors
+    /// [`UnknownConfiguredBackup`] naming the first that is not one.
+    pub fn check_configured_backups<'a>(
+        &self,
+        names: impl IntoIterator<Item = &'a String>,
+    ) -> Result<(), UnknownConfiguredBackup> {
+        for n in names {
+            if !self.backups.iter().any(|b| &b.name == n) {
+                return Err(UnknownConfiguredBackup {
+                    name: n.clone(),
+                    known: self
+                        .backups
+                        .iter()
+                        .map(|b| {
+                            if b.enabled {
+                                b.name.clone()
+                            } else {
+                                format!("{} (disabled)", b.name)
+                            }
+                        })
+                        .collect(),
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
 /// A backup name that is not an enabled backup.
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("no enabled backup is called {name:?}; the enabled backups are: {}", if known.is_empty() { "none".to_string() } else { known.join(", ") })]
@@ -244,6 +287,9 @@ pub struct InfluxSettings {
     pub timeout: Duration,
     /// Gzip write bodies.
     pub gzip: bool,
+    /// Create the database on the first write when it does not exist. Always false for the
+    /// primary: dms never creates the primary's database (a typo would fill a new one).
+    pub create_database: bool,
 }
 
 /// InfluxDB credentials.
@@ -483,7 +529,7 @@ fn check_nodes(
     errs: &mut Problems,
 ) -> (Option<NodeSettings>, Vec<NodeSettings>) {
     let mut names = HashSet::new();
-    let primary = match &nodes.primary {
+    let mut primary = match &nodes.primary {
         Some(p) => check_node(p, "nodes.primary", root, errs),
         None => {
             errs.sync(
@@ -493,10 +539,19 @@ fn check_nodes(
             None
         }
     };
-    if let Some(p) = &primary {
+    if let Some(p) = &mut primary {
         names.insert(p.name.clone());
         if !p.enabled {
             errs.sync("nodes.primary.enabled", "the primary cannot be disabled");
+        }
+        if nodes.primary.as_ref().and_then(|b| b.create_database) == Some(true) {
+            errs.sync(
+                "nodes.primary.create_database",
+                "dms never creates the primary's database: create it on the server",
+            );
+        }
+        if let NodeKind::Influxdb(influx) = &mut p.kind {
+            influx.create_database = false;
         }
     }
     let mut backups = Vec::new();
@@ -829,6 +884,7 @@ fn check_sqlite_node(
         ("token", b.token.is_some()),
         ("timeout", b.timeout.is_some()),
         ("gzip", b.gzip.is_some()),
+        ("create_database", b.create_database.is_some()),
     ];
     reject_keys(at, "sqlite", &influx_keys, errs);
     match &b.path {
@@ -878,6 +934,7 @@ fn check_influxdb_node(b: &raw::NodeBlock, at: &str, errs: &mut Problems) -> Opt
         auth: auth?,
         timeout: b.timeout.unwrap_or(Duration::from_secs(30)),
         gzip: b.gzip.unwrap_or(false),
+        create_database: b.create_database.unwrap_or(true),
     }))
 }
 

@@ -34,7 +34,7 @@ pub fn before_now(age: chrono::Duration) -> DateTime<Utc> {
 
 /// Text that is not an age ([`parse_age`]).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{0:?} is not an age: use a number and s, m, h, d or w (e.g. 90d)")]
+#[error("{0:?} is not a duration: use a number and s, m, h, d or w (e.g. 30m, 90d)")]
 pub struct AgeError(pub String);
 
 /// Parses `--since`/`--until`: an age (before now), RFC 3339, a date or nanoseconds.
@@ -46,6 +46,29 @@ pub fn parse_point_in_time(s: &str) -> Result<DateTime<Utc>, TimeError> {
         Ok(age) => Ok(before_now(age)),
         Err(_) => parse_time(s).map(DateTime::from_timestamp_nanos),
     }
+}
+
+/// [`parse_point_in_time`] as nanoseconds since the epoch; an age reaching past the earliest
+/// representable time gives `i64::MIN`.
+///
+/// # Errors
+/// [`TimeError`], which names the accepted forms.
+pub fn parse_point_in_time_nanos(s: &str) -> Result<i64, TimeError> {
+    match parse_age(s) {
+        Ok(age) => Ok(before_now(age).timestamp_nanos_opt().unwrap_or(i64::MIN)),
+        Err(_) => parse_time(s),
+    }
+}
+
+/// A duration as people type it in a config file, in seconds: a number with s, m, h, d or w
+/// (`30m`, `2h`, `90d`), the same forms every CLI flag and API parameter takes.
+///
+/// # Errors
+/// [`AgeError`] naming the accepted forms.
+pub fn duration_seconds(s: &str) -> Result<f64, AgeError> {
+    let age = parse_age(s)?;
+    // Seconds and nanoseconds separately: a long age has no nanosecond count.
+    Ok(age.num_seconds() as f64 + f64::from(age.subsec_nanos()) / 1e9)
 }
 
 #[cfg(test)]

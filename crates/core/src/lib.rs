@@ -4,6 +4,7 @@
 //!
 //! # Layout
 //! - [`model`]: points, series keys, time ranges, batches.
+//! - [`names`]: name filters checked against existing series, with "did you mean".
 //! - [`schema`]: how (symbol, interval) maps onto measurements and tags.
 //! - [`retry`]: the retry policy and loop every caller uses.
 //! - [`de`]: serde helpers for option tables (one name or a list, a time in either form).
@@ -18,6 +19,7 @@ pub mod de;
 pub mod input;
 pub mod ledger;
 pub mod model;
+pub mod names;
 pub mod node;
 pub mod retry;
 pub mod sample;

@@ -322,7 +322,7 @@ pub enum TimeError {
     OutOfRange(String),
     /// None of the accepted forms.
     #[error(
-        "cannot read time {0:?}: use RFC 3339 (2024-01-31T14:30:00Z), a date (2024-01-31) or nanoseconds"
+        "cannot read time {0:?}: use an age before now (7d, 24h, 30m), RFC 3339 (2024-01-31T14:30:00Z), a date (2024-01-31) or nanoseconds"
     )]
     Unreadable(String),
 }

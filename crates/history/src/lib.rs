@@ -58,6 +58,14 @@ pub struct Pruned {
     pub cutoff: chrono::DateTime<chrono::Utc>,
 }
 
+/// The moment a prune of rows older than `age` cuts at; an age reaching before the epoch
+/// gives the epoch (nothing is that old).
+pub fn prune_cutoff(age: chrono::Duration) -> chrono::DateTime<chrono::Utc> {
+    chrono::Utc::now()
+        .checked_sub_signed(age)
+        .unwrap_or(chrono::DateTime::<chrono::Utc>::UNIX_EPOCH)
+}
+
 /// What started a task run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Trigger {

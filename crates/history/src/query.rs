@@ -147,6 +147,62 @@ impl HistoryReader {
             .map_err(super::sql_err(&self.path, "read checkpoints"))
     }
 
+    /// What [`crate::HistoryWriter::prune_older_than`] would delete for `age`, counted without
+    /// writing (a reader works while the daemon holds the writer lock): the same rows and
+    /// runs — a run goes only when every row of it goes.
+    ///
+    /// # Errors
+    /// [`HistoryError::Sql`].
+    pub fn prunable(&self, age: chrono::Duration) -> Result<crate::Pruned> {
+        let cutoff = crate::prune_cutoff(age);
+        let at = crate::time_text(cutoff);
+        let what = "count the rows a prune would delete";
+        let count = |sql: &str| -> Result<usize> {
+            self.conn
+                .query_row(sql, [&at], |r| r.get::<_, i64>(0))
+                .map(|n| usize::try_from(n).unwrap_or(0))
+                .map_err(super::sql_err(&self.path, what))
+        };
+        let rows = count(
+            "SELECT count(*) FROM sync_history WHERE started_at < ?1 AND status != 'running'",
+        )?;
+        let runs = count(
+            "SELECT count(*) FROM task_runs t WHERE started_at < ?1 AND status != 'running' \
+             AND NOT EXISTS (SELECT 1 FROM sync_history h WHERE h.run_id = t.id \
+                 AND NOT (h.started_at < ?1 AND h.status != 'running')) \
+             AND NOT EXISTS (SELECT 1 FROM reconcile_history r WHERE r.run_id = t.id \
+                 AND NOT (r.started_at < ?1 AND r.status != 'running')) \
+             AND NOT EXISTS (SELECT 1 FROM restore_history s WHERE s.run_id = t.id \
+                 AND NOT (s.started_at < ?1 AND s.status != 'running'))",
+        )?;
+        Ok(crate::Pruned { rows, runs, cutoff })
+    }
+
+    /// Every (symbol, interval) the history has a row or a checkpoint for: what a name filter
+    /// of `dms history` can match.
+    ///
+    /// # Errors
+    /// [`HistoryError::Sql`].
+    pub fn series_names(&self) -> Result<Vec<dms_core::model::SeriesKey>> {
+        let what = "read the series names";
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT symbol, interval FROM sync_status                  UNION SELECT DISTINCT symbol, interval FROM sync_history",
+            )
+            .map_err(super::sql_err(&self.path, what))?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok(dms_core::model::SeriesKey::new(
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                ))
+            })
+            .map_err(super::sql_err(&self.path, what))?;
+        rows.collect::<std::result::Result<_, _>>()
+            .map_err(super::sql_err(&self.path, what))
+    }
+
     /// `sync_history` rows matching `f`, newest first.
     ///
     /// # Errors
@@ -641,16 +697,34 @@ impl HistoryReader {
     /// # Errors
     /// [`super::HistoryError::Sql`].
     pub fn reconciles(&self, latest_only: bool, limit: usize) -> Result<Vec<ReconcileRow>> {
-        if self.version < 2 {
-            return Ok(Vec::new());
-        }
-        let limit =
-            i64::try_from(if limit == 0 { usize::MAX >> 1 } else { limit }).unwrap_or(i64::MAX);
         let filter = if latest_only {
             "WHERE id IN (SELECT max(id) FROM reconcile_history GROUP BY backup)"
         } else {
             ""
         };
+        self.reconciles_where(filter, limit)
+    }
+
+    /// The last finished reconcile of each backup by kind, newest first: one compared by
+    /// digests (`full`, `cheap+full`) and one read exactly (`exact`: the scrub, `--exact`).
+    /// What the Prometheus gauges of the last reconcile and scrub show.
+    ///
+    /// # Errors
+    /// [`super::HistoryError::Sql`].
+    pub fn last_reconciles_by_kind(&self) -> Result<Vec<ReconcileRow>> {
+        self.reconciles_where(
+            "WHERE id IN (SELECT max(id) FROM reconcile_history WHERE finished_at IS NOT NULL \
+             GROUP BY backup, depth = 'exact')",
+            0,
+        )
+    }
+
+    fn reconciles_where(&self, filter: &str, limit: usize) -> Result<Vec<ReconcileRow>> {
+        if self.version < 2 {
+            return Ok(Vec::new());
+        }
+        let limit =
+            i64::try_from(if limit == 0 { usize::MAX >> 1 } else { limit }).unwrap_or(i64::MAX);
         let sql = format!(
             "SELECT id, run_id, backup, depth, range_start, range_end, started_at, finished_at, \
              status, series, windows, differing, repaired, rewritten, deleted, extra, error, \

@@ -517,9 +517,7 @@ impl HistoryWriter {
     /// # Errors
     /// [`HistoryError::Sql`].
     pub fn prune_older_than(&mut self, age: chrono::Duration) -> Result<Pruned> {
-        let cutoff = chrono::Utc::now()
-            .checked_sub_signed(age)
-            .unwrap_or(chrono::DateTime::<chrono::Utc>::UNIX_EPOCH);
+        let cutoff = crate::prune_cutoff(age);
         let (rows, runs) = self.prune(&time_text(cutoff))?;
         Ok(Pruned { rows, runs, cutoff })
     }

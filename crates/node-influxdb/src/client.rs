@@ -516,9 +516,14 @@ impl Inner {
                             "{what}: a statement was not executed, and the server did not say why"
                         ),
                     ))
-                } else {
+                } else if self.creates_database {
                     Ok(false)
+                } else {
+                    Err(self.missing_database(self.server().as_ref()).await)
                 }
+            }
+            Some(e) if is_database_not_found(e) && !self.creates_database => {
+                Err(self.missing_database(self.server().as_ref()).await)
             }
             _ => self.found(st, what),
         }
@@ -533,14 +538,30 @@ impl Inner {
             what,
         )?;
         match results.first() {
-            Some(st) => self.found(st, what),
+            Some(st) => self.database_found(st, what),
             None => Err(self.err(ErrorKind::BadResponse, format!("{what}: no result"))),
         }
     }
 
-    /// Whether a statement found its database: `Ok(false)` for "database not found" (no data
-    /// yet), an error for any other failure.
+    /// Whether a statement found its database: `Ok(false)` for "database not found" on a node
+    /// whose first write creates it (no data yet); on any other node (the primary) a missing
+    /// database is an error, never an empty store; an error for any other failure.
     pub(super) fn found(&self, st: &Statement, what: &str) -> Result<bool, NodeError> {
+        match &st.error {
+            Some(e) if is_database_not_found(e) && !self.creates_database => Err(self.err(
+                ErrorKind::Rejected,
+                format!(
+                    "{what}: database {:?} does not exist on {} (dms does not create it: check the name, or create it there)",
+                    self.database, self.shown_url
+                ),
+            )),
+            _ => self.database_found(st, what),
+        }
+    }
+
+    /// Whether a statement found its database, whatever the node: `Ok(false)` for "database
+    /// not found", an error for any other failure.
+    pub(super) fn database_found(&self, st: &Statement, what: &str) -> Result<bool, NodeError> {
         match &st.error {
             None => Ok(true),
             Some(e) if is_database_not_found(e) => Ok(false),

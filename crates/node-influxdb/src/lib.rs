@@ -8,7 +8,9 @@
 //!   measurement here, refreshed when an unknown field appears). Newest-point look-ups send
 //!   one statement per measurement, all in one request.
 //! - `/write` (line protocol, `precision=ns`, optionally gzip) takes writes. A missing database
-//!   is created once (`CREATE DATABASE` is idempotent) and the write retried.
+//!   is created once (`CREATE DATABASE` is idempotent) and the write retried, only where the
+//!   settings allow it (`create_database`, never on the primary); elsewhere a missing database
+//!   is an error that lists the databases the server has.
 //! - Reconciliation (`reconcile`): tips and per-window digests computed by the server
 //!   (`GROUP BY * … LIMIT 1` selectors, `count("close")` or the sums of every numeric field
 //!   by window), read as chunked
@@ -69,6 +71,9 @@ struct Inner {
     retention_policy: Option<String>,
     auth: Auth,
     gzip: bool,
+    /// Whether a missing database is created on the first write (backups that allow it);
+    /// otherwise a missing database is an error, never an empty store.
+    creates_database: bool,
     timeout: Duration,
     client: reqwest::Client,
     /// Requests in flight at once, at most the pool size.
@@ -159,6 +164,7 @@ impl InfluxNode {
                 retention_policy: settings.retention_policy.clone(),
                 auth,
                 gzip: settings.gzip,
+                creates_database: settings.create_database,
                 timeout: settings.timeout,
                 client,
                 permits: Arc::new(tokio::sync::Semaphore::new(pool_size.max(1))),
@@ -331,7 +337,12 @@ impl Inner {
                 return Err(self.err(ErrorKind::Rejected, format!("{what}: {}", truncate(e))));
             }
         }
-        tracing::info!(node = %self.name, database = %self.database, "created the database");
+        tracing::warn!(
+            node = %self.name,
+            database = %self.database,
+            url = %self.shown_url,
+            "the database did not exist: created it (create_database: true; set it to false to refuse)"
+        );
         Ok(())
     }
 
@@ -383,6 +394,9 @@ impl Inner {
                 && !created
                 && is_database_not_found(&Self::message(&reply))
             {
+                if !self.creates_database {
+                    return Err(self.missing_database(self.server().as_ref()).await);
+                }
                 self.create_database().await?;
                 created = true;
                 continue;
@@ -604,6 +618,7 @@ mod tests {
             auth,
             timeout: Duration::from_secs(5),
             gzip: false,
+            create_database: true,
         }
     }
 

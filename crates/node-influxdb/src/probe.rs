@@ -2,7 +2,7 @@
 //! answers and names an InfluxDB server in its headers (anything else on that port is named
 //! for what it is, with its status and content type, never its whole body); the primary's
 //! database and retention policy exist and can be read; a backup's database can be written,
-//! or is created as the first write would.
+//! or will be created by the first write. A probe changes nothing on the server.
 
 use super::client::{Server, truncate};
 use super::parse::{self, Interner, Rows};
@@ -55,8 +55,8 @@ impl Inner {
     /// See [`dms_core::node::Node::probe`].
     pub(super) async fn probe(&self, role: Role) -> Result<Probe, NodeError> {
         let server = self.ping().await?;
-        let detail = match role {
-            Role::Primary => self.probe_read(server.as_ref()).await?,
+        let (detail, note) = match role {
+            Role::Primary => (self.probe_read(server.as_ref()).await?, None),
             Role::Backup => self.probe_write(server.as_ref()).await?,
         };
         Ok(Probe {
@@ -65,6 +65,7 @@ impl Inner {
                 |s| s.to_string(),
             ),
             detail,
+            note,
         })
     }
 
@@ -80,7 +81,7 @@ impl Inner {
         let Some(st) = results.first() else {
             return Err(self.err(ErrorKind::BadResponse, format!("{what}: no result")));
         };
-        if !self.found(st, what)? {
+        if !self.database_found(st, what)? {
             return Ok(None);
         }
         let names = st
@@ -132,12 +133,16 @@ impl Inner {
 
     /// A missing primary database, naming the databases the server has where it can say
     /// (1.x and 2.x; InfluxDB 3's InfluxQL has no `SHOW DATABASES`).
-    async fn missing_database(&self, server: Option<&Server>) -> NodeError {
+    pub(super) async fn missing_database(&self, server: Option<&Server>) -> NodeError {
         let mut message = format!(
             "database {:?} does not exist on {}",
             self.database, self.shown_url
         );
-        if server.and_then(Server::major).is_some_and(|m| m <= 2)
+        if !self.creates_database {
+            message.push_str(" (dms does not create it: check the name, or create it there)");
+        }
+        // InfluxDB 3 has no SHOW DATABASES; a server not yet named is asked anyway.
+        if server.and_then(Server::major).is_none_or(|m| m <= 2)
             && let Ok(names) = self.databases().await
         {
             let names: Vec<String> = names.into_iter().filter(|n| n != "_internal").collect();
@@ -170,16 +175,21 @@ impl Inner {
     }
 
     /// A backup's database can be written: an empty write is accepted, or the database is
-    /// created as the first write would create it. InfluxDB 3 creates databases on write
-    /// and may refuse an empty one: there the database is only looked up.
-    async fn probe_write(&self, server: Option<&Server>) -> Result<String, NodeError> {
+    /// missing and the first write will create it (a note, not a failure; nothing is
+    /// created here), or it is missing and `create_database` is off (a failure). InfluxDB 3
+    /// creates databases on write and may refuse an empty one: there the database is only
+    /// looked up.
+    async fn probe_write(
+        &self,
+        server: Option<&Server>,
+    ) -> Result<(String, Option<String>), NodeError> {
         if server.and_then(Server::major) == Some(3) {
             let what = "checking the database (SHOW RETENTION POLICIES)";
             return Ok(match self.retention_policies(what).await? {
-                Some(_) => format!("database {:?} exists", self.database),
-                None => format!(
-                    "database {:?} does not exist yet; InfluxDB 3 creates it on the first write",
-                    self.database
+                Some(_) => (format!("database {:?} exists", self.database), None),
+                None => (
+                    format!("database {:?} does not exist yet", self.database),
+                    Some("will be created on first run (InfluxDB 3 creates it on write)".into()),
                 ),
             });
         }
@@ -192,14 +202,16 @@ impl Inner {
         };
         let reply = self.call(write(), what).await?;
         if reply.status.is_success() {
-            return Ok(format!("database {:?} can be written", self.database));
+            return Ok((format!("database {:?} can be written", self.database), None));
         }
         let message = Self::message(&reply);
         if reply.status == StatusCode::NOT_FOUND && super::client::is_database_not_found(&message) {
-            self.create_database().await?;
-            return Ok(format!(
-                "database {:?} did not exist: created (as the first write would)",
-                self.database
+            if !self.creates_database {
+                return Err(self.missing_database(server).await);
+            }
+            return Ok((
+                format!("database {:?} does not exist yet", self.database),
+                Some("will be created on first run".into()),
             ));
         }
         Err(self.err(

@@ -72,6 +72,11 @@ struct SeriesRow {
     tags: dms_core::model::Tags,
 }
 
+/// The version of the SQLite library stores are kept with (`3.46.0`).
+pub fn sqlite_version() -> &'static str {
+    rusqlite::version()
+}
+
 impl SqliteNode {
     /// Opens (creating if needed) the store at `path` with `pool_size` connections.
     ///
@@ -650,8 +655,9 @@ impl Node for SqliteNode {
                 }
             };
             Ok(Probe {
-                server: format!("SQLite {}", rusqlite::version()),
+                server: format!("SQLite {}", sqlite_version()),
                 detail,
+                note: None,
             })
         })
         .await

@@ -46,7 +46,8 @@ pub struct Scrape<'a> {
     pub status: Option<Vec<SeriesStatus>>,
     /// Every node's ping.
     pub nodes: &'a [NodeHealth],
-    /// The last reconcile of each backup, when the history could be read.
+    /// The last finished reconcile of each backup by kind (digests, exact), newest first,
+    /// when the history could be read.
     pub reconciles: Option<Vec<crate::history::ReconcileRow>>,
 }
 
@@ -92,6 +93,10 @@ impl Metrics {
         out.extend(status_gauges(scrape.settings, status.as_deref()));
         out.push(node_up(scrape.nodes));
         out.push(deletes_refused(
+            scrape.settings,
+            scrape.reconciles.as_deref(),
+        ));
+        out.extend(last_reconciles(
             scrape.settings,
             scrape.reconciles.as_deref(),
         ));
@@ -283,7 +288,7 @@ fn status_gauges(settings: &Settings, status: Option<&[SeriesStatus]>) -> Vec<Fa
     );
     let mut behind = Family::new(
         "dms_sync_behind",
-        "1 when a backup·series lags more than max_gap_hours or was never synced",
+        "1 when a backup·series is behind (dms status): lag over max_gap_hours, or never synced, that dms could not fix (its catch-up failed or the backup is down)",
         Kind::Gauge,
         &["backup", "symbol", "interval"],
     );
@@ -295,7 +300,7 @@ fn status_gauges(settings: &Settings, status: Option<&[SeriesStatus]>) -> Vec<Fa
     );
     let mut by_state = Family::new(
         "dms_backup_series",
-        "Backup·series per state: current, lagging, behind, ahead (the backup holds newer points than the primary: the primary lost data), unknown (the backup could not be asked)",
+        "Backup·series per state: current, lagging, behind, ahead (the backup holds newer points than the primary: the primary lost data), unknown (the backup could not be asked and is not known to be behind); state behind counts the same series as dms_backup_behind_series and dms_sync_behind",
         Kind::Gauge,
         &["backup", "state"],
     );
@@ -307,7 +312,7 @@ fn status_gauges(settings: &Settings, status: Option<&[SeriesStatus]>) -> Vec<Fa
     );
     let mut behind_count = Family::new(
         "dms_backup_behind_series",
-        "Series behind, per backup",
+        "Series behind, per backup: the sum of dms_sync_behind",
         Kind::Gauge,
         &["backup"],
     );
@@ -316,6 +321,12 @@ fn status_gauges(settings: &Settings, status: Option<&[SeriesStatus]>) -> Vec<Fa
         "The primary's newest point at or before now, per series (a feed that stops shows here first)",
         Kind::Gauge,
         &["symbol", "interval"],
+    );
+    let mut last_success = Family::new(
+        "dms_backup_last_success_timestamp_seconds",
+        "When a sync to the backup last succeeded, for any of its series (Unix time; 0: never)",
+        Kind::Gauge,
+        &["backup"],
     );
     let mut stale = Family::new(
         "dms_series_stale",
@@ -342,6 +353,7 @@ fn status_gauges(settings: &Settings, status: Option<&[SeriesStatus]>) -> Vec<Fa
             }
             max_lag.set(&[&b.name], Value::Gauge(0.0));
             behind_count.set(&[&b.name], Value::Gauge(0.0));
+            last_success.set(&[&b.name], Value::Gauge(0.0));
         }
         for r in rows {
             let (b, sym, int) = (
@@ -349,7 +361,21 @@ fn status_gauges(settings: &Settings, status: Option<&[SeriesStatus]>) -> Vec<Fa
                 r.key.series.symbol.as_str(),
                 r.key.series.interval.as_str(),
             );
-            add(&mut by_state, &[b, r.state.as_str()], 1.0);
+            // A series judged behind from its checkpoint while its backup cannot be asked
+            // counts as behind here too: the per-state counts, the behind count and the
+            // per-series flag always agree.
+            let state = if r.behind { State::Behind } else { r.state };
+            add(&mut by_state, &[b, state.as_str()], 1.0);
+            if r.last_status == Some(Status::Success)
+                && let Some(at) = r.updated_at
+            {
+                let secs = at.timestamp_millis() as f64 / 1000.0;
+                if let Value::Gauge(v) = last_success.entry(&[b], Value::Gauge(0.0))
+                    && secs > *v
+                {
+                    *v = secs;
+                }
+            }
             if let Some(l) = r.lag_seconds {
                 lag.set(&[b, sym, int], Value::Gauge(l));
                 if let Value::Gauge(worst) = max_lag.entry(&[b], Value::Gauge(0.0))
@@ -372,10 +398,64 @@ fn status_gauges(settings: &Settings, status: Option<&[SeriesStatus]>) -> Vec<Fa
         max_lag,
         behind_count,
         by_state,
+        last_success,
         future,
         newest,
         stale,
     ]
+}
+
+/// The last finished reconcile of each backup, per kind (`digest`: compared by digests;
+/// `exact`: read point by point, the scrub): when it finished, the windows that differed,
+/// the points it wrote or deleted. At zero for every enabled backup and kind never run.
+fn last_reconciles(
+    settings: &Settings,
+    rows: Option<&[crate::history::ReconcileRow]>,
+) -> [Family; 3] {
+    const LABELS: [&str; 2] = ["backup", "kind"];
+    let labels = &LABELS;
+    let mut at = Family::new(
+        "dms_reconcile_last_timestamp_seconds",
+        "When the last reconcile of each backup finished, by kind (digest, exact: the scrub) (Unix time; 0: never)",
+        Kind::Gauge,
+        labels,
+    );
+    let mut differing = Family::new(
+        "dms_reconcile_last_windows_differing",
+        "Windows the last reconcile of each backup found different from the primary, by kind",
+        Kind::Gauge,
+        labels,
+    );
+    let mut repaired = Family::new(
+        "dms_reconcile_last_points_repaired",
+        "Points the last reconcile of each backup rewrote or deleted to make it equal the primary, by kind",
+        Kind::Gauge,
+        labels,
+    );
+    if let Some(rows) = rows {
+        for b in settings.enabled_backups() {
+            for kind in ["digest", "exact"] {
+                let row = rows
+                    .iter()
+                    .find(|r| r.backup == b.name && (r.depth == "exact") == (kind == "exact"));
+                let finished = row
+                    .and_then(|r| r.finished_at)
+                    .map_or(0.0, |t| t.timestamp_millis() as f64 / 1000.0);
+                at.set(&[&b.name, kind], Value::Gauge(finished));
+                differing.set(
+                    &[&b.name, kind],
+                    Value::Gauge(row.map_or(0.0, |r| r.counts.differing as f64)),
+                );
+                repaired.set(
+                    &[&b.name, kind],
+                    Value::Gauge(row.map_or(0.0, |r| {
+                        r.counts.rewritten.saturating_add(r.counts.deleted) as f64
+                    })),
+                );
+            }
+        }
+    }
+    [at, differing, repaired]
 }
 
 fn add(f: &mut Family, labels: &[&str], by: f64) {

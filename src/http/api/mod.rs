@@ -133,10 +133,18 @@ struct Page<T> {
     next_cursor: Option<i64>,
 }
 
+/// How many rows to read for a page of `limit` (0: every row): one more than the page, to
+/// know whether another follows; 0 (no limit) for every row.
+fn rows_to_read(limit: usize) -> usize {
+    if limit == 0 { 0 } else { limit + 1 }
+}
+
 impl<T> Page<T> {
-    /// The first `limit` of `items` (read as `limit + 1`) and, when there were more, the
-    /// cursor of the next page: the id of the last item kept.
+    /// The first `limit` of `items` (read as [`rows_to_read`]) and, when there were more,
+    /// the cursor of the next page: the id of the last item kept. `limit` 0: every item, no
+    /// next page.
     fn of(mut items: Vec<T>, limit: usize, id: impl Fn(&T) -> i64) -> Page<T> {
+        let limit = if limit == 0 { usize::MAX } else { limit };
         let next_cursor = (items.len() > limit).then(|| {
             items.truncate(limit);
             items.last().map(id)
@@ -160,7 +168,11 @@ async fn history(
         ],
     )?;
     let limit = p.limit(100, MAX_LIMIT)?;
-    known_backup(&d, p.text("backup"))?;
+    // The history of a disabled backup stays readable.
+    d.app
+        .settings
+        .check_configured_backups(p.text("backup").as_ref())
+        .map_err(|e| ApiError::bad_request(format!("backup: {e}")))?;
     known_task(&d, p.text("task")).await?;
     let filter = HistoryFilter {
         backup: p.text("backup"),
@@ -172,7 +184,7 @@ async fn history(
         run_id: p.int("run")?,
         task: p.text("task"),
         before_id: p.int("cursor")?,
-        limit: limit + 1,
+        limit: rows_to_read(limit),
     };
     let items = read_history(&d, move |db| db.history(&filter)).await?;
     Ok(Json(Page::of(items, limit, |r| r.id)))
@@ -255,7 +267,7 @@ async fn runs(
     known_task(&d, task.clone()).await?;
     let before = p.int("cursor")?;
     let items = read_history(&d, move |db| {
-        db.runs_before(task.as_deref(), before, limit + 1)
+        db.runs_before(task.as_deref(), before, rows_to_read(limit))
     })
     .await?;
     Ok(Json(Page::of(items, limit, |r| r.id)))
@@ -345,11 +357,17 @@ fn list(p: &Params, key: &str) -> Option<Vec<String>> {
 }
 
 /// `POST /api/dms/reconcile?backup=&symbol=&interval=&since=&until=&dry_run=&exact=&allow_deletes=`: starts a
-/// reconciliation with full-field digests of every window (202), 409 while one runs.
+/// reconciliation with full-field digests of every window: 202 with the run id and
+/// `Location: /api/dms/runs/{id}` once the run is recorded (as a task trigger answers), 409
+/// while one runs.
 async fn reconcile(
     State(d): State<Arc<Daemon>>,
     q: Result<Query<Vec<(String, String)>>, axum::extract::rejection::QueryRejection>,
-) -> ApiResult<(StatusCode, Json<serde_json::Value>)> {
+) -> ApiResult<(
+    StatusCode,
+    [(header::HeaderName, String); 1],
+    Json<serde_json::Value>,
+)> {
     let p = Params::new(
         q,
         &[
@@ -389,12 +407,22 @@ async fn reconcile(
             .check_backups(b)
             .map_err(|e| ApiError::bad_request(format!("backup: {e}")))?;
     }
-    match d.trigger_reconcile(args, vec![Pass::Complete], Trigger::Api) {
-        Ok(()) => Ok((
+    match d
+        .trigger_reconcile_run(args, Pass::Complete, Trigger::Api)
+        .await
+    {
+        Ok(run_id) => Ok((
             StatusCode::ACCEPTED,
-            Json(serde_json::json!({ "reconcile": "started" })),
+            [(header::LOCATION, format!("/api/dms/runs/{run_id}"))],
+            Json(serde_json::json!({
+                "task": crate::app::reconcile::RECONCILE_TASK,
+                "run_id": run_id,
+                "status": "started",
+            })),
         )),
-        Err(e @ TriggerError::ShuttingDown) => Err(ApiError::unavailable(e.to_string())),
+        Err(e @ (TriggerError::ShuttingDown | TriggerError::NotRecorded(_))) => {
+            Err(ApiError::unavailable(e.to_string()))
+        }
         Err(e) => Err(ApiError::new(StatusCode::CONFLICT, e.to_string())),
     }
 }
@@ -489,7 +517,7 @@ async fn prometheus(State(d): State<Arc<Daemon>>, headers: HeaderMap) -> Respons
         d.ping_nodes(),
         collect_status(&d),
         read_history(&d, |db| db.totals()),
-        read_history(&d, |db| db.reconciles(true, 0))
+        read_history(&d, |db| db.last_reconciles_by_kind())
     );
     let body = d.metrics.render(
         Scrape {

@@ -53,13 +53,13 @@ impl Params {
             .transpose()
     }
 
-    /// `limit`: 1..=max, default `default`.
+    /// `limit`: 1..=max, or 0 for every row (as the CLI's `--limit 0`); default `default`.
     pub fn limit(&self, default: usize, max: usize) -> Result<usize, ApiError> {
         match self.int("limit")? {
             None => Ok(default),
-            Some(n) if n >= 1 && n as u64 <= max as u64 => Ok(n as usize),
+            Some(n) if n >= 0 && n as u64 <= max as u64 => Ok(n as usize),
             Some(n) => Err(ApiError::bad_request(format!(
-                "limit: {n} is out of range; give 1 to {max}"
+                "limit: {n} is out of range; give 1 to {max}, or 0 for every row"
             ))),
         }
     }

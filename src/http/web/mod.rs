@@ -474,6 +474,7 @@ fn backup_cards(
                     reachable: false,
                     server: None,
                     detail: None,
+                    note: None,
                     error: Some("not opened by this daemon".into()),
                 },
             };

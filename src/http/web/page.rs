@@ -636,9 +636,13 @@ fn task_row(d: &PageData, t: &TaskSummary) -> Markup {
             td {
                 strong { (t.name) }
                 @if !t.enabled { " " span.badge.skipped { "disabled" } }
-                form.run method="post" action=(format!("/ui/tasks/{}/run", path_segment(&t.name))) data-task=(t.name) {
-                    (view_fields(&d.view))
-                    button type="submit" disabled[t.running || !t.enabled] { "Run now" }
+                // A disabled task is run on purpose only (dms task run --force, the API's
+                // force=true): no button for it.
+                @if t.enabled {
+                    form.run method="post" action=(format!("/ui/tasks/{}/run", path_segment(&t.name))) data-task=(t.name) {
+                        (view_fields(&d.view))
+                        button type="submit" disabled[t.running] { "Run now" }
+                    }
                 }
             }
             td.wrap {
@@ -647,7 +651,9 @@ fn task_row(d: &PageData, t: &TaskSummary) -> Markup {
                         @if let Some(w) = super::cron::describe(&expr.schedule) { span.words { (w) } br; }
                         code { (expr.text) } " " span.muted.small { (t.timezone.name()) } br;
                         span.muted.small.catch-up {
-                            @if d.catch_up.contains(&t.name) {
+                            @if !t.enabled {
+                                "Disabled: the schedule does not run (enabled: false)."
+                            } @else if d.catch_up.contains(&t.name) {
                                 "A run missed while dms was down runs once at start (catch_up)."
                             } @else {
                                 "Runs missed while dms was down are skipped (catch_up: false)."

@@ -73,6 +73,7 @@ impl Node for MemoryNode {
         Ok(Probe {
             server: "memory".into(),
             detail: "an in-memory store".into(),
+            note: None,
         })
     }
 

@@ -216,6 +216,8 @@ pub struct Probe {
     pub server: String,
     /// What was checked (`database "market" exists and can be read`).
     pub detail: String,
+    /// Something to know that is not a failure (`will be created on first run`).
+    pub note: Option<String>,
 }
 
 /// What kind of failure a node reported; decides whether a retry can help.

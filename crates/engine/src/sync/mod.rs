@@ -504,16 +504,12 @@ impl Engine {
                 if all.is_empty() && symbols.is_none() && intervals.is_none() {
                     unmatched.push("any series (it holds none of the schema's)".to_string());
                 }
-                for s in symbols.iter().flatten() {
-                    if !all.keys().any(|k| &k.symbol == s) {
-                        unmatched.push(format!("symbol {s}"));
-                    }
-                }
-                for i in intervals.iter().flatten() {
-                    if !all.keys().any(|k| &k.interval == i) {
-                        unmatched.push(format!("interval {i}"));
-                    }
-                }
+                let known: Vec<SeriesKey> = all.keys().cloned().collect();
+                unmatched.extend(dms_core::names::unmatched(
+                    symbols.as_deref().unwrap_or_default(),
+                    intervals.as_deref().unwrap_or_default(),
+                    &known,
+                ));
                 all.retain(|s, _| {
                     symbols.as_ref().is_none_or(|l| l.contains(&s.symbol))
                         && intervals.as_ref().is_none_or(|l| l.contains(&s.interval))
