@@ -305,3 +305,133 @@ async fn hostile_scripts_end_as_failed_runs_and_never_stall_the_daemon() {
         "within shutdown_grace"
     );
 }
+
+/// The peak resident memory of process `pid` in MiB (`VmHWM`).
+fn peak_mib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok())
+        .map_or(0, |kb| kb / 1024)
+}
+
+/// Lua that builds `n` distinct names with `prefix`.
+fn lua_names(prefix: &str, n: usize) -> String {
+    format!(
+        "(function() local t = {{}} for i = 1, {n} do t[i] = '{prefix}' .. i end return t end)()"
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn selections_of_huge_name_lists_stay_proportional_to_what_exists() {
+    let port = free_port();
+    let p = Project::with_sync(&sync_yaml(
+        100,
+        1,
+        &format!("api:\n  listen: 127.0.0.1:{port}\nreconcile:\n  enabled: false\n"),
+    ));
+    crate::helper::project::put(
+        p.node("primary").as_ref(),
+        crate::helper::project::daily("US.AAPL", 5),
+    )
+    .await;
+    let (syms, ints) = (lua_names("S", 30_000), lua_names("I", 30_000));
+    p.write(
+        "scripts/hooks.lua",
+        &format!(
+            "function symbols() local t = {syms}; t[#t + 1] = 'US.AAPL'; return t end\nfunction intervals() local t = {ints}; t[#t + 1] = '1d'; return t end\n"
+        ),
+    );
+    p.write(
+        "scripts/calls.lua",
+        &format!(
+            "function run(ctx)\n  local s, i = {syms}, {ints}\n  dms.sync{{symbols = s, intervals = i}}\n  dms.reconcile{{symbols = s, intervals = i}}\nend\n"
+        ),
+    );
+    p.write(
+        "config/task.yaml",
+        "tasks:\n  - name: hooks\n    script: scripts/hooks.lua\n    timeout: 60\n  - name: calls\n    script: scripts/calls.lua\n    timeout: 60\n",
+    );
+    let mut d = DaemonProcess::start(p.root(), port).await;
+    let http = dms::node::http_client_builder()
+        .build()
+        .expect("http client");
+    // 5,000 × 5,000 names of three characters in one URI (a product of 25 million series).
+    let names = |prefix: char| {
+        const DIGITS: &[u8] = b"0123456789abcdefghijklmnopqrstuvwxyz";
+        (0..5_000)
+            .map(|i| {
+                let d = |k: usize| char::from(DIGITS[(i / k) % 36]);
+                format!("{prefix}{}{}{}", d(1296), d(36), d(1))
+            })
+            .collect::<Vec<_>>()
+            .join(",")
+    };
+    let r = http
+        .post(format!(
+            "{}/api/dms/reconcile?symbol={}&interval={}",
+            d.url,
+            names('S'),
+            names('I')
+        ))
+        .send()
+        .await
+        .unwrap_or_else(|e| {
+            panic!(
+                "the daemon answers a huge reconcile request: {}",
+                e.without_url()
+            )
+        });
+    assert_eq!(r.status().as_u16(), 202, "{}", r.text().await.unwrap());
+    for task in ["hooks", "calls"] {
+        let r = http
+            .post(format!("{}/api/dms/tasks/{task}/run", d.url))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 202, "{task}");
+    }
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(3) {
+        healthz_within_a_second(&d).await;
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    d.wait_for("both runs ended", 60, || async {
+        let t = d.get("/api/dms/tasks").await;
+        t.as_array().is_some_and(|a| {
+            a.iter()
+                .all(|t| !t["last_run"].is_null() && t["running"] == false)
+        })
+    })
+    .await;
+    let tasks = d.get("/api/dms/tasks").await;
+    let hooks = tasks
+        .as_array()
+        .and_then(|a| a.iter().find(|t| t["name"] == "hooks"))
+        .expect("the hooks task");
+    // The one series that exists was synced; the 60,000 names that match nothing are
+    // summed up in a short warning, not listed in full.
+    assert_eq!(hooks["last_run"]["status"], "success", "{hooks}");
+    let warning = hooks["last_run"]["warning"].as_str().unwrap_or_default();
+    assert!(warning.contains("symbol S1"), "{warning}");
+    assert!(warning.contains("more"), "{warning}");
+    assert!(warning.len() < 2_000, "{} bytes", warning.len());
+    let synced = crate::helper::project::all(
+        p.node("backup1").as_ref(),
+        &dms::model::SeriesKey::new("US.AAPL", "1d"),
+    )
+    .await;
+    assert_eq!(synced.len(), 5);
+    assert!(
+        tasks.to_string().len() < 20_000,
+        "the task list stays small"
+    );
+    healthz_within_a_second(&d).await;
+    assert!(
+        peak_mib(d.pid()) < 1024,
+        "peak memory {} MiB",
+        peak_mib(d.pid())
+    );
+    assert!(d.terminate().success());
+}

@@ -348,7 +348,8 @@ impl App {
         let Some(warning) = report.warning() else {
             return Ok(None);
         };
-        tracing::warn!(parent: span, "{warning}");
+        let warning = dms_core::text::clip(&warning).into_owned();
+        tracing::warn!(parent: span, "{}", dms_core::text::escape_controls(&warning));
         let w = warning.clone();
         self.history
             .write(move |db| db.set_run_warning(run_id, &w))

@@ -2,6 +2,7 @@
 
 use crate::*;
 use dms_core::model::{BackupSeries, Nanos};
+use dms_core::text::clip;
 use rusqlite::{Connection, params};
 use std::path::Path;
 use std::time::Duration;
@@ -181,14 +182,14 @@ impl HistoryWriter {
             .map_err(sql_err(&self.db.path, "finish run"))?;
         tx.execute(
             "UPDATE task_runs SET status = ?2, finished_at = ?3, error = ?4 WHERE id = ?1",
-            params![run_id, status.as_str(), now, error],
+            params![run_id, status.as_str(), now, error.map(clip)],
         )
         .map_err(sql_err(&self.db.path, "finish run"))?;
         let (left, why) = match status {
-            Status::Interrupted => ("interrupted", UNIT_INTERRUPTED),
+            Status::Interrupted => ("interrupted", UNIT_INTERRUPTED.into()),
             _ => (
                 "failed",
-                error.unwrap_or("interrupted: the run ended before this sync finished"),
+                clip(error.unwrap_or("interrupted: the run ended before this sync finished")),
             ),
         };
         tx.execute(
@@ -450,14 +451,14 @@ impl HistoryWriter {
             .map_err(sql_err(&self.db.path, "finish sync"))?;
         tx.execute(
             "UPDATE sync_history SET status = ?2, finished_at = ?3, error = ?4 WHERE id = ?1",
-            params![row_id, status.as_str(), now, error],
+            params![row_id, status.as_str(), now, error.map(clip)],
         )
         .map_err(sql_err(&self.db.path, "finish sync"))?;
         tx.execute(
             "INSERT INTO sync_status (backup, symbol, interval, last_sync_time, last_status, last_error, updated_at) \
              VALUES (?1, ?2, ?3, NULL, ?4, ?5, ?6) ON CONFLICT (backup, symbol, interval) DO UPDATE SET \
              last_status = ?4, last_error = ?5, updated_at = ?6",
-            params![key.backup, key.series.symbol, key.series.interval, status.as_str(), error, now],
+            params![key.backup, key.series.symbol, key.series.interval, status.as_str(), error.map(clip), now],
         )
         .map_err(sql_err(&self.db.path, "finish sync"))?;
         tx.commit().map_err(sql_err(&self.db.path, "finish sync"))
