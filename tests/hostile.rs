@@ -316,6 +316,20 @@ fn peak_mib(pid: u32) -> u64 {
         .map_or(0, |kb| kb / 1024)
 }
 
+/// How many sockets process `pid` holds open.
+fn sockets(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .map(|d| {
+            d.filter_map(Result::ok)
+                .filter(|e| {
+                    std::fs::read_link(e.path())
+                        .is_ok_and(|t| t.to_string_lossy().starts_with("socket:"))
+                })
+                .count()
+        })
+        .unwrap_or(0)
+}
+
 /// Lua that builds `n` distinct names with `prefix`.
 fn lua_names(prefix: &str, n: usize) -> String {
     format!(
@@ -433,5 +447,120 @@ async fn selections_of_huge_name_lists_stay_proportional_to_what_exists() {
         "peak memory {} MiB",
         peak_mib(d.pid())
     );
+    assert!(d.terminate().success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn silent_connections_and_half_prefaces_are_closed_from_their_first_byte() {
+    let (_p, mut d, port) = daemon().await;
+    let mut held = Vec::new();
+    // More silent connections than the old limit of 512, half HTTP/2 prefaces, a whole one.
+    for i in 0..700 {
+        let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+        match i % 3 {
+            0 => {}
+            1 => s.write_all(b"PRI * HTTP/2.0\r\n").unwrap(),
+            _ => s.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n").unwrap(),
+        }
+        held.push(s);
+    }
+    for _ in 0..4 {
+        healthz_within_a_second(&d).await;
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    // After the header timeout (5 s from the first byte) every one of them is closed.
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    let mut closed = 0;
+    for s in &mut held {
+        s.set_read_timeout(Some(Duration::from_millis(100)))
+            .unwrap();
+        let mut buf = [0u8; 512];
+        // EOF (0) or a reset: closed; a timeout: still held open.
+        match s.read(&mut buf) {
+            Ok(_) => closed += 1,
+            Err(e)
+                if e.kind() != std::io::ErrorKind::WouldBlock
+                    && e.kind() != std::io::ErrorKind::TimedOut =>
+            {
+                closed += 1
+            }
+            Err(_) => {}
+        }
+    }
+    assert_eq!(closed, held.len(), "every silent connection was closed");
+    // An idle keep-alive connection is closed too.
+    let mut idle = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    idle.write_all(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        .unwrap();
+    idle.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let started = Instant::now();
+    let mut all = Vec::new();
+    let _ = idle.read_to_end(&mut all);
+    assert!(String::from_utf8_lossy(&all).starts_with("HTTP/1.1 200"));
+    assert!(
+        started.elapsed() < Duration::from_secs(8),
+        "the idle connection was closed after {:?}",
+        started.elapsed()
+    );
+    healthz_within_a_second(&d).await;
+    assert!(d.terminate().success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_bodies_and_readers_that_never_read_are_cut_off() {
+    let (p, mut d, port) = daemon().await;
+    // A body announced but sent a byte at a time, slower than the request timeout allows.
+    let mut body = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    body.write_all(
+        format!("POST /api/dms/restore HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json\r\nContent-Length: 60000\r\n\r\n{{").as_bytes(),
+    )
+    .unwrap();
+    let before = sockets(d.pid());
+    // Clients that ask for the metrics again and again and never read the answers, with a
+    // receive buffer so small that the answers pile up on the daemon's side.
+    let mut readers = Vec::new();
+    for _ in 0..10 {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.set_recv_buffer_size(4096).unwrap();
+        let s = socket.connect(([127, 0, 0, 1], port).into()).await.unwrap();
+        let mut s = s.into_std().unwrap();
+        s.set_nonblocking(false).unwrap();
+        let req = "GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".repeat(200);
+        s.set_write_timeout(Some(Duration::from_millis(500)))
+            .unwrap();
+        let _ = s.write_all(req.as_bytes());
+        readers.push(s);
+    }
+    let started = Instant::now();
+    let mut answered = String::new();
+    while started.elapsed() < Duration::from_secs(40) {
+        healthz_within_a_second(&d).await;
+        let _ = body.write_all(b" ");
+        body.set_read_timeout(Some(Duration::from_millis(1)))
+            .unwrap();
+        let mut buf = [0u8; 4096];
+        if let Ok(n) = body.read(&mut buf)
+            && n > 0
+        {
+            answered = String::from_utf8_lossy(&buf[..n]).into_owned();
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    assert!(
+        answered.starts_with("HTTP/1.1 408"),
+        "the slow body got a 408: {answered:?}"
+    );
+    // The readers that never read were cut off: the daemon holds none of their sockets.
+    let open = sockets(d.pid());
+    assert!(
+        open <= before + 2,
+        "the daemon still holds {open} sockets ({before} before the readers came)"
+    );
+    drop(readers);
+    assert!(peak_mib(d.pid()) < 512, "peak {} MiB", peak_mib(d.pid()));
+    healthz_within_a_second(&d).await;
+    drop(p);
     assert!(d.terminate().success());
 }
