@@ -564,3 +564,231 @@ async fn slow_bodies_and_readers_that_never_read_are_cut_off() {
     drop(p);
     assert!(d.terminate().success());
 }
+
+/// A top level or hook stuck in a C function, where no Lua instruction hook runs.
+const C_LOOP: &str = "string.find(string.rep('a', 5000), '.-.-.-.-.-.-.-.-.-.-b')";
+
+/// The `dms __script` children of process `parent`.
+fn script_children(parent: u32) -> Vec<u32> {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    dir.filter_map(Result::ok)
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+            // pid (comm) state ppid …
+            let ppid = stat
+                .rsplit_once(')')
+                .and_then(|(_, rest)| rest.split_whitespace().nth(1)?.parse::<u32>().ok());
+            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            ppid == Some(parent) && String::from_utf8_lossy(&cmdline).contains("__script")
+        })
+        .collect()
+}
+
+/// Waits until `pid` is gone (or a zombie); false after `secs`.
+fn gone_within(pid: u32, secs: u64) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while Instant::now() < deadline {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        let state = stat
+            .rsplit_once(')')
+            .and_then(|(_, r)| r.split_whitespace().next().map(str::to_string));
+        if stat.is_empty() || state.as_deref() == Some("Z") {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    false
+}
+
+fn spawn_dms(root: &std::path::Path, args: &[&str]) -> std::process::Child {
+    std::process::Command::new(env!("CARGO_BIN_EXE_dms"))
+        .args(args)
+        .current_dir(root)
+        .env_remove("DMS_CONFIG")
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("dms starts")
+}
+
+/// Waits for `parent`'s script child to appear.
+fn script_child_of(parent: u32) -> u32 {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Some(c) = script_children(parent).first() {
+            return *c;
+        }
+        assert!(Instant::now() < deadline, "no script process appeared");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_top_level_that_hangs_disables_only_its_task_and_never_holds_up_the_daemon() {
+    let port = free_port();
+    let p = Project::with_sync(&sync_yaml(
+        100,
+        1,
+        &format!(
+            "api:\n  listen: 127.0.0.1:{port}\nreconcile:\n  enabled: false\ndaemon:\n  shutdown_grace: 3\n"
+        ),
+    ));
+    p.write(
+        "scripts/hang.lua",
+        &format!("{C_LOOP}\nfunction run(ctx) end\n"),
+    );
+    p.write("scripts/fine.lua", "function run(ctx) end\n");
+    p.write(
+        "config/task.yaml",
+        "tasks:\n  - name: hang\n    script: scripts/hang.lua\n    timeout: 3\n  - name: fine\n    script: scripts/fine.lua\n    timeout: 30\n",
+    );
+    // `dms config check` names the task within its timeout instead of hanging.
+    let started = Instant::now();
+    let out = p.cli(&["config", "check"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("hang") && err.contains("did not finish within 3 s"),
+        "{err}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(15),
+        "{:?}",
+        started.elapsed()
+    );
+    // The daemon serves at once, while the script loads.
+    let mut d = DaemonProcess::start(p.root(), port).await;
+    healthz_within_a_second(&d).await;
+    d.wait_for(
+        "the load check gave up on the hanging script",
+        20,
+        || async { d.log_text().contains("the task is disabled") },
+    )
+    .await;
+    let http = dms::node::http_client_builder().build().unwrap();
+    for task in ["hang", "fine"] {
+        let r = http
+            .post(format!("{}/api/dms/tasks/{task}/run", d.url))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 202, "{task}");
+    }
+    d.wait_for("both runs ended", 20, || async {
+        let t = d.get("/api/dms/tasks").await;
+        t.as_array().is_some_and(|a| {
+            a.iter()
+                .all(|t| !t["last_run"].is_null() && t["running"] == false)
+        })
+    })
+    .await;
+    let tasks = d.get("/api/dms/tasks").await;
+    let run_of = |name: &str| {
+        tasks
+            .as_array()
+            .and_then(|a| a.iter().find(|t| t["name"] == name))
+            .map(|t| t["last_run"].clone())
+            .unwrap_or_default()
+    };
+    assert_eq!(run_of("fine")["status"], "success");
+    assert_eq!(run_of("hang")["status"], "failed");
+    assert!(
+        run_of("hang")["error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("task disabled"),
+        "{}",
+        run_of("hang")
+    );
+    healthz_within_a_second(&d).await;
+    assert!(d.terminate().success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn script_processes_die_with_their_parent() {
+    let p = Project::new();
+    p.write(
+        "scripts/spin.lua",
+        &format!("function run(ctx) {C_LOOP} end\n"),
+    );
+    p.write("scripts/load.lua", &format!("{C_LOOP}\n"));
+    p.write(
+        "config/task.yaml",
+        "tasks:\n  - name: spin\n    script: scripts/spin.lua\n    timeout: 120\n  - name: load\n    script: scripts/load.lua\n    timeout: 120\n    enabled: false\n",
+    );
+    // kill -9 of `dms task run` while its script spins in a C function.
+    let mut parent = spawn_dms(p.root(), &["task", "run", "spin"]);
+    let child = script_child_of(parent.id());
+    parent.kill().unwrap();
+    parent.wait().unwrap();
+    assert!(
+        gone_within(child, 3),
+        "the script process outlived its parent"
+    );
+    // SIGTERM of `dms config check` while a top level spins.
+    p.write(
+        "config/task.yaml",
+        "tasks:\n  - name: load\n    script: scripts/load.lua\n    timeout: 120\n",
+    );
+    let mut parent = spawn_dms(p.root(), &["config", "check"]);
+    let child = script_child_of(parent.id());
+    // SAFETY: kill(2) with a PID we own and a valid signal number has no memory effects.
+    unsafe {
+        libc::kill(parent.id() as libc::pid_t, libc::SIGTERM);
+    }
+    parent.wait().unwrap();
+    assert!(
+        gone_within(child, 3),
+        "the script process outlived its parent"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_timed_out_run_with_a_stuck_on_failure_ends_within_its_timeout_plus_the_grace() {
+    let p = Project::new();
+    p.write(
+        "scripts/slow.lua",
+        &format!("function run(ctx) {C_LOOP} end\nfunction on_failure(ctx, err) {C_LOOP} end\n"),
+    );
+    p.write(
+        "config/task.yaml",
+        "tasks:\n  - name: slow\n    script: scripts/slow.lua\n    timeout: 10\n",
+    );
+    let started = Instant::now();
+    let out = p.cli(&["task", "run", "slow"]);
+    let took = started.elapsed();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("timed out after 10 s"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    // 10 s of timeout, 5 s of grace for the hooks (it used to be another 10 s).
+    assert!(took >= Duration::from_secs(10), "{took:?}");
+    assert!(took < Duration::from_secs(17), "{took:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_larger_than_the_pipe_allows_fails_the_run_with_a_clear_error() {
+    let p = Project::with_sync(&sync_yaml(100, 1, "scripts:\n  memory_limit_mb: 200\n"));
+    p.write(
+        "scripts/big.lua",
+        "function run(ctx) dms.log.info(string.rep('x', 40 * 1024 * 1024)) end\n",
+    );
+    p.write(
+        "config/task.yaml",
+        "tasks:\n  - name: big\n    script: scripts/big.lua\n    timeout: 60\n",
+    );
+    let out = p.cli(&["task", "run", "big", "--json"]);
+    assert_eq!(out.status.code(), Some(1));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("longer than 32 MiB"),
+        "{}",
+        &text[..text.len().min(2000)]
+    );
+}

@@ -5,7 +5,7 @@
 //!   request can make the history, the logs or every API answer carry megabytes.
 //! - [`escape_controls`]: control characters (newlines, ESC, …) in a name or message that a
 //!   script or a request chose are shown as escapes (`\n`, `\u{1b}`), so such text cannot
-//!   forge a log line or drive a terminal.
+//!   forge a log line or drive a terminal (`model::escape_controls` is this one).
 
 use std::borrow::Cow;
 
@@ -33,8 +33,8 @@ pub fn clip_to(text: &str, max: usize) -> Cow<'_, str> {
     ))
 }
 
-/// `text` with every control character (other than a tab) written as an escape: `\n`, `\r`,
-/// `\u{1b}`, … Text without any comes back borrowed.
+/// `text` with every control character written as an escape: `\n`, `\r`, `\t`, `\u{1b}`, …
+/// Text without any comes back borrowed.
 pub fn escape_controls(text: &str) -> Cow<'_, str> {
     if !text.chars().any(is_unsafe) {
         return Cow::Borrowed(text);
@@ -51,9 +51,9 @@ pub fn escape_controls(text: &str) -> Cow<'_, str> {
 }
 
 /// Control characters that move the cursor, end a line or start a terminal sequence
-/// (C0 but tab, DEL, C1, and the Unicode line and paragraph separators).
+/// (C0, DEL, C1, and the Unicode line and paragraph separators).
 fn is_unsafe(c: char) -> bool {
-    (c.is_control() && c != '\t') || c == '\u{2028}' || c == '\u{2029}'
+    c.is_control() || c == '\u{2028}' || c == '\u{2029}'
 }
 
 #[cfg(test)]
@@ -75,7 +75,7 @@ mod tests {
             escape_controls("US.X\n2026-01-01 INFO dms::daemon: forged\u{1b}[2J"),
             "US.X\\n2026-01-01 INFO dms::daemon: forged\\u{1b}[2J"
         );
-        assert_eq!(escape_controls("a\tb"), "a\tb");
+        assert_eq!(escape_controls("a\tb\u{2028}"), "a\\tb\\u{2028}");
         assert!(matches!(escape_controls("plain"), Cow::Borrowed(_)));
     }
 }
