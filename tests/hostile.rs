@@ -792,3 +792,49 @@ async fn a_message_larger_than_the_pipe_allows_fails_the_run_with_a_clear_error(
         &text[..text.len().min(2000)]
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn empty_or_blank_tokens_are_refused_instead_of_turning_auth_off() {
+    let port = free_port();
+    let p = Project::with_sync(&sync_yaml(
+        100,
+        1,
+        &format!("api:\n  listen: 127.0.0.1:{port}\n  token: ${{DMS_API_TOKEN}}\n"),
+    ));
+    for value in ["", "   ", "two words here and more"] {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_dms"))
+            .args(["run"])
+            .current_dir(p.root())
+            .env_remove("DMS_CONFIG")
+            .env("DMS_API_TOKEN", value)
+            .output()
+            .expect("dms runs");
+        assert_eq!(out.status.code(), Some(2), "{value:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("api.token"), "{value:?}: {err}");
+    }
+    // An optional variable written explicitly: a default when it is unset.
+    p.write(
+        "config/sync.yaml",
+        &sync_yaml(
+            100,
+            1,
+            &format!(
+                "api:\n  listen: 127.0.0.1:{port}\n  token: ${{DMS_API_TOKEN:-a-default-token-of-24-chars}}\n"
+            ),
+        ),
+    );
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_dms"))
+        .args(["config", "check"])
+        .current_dir(p.root())
+        .env_remove("DMS_CONFIG")
+        .env_remove("DMS_API_TOKEN")
+        .output()
+        .expect("dms runs");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
