@@ -381,7 +381,11 @@ async fn a_script_that_fails_to_load_stops_the_app_with_its_name() {
     // The top level runs in the script's own process, as every run does.
     let p = project_with(&[("top", "local x = nil\nx.y = 1\n")]);
     let app = dms::app::App::open(p.settings(), "test").expect("syntax is fine");
-    let err = app.check_scripts().await.expect_err("refused").to_string();
+    let err = app
+        .check_scripts(&tokio_util::sync::CancellationToken::new())
+        .await
+        .expect_err("refused")
+        .to_string();
     assert!(
         err.contains("task top") && err.contains("scripts/top.lua:2:"),
         "{err}"
@@ -389,10 +393,14 @@ async fn a_script_that_fails_to_load_stops_the_app_with_its_name() {
     drop(app);
     let p = project_with(&[("both", "function run() end\nfunction symbols() end\n")]);
     let app = dms::app::App::open(p.settings(), "test").expect("syntax is fine");
-    let err = app.check_scripts().await.expect_err("refused").to_string();
+    let err = app
+        .check_scripts(&tokio_util::sync::CancellationToken::new())
+        .await
+        .expect_err("refused")
+        .to_string();
     assert!(err.contains("either run(ctx) or symbols"), "{err}");
     drop(app);
-    // The daemon refuses to start with it.
+    // `dms run --once` refuses to start with it (the daemon disables only that task).
     let out = p.cli(&["run", "--once"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("either run(ctx) or symbols"));

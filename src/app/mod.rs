@@ -21,6 +21,7 @@ use crate::script::{self, Launcher, ScriptError, ScriptRef};
 use crate::sync::Engine;
 use std::collections::HashMap;
 use std::sync::Arc;
+use tokio_util::sync::CancellationToken;
 
 /// Why the application could not start or act.
 #[derive(Debug, thiserror::Error)]
@@ -70,6 +71,9 @@ pub struct App {
     /// run no script (or another task's) work on.
     broken: Vec<(String, ScriptError)>,
     running: runner::RunningTasks,
+    /// Tasks whose script did not load when the daemon started, with why: their runs fail at
+    /// once until the daemon is restarted.
+    unloadable: std::sync::Mutex<HashMap<String, String>>,
 }
 
 impl App {
@@ -107,20 +111,37 @@ impl App {
         }
     }
 
-    /// Loads every task's script in its own process, as a run would (top level, hooks): the
-    /// daemon refuses to start with a script that cannot load.
-    ///
-    /// # Errors
-    /// [`AppError::Scripts`] naming each task whose script does not load.
-    pub async fn check_scripts(&self) -> Result<(), AppError> {
+    /// Loads every task's script in its own process, as a run would (top level, hooks), each
+    /// bounded by its task's timeout in wall-clock time; `cancel` ends the checks at once.
+    /// Gives the tasks whose script does not load.
+    pub async fn load_scripts(&self, cancel: &CancellationToken) -> Vec<(String, ScriptError)> {
         let launcher = self.launcher();
         let mut errors = self.broken.clone();
         for s in self.scripts.values() {
-            if let Err(e) = script::process::check_load(&launcher, s).await {
+            if cancel.is_cancelled() {
+                break;
+            }
+            let budget = self
+                .settings
+                .task(&s.task)
+                .map_or(std::time::Duration::from_secs(30), |t| t.timeout);
+            if let Err(e) = script::process::check_load(&launcher, s, budget, cancel).await
+                && !cancel.is_cancelled()
+            {
                 errors.push((s.task.clone(), e));
             }
         }
         errors.sort_by(|a, b| a.0.cmp(&b.0));
+        errors
+    }
+
+    /// [`App::load_scripts`] for a one-off command: refuses to go on with a script that cannot
+    /// load.
+    ///
+    /// # Errors
+    /// [`AppError::Scripts`] naming each task whose script does not load.
+    pub async fn check_scripts(&self, cancel: &CancellationToken) -> Result<(), AppError> {
+        let errors = self.load_scripts(cancel).await;
         if errors.is_empty() {
             Ok(())
         } else {
@@ -138,6 +159,29 @@ impl App {
             Some(b) => Err(AppError::Scripts(vec![b.clone()])),
             None => Ok(()),
         }
+    }
+
+    /// [`App::load_scripts`] for the daemon, which serves while they load: a task whose script
+    /// does not load is disabled (its runs fail at once, naming why) and logged; the others
+    /// run as usual.
+    pub async fn disable_unloadable(&self, cancel: &CancellationToken) {
+        for (task, e) in self.load_scripts(cancel).await {
+            let why = crate::model::escape_controls(&e.to_string()).into_owned();
+            tracing::error!(task = %task, cause = %why, "the task's script does not load: the task is disabled until the daemon restarts");
+            self.unloadable
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(task, why);
+        }
+    }
+
+    /// Why `task` is disabled because its script did not load, if it is.
+    pub fn unloadable(&self, task: &str) -> Option<String> {
+        self.unloadable
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(task)
+            .cloned()
     }
 
     /// Opens nodes from the settings, takes the history writer lock (naming `who` in it),
@@ -196,6 +240,7 @@ impl App {
             http,
             broken,
             running: runner::RunningTasks::default(),
+            unloadable: std::sync::Mutex::default(),
         })
     }
 }

@@ -115,8 +115,9 @@ impl RunningTasks {
     }
 }
 
-/// Time on-hooks get after the main part of a run.
-const HOOK_GRACE: Duration = Duration::from_secs(60);
+/// Time on-hooks get beyond the run's timeout (README "Lua task scripts": a run ends within
+/// its timeout plus this grace).
+const HOOK_GRACE: Duration = Duration::from_secs(5);
 
 /// A run as soon as it is recorded ([`App::run_task_telling`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -207,6 +208,25 @@ impl App {
             .write(move |db| db.start_run(&n, trigger))
             .await?;
         tell(run_id, false);
+        if let Some(why) = self.unloadable(name) {
+            let error = format!(
+                "task disabled: its script did not load when the daemon started ({why}); fix it and restart the daemon"
+            );
+            let e = error.clone();
+            self.history
+                .write(move |db| db.finish_run(run_id, Status::Failed, Some(&e)))
+                .await?;
+            return Ok(RunOutcome {
+                run_id,
+                task: name.to_string(),
+                status: Status::Failed,
+                error: Some(error),
+                warning: None,
+                report: SyncReport::default(),
+                duration_ms: 0,
+                stale: Vec::new(),
+            });
+        }
         let span = tracing::info_span!(
             "task",
             task = name,
@@ -276,7 +296,7 @@ impl App {
         };
         if !interrupted
             && let Some(e) = self
-                .call_on_hooks(&run, &report, error.as_deref(), &mut process)
+                .call_on_hooks(&run, &report, error.as_deref(), deadline, &mut process)
                 .await
         {
             status = Status::Failed;
@@ -351,7 +371,8 @@ impl App {
         let Some(warning) = report.warning() else {
             return Ok(None);
         };
-        tracing::warn!(parent: span, "{warning}");
+        let warning = dms_core::text::clip(&warning).into_owned();
+        tracing::warn!(parent: span, "{}", dms_core::text::escape_controls(&warning));
         let w = warning.clone();
         self.history
             .write(move |db| db.set_run_warning(run_id, &w))
@@ -403,20 +424,23 @@ impl App {
         })
     }
 
-    /// Calls `on_success` (after a run without error) or `on_failure` (with `error`) under
-    /// their own short deadline, in the run's script process (a fresh one when the run's was
-    /// killed). Returns the error that fails a run that had succeeded until then:
-    /// `on_success` failing or timing out. An `on_failure` problem is only logged.
+    /// Calls `on_success` (after a run without error) or `on_failure` (with `error`) in the
+    /// run's script process (a fresh one when the run's was killed), within what is left of the
+    /// run's `deadline` plus [`HOOK_GRACE`]: the whole run ends within its timeout plus the
+    /// grace. Returns the error that fails a run that had succeeded until then: `on_success`
+    /// failing or timing out. An `on_failure` problem is only logged.
     async fn call_on_hooks(
         &self,
         run: &TaskRun,
         report: &SyncReport,
         error: Option<&str>,
+        deadline: Instant,
         process: &mut Option<ScriptProcess>,
     ) -> Option<String> {
         let (task, info, host, span) = (&run.task, &run.info, &run.host, &run.span);
         let script = self.scripts.get(&task.name)?;
-        let grace = HOOK_GRACE.min(task.timeout);
+        let grace =
+            (deadline + HOOK_GRACE.min(task.timeout)).saturating_duration_since(Instant::now());
         let cancel = &host.control.cancel;
         let hooks = async {
             if process.is_none() {
@@ -448,9 +472,9 @@ impl App {
                     p.kill().await;
                 }
                 Some(format!(
-                    "script {}: the on-hook did not finish within {} s and was killed",
+                    "script {}: the on-hook did not finish within the task's timeout plus {} s and was killed",
                     script.shown,
-                    grace.as_secs()
+                    HOOK_GRACE.as_secs()
                 ))
             }
         };

@@ -76,8 +76,14 @@ pub async fn check(dir: &Path, args: CheckArgs) -> anyhow::Result<ExitCode> {
         config_dir: settings.config_dir.clone(),
         memory_limit: settings.scripts.memory_limit,
     };
+    // Each top level gets its task's timeout; SIGINT/SIGTERM end the check (and, with dms,
+    // the script processes: they die with their parent).
+    let never = tokio_util::sync::CancellationToken::new();
     for s in scripts.values() {
-        if let Err(e) = crate::script::process::check_load(&launcher, s).await {
+        let budget = settings
+            .task(&s.task)
+            .map_or(std::time::Duration::from_secs(30), |t| t.timeout);
+        if let Err(e) = crate::script::process::check_load(&launcher, s, budget, &never).await {
             errors.push((s.task.clone(), e));
         }
     }

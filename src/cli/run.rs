@@ -27,16 +27,19 @@ pub async fn run(config: &Path, args: RunArgs) -> anyhow::Result<ExitCode> {
     if !args.once {
         let api = settings.api.enabled;
         let app = App::open(settings, "dms run (daemon)")?;
-        app.check_scripts().await?;
         let daemon = Daemon::new(Arc::new(app), super::shutdown_on_signal())?;
+        // Scripts load while the daemon serves and handles signals; one that does not load
+        // disables only its own task.
+        let (app, stop) = (daemon.app.clone(), daemon.shutdown_token());
+        tokio::spawn(async move { app.disable_unloadable(&stop).await });
         let server = api.then(|| crate::http::server(daemon.clone()));
         crate::daemon::run(daemon, server).await?;
         return Ok(ExitCode::SUCCESS);
     }
     let app = App::open(settings, "dms run --once")?;
-    app.check_scripts().await?;
-    let bar = super::progress::Bar::new();
     let shutdown = super::shutdown_on_signal();
+    app.check_scripts(shutdown.token()).await?;
+    let bar = super::progress::Bar::new();
     let control = SyncControl {
         cancel: shutdown.token().clone(),
         progress: bar.clone().map(|b| b as _),

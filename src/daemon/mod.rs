@@ -152,6 +152,11 @@ impl Daemon {
         health::ping_all(&self.app.engine).await
     }
 
+    /// The token that shutdown cancels (for work the daemon's owner starts beside it).
+    pub fn shutdown_token(&self) -> tokio_util::sync::CancellationToken {
+        self.shutdown.token().clone()
+    }
+
     /// Whether shutdown was requested.
     pub fn is_stopping(&self) -> bool {
         self.shutdown.is_stopping()

@@ -11,7 +11,7 @@ use std::path::PathBuf;
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader, Lines};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::process::{Child, ChildStdin, ChildStdout, Command};
 use tokio_util::sync::CancellationToken;
 
@@ -40,11 +40,20 @@ pub struct Launcher {
 /// Bytes of the process's stderr kept to explain how it ended.
 const STDERR_TAIL: usize = 4096;
 
+/// The largest message the parent reads from a script's process (one line of the pipe): a
+/// longer one ends the run with an error instead of growing a buffer without end.
+pub const MAX_FRAME: usize = 32 * 1024 * 1024;
+
+/// Time a script's top level gets beyond its budget before its process is killed: the
+/// instruction hook stops Lua code at the budget, this stops code the hook never sees (a
+/// pattern match, a C loop).
+const LOAD_GRACE: Duration = Duration::from_secs(1);
+
 /// A running script process.
 pub struct ScriptProcess {
     child: Child,
     stdin: ChildStdin,
-    stdout: Lines<BufReader<ChildStdout>>,
+    stdout: BufReader<ChildStdout>,
     stderr: Arc<Mutex<Vec<u8>>>,
     hooks: Vec<String>,
     script: String,
@@ -76,6 +85,10 @@ impl ScriptProcess {
             .arg("__script")
             .arg(&script.task)
             .env("RUST_LOG", "warn")
+            .env(
+                super::worker::PARENT_PID_ENV,
+                std::process::id().to_string(),
+            )
             .env_remove("DMS_CONFIG")
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -98,7 +111,7 @@ impl ScriptProcess {
         let mut p = ScriptProcess {
             child,
             stdin,
-            stdout: BufReader::new(stdout).lines(),
+            stdout: BufReader::new(stdout),
             stderr: tail,
             hooks: Vec::new(),
             script: script.shown.clone(),
@@ -109,7 +122,21 @@ impl ScriptProcess {
             budget_ms: millis(budget),
         })
         .await?;
-        match p.next(host, cancel).await? {
+        // The top level gets its budget in wall-clock time, whatever it runs.
+        let loaded = match tokio::time::timeout(budget + LOAD_GRACE, p.next(host, cancel)).await {
+            Ok(r) => r?,
+            Err(_) => {
+                p.kill().await;
+                return Err(ScriptError::Load {
+                    script: script.shown.clone(),
+                    message: format!(
+                        "its top level did not finish within {} s (the task's timeout) and was killed",
+                        budget.as_secs_f64()
+                    ),
+                });
+            }
+        };
+        match loaded {
             FromScript::Loaded { hooks } => {
                 p.hooks = hooks;
                 Ok(p)
@@ -246,14 +273,22 @@ impl ScriptProcess {
     ) -> Result<FromScript, ScriptError> {
         loop {
             let read = tokio::select! {
-                l = self.stdout.next_line() => l,
+                l = read_frame(&mut self.stdout, MAX_FRAME) => l,
                 _ = cancel.cancelled() => {
                     self.kill().await;
                     return Err(self.process_err("interrupted by shutdown".into()));
                 }
             };
-            let Ok(Some(l)) = read else {
-                return Err(self.died().await);
+            let l = match read {
+                Ok(Some(l)) => l,
+                Err(FrameError::TooLong) => {
+                    self.kill().await;
+                    return Err(self.process_err(format!(
+                        "sent a message longer than {} MiB (a list or value too large to pass); the process was killed",
+                        MAX_FRAME / (1024 * 1024)
+                    )));
+                }
+                Ok(None) | Err(FrameError::Io) => return Err(self.died().await),
             };
             let msg: FromScript = serde_json::from_str(&l)
                 .map_err(|e| self.process_err(format!("a message dms cannot read: {e}")))?;
@@ -345,6 +380,46 @@ fn strip_prefix(message: &str, script: &str) -> String {
     m.to_string()
 }
 
+/// Why a frame could not be read.
+#[derive(Debug)]
+enum FrameError {
+    /// Longer than the cap.
+    TooLong,
+    /// The pipe failed or the line is not text.
+    Io,
+}
+
+/// Reads one line (without its newline) of at most `max` bytes; `None` at the end of the pipe.
+/// A longer line is an error as soon as the cap is passed, before it is all read.
+async fn read_frame<R: tokio::io::AsyncBufRead + Unpin>(
+    r: &mut R,
+    max: usize,
+) -> Result<Option<String>, FrameError> {
+    let mut line = Vec::new();
+    loop {
+        let buf = r.fill_buf().await.map_err(|_| FrameError::Io)?;
+        if buf.is_empty() {
+            // The end of the pipe; a partial last line is no message.
+            return Ok(None);
+        }
+        let (take, done) = match buf.iter().position(|&b| b == b'\n') {
+            Some(i) => (i + 1, true),
+            None => (buf.len(), false),
+        };
+        if line.len() + take > max + 1 {
+            return Err(FrameError::TooLong);
+        }
+        line.extend_from_slice(&buf[..take]);
+        r.consume(take);
+        if done {
+            line.pop();
+            return String::from_utf8(line)
+                .map(Some)
+                .map_err(|_| FrameError::Io);
+        }
+    }
+}
+
 /// Keeps the last [`STDERR_TAIL`] bytes of the process's stderr.
 async fn keep_tail(mut stderr: tokio::process::ChildStderr, tail: Arc<Mutex<Vec<u8>>>) {
     let mut buf = [0u8; 1024];
@@ -410,11 +485,17 @@ async fn serve(host: &Host, op: Op) -> Result<serde_json::Value, String> {
 }
 
 /// Loads `script` in its own process as a run would (top level, hooks), then ends it:
-/// `dms config check`'s test that a script loads.
+/// `dms config check`'s test that a script loads. The top level gets `budget` (the task's
+/// timeout) in wall-clock time; `cancel` ends the check at once.
 ///
 /// # Errors
 /// What loading it gives.
-pub async fn check_load(launcher: &Launcher, script: &ScriptRef) -> Result<(), ScriptError> {
+pub async fn check_load(
+    launcher: &Launcher,
+    script: &ScriptRef,
+    budget: Duration,
+    cancel: &CancellationToken,
+) -> Result<(), ScriptError> {
     let info = RunInfo {
         task: script.task.clone(),
         run_id: None,
@@ -423,16 +504,7 @@ pub async fn check_load(launcher: &Launcher, script: &ScriptRef) -> Result<(), S
         initial_days: 0,
         params: serde_json::Value::Object(Default::default()),
     };
-    let cancel = CancellationToken::new();
-    let mut p = ScriptProcess::start(
-        launcher,
-        script,
-        &info,
-        Duration::from_secs(30),
-        None,
-        &cancel,
-    )
-    .await?;
+    let mut p = ScriptProcess::start(launcher, script, &info, budget, None, cancel).await?;
     p.kill().await;
     Ok(())
 }

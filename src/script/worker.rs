@@ -136,10 +136,60 @@ fn leave_signals_to_the_parent() {
     }
 }
 
+/// Environment variable with the PID of the dms process that started this one.
+pub const PARENT_PID_ENV: &str = "DMS_SCRIPT_PARENT";
+
+/// Ends this process when the dms process that started it is gone, however it ended
+/// (`kill -9` included): the kernel sends SIGKILL when the parent dies
+/// (`PR_SET_PDEATHSIG`, Linux), a watchdog thread checks the parent every 200 ms (other
+/// systems, and a parent that died before the first check), and [`read_stdin`] exits when the
+/// pipe from the parent closes. None of them depends on the script giving the runtime a
+/// chance: the script may spin in a C function.
+fn die_with_the_parent() {
+    let expected = std::env::var(PARENT_PID_ENV)
+        .ok()
+        .and_then(|v| v.parse::<libc::pid_t>().ok());
+    #[cfg(target_os = "linux")]
+    // SAFETY: prctl(PR_SET_PDEATHSIG) only sets a flag of this process.
+    unsafe {
+        libc::prctl(
+            libc::PR_SET_PDEATHSIG,
+            libc::SIGKILL as libc::c_ulong,
+            0,
+            0,
+            0,
+        );
+    }
+    // SAFETY: getppid has no preconditions.
+    let parent = expected.unwrap_or_else(|| unsafe { libc::getppid() });
+    let orphaned = move || {
+        // SAFETY: getppid has no preconditions.
+        unsafe { libc::getppid() != parent }
+    };
+    if orphaned() {
+        std::process::exit(3);
+    }
+    let watchdog = std::thread::Builder::new()
+        .name("parent-watchdog".into())
+        .spawn(move || {
+            loop {
+                std::thread::sleep(Duration::from_millis(200));
+                if orphaned() {
+                    std::process::exit(3);
+                }
+            }
+        });
+    if watchdog.is_err() {
+        // Without the thread the pipe and the death signal still end the process.
+        eprintln!("warning: cannot start the parent watchdog");
+    }
+}
+
 /// The script process's main: load the config, limit memory, load the script, answer calls
 /// until the parent closes the pipe.
 pub async fn run(config_dir: &Path, task: &str) -> ExitCode {
     leave_signals_to_the_parent();
+    die_with_the_parent();
     let settings = match crate::config::load(config_dir) {
         Ok(s) => s,
         Err(e) => {
@@ -278,7 +328,7 @@ async fn call(
 }
 
 /// Routes the parent's messages: replies to the requests waiting for them, everything else
-/// to the main loop. Ends when the parent closes the pipe.
+/// to the main loop. Ends the process when the parent closes the pipe.
 async fn read_stdin(pending: Pending, calls: mpsc::UnboundedSender<ToScript>) {
     let mut lines = BufReader::new(tokio::io::stdin()).lines();
     while let Ok(Some(l)) = lines.next_line().await {
@@ -302,6 +352,8 @@ async fn read_stdin(pending: Pending, calls: mpsc::UnboundedSender<ToScript>) {
             }
         }
     }
-    // The parent is gone: fail whatever waits.
+    // The parent closed the pipe or is gone: nothing this process does can reach anyone, and
+    // the script may be spinning where no hook sees it. End at once.
     pending.lock().unwrap_or_else(|p| p.into_inner()).clear();
+    std::process::exit(0);
 }

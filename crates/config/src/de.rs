@@ -39,19 +39,31 @@ pub fn expand_with(s: &str, lookup: impl Fn(&str) -> Option<String>) -> Result<S
             let end = r
                 .find('}')
                 .ok_or_else(|| Invalid(format!("unclosed ${{ in {s:?}")))?;
-            let name = &r[..end];
+            let inner = &r[..end];
+            // `${VAR:-default}`: the default when VAR is unset or empty.
+            let (name, default) = match inner.split_once(":-") {
+                Some((n, d)) => (n, Some(d)),
+                None => (inner, None),
+            };
             let valid =
                 !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
             if !valid {
                 return Err(Invalid(format!(
-                    "${{{name}}} is not a valid environment variable name"
+                    "${{{inner}}} is not a valid environment variable name (write ${{VAR}} or ${{VAR:-default}})"
                 )));
             }
-            let value = lookup(name).ok_or_else(|| {
-                Invalid(format!(
-                    "environment variable {name} is not set (referenced as ${{{name}}})"
-                ))
-            })?;
+            let value = match (lookup(name).filter(|v| !v.is_empty()), default) {
+                (Some(v), _) => v,
+                (None, Some(d)) => d.to_string(),
+                (None, None) => match lookup(name) {
+                    Some(empty) => empty,
+                    None => {
+                        return Err(Invalid(format!(
+                            "environment variable {name} is not set (referenced as ${{{name}}}; write ${{{name}:-}} if it may be missing)"
+                        )));
+                    }
+                },
+            };
             out.push_str(&value);
             rest = &r[end + 1..];
         } else {
@@ -846,5 +858,11 @@ mod tests {
         );
         assert!(expand_with("${PW", look).unwrap_err().contains("unclosed"));
         assert!(expand_with("${a-b}", look).is_err());
+        assert_eq!(expand_with("${MISSING:-x y}", look).unwrap(), "x y");
+        assert_eq!(expand_with("${PW:-other}", look).unwrap(), "s3cr$t");
+        assert_eq!(expand_with("${MISSING:-}", look).unwrap(), "");
+        let empty = |n: &str| (n == "E").then(String::new);
+        assert_eq!(expand_with("${E:-d}", empty).unwrap(), "d");
+        assert_eq!(expand_with("${E}", empty).unwrap(), "");
     }
 }

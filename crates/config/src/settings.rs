@@ -740,6 +740,20 @@ fn check_api(api: &raw::ApiBlock, errs: &mut Problems) -> ApiSettings {
             None
         }
     };
+    // A token that is set must be one: an empty `${DMS_API_TOKEN}` must not turn auth off
+    // silently, and spaces are no secret.
+    if let Some(t) = &api.token
+        && (t.trim().is_empty() || t.chars().any(|c| c.is_whitespace() || c.is_control()))
+    {
+        errs.sync(
+            "api.token",
+            if t.trim().is_empty() {
+                "api.token is empty or only spaces (an empty environment variable gives that): set a token, or remove api.token to serve loopback without one".to_string()
+            } else {
+                "api.token contains spaces or control characters, which a bearer header cannot carry".to_string()
+            },
+        );
+    }
     let token = api.token.clone().filter(|t| !t.is_empty()).map(Secret::new);
     if let Some(a) = listen
         && api.enabled

@@ -9,6 +9,7 @@
 //! - [`retry`]: the retry policy and loop every caller uses.
 //! - [`de`]: serde helpers for option tables (one name or a list, a time in either form).
 //! - [`input`]: times and ages as people type them (CLI flags, API parameters).
+//! - [`text`]: untrusted text capped and escaped before it is stored, logged or shown.
 //! - [`timefmt`]: times as people read them (CLI tables and messages, the status page).
 //! - [`sample`]: deterministic OHLCV data (shipped sample, tests, benchmark).
 //! - [`node`]: the node interface and the digests every kind computes alike.
@@ -24,4 +25,5 @@ pub mod node;
 pub mod retry;
 pub mod sample;
 pub mod schema;
+pub mod text;
 pub mod timefmt;

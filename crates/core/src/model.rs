@@ -260,24 +260,7 @@ pub enum NameError {
     },
 }
 
-/// `text` with control characters escaped (`\n`, `\u{1b}`), so a message cannot forge
-/// log lines or terminal sequences.
-pub fn escape_controls(text: &str) -> std::borrow::Cow<'_, str> {
-    if !text.chars().any(char::is_control) {
-        return std::borrow::Cow::Borrowed(text);
-    }
-    std::borrow::Cow::Owned(
-        text.chars()
-            .map(|c| {
-                if c.is_control() {
-                    c.escape_default().to_string()
-                } else {
-                    c.to_string()
-                }
-            })
-            .collect(),
-    )
-}
+pub use crate::text::escape_controls;
 
 /// Current wall-clock time in nanoseconds.
 pub fn now_nanos() -> Nanos {

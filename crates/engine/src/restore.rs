@@ -326,8 +326,12 @@ pub struct RestoreReport {
     pub results: Vec<SeriesRestore>,
     /// Series the source holds nothing of in the range (named ones it lacks altogether too).
     pub empty_on_source: Vec<SeriesKey>,
-    /// Filters that matched no series on the source (`symbol US.FAKE`, `interval 5m`).
+    /// Filters that matched no series on the source (`symbol US.FAKE`, `interval 5m`); at
+    /// most [`crate::sync::select::MAX_UNMATCHED`] of them.
     pub unmatched: Vec<String>,
+    /// Filters that matched nothing beyond those kept in `unmatched`.
+    #[serde(default)]
+    pub unmatched_more: usize,
 }
 
 impl RestoreReport {
@@ -369,7 +373,12 @@ impl RestoreReport {
             parts.push(format!(
                 "no series on {} matches {}",
                 self.source,
-                self.unmatched.join(", ")
+                crate::sync::select::shorten_counted(
+                    &self.unmatched,
+                    self.unmatched_more,
+                    ", ",
+                    crate::sync::select::LISTED_IN_WARNING
+                )
             ));
         } else if self.results.is_empty() {
             // A restore that found nothing to restore did not do what was asked.
@@ -609,14 +618,14 @@ impl Engine {
         let policy = self.settings().retry;
         let now = now_nanos();
         let until = args.until.unwrap_or(Nanos::MAX);
-        let tips = match (&args.symbols, &args.intervals) {
-            (Some(s), Some(i)) => {
-                let mut named = Vec::with_capacity(s.len() * i.len());
-                for sym in s {
-                    for int in i {
-                        named.push(SeriesKey::new(sym.clone(), int.clone()));
-                    }
-                }
+        // Symbols × intervals are named series up to a cap; beyond it they filter what the
+        // source lists, like one list alone.
+        let named = match (&args.symbols, &args.intervals) {
+            (Some(s), Some(i)) => crate::sync::select::named_series(s, i),
+            _ => None,
+        };
+        let tips = match named {
+            Some(mut named) => {
                 named.sort();
                 named.dedup();
                 let tips = with_retry(
@@ -634,7 +643,8 @@ impl Engine {
                 }
                 tips
             }
-            (symbols, intervals) => {
+            None => {
+                let (symbols, intervals) = (args.symbols.as_deref(), args.intervals.as_deref());
                 let mut all =
                     with_retry(&policy, &ctl.cancel, "listing the source's series", || {
                         source.tips_all(now)
@@ -646,20 +656,14 @@ impl Engine {
                         .unmatched
                         .push("any series (it holds none of the schema's)".into());
                 }
-                for s in symbols.iter().flatten() {
-                    if !all.keys().any(|k| &k.symbol == s) {
-                        report.unmatched.push(format!("symbol {s}"));
-                    }
-                }
-                for i in intervals.iter().flatten() {
-                    if !all.keys().any(|k| &k.interval == i) {
-                        report.unmatched.push(format!("interval {i}"));
-                    }
-                }
-                all.retain(|k, _| {
-                    symbols.as_ref().is_none_or(|l| l.contains(&k.symbol))
-                        && intervals.as_ref().is_none_or(|l| l.contains(&k.interval))
-                });
+                let filter = crate::sync::select::Filter::new(symbols, intervals);
+                // Names each found apart but never together are no failure of a restore: it
+                // finds nothing to restore and says so.
+                let (unmatched, more) =
+                    crate::sync::select::unmatched(symbols, intervals, all.keys(), true);
+                report.unmatched.extend(unmatched);
+                report.unmatched_more = more;
+                all.retain(|k, _| filter.matches(k));
                 all
             }
         };

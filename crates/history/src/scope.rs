@@ -81,7 +81,7 @@ impl HistoryWriter {
             .conn
             .execute(
                 "UPDATE task_runs SET warning = ?2 WHERE id = ?1",
-                params![run_id, warning],
+                params![run_id, dms_core::text::clip(warning)],
             )
             .map(|_| ())
             .map_err(sql_err(&self.db.path, "record run warning"))

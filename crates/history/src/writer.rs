@@ -2,6 +2,7 @@
 
 use crate::*;
 use dms_core::model::{BackupSeries, Nanos};
+use dms_core::text::clip;
 use rusqlite::{Connection, params};
 use std::path::Path;
 use std::time::Duration;
@@ -181,14 +182,14 @@ impl HistoryWriter {
             .map_err(sql_err(&self.db.path, "finish run"))?;
         tx.execute(
             "UPDATE task_runs SET status = ?2, finished_at = ?3, error = ?4 WHERE id = ?1",
-            params![run_id, status.as_str(), now, error],
+            params![run_id, status.as_str(), now, error.map(clip)],
         )
         .map_err(sql_err(&self.db.path, "finish run"))?;
         let (left, why) = match status {
-            Status::Interrupted => ("interrupted", UNIT_INTERRUPTED),
+            Status::Interrupted => ("interrupted", UNIT_INTERRUPTED.into()),
             _ => (
                 "failed",
-                error.unwrap_or("interrupted: the run ended before this sync finished"),
+                clip(error.unwrap_or("interrupted: the run ended before this sync finished")),
             ),
         };
         tx.execute(
@@ -489,7 +490,14 @@ impl HistoryWriter {
             tx.prepare_cached(
                 "UPDATE sync_history SET status = ?2, finished_at = ?3, error = ?4 WHERE id = ?1",
             )
-            .and_then(|mut s| s.execute(params![f.row_id, f.status.as_str(), now, f.error]))
+            .and_then(|mut s| {
+                s.execute(params![
+                    f.row_id,
+                    f.status.as_str(),
+                    now,
+                    f.error.as_deref().map(clip)
+                ])
+            })
             .map_err(&err)?;
             tx.prepare_cached(
                 "INSERT INTO sync_status (backup, symbol, interval, last_sync_time, last_status, last_error, updated_at) \
@@ -502,7 +510,7 @@ impl HistoryWriter {
                     f.key.series.symbol,
                     f.key.series.interval,
                     f.status.as_str(),
-                    f.error,
+                    f.error.as_deref().map(clip),
                     now
                 ])
             })

@@ -12,6 +12,7 @@ mod breaker;
 mod group;
 mod plan;
 mod reconcile;
+pub mod select;
 mod unit;
 
 pub use plan::{BackupTips, Lag, Plan, Rewind};
@@ -53,15 +54,17 @@ impl Selection {
         }
     }
 
-    /// The cross product of symbols and intervals.
+    /// Symbols × intervals: the named series while the product stays within
+    /// [`select::MAX_NAMED_SERIES`], else the two lists as a filter over the series the
+    /// primary holds (what exists bounds the work, never the product).
     pub fn cross(symbols: &[String], intervals: &[String]) -> Self {
-        let mut v = Vec::with_capacity(symbols.len() * intervals.len());
-        for s in symbols {
-            for i in intervals {
-                v.push(SeriesKey::new(s.clone(), i.clone()));
-            }
+        match select::named_series(symbols, intervals) {
+            Some(v) => Selection::Series(v),
+            None => Selection::Primary {
+                symbols: Some(select::distinct(symbols)),
+                intervals: Some(select::distinct(intervals)),
+            },
         }
-        Selection::Series(v)
     }
 }
 
@@ -137,8 +140,12 @@ pub struct SyncReport {
     /// Series the request named that the primary holds no data for.
     pub empty_on_primary: Vec<SeriesKey>,
     /// Filters of the request that matched no series on the primary (`symbol US.FAKE`,
-    /// `interval 5m`, or `any series` when the primary holds none of the schema's).
+    /// `interval 5m`, or `any series` when the primary holds none of the schema's); at most
+    /// [`select::MAX_UNMATCHED`] of them.
     pub unmatched: Vec<String>,
+    /// Filters that matched nothing beyond those kept in `unmatched`.
+    #[serde(default)]
+    pub unmatched_more: usize,
     /// Tag sets on the primary, in the schema's measurements, without its symbol or interval
     /// tag: their points are not synced (listed when the request listed the primary).
     pub outside_schema: Vec<String>,
@@ -191,7 +198,12 @@ impl SyncReport {
         if !self.unmatched.is_empty() {
             parts.push(format!(
                 "no series on the primary matches {}",
-                self.unmatched.join(", ")
+                select::shorten_counted(
+                    &self.unmatched,
+                    self.unmatched_more,
+                    ", ",
+                    select::LISTED_IN_WARNING
+                )
             ));
         }
         if !self.empty_on_primary.is_empty() {
@@ -254,7 +266,8 @@ impl SyncReport {
     pub fn merge(&mut self, other: SyncReport) {
         self.units.extend(other.units);
         self.empty_on_primary.extend(other.empty_on_primary);
-        self.unmatched.extend(other.unmatched);
+        self.unmatched_more +=
+            other.unmatched_more + select::extend_capped(&mut self.unmatched, other.unmatched);
         self.outside_schema.extend(other.outside_schema);
         self.outside_schema.sort();
         self.outside_schema.dedup();
@@ -425,8 +438,9 @@ impl Engine {
         // Tips split at now: what a backup holds up to now decides lag and whether it is
         // current; points after now (future-dated) are compared as the tip's `future` part.
         let now = dms_core::model::now_nanos();
-        let (series, primary, unmatched) = self.primary_tips(req, ctl, now).await?;
+        let (series, primary, (unmatched, more)) = self.primary_tips(req, ctl, now).await?;
         plan.report.unmatched = unmatched;
+        plan.report.unmatched_more = more;
         if matches!(req.selection, Selection::Primary { .. }) {
             plan.report.outside_schema = self.primary.outside_schema();
         }
@@ -467,7 +481,14 @@ impl Engine {
         req: &SyncRequest,
         ctl: &SyncControl,
         at: Nanos,
-    ) -> Result<(Vec<SeriesKey>, HashMap<SeriesKey, Tip>, Vec<String>), SyncError> {
+    ) -> Result<
+        (
+            Vec<SeriesKey>,
+            HashMap<SeriesKey, Tip>,
+            (Vec<String>, usize),
+        ),
+        SyncError,
+    > {
         let policy = self.settings.retry;
         match &req.selection {
             Selection::Series(list) => {
@@ -475,7 +496,7 @@ impl Engine {
                 v.sort();
                 v.dedup();
                 if v.is_empty() {
-                    return Ok((v, HashMap::new(), Vec::new()));
+                    return Ok((v, HashMap::new(), (Vec::new(), 0)));
                 }
                 let tips = with_retry(
                     &policy,
@@ -488,7 +509,7 @@ impl Engine {
                 if tips.is_empty() {
                     self.primary_exists().await?;
                 }
-                Ok((v, tips, Vec::new()))
+                Ok((v, tips, (Vec::new(), 0)))
             }
             Selection::Primary { symbols, intervals } => {
                 let mut all =
@@ -500,30 +521,18 @@ impl Engine {
                 if all.is_empty() {
                     self.primary_exists().await?;
                 }
-                let mut unmatched = Vec::new();
+                let (symbols, intervals) = (symbols.as_deref(), intervals.as_deref());
+                let filter = select::Filter::new(symbols, intervals);
+                let matched_any = all.keys().any(|k| filter.matches(k));
+                let (mut unmatched, more) =
+                    select::unmatched(symbols, intervals, all.keys(), matched_any);
                 if all.is_empty() && symbols.is_none() && intervals.is_none() {
                     unmatched.push("any series (it holds none of the schema's)".to_string());
                 }
-                let known: Vec<SeriesKey> = all.keys().cloned().collect();
-                unmatched.extend(dms_core::names::unmatched(
-                    symbols.as_deref().unwrap_or_default(),
-                    intervals.as_deref().unwrap_or_default(),
-                    &known,
-                ));
-                all.retain(|s, _| {
-                    symbols.as_ref().is_none_or(|l| l.contains(&s.symbol))
-                        && intervals.as_ref().is_none_or(|l| l.contains(&s.interval))
-                });
-                if all.is_empty() && unmatched.is_empty() {
-                    // Each filter matched something, but not together.
-                    let mut both = Vec::new();
-                    both.extend(symbols.iter().flatten().map(|s| format!("symbol {s}")));
-                    both.extend(intervals.iter().flatten().map(|i| format!("interval {i}")));
-                    unmatched.push(both.join(" with "));
-                }
+                all.retain(|s, _| filter.matches(s));
                 let mut v: Vec<SeriesKey> = all.keys().cloned().collect();
                 v.sort();
-                Ok((v, all, unmatched))
+                Ok((v, all, (unmatched, more)))
             }
         }
     }

@@ -744,10 +744,8 @@ impl Engine {
                         }
                     }
                 }
-                all.retain(|s| {
-                    symbols.as_ref().is_none_or(|l| l.contains(&s.symbol))
-                        && intervals.as_ref().is_none_or(|l| l.contains(&s.interval))
-                });
+                let filter = super::select::Filter::new(symbols.as_deref(), intervals.as_deref());
+                all.retain(|s| filter.matches(s));
                 all
             }
         };
