@@ -40,13 +40,20 @@ pub struct RestoreCliArgs {
     /// Compare and report what would be written; write nothing.
     #[arg(long)]
     pub dry_run: bool,
+    /// Create the target's InfluxDB database when it does not exist (a primary whose
+    /// database was dropped); without it a missing database is an error, as everywhere.
+    #[arg(long)]
+    pub create_database: bool,
     /// Print JSON.
     #[arg(long)]
     pub json: bool,
 }
 
 pub async fn run(config: &Path, args: RestoreCliArgs) -> anyhow::Result<ExitCode> {
-    let settings = super::load(config)?;
+    let mut settings = super::load(config)?;
+    if args.create_database {
+        allow_creating(&mut settings, args.to.as_deref());
+    }
     let when = |flag: &str, s: &Option<String>| -> anyhow::Result<Option<i64>> {
         s.as_deref()
             .map(|v| {
@@ -90,6 +97,17 @@ pub async fn run(config: &Path, args: RestoreCliArgs) -> anyhow::Result<ExitCode
         super::output::json(&run)?;
     } else {
         print(&run)?;
+    }
+    if !args.create_database
+        && run.restore.results.iter().any(|r| {
+            r.error
+                .as_deref()
+                .is_some_and(|e| e.contains("does not exist"))
+        })
+    {
+        eprintln!(
+            "the target's database does not exist: create it on the server, or run the restore with --create-database"
+        );
     }
     // A dry run succeeds by reporting; it exits 1 when the target differs (as `reconcile
     // --dry-run`), so a script can ask whether a restore is needed.
@@ -190,4 +208,19 @@ fn print(run: &RestoreRun) -> anyhow::Result<()> {
         eprintln!("warning: {w}");
     }
     Ok(())
+}
+
+/// Lets the restore's target (the primary unless `to` names a backup) create its InfluxDB
+/// database: asked for with `--create-database`, for a primary whose database was dropped.
+fn allow_creating(settings: &mut crate::config::Settings, to: Option<&str>) {
+    let node = match to {
+        None => Some(&mut settings.primary),
+        Some(name) if name == settings.primary.name => Some(&mut settings.primary),
+        Some(name) => settings.backups.iter_mut().find(|b| b.name == name),
+    };
+    if let Some(n) = node
+        && let crate::config::NodeKind::Influxdb(i) = &mut n.kind
+    {
+        i.create_database = true;
+    }
 }

@@ -180,7 +180,18 @@ async fn a_primary_database_dropped_entirely_comes_back_from_one_backup_on_influ
     };
     s[0].execute("market", "DROP DATABASE \"market\"").await;
 
-    let out = ok(&project, &["restore", "--from", "backup2"]);
+    // dms never creates the primary's database on its own: the restore says how.
+    let refused = project.cli(&["restore", "--from", "backup2"]);
+    assert_eq!(refused.status.code(), Some(1), "{}", text(&refused));
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("--create-database"),
+        "{}",
+        text(&refused)
+    );
+    let out = ok(
+        &project,
+        &["restore", "--from", "backup2", "--create-database"],
+    );
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         stdout.contains(&format!(
@@ -337,7 +348,7 @@ async fn a_restore_killed_at_random_moments_converges_on_influxdb() {
         let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_dms"))
             .arg("--config")
             .arg(&project.config)
-            .args(["restore", "--from", "backup1"])
+            .args(["restore", "--from", "backup1", "--create-database"])
             .env_remove("DMS_CONFIG")
             .env("RUST_LOG", "error")
             .stdout(std::process::Stdio::null())
@@ -371,7 +382,7 @@ async fn a_restore_killed_at_random_moments_converges_on_influxdb() {
         kills > 0 && midway > 0,
         "{kills} kills, {midway} midway in {tries} tries"
     );
-    let (code, run) = restore_json(&project, &["--from", "backup1"]);
+    let (code, run) = restore_json(&project, &["--from", "backup1", "--create-database"]);
     assert_eq!(code, 0, "{run:#}");
     assert_eq!(run["restore"]["equal"], series.len());
     assert_same_points(&*backup, &*primary, &series).await;

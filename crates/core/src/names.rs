@@ -28,7 +28,8 @@ pub fn nearest<'a>(wanted: &str, known: impl IntoIterator<Item = &'a str>) -> Op
             }
             1 + d
         };
-        if best.is_none_or(|(s, _)| score < s) {
+        // Ties go to the smaller name, so the hint does not depend on the listing's order.
+        if best.is_none_or(|(s, b)| (score, name) < (s, b)) {
             best = Some((score, name));
         }
     }

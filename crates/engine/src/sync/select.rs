@@ -216,7 +216,7 @@ mod tests {
         assert!(started.elapsed() < std::time::Duration::from_secs(2));
         assert_eq!(list.len(), MAX_UNMATCHED);
         assert_eq!(list.len() + more, 2 * 50_000 - 4);
-        assert_eq!(list[0], "symbol S0");
+        assert_eq!(list[0], "symbol S0 (did you mean S1?)");
         let f = Filter::new(Some(&s), Some(&i));
         assert!(f.matches(&held[0]));
         assert!(!f.matches(&SeriesKey::new("S1", "X")));
