@@ -182,8 +182,14 @@ async fn status_metrics_and_tasks_answer() {
         .text()
         .await
         .unwrap();
+    // A current series is counted per backup; it has no per-series line by default
+    // (`api.metrics_series: attention`).
     assert!(
-        text.contains(r#"dms_sync_lag_seconds{backup="backup1",symbol="US.AAPL",interval="1d"} 0"#),
+        text.contains(r#"dms_backup_series{backup="backup1",state="current"} 3"#),
+        "{text}"
+    );
+    assert!(
+        !text.contains(r#"dms_sync_lag_seconds{backup="backup1",symbol="US.AAPL""#),
         "{text}"
     );
     assert!(text.contains(r#"dms_node_up{node="primary"} 1"#), "{text}");

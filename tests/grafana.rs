@@ -126,11 +126,13 @@ fn queries(dashboard: &Value) -> Vec<String> {
 async fn every_metric_the_grafana_dashboard_queries_is_one_the_daemon_exports() {
     // A daemon that has done a catch-up sync and a task run, so every metric family has
     // samples (prometheus-client leaves out families without any).
+    // Every backup·series listed (`metrics_series: all`): the per-series panels show the
+    // current ones too.
     let port = free_port();
     let p = Project::with_sync(&sync_yaml(
         100,
         1,
-        &format!("api:\n  listen: 127.0.0.1:{port}\n"),
+        &format!("api:\n  listen: 127.0.0.1:{port}\n  metrics_series: all\n"),
     ));
     p.write(
         "config/task.yaml",

@@ -195,6 +195,10 @@ pub struct ApiBlock {
     /// e.g. `[dms.internal.example]`; any other `Host` header is refused (DNS rebinding).
     #[serde(default)]
     pub allowed_hosts: Vec<String>,
+    /// Which backup·series `/metrics` lists in its per-series families: `attention` (those
+    /// not current, or flagged future or stale) or `all`.
+    #[serde(default)]
+    pub metrics_series: Option<String>,
 }
 
 impl Default for ApiBlock {
@@ -204,6 +208,7 @@ impl Default for ApiBlock {
             listen: default_listen(),
             token: None,
             allowed_hosts: Vec::new(),
+            metrics_series: None,
         }
     }
 }

@@ -54,6 +54,9 @@ pub struct ApiSettings {
     /// Host names (lower case, no port) a request's `Host` may name besides IP addresses and
     /// `localhost`.
     pub allowed_hosts: Vec<String>,
+    /// Whether `/metrics` lists every backup·series in its per-series families (`all`), or
+    /// only those that need attention (the default: not current, or flagged).
+    pub metrics_all_series: bool,
 }
 
 /// The shortest token a daemon listening beyond loopback accepts.
@@ -791,11 +794,23 @@ fn check_api(api: &raw::ApiBlock, errs: &mut Problems) -> ApiSettings {
             allowed_hosts.push(h);
         }
     }
+    let metrics_all_series = match api.metrics_series.as_deref() {
+        None | Some("attention") => false,
+        Some("all") => true,
+        Some(other) => {
+            errs.sync(
+                "api.metrics_series",
+                format!("{other:?} is not one of attention, all"),
+            );
+            false
+        }
+    };
     ApiSettings {
         enabled: api.enabled,
         listen: listen.unwrap_or(std::net::SocketAddr::from(([127, 0, 0, 1], 8686))),
         token,
         allowed_hosts,
+        metrics_all_series,
     }
 }
 

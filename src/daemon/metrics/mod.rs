@@ -334,8 +334,17 @@ fn status_gauges(settings: &Settings, status: Option<&[SeriesStatus]>) -> Vec<Fa
         Kind::Gauge,
         &["symbol", "interval"],
     );
+    // Per-series lines only where they say something (unless `api.metrics_series: all`): at
+    // 10,000 series a line per current series is megabytes of zeros.
+    let listed = |r: &SeriesStatus| {
+        settings.api.metrics_all_series
+            || r.state != State::Current
+            || r.behind
+            || r.future.is_some()
+            || r.stale.is_some()
+    };
     if let Some(rows) = status {
-        for r in rows {
+        for r in rows.iter().filter(|r| listed(r)) {
             let (sym, int) = (r.key.series.symbol.as_str(), r.key.series.interval.as_str());
             if let Some(n) = r.primary_newest_ns {
                 newest.set(&[sym, int], Value::Gauge(n as f64 / 1e9));
@@ -377,19 +386,24 @@ fn status_gauges(settings: &Settings, status: Option<&[SeriesStatus]>) -> Vec<Fa
                 }
             }
             if let Some(l) = r.lag_seconds {
-                lag.set(&[b, sym, int], Value::Gauge(l));
                 if let Value::Gauge(worst) = max_lag.entry(&[b], Value::Gauge(0.0))
                     && l > *worst
                 {
                     *worst = l;
                 }
             }
+            add(&mut behind_count, &[b], f64::from(u8::from(r.behind)));
+            if !listed(r) {
+                continue;
+            }
+            if let Some(l) = r.lag_seconds {
+                lag.set(&[b, sym, int], Value::Gauge(l));
+            }
             behind.set(&[b, sym, int], Value::Gauge(f64::from(u8::from(r.behind))));
             future.set(
                 &[b, sym, int],
                 Value::Gauge(f64::from(u8::from(r.future.is_some()))),
             );
-            add(&mut behind_count, &[b], f64::from(u8::from(r.behind)));
         }
     }
     vec![
