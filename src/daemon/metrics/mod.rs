@@ -385,12 +385,11 @@ fn status_gauges(settings: &Settings, status: Option<&[SeriesStatus]>) -> Vec<Fa
                     *v = secs;
                 }
             }
-            if let Some(l) = r.lag_seconds {
-                if let Value::Gauge(worst) = max_lag.entry(&[b], Value::Gauge(0.0))
-                    && l > *worst
-                {
-                    *worst = l;
-                }
+            if let Some(l) = r.lag_seconds
+                && let Value::Gauge(worst) = max_lag.entry(&[b], Value::Gauge(0.0))
+                && l > *worst
+            {
+                *worst = l;
             }
             add(&mut behind_count, &[b], f64::from(u8::from(r.behind)));
             if !listed(r) {
