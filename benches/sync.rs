@@ -1180,10 +1180,93 @@ async fn bench_universe(
             check.max_rss_mb.max(daily.max_rss_mb)
         ),
     );
+    // The daemon over the universe: the status page and /metrics, each asked three times.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port");
+    let sync_yaml = cfg.join("sync.yaml");
+    let text = std::fs::read_to_string(&sync_yaml).unwrap();
+    std::fs::write(
+        &sync_yaml,
+        format!("{text}api:\n  listen: 127.0.0.1:{port}\n"),
+    )
+    .unwrap();
+    let mut daemon = std::process::Command::new(env!("CARGO_BIN_EXE_dms"))
+        .arg("--config")
+        .arg(&cfg)
+        .arg("run")
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("dms run starts");
+    let base = format!("http://127.0.0.1:{port}");
+    let started = Instant::now();
+    while http.get(format!("{base}/healthz")).send().await.is_err() {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "the daemon did not start"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let timed = |path: &'static str| {
+        let (http, base) = (&http, &base);
+        async move {
+            let mut best = f64::MAX;
+            let mut bytes = 0;
+            for _ in 0..3 {
+                let t = Instant::now();
+                let body = http
+                    .get(format!("{base}{path}"))
+                    .send()
+                    .await
+                    .expect("GET")
+                    .bytes()
+                    .await
+                    .expect("body");
+                best = best.min(t.elapsed().as_secs_f64());
+                bytes = body.len();
+            }
+            (best, bytes)
+        }
+    };
+    let (page_s, page_bytes) = timed("/").await;
+    let (metrics_s, metrics_bytes) = timed("/metrics").await;
+    let daemon_rss = std::fs::read_to_string(format!("/proc/{}/status", daemon.id()))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse::<f64>().ok())
+        })
+        .unwrap_or(0.0)
+        / 1024.0;
+    // SAFETY: signalling our own child.
+    unsafe {
+        libc::kill(daemon.id() as libc::pid_t, libc::SIGTERM);
+    }
+    let _ = daemon.wait();
+    row(
+        rows,
+        "universe: status page / /metrics with the daemon up",
+        format!(
+            "{page_s:.2} s ({} kB) / {metrics_s:.2} s ({} kB)",
+            page_bytes / 1024,
+            metrics_bytes / 1024
+        ),
+        &format!("target < 1 s each; daemon peak RSS {daemon_rss:.1} MB (target < 150 MB)"),
+    );
     out.insert(
         "universe".into(),
         json!({
             "series": n,
+            "page_s": page_s,
+            "page_bytes": page_bytes,
+            "metrics_s": metrics_s,
+            "metrics_bytes": metrics_bytes,
+            "daemon_rss_mb": daemon_rss,
             "ceiling_initial_s": ceil_initial,
             "initial": initial,
             "ceiling_daily_s": ceil_daily,

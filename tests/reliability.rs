@@ -217,6 +217,97 @@ async fn a_sync_killed_at_random_moments_loses_nothing() {
     );
 }
 
+/// Many small series move together (one read, shared writes, one checkpoint transaction per
+/// write): a `dms sync` killed at any moment of that leaves no checkpoint ahead of what its
+/// backup holds, and the next runs converge to the primary exactly.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sync_of_many_small_series_killed_at_random_moments_loses_nothing() {
+    let Some(s) = servers(3).await else { return };
+    let seed = dms::model::now_nanos() as u64;
+    eprintln!("small-series crash-loop seed: {seed}");
+    let mut rng = dms::sample::Rng::from_key(&seed.to_string());
+    let schema = Schema::default();
+    let primary = node("primary", &Target::on(&s[0], "many"), &schema);
+    let b1 = node("backup1", &Target::on(&s[1], "many"), &schema);
+    let b2 = node("backup2", &Target::on(&s[2], "many"), &schema);
+    let mut series = Vec::new();
+    let mut points = Vec::new();
+    for i in 0..1000 {
+        let sym = format!("G.S{i:04}");
+        points.extend(bars(&schema, &sym, "1d", 5));
+        series.push(SeriesKey::new(sym, "1d"));
+    }
+    put(primary.as_ref(), points).await;
+    // Small batches: a run writes each backup in many shared writes, so kills land between
+    // two of them too.
+    let cfg = config(
+        (&s[0].url(), "many"),
+        &[
+            ("backup1", &s[1].url(), "many"),
+            ("backup2", &s[2].url(), "many"),
+        ],
+        100,
+        "",
+    );
+    let backups: Vec<(&str, Arc<dyn Node>)> =
+        vec![("backup1", b1.clone()), ("backup2", b2.clone())];
+    let (mut kills, mut finished, mut midway) = (0, 0, 0);
+    let started = Instant::now();
+    while (kills < 8 || midway == 0) && started.elapsed() < Duration::from_secs(90) {
+        let mut child = dms(&cfg.config, &["sync"]).spawn().expect("dms starts");
+        std::thread::sleep(Duration::from_millis(50 + rng.next_u64() % 1000));
+        match child.try_wait().unwrap() {
+            None => {
+                child.kill().unwrap();
+                child.wait().unwrap();
+                kills += 1;
+                // Cut off between two shared writes: some series are caught up, some not.
+                let want = primary.newest(&series).await.unwrap();
+                let held = b1.newest(&series).await.unwrap();
+                let caught_up = series.iter().filter(|k| held.get(k) == want.get(k)).count();
+                if caught_up > 0 && caught_up < series.len() {
+                    midway += 1;
+                }
+            }
+            Some(status) => {
+                assert!(status.success(), "an unkilled run succeeds");
+                finished += 1;
+            }
+        }
+        checkpoints_never_ahead(&cfg.history, &backups, &series).await;
+        // Work for the next run: a new bar for every series.
+        new_minutes(primary.as_ref(), &series, 1).await;
+    }
+    assert!(
+        kills > 0 && midway > 0,
+        "{kills} kills, {midway} between two shared writes, {finished} finished"
+    );
+    let out = dms(&cfg.config, &["sync"]).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let verify = dms(&cfg.config, &["verify"])
+        .stdout(std::process::Stdio::piped())
+        .output()
+        .unwrap();
+    assert!(
+        verify.status.success(),
+        "verify after {kills} kills (seed {seed}):\n{}",
+        String::from_utf8_lossy(&verify.stdout)
+    );
+    for (_, b) in &backups {
+        assert_same_points(primary.as_ref(), b.as_ref(), &series).await;
+    }
+    let db = HistoryReader::open(&cfg.history).unwrap();
+    let rows = db.history(&dms::history::HistoryFilter::default()).unwrap();
+    assert!(rows.iter().all(|r| r.status.as_str() != "running"));
+    eprintln!(
+        "small-series crash loop: {kills} kills ({midway} between shared writes), {finished} completed runs"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn network_faults_fail_clearly_or_retry_and_a_later_sync_converges() {
     let Some(s) = servers(2).await else { return };

@@ -187,38 +187,43 @@ pub async fn collect(
         .enabled_backups()
         .map(|b| b.name.as_str())
         .collect();
-    let mut primary_tips = primary.tips_all(now).await.map_err(StatusError::Primary)?;
-    if primary_tips.is_empty() {
-        // A typo in the primary's database is an error, not an empty table.
-        primary
-            .probe(crate::node::Role::Primary)
-            .await
-            .map_err(StatusError::Primary)?;
-    }
-    let mut series: Vec<SeriesKey> = primary_tips.keys().cloned().collect();
-    let rows = &recorded.rows;
-    let known: Vec<SeriesKey> = rows
-        .iter()
-        .filter(|r| enabled.contains(&r.key.backup.as_str()))
-        .map(|r| r.key.series.clone())
-        .filter(|s| !primary_tips.contains_key(s))
-        .collect();
-    if !known.is_empty() {
-        // Series the history knows but the primary no longer lists: still shown.
-        primary_tips.extend(
+    // The primary's and every backup's tips at once (one request per node): a backup is
+    // asked for every series it holds, which covers whatever the primary lists.
+    let primary_part = async {
+        let mut primary_tips = primary.tips_all(now).await.map_err(StatusError::Primary)?;
+        if primary_tips.is_empty() {
+            // A typo in the primary's database is an error, not an empty table.
             primary
-                .tips(&known, now)
+                .probe(crate::node::Role::Primary)
                 .await
-                .map_err(StatusError::Primary)?,
-        );
-        series.extend(known);
-    }
-    series.sort();
-    series.dedup();
-    let backup_tips =
+                .map_err(StatusError::Primary)?;
+        }
+        let mut series: Vec<SeriesKey> = primary_tips.keys().cloned().collect();
+        let known: Vec<SeriesKey> = recorded
+            .rows
+            .iter()
+            .filter(|r| enabled.contains(&r.key.backup.as_str()))
+            .map(|r| r.key.series.clone())
+            .filter(|s| !primary_tips.contains_key(s))
+            .collect();
+        if !known.is_empty() {
+            // Series the history knows but the primary no longer lists: still shown.
+            primary_tips.extend(
+                primary
+                    .tips(&known, now)
+                    .await
+                    .map_err(StatusError::Primary)?,
+            );
+            series.extend(known);
+        }
+        series.sort();
+        series.dedup();
+        Ok::<_, StatusError>((primary_tips, series))
+    };
+    let backups_part =
         futures::future::join_all(backups.iter().filter(|b| enabled.contains(&b.name())).map(
             |b| async {
-                let tips = match tokio::time::timeout(BACKUP_TIMEOUT, b.tips(&series, now)).await {
+                let tips = match tokio::time::timeout(BACKUP_TIMEOUT, b.tips_all(now)).await {
                     Ok(r) => r.map_err(|e| e.to_string()),
                     Err(_) => Err(format!(
                         "node {}: no answer within {} s",
@@ -228,8 +233,10 @@ pub async fn collect(
                 };
                 (b.name().to_string(), tips)
             },
-        ))
-        .await;
+        ));
+    let (primary_part, backup_tips) = tokio::join!(primary_part, backups_part);
+    let (primary_tips, series) = primary_part?;
+    let rows = &recorded.rows;
     let by_key: HashMap<&BackupSeries, &StatusRow> = rows.iter().map(|r| (&r.key, r)).collect();
     let mut owners: HashMap<&BackupSeries, Vec<String>> = HashMap::new();
     for r in &recorded.scope {

@@ -215,7 +215,16 @@ pub(super) async fn read_many(
     }
     let mut names = Interner::default();
     for ((measurement, start), members) in groups {
-        for chunk in members.chunks(SERIES_PER_QUERY) {
+        // Many series from one start: one query for all of them, filtered by interval only
+        // (InfluxDB evaluates a long OR of tag conditions slowly — about a second per 500);
+        // the answer's other series are dropped here. Fewer: their tags, a query per chunk.
+        let whole = members.len() > SERIES_PER_QUERY;
+        let chunk_len = if whole {
+            members.len()
+        } else {
+            SERIES_PER_QUERY
+        };
+        for chunk in members.chunks(chunk_len) {
             let end = chunk
                 .iter()
                 .map(|&i| clamp(&windows[i].1).end)
@@ -226,18 +235,32 @@ pub(super) async fn read_many(
             for &i in chunk {
                 by_key.entry(&windows[i].0).or_default().push(i);
             }
-            let sets: Vec<Vec<String>> = chunk
-                .iter()
-                .map(|&i| inner.conditions(&windows[i].0))
-                .collect();
-            let filter = format!("({})", influxql::any_of(&sets));
-            let q = influxql::select_page(
-                &measurement,
-                std::slice::from_ref(&filter),
-                start,
-                end,
-                limit.saturating_add(1),
-            );
+            let filter = if whole {
+                match &inner.schema.interval_tag {
+                    Some(tag) => {
+                        let intervals: std::collections::BTreeSet<&str> = chunk
+                            .iter()
+                            .map(|&i| windows[i].0.interval.as_str())
+                            .collect();
+                        let sets: Vec<Vec<String>> = intervals
+                            .into_iter()
+                            .map(|v| vec![influxql::tag_equals(tag, v)])
+                            .collect();
+                        Some(format!("({})", influxql::any_of(&sets)))
+                    }
+                    // The measurement is the interval's own.
+                    None => None,
+                }
+            } else {
+                let sets: Vec<Vec<String>> = chunk
+                    .iter()
+                    .map(|&i| inner.conditions(&windows[i].0))
+                    .collect();
+                Some(format!("({})", influxql::any_of(&sets)))
+            };
+            let filter: Vec<String> = filter.into_iter().collect();
+            let q =
+                influxql::select_page(&measurement, &filter, start, end, limit.saturating_add(1));
             let what = format!(
                 "reading {} series of {measurement:?} from {start}",
                 chunk.len()

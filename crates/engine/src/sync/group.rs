@@ -26,10 +26,10 @@ use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 /// Series one group takes at most.
-pub(crate) const GROUP_SERIES: usize = 2_000;
+pub(crate) const GROUP_SERIES: usize = 10_000;
 /// Points a group may hold at once (all its windows together), which sets the per-series
 /// limit: `GROUP_POINTS / series`, at least [`MIN_PER_SERIES`].
-pub(crate) const GROUP_POINTS: usize = 20_000;
+pub(crate) const GROUP_POINTS: usize = 100_000;
 /// The least per-series limit a group reads with.
 const MIN_PER_SERIES: usize = 16;
 
@@ -50,9 +50,12 @@ pub(crate) fn groups(units: Vec<UnitPlan>) -> Vec<Vec<UnitPlan>> {
     out
 }
 
-/// The per-series limit of a group of `n` series.
-fn limit_for(n: usize) -> usize {
-    (GROUP_POINTS / n.max(1)).max(MIN_PER_SERIES)
+/// The per-series limit of a group of `n` series: its share of [`GROUP_POINTS`], at least
+/// [`MIN_PER_SERIES`], at most a batch (so a series' window is written in one batch).
+fn limit_for(n: usize, batch_size: usize) -> usize {
+    (GROUP_POINTS / n.max(1))
+        .max(MIN_PER_SERIES)
+        .min(batch_size.max(1))
 }
 
 /// One (backup, series) of a group.
@@ -89,7 +92,7 @@ pub(crate) async fn run(
             streamed: Vec::new(),
         });
     }
-    let limit = limit_for(units.len());
+    let limit = limit_for(units.len(), ctx.batch_size);
     let windows: Vec<(SeriesKey, TimeRange)> =
         units.iter().map(|u| (u.series.clone(), u.range)).collect();
     let read = read_primary(&ctx, &windows, limit).await;
@@ -349,40 +352,83 @@ async fn write_node(
         })
         .collect();
 
-    // One shared write; refused (not down, not stopped): series by series.
-    let mut written: Vec<Result<(), Failure>> = Vec::with_capacity(members.len());
-    let all: Vec<Point> = {
-        let mut v: Vec<Point> = todo.iter().flatten().cloned().collect();
-        v.sort_by_key(|p| p.time);
-        v
-    };
-    match write(ctx, &node, all).await {
-        Ok(()) => written.extend(members.iter().map(|_| Ok(()))),
-        Err(f) if f.cancelled() || f.node_down() => {
-            let status = if f.cancelled() {
-                Status::Interrupted
-            } else {
-                Status::Failed
-            };
-            let text = if f.cancelled() {
-                dms_core::ledger::UNIT_INTERRUPTED.to_string()
-            } else {
-                f.text()
-            };
-            return end_all(status, &text, f.node_down());
+    // Shared writes of whole series, about `batch_size` points each (a series' window never
+    // holds more than the group's limit, which is at most `batch_size`), each followed by
+    // one checkpoint transaction for its series; a write the backup refuses (not down, not
+    // stopped) is retried series by series.
+    let mut ends = Vec::with_capacity(members.len());
+    let mut start = 0;
+    while start < members.len() {
+        let mut end = start;
+        let mut n = 0;
+        while end < members.len() && (end == start || n + todo[end].len() <= ctx.batch_size) {
+            n += todo[end].len();
+            end += 1;
         }
-        Err(f) => {
-            tracing::debug!(backup = %node.name(), cause = %f.text(), "a shared write was refused; writing the series one by one");
-            for points in &todo {
-                written.push(write(ctx, &node, points.clone()).await);
+        let chunk = start..end;
+        start = end;
+        let outcomes: Vec<Result<(), Failure>> = if ctx.control.cancel.is_cancelled() {
+            chunk
+                .clone()
+                .map(|_| {
+                    Err(Failure::Interrupted(
+                        dms_core::ledger::UNIT_INTERRUPTED.into(),
+                    ))
+                })
+                .collect()
+        } else {
+            let mut all: Vec<Point> = todo[chunk.clone()].iter().flatten().cloned().collect();
+            all.sort_by_key(|p| p.time);
+            match write(ctx, &node, all).await {
+                Ok(()) => chunk.clone().map(|_| Ok(())).collect(),
+                Err(f) if f.cancelled() || f.node_down() => {
+                    chunk.clone().map(|_| Err(f.clone())).collect()
+                }
+                Err(f) => {
+                    tracing::debug!(backup = %node.name(), cause = %f.text(), "a shared write was refused; writing the series one by one");
+                    let mut v = Vec::with_capacity(chunk.len());
+                    for points in &todo[chunk.clone()] {
+                        v.push(write(ctx, &node, points.clone()).await);
+                    }
+                    v
+                }
+            }
+        };
+        ends.extend(
+            commit_chunk(
+                ctx,
+                lanes,
+                small,
+                &members[chunk.clone()],
+                &todo[chunk],
+                outcomes,
+            )
+            .await,
+        );
+    }
+    if let Some(p) = &ctx.control.progress {
+        for (li, end) in &ends {
+            if end.records > 0 {
+                p.batch_written(node.name(), &lanes[*li].key.series, end.records);
             }
         }
     }
+    ends
+}
 
-    // The checkpoints of what was acknowledged, in one transaction.
+/// The ends of a chunk's lanes after its write: the checkpoints of what was acknowledged, in
+/// one transaction (all fail when it cannot be saved).
+async fn commit_chunk(
+    ctx: &UnitCtx,
+    lanes: &[Lane],
+    small: &[(UnitPlan, Vec<Point>)],
+    members: &[usize],
+    todo: &[Vec<Point>],
+    outcomes: Vec<Result<(), Failure>>,
+) -> Vec<(usize, LaneEnd)> {
     let mut commits = Vec::new();
     let mut ends = Vec::with_capacity(members.len());
-    for ((&li, points), outcome) in members.iter().zip(&todo).zip(written) {
+    for ((&li, points), outcome) in members.iter().zip(todo).zip(outcomes) {
         let lane = &lanes[li];
         let (unit, primary_points) = &small[lane.unit];
         match outcome {
@@ -449,14 +495,6 @@ async fn write_node(
                     acked: None,
                     node_down: false,
                 };
-            }
-        }
-        return ends;
-    }
-    if let Some(p) = &ctx.control.progress {
-        for (li, end) in &ends {
-            if end.records > 0 {
-                p.batch_written(node.name(), &lanes[*li].key.series, end.records);
             }
         }
     }

@@ -438,7 +438,30 @@ impl Engine {
         // Tips split at now: what a backup holds up to now decides lag and whether it is
         // current; points after now (future-dated) are compared as the tip's `future` part.
         let now = dms_core::model::now_nanos();
-        let (series, primary, (unmatched, more)) = self.primary_tips(req, ctl, now).await?;
+        // The primary's and every backup's look-up at once (one request per node): a backup
+        // is asked for the series named, or — when the request covers what the primary holds,
+        // not yet known — for every series it holds (an InfluxDB node reads its whole
+        // measurements either way). A backup that does not answer is planned from its
+        // checkpoints (and skipped by the check loop), never retried here.
+        let named: Option<Vec<SeriesKey>> = match &req.selection {
+            Selection::Series(list) => {
+                let mut v = list.clone();
+                v.sort();
+                v.dedup();
+                Some(v)
+            }
+            Selection::Primary { .. } => None,
+        };
+        let named = &named;
+        let backup_tips = futures::future::join_all(backups.into_iter().map(|b| async move {
+            let tips = match named {
+                Some(v) => b.tips(v, now).await,
+                None => b.tips_all(now).await,
+            };
+            (b, tips.map_err(|e| e.to_string()))
+        }));
+        let (primary_tips, backups) = tokio::join!(self.primary_tips(req, ctl, now), backup_tips);
+        let (series, primary, (unmatched, more)) = primary_tips?;
         plan.report.unmatched = unmatched;
         plan.report.unmatched_more = more;
         if matches!(req.selection, Selection::Primary { .. }) {
@@ -447,15 +470,7 @@ impl Engine {
         if series.is_empty() {
             return Ok(plan);
         }
-        // One look-up per backup, all at once; a backup that does not answer is planned from
-        // its checkpoints (and skipped by the check loop), never retried here.
-        let wanted = &series;
-        let backups: Vec<(Arc<dyn Node>, BackupTips)> =
-            futures::future::join_all(backups.into_iter().map(|b| async move {
-                let tips = b.tips(wanted, now).await.map_err(|e| e.to_string());
-                (b, tips)
-            }))
-            .await;
+        let backups: Vec<(Arc<dyn Node>, BackupTips)> = backups;
         let checkpoints = self.history.checkpoints().await?;
         plan::plan_units(
             &plan::Inputs {
