@@ -512,3 +512,68 @@ fn drain(child: &mut std::process::Child) -> std::thread::JoinHandle<(Vec<u8>, V
         (o, e.join().unwrap_or_default())
     })
 }
+
+#[test]
+fn the_shipped_task_imports_a_large_file_within_the_shipped_memory_limit() {
+    // The shipped project, its memory_limit_mb (64) untouched, with 500,000 1m bars of
+    // US.AAPL ending now: as Lua tables these took 800 MB; streamed they never reach the
+    // script.
+    let p = crate::cli::shipped();
+    let settings = std::fs::read_to_string(p.root().join("config/sync.yaml")).unwrap();
+    assert!(settings.contains("memory_limit_mb: 64"), "{settings}");
+    let rows = 500_000i64;
+    let end = dms::model::now_nanos() / NANOS_PER_SEC / 60 * 60 - 3600;
+    let start = end - 60 * (rows - 1);
+    let mut text = String::with_capacity(rows as usize * 60);
+    text.push_str("time,open,high,low,close,volume\n");
+    for i in 0..rows {
+        let t = chrono::DateTime::from_timestamp(start + 60 * i, 0).unwrap();
+        let b = 100.0 + (i % 1000) as f64 / 100.0;
+        text.push_str(&format!(
+            "{},{b:.2},{:.2},{:.2},{:.2},{}\n",
+            t.format("%Y-%m-%dT%H:%M:%SZ"),
+            b + 0.1,
+            b - 0.1,
+            b + 0.05,
+            1000 + i % 700
+        ));
+    }
+    p.write("data/incoming/US.AAPL_1m.csv", &text);
+    let out = p.cli(&["task", "run", "daily_update_us", "--json"]);
+    assert!(
+        out.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let run = json(&out);
+    assert_eq!(run["status"], "success", "{run}");
+
+    let key = SeriesKey::new("US.AAPL", "1m");
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let (primary, backup) = rt.block_on(async {
+        (
+            all(p.store("primary", "run/data/primary.db").as_ref(), &key).await,
+            all(p.store("backup1", "run/data/backup1.db").as_ref(), &key).await,
+        )
+    });
+    assert_eq!(primary.len(), rows as usize);
+    assert_eq!(primary[0].time, start * NANOS_PER_SEC);
+    // The script asks for prices as floats and volume as an integer.
+    assert_eq!(
+        field(&primary[0], "close"),
+        Some(&FieldValue::Float(100.05))
+    );
+    assert_eq!(
+        field(&primary[7], "volume"),
+        Some(&FieldValue::Integer(1007))
+    );
+    assert_eq!(backup.len(), primary.len(), "then synced to the backups");
+
+    // A second run imports from the primary's newest bar on: that bar of each of the 4
+    // symbols × 2 intervals.
+    let out = p.cli(&["--log", "info", "task", "run", "daily_update_us"]);
+    assert!(out.status.success());
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(log.contains("imported 8 bars into the primary"), "{log}");
+}
