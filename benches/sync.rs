@@ -1307,6 +1307,9 @@ fn main() {
         if a.only.is_none() || a.only.as_deref() == Some("universe") {
             bench_universe(&a, &mut out, &mut rows).await;
         }
+        if a.only.is_none() || a.only.as_deref() == Some("import") {
+            bench_import(&a, &mut out, &mut rows).await;
+        }
     });
     out.insert(
         "table".into(),
@@ -1321,4 +1324,229 @@ fn main() {
     }
     std::fs::write(&a.out, serde_json::to_string_pretty(&out).unwrap()).unwrap();
     println!("\nJSON: {}", a.out.display());
+}
+
+/// `--only import` (and every full run): CSV → primary with `dms import` as a child process
+/// (rows/s, CPU, peak RSS) against, in the same run, a plain Python `csv` + `sqlite3`
+/// `executemany` load of the same rows (SQLite), and the raw write ceiling of the same InfluxDB
+/// server (the rows pre-encoded as line protocol in the same batches, posted one at a time as
+/// the import writes them, and `--workers` at a time).
+async fn bench_import(
+    a: &Args,
+    out: &mut serde_json::Map<String, serde_json::Value>,
+    rows: &mut Vec<Row>,
+) {
+    use std::io::Write;
+    println!("\n== import: CSV files into a primary ==");
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("bars.csv");
+    let n = a.points as i64;
+    let start = 1_600_000_000i64;
+    let time = |i: i64| {
+        chrono::DateTime::from_timestamp(start + 60 * i, 0)
+            .map(|t| t.format("%Y-%m-%dT%H:%M:%SZ").to_string())
+            .unwrap_or_default()
+    };
+    let line = |i: i64| {
+        let b = 100.0 + (i % 5000) as f64 / 100.0;
+        format!(
+            "{},{b:.2},{:.2},{:.2},{:.2},{}\n",
+            time(i),
+            b + 0.5,
+            b - 0.5,
+            b + 0.25,
+            1000 + i % 977
+        )
+    };
+    {
+        let mut w = std::io::BufWriter::new(std::fs::File::create(&csv).unwrap());
+        w.write_all(b"time,open,high,low,close,volume\n").unwrap();
+        for i in 0..n {
+            w.write_all(line(i).as_bytes()).unwrap();
+        }
+        w.flush().unwrap();
+    }
+    let size_mb = std::fs::metadata(&csv).unwrap().len() as f64 / 1e6;
+    let file = csv.to_str().unwrap();
+    let import = |cfg: &Path| {
+        dms(
+            cfg,
+            &[
+                "import",
+                "--symbol",
+                "US.BENCH",
+                "--interval",
+                "1m",
+                "--float",
+                "open",
+                "--float",
+                "high",
+                "--float",
+                "low",
+                "--float",
+                "close",
+                "--int",
+                "volume",
+                file,
+            ],
+        )
+    };
+
+    // SQLite: Python's csv + sqlite3 executemany, then dms.
+    let py = dir.path().join("load.py");
+    std::fs::write(
+        &py,
+        r#"import csv, sqlite3, sys
+from datetime import datetime
+db = sqlite3.connect(sys.argv[2])
+db.execute("PRAGMA journal_mode=WAL")
+db.execute("CREATE TABLE points (time INTEGER PRIMARY KEY, open REAL, high REAL, low REAL, close REAL, volume INTEGER)")
+def rows(f):
+    r = csv.reader(f)
+    next(r)
+    for t, o, h, l, c, v in r:
+        ns = int(datetime.fromisoformat(t.replace("Z", "+00:00")).timestamp()) * 1000000000
+        yield ns, float(o), float(h), float(l), float(c), int(v)
+with open(sys.argv[1], newline="") as f:
+    db.executemany("INSERT OR REPLACE INTO points VALUES (?, ?, ?, ?, ?, ?)", rows(f))
+db.commit()
+"#,
+    )
+    .unwrap();
+    let t = Instant::now();
+    let status = std::process::Command::new("python3")
+        .arg(&py)
+        .arg(&csv)
+        .arg(dir.path().join("python.db"))
+        .status()
+        .expect("python3 runs");
+    assert!(status.success(), "the Python load failed");
+    let python = n as f64 / t.elapsed().as_secs_f64();
+    row(
+        rows,
+        "import ceiling: Python csv + sqlite3 executemany",
+        kps(python),
+        &format!("{n} rows, {size_mb:.0} MB of CSV, one transaction"),
+    );
+    let sdir = dir.path().join("sqlite");
+    let cfg = write_config(&sdir, &sqlite_nodes(), a.batch, a.workers);
+    let sq = import(&cfg);
+    let sq_rate = n as f64 / sq.wall_s;
+    row(
+        rows,
+        "dms import (sqlite primary)",
+        kps(sq_rate),
+        &format!(
+            "{:.0}% of Python; {:.1} s CPU, peak RSS {:.1} MB",
+            sq_rate / python * 100.0,
+            sq.cpu_s,
+            sq.max_rss_mb
+        ),
+    );
+
+    // InfluxDB: the server's write ceiling for the same batches, then dms.
+    let mut influx = serde_json::Value::Null;
+    if let Some(server) = InfluxServer::start().await {
+        let url = server.url();
+        let http = dms::node::http_client_builder().build().unwrap();
+        for db in ["ceiling1", "ceilingn", DB] {
+            query(&http, &url, &format!("CREATE DATABASE {db}")).await;
+        }
+        let schema = Schema::default();
+        let key = SeriesKey::new("US.BENCH", "1m");
+        let (m, tags) = schema.identity(&key);
+        let enc: Vec<bytes::Bytes> = (0..n)
+            .collect::<Vec<_>>()
+            .chunks(a.batch)
+            .map(|c| {
+                let points: Vec<Point> = c
+                    .iter()
+                    .map(|&i| {
+                        let b = 100.0 + (i % 5000) as f64 / 100.0;
+                        let f = |k: &str, v| (Arc::<str>::from(k), v);
+                        use dms::model::FieldValue::{Float, Integer};
+                        Point {
+                            measurement: m.clone(),
+                            tags: tags.clone(),
+                            fields: vec![
+                                f("close", Float(b + 0.25)),
+                                f("high", Float(b + 0.5)),
+                                f("low", Float(b - 0.5)),
+                                f("open", Float(b)),
+                                f("volume", Integer(1000 + i % 977)),
+                            ],
+                            time: (start + 60 * i) * 1_000_000_000,
+                        }
+                    })
+                    .collect();
+                let mut buf = Vec::new();
+                dms::node::influxdb::line_protocol::encode(&points, &mut buf).expect("encodes");
+                bytes::Bytes::from(buf)
+            })
+            .collect();
+        let t = Instant::now();
+        for b in &enc {
+            post(&http, &url, "ceiling1", b.clone()).await;
+        }
+        let one = n as f64 / t.elapsed().as_secs_f64();
+        let t = Instant::now();
+        futures::stream::iter(enc.iter().cloned())
+            .for_each_concurrent(a.workers, |b| {
+                let (http, url) = (&http, &url);
+                async move { post(http, url, "ceilingn", b).await }
+            })
+            .await;
+        let many = n as f64 / t.elapsed().as_secs_f64();
+        drop(enc);
+        row(
+            rows,
+            "import ceiling: raw write to influxd, one in flight",
+            kps(one),
+            "the same rows pre-encoded in the same batches",
+        );
+        row(
+            rows,
+            &format!(
+                "import ceiling: raw write to influxd, {} in flight",
+                a.workers
+            ),
+            kps(many),
+            "",
+        );
+        let idir = dir.path().join("influx");
+        let nodes = format!(
+            "nodes:\n  primary: {{name: primary, type: influxdb, url: \"{url}\", database: {DB}}}\n  backups:\n    - {{name: backup1, type: sqlite, path: run/backup1.db}}\n"
+        );
+        let cfg = write_config(&idir, &nodes, a.batch, a.workers);
+        let ix = import(&cfg);
+        let ix_rate = n as f64 / ix.wall_s;
+        row(
+            rows,
+            "dms import (influxdb primary)",
+            kps(ix_rate),
+            &format!(
+                "{:.0}% of one in flight, {:.0}% of {} in flight; {:.1} s CPU, peak RSS {:.1} MB",
+                ix_rate / one * 100.0,
+                ix_rate / many * 100.0,
+                a.workers,
+                ix.cpu_s,
+                ix.max_rss_mb
+            ),
+        );
+        influx = json!({
+            "ceiling_one_in_flight": one,
+            "ceiling_workers_in_flight": many,
+            "dms": ix,
+            "dms_rows_per_s": ix_rate,
+        });
+    }
+    out.insert(
+        "import".into(),
+        json!({
+            "rows": n,
+            "csv_mb": size_mb,
+            "sqlite": {"python_rows_per_s": python, "dms": sq, "dms_rows_per_s": sq_rate},
+            "influxdb": influx,
+        }),
+    );
 }

@@ -2,6 +2,8 @@
 -- every backup. Each CSV is data/<incoming>/<symbol>_<interval>.csv with the columns
 -- time,open,high,low,close,volume. Only bars at or after the primary's newest bar are written
 -- (the newest bar is rewritten in case it changed), so a second run imports nothing new.
+-- dms.primary.import_csv streams each file into the primary in batches, so a file of any size
+-- is imported within the script's memory limit.
 
 local function import(dir, symbol, interval)
   local file = dir .. "/" .. symbol .. "_" .. interval .. ".csv"
@@ -9,29 +11,16 @@ local function import(dir, symbol, interval)
     dms.log.warn("no incoming file", file)
     return 0
   end
-  local newest = dms.primary.newest(symbol, interval)
-  local points = {}
-  for _, row in ipairs(dms.csv.read(file)) do
-    local t = dms.time.parse(row.time)
-    if newest == nil or t >= newest then
-      points[#points + 1] = {
-        symbol = symbol,
-        interval = interval,
-        time = t,
-        fields = {
-          open = dms.float(tonumber(row.open)),
-          high = dms.float(tonumber(row.high)),
-          low = dms.float(tonumber(row.low)),
-          close = dms.float(tonumber(row.close)),
-          volume = math.tointeger(tonumber(row.volume)),
-        },
-      }
-    end
-  end
-  if #points > 0 then
-    dms.primary.write(points)
-  end
-  return #points
+  -- dms streams the file into the primary in batches: no row passes through Lua.
+  local report = dms.primary.import_csv {
+    file = file,
+    symbol = symbol,
+    interval = interval,
+    since = dms.primary.newest(symbol, interval),
+    float = { "open", "high", "low", "close" },
+    int = "volume",
+  }
+  return report.written
 end
 
 function run(ctx)

@@ -36,5 +36,5 @@ pub mod shutdown;
 
 pub use dms_config as config;
 pub use dms_core::{input, ledger, model, names, retry, sample, schema, timefmt};
-pub use dms_engine::{restore, sync, verify};
+pub use dms_engine::{import, restore, sync, verify};
 pub use dms_history as history;

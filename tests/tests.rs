@@ -16,6 +16,7 @@ mod grafana;
 mod helper;
 mod history_faults;
 mod hostile;
+mod import;
 mod influx;
 mod interrupted;
 mod load;

@@ -1,9 +1,10 @@
 //! Wiring: settings → nodes, history, engine and compiled scripts ([`App`]); running tasks
 //! ([`runner`]); the status view shared by the CLI and the API ([`status`]); reconcile and
-//! restore runs ([`reconcile`], [`restore`]).
+//! restore runs ([`reconcile`], [`restore`]); CSV imports ([`import`]).
 
 mod feed;
 pub mod health;
+pub mod import;
 pub mod metrics;
 pub mod reconcile;
 pub mod restore;
@@ -53,6 +54,19 @@ pub enum AppError {
     /// A restore was refused or could not start.
     #[error(transparent)]
     Restore(#[from] crate::restore::RestoreError),
+    /// A node named for an import cannot be used.
+    #[error("{name:?} {why}: an import writes to the primary or an enabled backup ({known})")]
+    UnknownNode {
+        /// The name given.
+        name: String,
+        /// Why it cannot be used.
+        why: String,
+        /// The nodes that can be named.
+        known: String,
+    },
+    /// A file named for an import is not there or not a file.
+    #[error(transparent)]
+    ImportFile(#[from] import::ImportFileError),
 }
 
 /// Everything a writer needs: nodes, history (locked), engine and compiled scripts.

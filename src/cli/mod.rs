@@ -6,6 +6,7 @@
 mod completions;
 mod config_check;
 mod history;
+mod import;
 pub mod logging;
 mod man;
 mod metrics;
@@ -76,6 +77,8 @@ pub enum Command {
     Reconcile(reconcile::ReconcileCliArgs),
     /// Copy a backup back into the primary (or another node) and compare the range exactly.
     Restore(restore::RestoreCliArgs),
+    /// Stream CSV files into the primary (or another node) in batches, as a recorded run.
+    Import(import::ImportArgs),
     /// Validate the configuration.
     #[command(subcommand)]
     Config(ConfigCommand),
@@ -105,6 +108,7 @@ impl Cli {
             Command::Run(_) | Command::Sync(_) => "info",
             Command::Verify(v) if v.repair => "info",
             Command::Reconcile(_) | Command::Restore(_) => "info",
+            Command::Import(_) => "info",
             Command::Task(task::TaskCommand::Run { .. }) => "info",
             _ => "warn",
         }
@@ -141,6 +145,7 @@ pub async fn run(cli: Cli) -> ExitCode {
         Command::Verify(args) => verify::run(&cli.config, args).await,
         Command::Reconcile(args) => reconcile::run(&cli.config, args).await,
         Command::Restore(args) => restore::run(&cli.config, args).await,
+        Command::Import(args) => import::run(&cli.config, args).await,
         Command::Config(ConfigCommand::Check(args)) => config_check::check(&cli.config, args).await,
         Command::Completions(args) => completions::run(args),
         Command::Man(args) => man::run(args),
@@ -201,6 +206,12 @@ fn exit_code_of(e: &anyhow::Error) -> u8 {
             || matches!(
                 c.downcast_ref::<crate::app::AppError>(),
                 Some(crate::app::AppError::Restore(e)) if e.is_bad_input()
+            )
+            || matches!(
+                c.downcast_ref::<crate::app::AppError>(),
+                Some(
+                    crate::app::AppError::UnknownNode { .. } | crate::app::AppError::ImportFile(_)
+                )
             )
     });
     if bad_input { 2 } else { 1 }

@@ -1,4 +1,4 @@
-//! A progress bar for long syncs, drawn on stderr only when it is a terminal, and the log
+//! A progress bar for long syncs and imports, drawn on stderr only when it is a terminal, and the log
 //! writer that prints log lines above it instead of across it.
 
 use crate::model::SeriesKey;
@@ -170,6 +170,88 @@ impl Progress for Bar {
 
     fn reconciled(&self, n: usize) {
         self.bar.inc(n as u64);
+    }
+}
+
+/// The bar of `dms import`: bytes of the files read, rows written, rows per second and the
+/// time left.
+pub struct ImportBar {
+    bar: ProgressBar,
+    rows: Arc<AtomicU64>,
+    /// Bytes of the files before the current one.
+    base: AtomicU64,
+    /// Size of the current file.
+    current: AtomicU64,
+    bars: &'static Bars,
+}
+
+impl ImportBar {
+    /// A bar when stderr is a terminal, else `None`.
+    pub fn new() -> Option<Arc<ImportBar>> {
+        if !std::io::stderr().is_terminal() {
+            return None;
+        }
+        Some(Arc::new(ImportBar::with_target(
+            ProgressDrawTarget::stderr(),
+            &BARS,
+        )))
+    }
+
+    /// A bar drawn on `target`, registered in `bars` so logs go above it.
+    pub fn with_target(target: ProgressDrawTarget, bars: &'static Bars) -> ImportBar {
+        let rows = Arc::new(AtomicU64::new(0));
+        let bar = ProgressBar::with_draw_target(Some(0), target);
+        let (total, rate) = (rows.clone(), rows.clone());
+        let template = "{spinner} [{elapsed_precise}] {bar:30} {bytes}/{total_bytes} · {rows} rows · {rows_rate} rows/s · ETA {eta} {msg}";
+        let style = ProgressStyle::with_template(template)
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .with_key(
+                "rows",
+                move |_: &ProgressState, w: &mut dyn std::fmt::Write| {
+                    let _ = write!(w, "{}", total.load(Ordering::Relaxed));
+                },
+            )
+            .with_key(
+                "rows_rate",
+                move |s: &ProgressState, w: &mut dyn std::fmt::Write| {
+                    let secs = s.elapsed().as_secs_f64();
+                    let n = rate.load(Ordering::Relaxed) as f64;
+                    let r = if secs > 0.0 { n / secs } else { 0.0 };
+                    let _ = write!(w, "{r:.0}");
+                },
+            );
+        bar.set_style(style);
+        bars.set(Some(bar.clone()));
+        ImportBar {
+            bar,
+            rows,
+            base: AtomicU64::new(0),
+            current: AtomicU64::new(0),
+            bars,
+        }
+    }
+
+    /// Removes the bar.
+    pub fn finish(&self) {
+        self.bars.set(None);
+        self.bar.finish_and_clear();
+    }
+}
+
+impl crate::import::ImportProgress for ImportBar {
+    fn written(&self, rows: u64, offset: u64) {
+        self.rows.fetch_add(rows, Ordering::Relaxed);
+        self.bar
+            .set_position(self.base.load(Ordering::Relaxed).saturating_add(offset));
+    }
+}
+
+impl crate::app::import::FileProgress for ImportBar {
+    fn file_started(&self, _file: &str, size: u64) {
+        let before = self.current.swap(size, Ordering::Relaxed);
+        let base = self.base.fetch_add(before, Ordering::Relaxed) + before;
+        self.bar.inc_length(size);
+        self.bar.set_position(base);
     }
 }
 

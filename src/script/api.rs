@@ -3,7 +3,7 @@
 //! through the run's [`Host`], which exists only while a hook runs.
 
 use super::data::DataDir;
-use super::host::{HttpCall, LogLevel, Services, SyncArgs};
+use super::host::{HttpCall, ImportCsvArgs, LogLevel, Services, SyncArgs};
 use crate::model::{FieldValue, Name, Nanos, Point, SeriesKey, format_nanos, parse_time};
 use crate::restore::RestoreArgs;
 use crate::sync::{ReconcileArgs, SyncReport};
@@ -192,6 +192,18 @@ fn primary_table(lua: &Lua) -> mlua::Result<Table> {
                 .await
                 .map_err(mlua::Error::runtime)?;
             Ok(n)
+        })?,
+    )?;
+    t.set(
+        "import_csv",
+        lua.create_async_function(|lua, opts: Table| async move {
+            let host = host(&lua)?;
+            let args: ImportCsvArgs = options(&lua, "dms.primary.import_csv", Some(opts))?;
+            let report = host
+                .primary_import_csv(args)
+                .await
+                .map_err(|e| mlua::Error::runtime(format!("dms.primary.import_csv: {e}")))?;
+            lua.to_value(&report)
         })?,
     )?;
     Ok(t)

@@ -107,6 +107,32 @@ impl DataDir {
         Ok(out)
     }
 
+    /// Opens a regular file beneath the folder for reading as a stream, whatever its size
+    /// (`dms.primary.import_csv` reads it in batches, never whole).
+    ///
+    /// # Errors
+    /// [`DataError`] when it is outside or not a regular file.
+    pub fn open_stream(&self, rel: &str) -> Result<std::fs::File, DataError> {
+        let open_err = |cause| DataError::Open {
+            path: rel.to_string(),
+            cause,
+        };
+        let mut opts = OpenOptions::new();
+        opts.read(true);
+        #[cfg(unix)]
+        {
+            use cap_std::fs::OpenOptionsExt;
+            // A FIFO would block an open for reading until a writer appears.
+            opts.custom_flags(libc::O_NONBLOCK);
+        }
+        let file = self.dir.open_with(rel, &opts).map_err(open_err)?;
+        let meta = file.metadata().map_err(open_err)?;
+        if !meta.is_file() {
+            return Err(DataError::NotAFile(rel.to_string()));
+        }
+        Ok(file.into_std())
+    }
+
     /// Whether `rel` is a regular file beneath the folder.
     pub fn exists(&self, rel: &str) -> bool {
         self.dir.metadata(rel).is_ok_and(|m| m.is_file())

@@ -31,6 +31,8 @@ pub trait Services: Send + Sync {
     async fn primary_newest(&self, series: SeriesKey) -> Result<Option<Nanos>, String>;
     /// `dms.primary.write(points)`.
     async fn primary_write(&self, points: Vec<Point>) -> Result<usize, String>;
+    /// `dms.primary.import_csv{...}`: the file's report as JSON.
+    async fn primary_import_csv(&self, args: ImportCsvArgs) -> Result<serde_json::Value, String>;
     /// `dms.http.get/post`: the answer as JSON (`{status, body, headers}`).
     async fn http(&self, req: HttpCall) -> Result<serde_json::Value, String>;
     /// `dms.log.*` and `print`.
@@ -114,6 +116,38 @@ pub struct SyncArgs {
     pub mode: Option<SyncMode>,
     /// Initial days; the task's when unset.
     pub initial_days: Option<u32>,
+}
+
+/// Options of one `dms.primary.import_csv{...}` call: the file (beneath `scripts.data_dir`),
+/// the series its rows belong to, and how rows become points, as `dms import` takes them.
+/// Unknown keys are refused.
+#[derive(Debug, Default, Clone, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ImportCsvArgs {
+    /// The file, relative to `scripts.data_dir`.
+    pub file: String,
+    /// The symbol every row belongs to.
+    pub symbol: String,
+    /// The interval every row belongs to.
+    pub interval: String,
+    /// Only rows at or after this time (ns, RFC 3339, a date or an age).
+    #[serde(deserialize_with = "dms_core::de::point_in_time")]
+    pub since: Option<Nanos>,
+    /// The column holding the time (default `time`).
+    pub time_column: Option<String>,
+    /// The unit of epoch numbers (`s`, `ms`, `us`, `ns`); detected when unset.
+    pub time_unit: Option<crate::import::TimeUnit>,
+    /// Columns read as floats.
+    #[serde(rename = "float", deserialize_with = "dms_core::de::one_or_many")]
+    pub floats: Option<Vec<String>>,
+    /// Columns read as integers.
+    #[serde(rename = "int", deserialize_with = "dms_core::de::one_or_many")]
+    pub ints: Option<Vec<String>>,
+    /// Columns that are tags.
+    #[serde(rename = "tag", deserialize_with = "dms_core::de::one_or_many")]
+    pub tags: Option<Vec<String>>,
+    /// Count and skip bad rows instead of stopping at the first.
+    pub skip_bad: bool,
 }
 
 impl Host {
@@ -249,6 +283,63 @@ impl Host {
             .http
             .request(method, &req.url, req.body, req.headers)
             .await
+    }
+
+    /// Streams a CSV file beneath the data folder into the primary, in batches of
+    /// `batch_size` (the rows never pass through the script).
+    ///
+    /// # Errors
+    /// A message naming the file (and line, for a bad row): the file cannot be opened beneath
+    /// the data folder, a row is bad, the primary refused a batch after retries.
+    pub async fn import_csv(
+        &self,
+        args: ImportCsvArgs,
+    ) -> Result<crate::import::FileReport, String> {
+        let ImportCsvArgs {
+            file,
+            symbol,
+            interval,
+            since,
+            time_column,
+            time_unit,
+            floats,
+            ints,
+            tags,
+            skip_bad,
+        } = args;
+        if file.is_empty() || symbol.is_empty() || interval.is_empty() {
+            return Err("file, symbol and interval are required".to_string());
+        }
+        let dir = self.env.data_dir.clone();
+        let rel = file.clone();
+        let reader = tokio::task::spawn_blocking(move || {
+            super::data::DataDir::open(&dir).and_then(|d| d.open_stream(&rel))
+        })
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e| e.to_string())?;
+        let importer = crate::import::Importer {
+            node: self.engine.primary().clone(),
+            schema: self.env.schema.clone(),
+            series: SeriesKey::new(symbol, interval),
+            options: crate::import::ImportOptions {
+                time_column,
+                time_unit,
+                floats: floats.unwrap_or_default(),
+                ints: ints.unwrap_or_default(),
+                tags: tags.unwrap_or_default(),
+                since,
+                skip_bad,
+            },
+            batch_size: self.engine.settings().batch_size,
+            retry: self.engine.settings().retry,
+            cancel: self.control.cancel.clone(),
+            progress: None,
+        };
+        importer
+            .file(&file, Box::new(reader))
+            .await
+            .map_err(|e| e.to_string())
     }
 
     /// Writes points to the primary in batches of `batch_size`.

@@ -2,7 +2,7 @@
 //! writing to the child's stdin and reading its stdout.
 
 use super::RunInfo;
-use super::host::{HttpCall, LogLevel, SyncArgs};
+use super::host::{HttpCall, ImportCsvArgs, LogLevel, SyncArgs};
 use crate::model::{Point, SeriesKey};
 use crate::restore::RestoreArgs;
 use crate::sync::ReconcileArgs;
@@ -93,6 +93,8 @@ pub enum Op {
     PrimaryNewest(SeriesKey),
     /// `dms.primary.write(...)`.
     PrimaryWrite(Vec<Point>),
+    /// `dms.primary.import_csv{...}`.
+    ImportCsv(ImportCsvArgs),
     /// `dms.http.*`.
     Http(HttpCall),
 }

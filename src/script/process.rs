@@ -477,6 +477,14 @@ async fn serve(host: &Host, op: Op) -> Result<serde_json::Value, String> {
                 .map_err(|e| e.to_string())?;
             json(serde_json::to_value(n))
         }
+        Op::ImportCsv(args) => {
+            let shown = args.file.clone();
+            let report = host
+                .import_csv(args)
+                .await
+                .map_err(|e| format!("importing {shown:?}: {e}"))?;
+            json(serde_json::to_value(report))
+        }
         Op::Http(call) => {
             let answer = host.http(call).await?;
             json(serde_json::to_value(answer))

@@ -5,7 +5,7 @@
 //! a loop inside a C function, a finalizer that never returns — outlives its timeout or
 //! reaches the daemon.
 
-use super::host::{HttpCall, LogLevel, Services, SyncArgs};
+use super::host::{HttpCall, ImportCsvArgs, LogLevel, Services, SyncArgs};
 use super::ipc::{FromScript, Op, ToScript, line};
 use super::{TaskScript, display_path};
 use crate::model::{Nanos, Point, SeriesKey};
@@ -83,6 +83,9 @@ impl Services for Remote {
     }
     async fn primary_write(&self, points: Vec<Point>) -> Result<usize, String> {
         self.ask_as(Op::PrimaryWrite(points)).await
+    }
+    async fn primary_import_csv(&self, args: ImportCsvArgs) -> Result<serde_json::Value, String> {
+        self.ask(Op::ImportCsv(args)).await
     }
     async fn http(&self, req: HttpCall) -> Result<serde_json::Value, String> {
         self.ask(Op::Http(req)).await

@@ -9,6 +9,7 @@
 //! - [`equal`]: backups that provably equal the primary — future-dated bars, dropped databases
 //!   and restored data folders, revisions, deletes, unreachable backups, full-field digests;
 //! - [`escaping`]: symbols with quotes, spaces, commas, `=`, unicode and injection attempts;
+//! - [`import`]: `dms import` into an InfluxDB primary: whole batches, skipped rows, types;
 //! - [`restore`]: `dms restore` of a dropped symbol, a dropped database, into a database that
 //!   does not exist yet, kept and overwritten values, killed at random moments;
 //! - [`support`]: a project folder with config for the servers, seeding and comparing.
@@ -17,6 +18,7 @@ mod checks;
 mod equal;
 mod escaping;
 mod faults;
+mod import;
 mod restore;
 pub(crate) mod support;
 mod sync;

@@ -5,8 +5,10 @@
 //! # Layout
 //! - [`sync`]: plan, fan-out units, checkpoints, retries, the circuit breaker, reconciliation.
 //! - [`verify`]: window-by-window comparison of primary and backups.
+//! - [`import`]: CSV files streamed into one node in batches.
 //! - [`restore`]: a backup copied back into the primary or another node, compared exactly.
 
+pub mod import;
 pub mod restore;
 pub mod sync;
 pub mod verify;
