@@ -15,7 +15,7 @@
 //!
 //! Options (after `--`): `--points N` (default 2000000), `--batch N` (5000), `--workers N` (5),
 //! `--memory-scale K` (also sync K× the data and compare peak RSS; default 0 = skip),
-//! `--only influx|sqlite|universe`, `--universe N` (symbols of the universe scenario, default
+//! `--only influx|sqlite|universe|import`, `--universe N` (symbols of the universe scenario, default
 //! 10000), `--out FILE`.
 //!
 //! The universe scenario (issue: a sync costs what its points cost): N symbols of daily bars
