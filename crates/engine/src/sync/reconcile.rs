@@ -118,6 +118,19 @@ impl Stripe {
     }
 }
 
+/// Points a scrub stripe's look-ahead reads at most per chunk of series and node.
+const PREFETCH_POINTS: usize = 200_000;
+
+/// Per timestamp, the sum of the exact fingerprints of the points there.
+fn fingerprints_of(points: &[dms_core::model::Point]) -> Fingerprints {
+    let mut out: Fingerprints = BTreeMap::new();
+    for p in points {
+        let e = out.entry(p.time).or_default();
+        *e = e.wrapping_add(exact_fingerprint(p));
+    }
+    out
+}
+
 /// Cuts `range` into window-aligned parts of at most `span` windows (what one exact read holds
 /// in memory per side).
 fn spans(range: TimeRange, window: Nanos, span: i64) -> Vec<TimeRange> {
@@ -724,19 +737,22 @@ impl Engine {
         let mut v = match selection {
             Selection::Series(list) => list.clone(),
             Selection::Primary { symbols, intervals } => {
-                let mut all = with_retry(
-                    &self.settings.retry,
-                    &ctl.cancel,
-                    "listing the primary's series",
-                    || self.primary.list_series(),
-                )
-                .await
-                .map_err(SyncError::primary)?;
+                // Every node's listing at once.
+                let (primary, backups) = tokio::join!(
+                    with_retry(
+                        &self.settings.retry,
+                        &ctl.cancel,
+                        "listing the primary's series",
+                        || self.primary.list_series(),
+                    ),
+                    futures::future::join_all(self.backups.iter().map(|b| b.list_series()))
+                );
+                let mut all = primary.map_err(SyncError::primary)?;
                 if all.is_empty() {
                     self.primary_exists().await?;
                 }
-                for b in &self.backups {
-                    match b.list_series().await {
+                for (b, listed) in self.backups.iter().zip(backups) {
+                    match listed {
                         Ok(theirs) => all.extend(theirs),
                         // Its digests fail too and say so in its counts.
                         Err(e) => {
@@ -952,18 +968,74 @@ impl Engine {
                 }
             }
         }
+        // A scrub's stripe holds small windows: each node's are read with one multi-series
+        // request (what one holds beyond its share is streamed on its own below).
+        let mut pre_primary: Vec<Option<Fingerprints>> = vec![None; jobs.len()];
+        let mut pre_backups: Vec<HashMap<usize, Fingerprints>> = vec![HashMap::new(); jobs.len()];
+        if req.stripe.is_some() && !jobs.is_empty() {
+            let limit = (PREFETCH_POINTS / jobs.len()).max(16);
+            let windows: Vec<(SeriesKey, TimeRange)> =
+                jobs.iter().map(|(s, span, _)| (s.clone(), *span)).collect();
+            let mut asks = vec![(usize::MAX, windows, Vec::new())];
+            for i in 0..backups.len() {
+                let mut w = Vec::new();
+                let mut at = Vec::new();
+                for (j, (s, _, members)) in jobs.iter().enumerate() {
+                    if let Some((_, _, clip)) = members.iter().find(|m| m.0 == i) {
+                        w.push((s.clone(), *clip));
+                        at.push(j);
+                    }
+                }
+                asks.push((i, w, at));
+            }
+            let answers = futures::future::join_all(asks.iter().map(|(i, w, _)| {
+                let node = if *i == usize::MAX {
+                    &self.primary
+                } else {
+                    &backups[*i]
+                };
+                async move { node.read_many(w, limit).await }
+            }))
+            .await;
+            for ((i, _, at), answer) in asks.iter().zip(answers) {
+                // A failed look-ahead costs nothing: those windows are read one by one.
+                let Ok(got) = answer else { continue };
+                for (k, points) in got.into_iter().enumerate() {
+                    let Some(points) = points else { continue };
+                    let f = fingerprints_of(&points);
+                    if *i == usize::MAX {
+                        pre_primary[k] = Some(f);
+                    } else if let Some(&j) = at.get(k) {
+                        pre_backups[j].insert(*i, f);
+                    }
+                }
+            }
+        }
         let workers = self.settings.max_workers.max(1);
         let mut read =
-            futures::stream::iter(jobs.into_iter().map(|(s, span, members)| async move {
-                let primary = self.fingerprints(&self.primary, &s, span, ctl);
-                let theirs = futures::future::join_all(
-                    members
-                        .iter()
-                        .map(|(i, _, clip)| self.fingerprints(&backups[*i], &s, *clip, ctl)),
-                );
-                let (p, theirs) = tokio::join!(primary, theirs);
-                (s, p, members, theirs)
-            }))
+            futures::stream::iter(jobs.into_iter().zip(pre_primary).zip(pre_backups).map(
+                |(((s, span, members), pre_p), mut pre_b)| async move {
+                    let primary = async {
+                        match pre_p {
+                            Some(f) => Ok(f),
+                            None => self.fingerprints(&self.primary, &s, span, ctl).await,
+                        }
+                    };
+                    let s_ref = &s;
+                    let theirs = futures::future::join_all(members.iter().map(|(i, _, clip)| {
+                        let pre = pre_b.remove(i);
+                        let s = s_ref;
+                        async move {
+                            match pre {
+                                Some(f) => Ok(f),
+                                None => self.fingerprints(&backups[*i], s, *clip, ctl).await,
+                            }
+                        }
+                    }));
+                    let (p, theirs) = tokio::join!(primary, theirs);
+                    (s, p, members, theirs)
+                },
+            ))
             .buffered(workers);
         let w = req.window.max(1);
         while let Some((s, p, members, theirs)) = read.next().await {
